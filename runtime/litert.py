@@ -1,0 +1,83 @@
+"""LiteRT backend (``ai_edge_litert``, XNNPACK on CPU) for ``.tflite`` files."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from edgesmith.core.errors import BackendUnavailable, EdgesmithError
+
+from .base import MAX_CHUNK, InputSpec, check_images, default_threads, dequantize, to_model_input
+
+
+class LiteRTRunner:
+    """Runs a ``.tflite`` model with the LiteRT interpreter.
+
+    Thread safety: one interpreter cannot run two invocations at once, so ``predict``
+    holds a lock; a Runner shared by many threads is correct but serialised. For
+    parallel throughput, load one Runner per thread.
+    """
+
+    backend = "litert"
+
+    def __init__(self, path: Path, *, target: str = "auto", threads: int | None = None,
+                 labels: tuple[str, ...] | None = None):
+        if target == "gpu":
+            raise BackendUnavailable(
+                "LiteRT's GPU delegate is not available in the ai-edge-litert desktop wheel; "
+                "run the ONNX artifact with onnxruntime-gpu for a GPU target")
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            raise BackendUnavailable("ai-edge-litert is not installed: pip install ai-edge-litert") from None
+        self.path = Path(path)
+        self.target = "cpu"
+        self.threads = threads or default_threads()
+        self.labels = labels
+        try:
+            self._interp = Interpreter(model_path=str(self.path), num_threads=self.threads)
+        except ValueError as e:
+            raise EdgesmithError(f"{self.path} is not a valid TFLite model: {e}") from None
+        inp, out = self._interp.get_input_details()[0], self._interp.get_output_details()[0]
+        self._in_index, self._out_index = inp["index"], out["index"]
+        in_scale, in_zp = inp["quantization"]
+        self._out_scale, self._out_zp = out["quantization"]
+        self.input_spec = InputSpec(
+            shape=tuple(int(d) for d in inp["shape"][1:]), dtype=np.dtype(inp["dtype"]).name,
+            scale=float(in_scale) if in_scale else None, zero_point=int(in_zp) if in_scale else None)
+        self.num_classes = int(out["shape"][-1])
+        self._batch = int(inp["shape"][0])
+        self._lock = threading.Lock()
+        self._interp.allocate_tensors()
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        n = len(x)
+        if n != self._batch:
+            self._interp.resize_tensor_input(self._in_index, [n, *x.shape[1:]], strict=False)
+            self._interp.allocate_tensors()
+            self._batch = n
+        self._interp.set_tensor(self._in_index, x)
+        self._interp.invoke()
+        return self._interp.get_tensor(self._out_index).copy()
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """Class probabilities.
+
+        Args:
+            images: ``(N, H, W, C) uint8`` raw pixels (or one ``(H, W, C)`` image).
+
+        Returns:
+            ``(N, num_classes) float32`` probabilities (dequantized for int8 models).
+
+        Raises:
+            DataError: images of the wrong dtype or shape.
+        """
+        images = check_images(images, self.input_spec)
+        x = to_model_input(images, self.input_spec)
+        outs = []
+        with self._lock:
+            for i in range(0, len(x), MAX_CHUNK):
+                outs.append(self._run(x[i:i + MAX_CHUNK]))
+        y = np.concatenate(outs) if outs else np.zeros((0, self.num_classes), np.float32)
+        return dequantize(y, self._out_scale, self._out_zp)

@@ -1,0 +1,29 @@
+"""Training curves as a PNG (matplotlib, no display needed)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgesmith.core.fsutil import atomic_path
+
+
+def plot_curves(history: dict[str, list[float]], path: Path) -> None:
+    """Write accuracy and loss per epoch, train vs validation, side by side, to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key in zip(axes, ("accuracy", "loss")):
+        for prefix, label in (("", "train"), ("val_", "validation")):
+            values = history.get(prefix + key)
+            if values:
+                ax.plot(range(1, len(values) + 1), values, marker="o", label=label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
