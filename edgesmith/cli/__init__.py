@@ -1,0 +1,28 @@
+"""The ``edgesmith`` command line: thin commands that build a config and call the library.
+
+One module per command; each registers below. Only
+:class:`~edgesmith.core.errors.EdgesmithError` becomes a one-line message and exit code 1;
+anything else is a bug and keeps its traceback. TensorFlow is imported only inside the
+commands that need it, so ``--help``, ``bench`` and ``predict`` start quickly and work on
+a runtime-only install.
+"""
+from __future__ import annotations
+
+import typer
+
+from .bench_cmd import bench_cmd
+from .export_cmd import export_cmd
+from .pipeline_cmd import pipeline_cmd
+from .train_cmd import train_cmd
+
+app = typer.Typer(help="Train, quantize, export, run and benchmark image classifiers for edge devices.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app.command("train")(train_cmd)
+app.command("export")(export_cmd)
+app.command("bench")(bench_cmd)
+app.command("pipeline")(pipeline_cmd)
+
+
+def main() -> None:
+    """Console entry point."""
+    app()

@@ -1,0 +1,59 @@
+"""The CLI: exit codes, one-line errors, nothing half-written, and one full synthetic pipeline."""
+import json
+
+from typer.testing import CliRunner
+
+from edgesmith.cli import app
+
+runner = CliRunner()
+
+
+def _one_line_error(result):
+    assert result.exit_code == 1, result.output
+    lines = [l for l in result.output.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def test_missing_data_directory(tmp_path):
+    r = runner.invoke(app, ["train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "run")])
+    assert "does not exist" in _one_line_error(r)
+    assert not (tmp_path / "run").exists()
+
+
+def test_empty_data_directory(tmp_path):
+    (tmp_path / "data" / "train").mkdir(parents=True)
+    r = runner.invoke(app, ["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run")])
+    assert "no images" in _one_line_error(r)
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_model(tmp_path):
+    r = runner.invoke(app, ["train", "--data", "synthetic", "--model", "vgg99", "--out", str(tmp_path / "run")])
+    assert "unknown model 'vgg99'" in _one_line_error(r)
+
+
+def test_export_and_bench_of_a_directory_without_model(tmp_path):
+    assert "not an edgesmith run" in _one_line_error(runner.invoke(app, ["export", str(tmp_path)]))
+    assert "not an edgesmith run" in _one_line_error(runner.invoke(app, ["bench", str(tmp_path)]))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_threads_option(trained_run):
+    r = runner.invoke(app, ["bench", str(trained_run.root), "--threads", "one"])
+    assert "comma-separated integers" in _one_line_error(r)
+
+
+def test_pipeline_end_to_end_on_synthetic_data(tmp_path):
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["pipeline", "--data", "synthetic", "--model", "cnn", "--epochs", "2",
+                            "--limit-train", "600", "--limit-test", "200", "--out", str(out),
+                            "--runs", "20", "--warmup", "2", "--calibration-size", "64"])
+    assert r.exit_code == 0, r.output
+    assert "tflite_int8" in r.output and ("faster" in r.output or "slower" in r.output)
+    report = json.loads((out / "bench" / "results.json").read_text())
+    assert len(report["results"]) == 4
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["stages"]) == {"train", "export", "bench"}
+    assert manifest["stages"]["export"]["config"]["calibration_size"] == 64

@@ -1,0 +1,55 @@
+"""A device installs edgesmith without the [train] extra: runtime and benchmarks must work."""
+import subprocess
+import sys
+import textwrap
+
+BLOCKER = textwrap.dedent("""
+    import importlib.abc, sys
+    BLOCKED = ("tensorflow", "tf_keras", "keras", "tensorflow_model_optimization", "tf2onnx")
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in BLOCKED:
+                raise ImportError(f"{name} is not installed (blocked by test)")
+    sys.meta_path.insert(0, Block())
+""")
+
+
+def _run(code: str):
+    return subprocess.run([sys.executable, "-c", BLOCKER + textwrap.dedent(code)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_runtime_benchmarks_and_cli_import_without_tensorflow():
+    r = _run("""
+        import edgesmith.runtime, edgesmith.benchmarks, edgesmith.cli, edgesmith.core.data
+        print("ok", "tensorflow" in sys.modules)
+    """)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["ok", "False"]
+
+
+def test_predict_and_bench_run_without_tensorflow(trained_run):
+    r = _run(f"""
+        import numpy as np
+        from edgesmith.runtime import load
+        from edgesmith.benchmarks import BenchConfig, bench_run
+        from edgesmith.core.data import synthetic_split
+        x = synthetic_split("test", 8).images
+        for f in ("model_int8.tflite", "model_int8.onnx"):
+            assert load({str(trained_run.artifacts)!r} + "/" + f).predict(x).shape == (8, 10)
+        rep = bench_run({str(trained_run.root)!r}, BenchConfig(runs=10, warmup=1, limit_test=50))
+        print(len(rep["results"]), "tensorflow" in sys.modules)
+    """)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["4", "False"]
+
+
+def test_training_without_the_extra_names_the_fix():
+    r = _run("""
+        from edgesmith.core.errors import BackendUnavailable
+        try:
+            import edgesmith.train
+        except BackendUnavailable as e:
+            print(e)
+    """)
+    assert "pip install 'edgesmith[train]'" in r.stdout, r.stderr
