@@ -59,20 +59,30 @@ class _Calibration:
         return next(self._batches, None)
 
 
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+
+
 def quantize_onnx(float_path: str | Path, path: str | Path, *, calibration: np.ndarray,
-                  labels: list[str] | None = None, per_channel: bool = True) -> Path:
+                  labels: list[str] | None = None, per_channel: bool = True,
+                  method: str = "minmax") -> Path:
     """Static int8 quantization (QDQ format, int8 activations and weights) of a float ONNX file.
 
     Runs ONNX Runtime's pre-processing (shape inference and graph optimisation), then
-    ``quantize_static`` with MinMax calibration on ``calibration``
-    (``(M, H, W, C) uint8`` training images, the calibration reader's data).
+    ``quantize_static`` calibrated on ``calibration`` (``(M, H, W, C) uint8`` training
+    images, the calibration reader's data) with ``method``: ``minmax``, ``entropy`` or
+    ``percentile`` (ONNX Runtime's CalibrationMethod).
 
     Returns:
         ``path``, written atomically.
+
+    Raises:
+        ValueError: unknown calibration method.
     """
+    if method not in CALIBRATION_METHODS:
+        raise ValueError(f"unknown calibration method {method!r}; choose {', '.join(CALIBRATION_METHODS)}")
     import onnx
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
+                                          QuantType, quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     reader_cls = type("CalibrationReader", (_Calibration, CalibrationDataReader), {})
@@ -82,7 +92,9 @@ def quantize_onnx(float_path: str | Path, path: str | Path, *, calibration: np.n
         quant_pre_process(str(float_path), str(pre), skip_symbolic_shape=True)
         quantize_static(str(pre), str(tmp), reader_cls(input_name, calibration),
                         quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                                          "percentile": CalibrationMethod.Percentile}[method])
         proto = onnx.load(str(tmp))
         _stamp_metadata(proto, labels)
         onnx.save(proto, str(tmp))
