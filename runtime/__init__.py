@@ -2,21 +2,36 @@
 
 Example::
 
-    from edgesmith.runtime import load
-    runner = load("runs/demo/artifacts/model_int8.tflite", threads=1)
+    from edgesmith.runtime import load, load_images
+    runner = load("model_int8.tflite", target="auto", threads=2)
+    print(runner.backend, runner.target, runner.input_spec, runner.labels)
+    images = load_images(["cat.jpg", "dog.png"], runner.input_spec)  # (2, 32, 32, 3) uint8
     probs = runner.predict(images)        # (N, 32, 32, 3) uint8 -> (N, 10) float32
     print(runner.labels[probs[0].argmax()])
+
+A model file is self-describing: edgesmith's export embeds the class labels and the
+input spec in it (:mod:`.modelmeta`), so the file alone is enough. For older files
+the labels come from the run manifest next to them (``RUN/manifest.json``).
+
+Thread safety: one Runner may be shared by any number of threads; results equal those
+of sequential calls. LiteRT Runners serialise ``predict`` with a lock (load one Runner
+per thread for parallel throughput); ONNX Runtime Runners run calls concurrently.
 """
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from edgesmith.core.errors import ConfigError, EdgesmithError
 
 from .base import TARGETS, InputSpec, Runner, default_threads
+from .images import IMAGE_SUFFIXES, load_image, load_images
 
-__all__ = ["load", "Runner", "InputSpec", "TARGETS", "default_threads"]
+__all__ = ["load", "Runner", "InputSpec", "TARGETS", "default_threads", "load_image", "load_images",
+           "IMAGE_SUFFIXES"]
+
+log = logging.getLogger("edgesmith.runtime")
 
 _BACKENDS = {".tflite": "litert", ".onnx": "onnxruntime"}
 
@@ -40,16 +55,22 @@ def load(path: str | Path, *, target: str = "auto", threads: int | None = None) 
         path: a ``.tflite`` (LiteRT) or ``.onnx`` (ONNX Runtime) file.
         target: ``"auto"`` (GPU if the backend has one, else CPU), ``"cpu"`` or ``"gpu"``.
             The Runner's ``target`` attribute says what was chosen.
+            ``target_reason`` says why (also logged at INFO on ``edgesmith.runtime``).
         threads: intra-op threads; ``None`` uses every core available to the process.
 
     Returns:
-        A :class:`Runner`; ``predict`` takes ``(N, H, W, C) uint8``, returns
-        ``(N, num_classes) float32`` probabilities.
+        A :class:`Runner` (``backend``, ``target``, ``input_spec``, ``labels``,
+        ``num_classes``); ``predict`` takes ``(N, H, W, C) uint8`` for any N (chunked,
+        with the input tensor resized, or looped for fixed-batch models), and returns
+        ``(N, num_classes) float32`` probabilities, quantization applied by the Runner.
+        ``labels`` come from the file's embedded metadata, else from the run manifest
+        beside it, else ``None``.
 
     Raises:
         ConfigError: unknown suffix, target or a non-positive thread count.
         BackendUnavailable: the backend or the requested GPU target is missing.
-        EdgesmithError: the file does not exist or is not a valid model.
+        EdgesmithError: the file does not exist, is not a valid model, or its input is
+            not an image tensor.
     """
     path = Path(path)
     if target not in TARGETS:
@@ -64,6 +85,10 @@ def load(path: str | Path, *, target: str = "auto", threads: int | None = None) 
     labels = _labels_from_manifest(path)
     if backend == "litert":
         from .litert import LiteRTRunner
-        return LiteRTRunner(path, target=target, threads=threads, labels=labels)
-    from .onnxrt import OrtRunner
-    return OrtRunner(path, target=target, threads=threads, labels=labels)
+        runner = LiteRTRunner(path, target=target, threads=threads, labels=labels)
+    else:
+        from .onnxrt import OrtRunner
+        runner = OrtRunner(path, target=target, threads=threads, labels=labels)
+    log.info("%s: %s on %s (%s), %d threads", path.name, runner.backend, runner.target,
+             runner.target_reason, runner.threads)
+    return runner

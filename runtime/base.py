@@ -8,7 +8,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from edgesmith.core.errors import DataError
+from edgesmith.core.errors import DataError, EdgesmithError
 
 TARGETS = ("auto", "cpu", "gpu")
 MAX_CHUNK = 256  # images per backend call: bounds memory for any N
@@ -35,16 +35,38 @@ class InputSpec:
     zero_point: int | None = None
     value_range: tuple[float, float] = (0.0, 255.0)
 
+    @property
+    def height(self) -> int:
+        return self.shape[0]
+
+    @property
+    def width(self) -> int:
+        return self.shape[1]
+
+    @property
+    def channels(self) -> int:
+        """1 (grayscale), 3 (RGB) or 4 (RGBA)."""
+        return self.shape[2]
+
 
 @runtime_checkable
 class Runner(Protocol):
-    """One loaded model. ``predict`` maps ``(N, H, W, C) uint8`` to ``(N, K) float32`` probabilities."""
+    """One loaded model. ``predict`` maps ``(N, H, W, C) uint8`` to ``(N, K) float32`` probabilities.
+
+    Thread safety: every Runner may be shared by many threads and gives the same results
+    as sequential calls. LiteRT serialises calls on one Runner with a lock; ONNX Runtime
+    runs them concurrently.
+    """
 
     path: Path
     backend: str          # "litert" or "onnxruntime"
     target: str           # "cpu" or "gpu": what actually runs the model
+    target_reason: str    # why that target, e.g. "auto: no CUDA/TensorRT provider, using CPU"
+    threads: int          # intra-op threads
     input_spec: InputSpec
-    labels: tuple[str, ...] | None
+    labels: tuple[str, ...] | None   # class names from the model file (or its run manifest)
+    num_classes: int
+    metadata: dict        # the document embedded in the file ({} for files without one)
 
     def predict(self, images: np.ndarray) -> np.ndarray: ...
 
@@ -55,6 +77,50 @@ def default_threads() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def check_image_model(path: Path, in_shape: list, out_shape: list, layout: str = "NHWC") -> tuple[int, int, int]:
+    """Check a model takes one image batch and returns one score vector per image.
+
+    Args:
+        in_shape: the input tensor's dims (``-1``/``None`` for dynamic ones).
+        out_shape: the output tensor's dims.
+        layout: ``"NHWC"`` or ``"NCHW"`` for the input tensor.
+
+    Returns:
+        ``(H, W, C)`` of one image.
+
+    Raises:
+        EdgesmithError: the input is not a 4-D image tensor with fixed size and 1, 3 or
+            4 channels, or the output is not ``(N, num_classes)``.
+    """
+    dims = [int(d) if isinstance(d, (int, np.integer)) and int(d) > 0 else -1 for d in in_shape]
+    if len(dims) != 4:
+        raise EdgesmithError(f"{path}: input is not an image tensor: shape {_fmt(in_shape)}, "
+                             f"expected (N, H, W, C) with 1, 3 or 4 channels")
+    h, w, c = (dims[2], dims[3], dims[1]) if layout == "NCHW" else tuple(dims[1:])
+    if min(h, w) < 1 or c not in (1, 3, 4):
+        raise EdgesmithError(f"{path}: input is not a fixed-size image tensor: shape {_fmt(in_shape)} "
+                             f"({layout}), expected a fixed H, W and 1, 3 or 4 channels")
+    if len(out_shape) != 2 or not isinstance(out_shape[-1], (int, np.integer)) or int(out_shape[-1]) < 1:
+        raise EdgesmithError(f"{path}: output is not (N, num_classes) scores: shape {_fmt(out_shape)}")
+    return h, w, c
+
+
+def _fmt(shape) -> str:
+    return "(" + ", ".join("?" if not isinstance(d, (int, np.integer)) or int(d) < 1 else str(int(d))
+                           for d in shape) + ")"
+
+
+def check_labels(path: Path, labels: tuple[str, ...] | None, num_classes: int) -> tuple[str, ...] | None:
+    """The labels, if their count matches the model's outputs.
+
+    Raises:
+        EdgesmithError: a label list of the wrong length (a model and labels that do not belong together).
+    """
+    if labels is not None and len(labels) != num_classes:
+        raise EdgesmithError(f"{path}: {len(labels)} class labels for a model with {num_classes} outputs")
+    return labels
 
 
 def check_images(images: np.ndarray, spec: InputSpec) -> np.ndarray:

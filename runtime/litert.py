@@ -8,7 +8,9 @@ import numpy as np
 
 from edgesmith.core.errors import BackendUnavailable, EdgesmithError
 
-from .base import MAX_CHUNK, InputSpec, check_images, default_threads, dequantize, to_model_input
+from .base import (MAX_CHUNK, InputSpec, check_image_model, check_images, check_labels, default_threads,
+                   dequantize, to_model_input)
+from .modelmeta import labels_of, read_tflite_metadata, value_range_of
 
 
 class LiteRTRunner:
@@ -17,6 +19,9 @@ class LiteRTRunner:
     Thread safety: one interpreter cannot run two invocations at once, so ``predict``
     holds a lock; a Runner shared by many threads is correct but serialised. For
     parallel throughput, load one Runner per thread.
+
+    Labels and the value range come from the file's embedded ``edgesmith`` metadata;
+    ``labels`` (e.g. from a run manifest) is used only when the file has none.
     """
 
     backend = "litert"
@@ -33,23 +38,36 @@ class LiteRTRunner:
             raise BackendUnavailable("ai-edge-litert is not installed: pip install ai-edge-litert") from None
         self.path = Path(path)
         self.target = "cpu"
+        self.target_reason = ("cpu requested" if target == "cpu" else
+                              "auto: LiteRT runs on CPU (XNNPACK); its desktop wheel has no GPU delegate")
         self.threads = threads or default_threads()
-        self.labels = labels
         try:
             self._interp = Interpreter(model_path=str(self.path), num_threads=self.threads)
-        except ValueError as e:
-            raise EdgesmithError(f"{self.path} is not a valid TFLite model: {e}") from None
-        inp, out = self._interp.get_input_details()[0], self._interp.get_output_details()[0]
+        except (ValueError, RuntimeError) as e:
+            raise EdgesmithError(f"{self.path} is not a valid TFLite model: {str(e).strip()}") from None
+        ins, outs = self._interp.get_input_details(), self._interp.get_output_details()
+        if len(ins) != 1 or len(outs) != 1:
+            raise EdgesmithError(f"{self.path}: expected one image input and one output, "
+                                 f"got {len(ins)} inputs and {len(outs)} outputs")
+        inp, out = ins[0], outs[0]
+        shape = check_image_model(self.path, list(inp["shape"]), list(out["shape"]))
+        meta = read_tflite_metadata(self.path)
+        self.metadata = meta or {}
         self._in_index, self._out_index = inp["index"], out["index"]
         in_scale, in_zp = inp["quantization"]
         self._out_scale, self._out_zp = out["quantization"]
         self.input_spec = InputSpec(
-            shape=tuple(int(d) for d in inp["shape"][1:]), dtype=np.dtype(inp["dtype"]).name,
-            scale=float(in_scale) if in_scale else None, zero_point=int(in_zp) if in_scale else None)
+            shape=shape, dtype=np.dtype(inp["dtype"]).name,
+            scale=float(in_scale) if in_scale else None, zero_point=int(in_zp) if in_scale else None,
+            value_range=value_range_of(meta))
         self.num_classes = int(out["shape"][-1])
+        self.labels = check_labels(self.path, labels_of(meta) or labels, self.num_classes)
         self._batch = int(inp["shape"][0])
         self._lock = threading.Lock()
-        self._interp.allocate_tensors()
+        try:
+            self._interp.allocate_tensors()
+        except RuntimeError as e:
+            raise EdgesmithError(f"{self.path}: LiteRT cannot prepare this model: {str(e).strip()}") from None
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         n = len(x)

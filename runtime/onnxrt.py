@@ -5,14 +5,14 @@ Provider order by target: ``gpu`` -> TensorRT, CUDA (error if neither is availab
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from edgesmith.core.errors import BackendUnavailable, EdgesmithError
 
-from .base import MAX_CHUNK, InputSpec, check_images, default_threads, to_model_input
+from .base import MAX_CHUNK, InputSpec, check_image_model, check_images, check_labels, default_threads, to_model_input
+from .modelmeta import from_onnx_props, labels_of, value_range_of
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(int8)": "int8",
@@ -42,6 +42,10 @@ class OrtRunner:
 
     Thread safety: ``InferenceSession.run`` may be called from many threads at once,
     so a shared Runner runs concurrently without a lock.
+
+    Labels, layout and value range come from the file's ``edgesmith.*`` ``metadata_props``;
+    ``labels`` (e.g. from a run manifest) is used only when the file has none. A model
+    with a fixed batch dimension is fed that many images per call (the last call padded).
     """
 
     backend = "onnxruntime"
@@ -68,15 +72,29 @@ class OrtRunner:
             raise
         self.providers = tuple(self._sess.get_providers())
         self.target = "gpu" if self.providers[0] in GPU_PROVIDERS else "cpu"
-        inp, out = self._sess.get_inputs()[0], self._sess.get_outputs()[0]
+        if target == "auto":
+            self.target_reason = (f"auto: {self.providers[0]} available" if self.target == "gpu" else
+                                  "auto: no CUDA/TensorRT execution provider, using CPUExecutionProvider")
+        else:
+            self.target_reason = f"{target} requested: {self.providers[0]}"
+        ins, outs = self._sess.get_inputs(), self._sess.get_outputs()
+        if len(ins) != 1 or len(outs) != 1:
+            raise EdgesmithError(f"{self.path}: expected one image input and one output, "
+                                 f"got {len(ins)} inputs and {len(outs)} outputs")
+        inp, out = ins[0], outs[0]
         self._in_name, self._out_name = inp.name, out.name
-        meta = self._sess.get_modelmeta().custom_metadata_map
-        layout = meta.get("edgesmith.layout", "NHWC")
-        dims = [int(d) if isinstance(d, int) else -1 for d in inp.shape[1:]]
-        shape = (dims[1], dims[2], dims[0]) if layout == "NCHW" else tuple(dims)
-        self.input_spec = InputSpec(shape=shape, dtype=_ORT_TYPES.get(inp.type, "float32"), layout=layout)
+        meta = from_onnx_props(self._sess.get_modelmeta().custom_metadata_map)
+        self.metadata = meta or {}
+        layout = (self.metadata.get("input") or {}).get("layout", "NHWC")
+        if inp.type not in _ORT_TYPES:
+            raise EdgesmithError(f"{self.path}: input is not an image tensor: type {inp.type}")
+        shape = check_image_model(self.path, list(inp.shape), list(out.shape), layout)
+        self.input_spec = InputSpec(shape=shape, dtype=_ORT_TYPES[inp.type], layout=layout,
+                                    value_range=value_range_of(meta))
         self.num_classes = int(out.shape[-1])
-        self.labels = labels or (tuple(json.loads(meta["edgesmith.labels"])) if "edgesmith.labels" in meta else None)
+        self.labels = check_labels(self.path, labels_of(meta) or labels, self.num_classes)
+        batch = inp.shape[0]
+        self._fixed_batch = int(batch) if isinstance(batch, int) and batch > 0 else None
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities.
@@ -92,8 +110,15 @@ class OrtRunner:
         """
         images = check_images(images, self.input_spec)
         x = to_model_input(images, self.input_spec)
-        outs = [self._sess.run([self._out_name], {self._in_name: x[i:i + MAX_CHUNK]})[0]
-                for i in range(0, len(x), MAX_CHUNK)]
+        step = self._fixed_batch or MAX_CHUNK
+        outs = []
+        for i in range(0, len(x), step):
+            chunk = x[i:i + step]
+            if self._fixed_batch and len(chunk) < step:  # pad a fixed-batch model's last call
+                pad = np.zeros((step - len(chunk), *chunk.shape[1:]), chunk.dtype)
+                outs.append(self._sess.run([self._out_name], {self._in_name: np.concatenate([chunk, pad])})[0][:len(chunk)])
+            else:
+                outs.append(self._sess.run([self._out_name], {self._in_name: chunk})[0])
         if not outs:
             return np.zeros((0, self.num_classes), np.float32)
         return np.concatenate(outs).astype(np.float32, copy=False)
