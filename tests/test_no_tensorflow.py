@@ -53,3 +53,22 @@ def test_training_without_the_extra_names_the_fix():
             print(e)
     """)
     assert "pip install 'edgesmith[train]'" in r.stdout, r.stderr
+
+
+def test_predict_cli_runs_without_tensorflow_from_the_model_file_alone(trained_run, tmp_path):
+    import shutil
+
+    from PIL import Image
+
+    model = shutil.copy(trained_run.artifacts / "model_fp32.tflite", tmp_path / "m.tflite")
+    Image.new("RGB", (300, 200), (200, 30, 30)).save(tmp_path / "red.webp")
+    r = _run(f"""
+        import json
+        from typer.testing import CliRunner
+        from edgesmith.cli import app
+        r = CliRunner().invoke(app, ["predict", {str(model)!r}, {str(tmp_path / "red.webp")!r}, "--json"])
+        doc = json.loads(r.stdout)
+        print(r.exit_code, doc["predictions"][0]["top_k"][0]["label"][:5], "tensorflow" in sys.modules)
+    """)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["0", "class", "False"]
