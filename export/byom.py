@@ -1,0 +1,299 @@
+"""Bring your own model: turn a Keras model trained elsewhere into an edgesmith run.
+
+:func:`import_model` reads a ``.keras`` file, a legacy ``.h5`` file or a SavedModel
+directory **without executing code from it** (see :mod:`.byom_safety` for what is
+checked), wraps it so it takes raw pixels like edgesmith's own models, measures its test
+top-1 and writes a run directory + manifest exactly like ``edgesmith train`` does, so
+``export``, ``bench`` and the runtime work unchanged.
+
+The wrapper, built from stock tf_keras layers only (input ``(N, H, W, C)`` float32
+pixels 0-255, the data's image size)::
+
+    images -> [Resizing, bilinear] -> [preprocessing] -> foreign model -> [Softmax]
+
+* Resizing: only when the model's input size differs from the data's; bilinear
+  interpolation with half-pixel centres, no antialiasing (``tf.image.resize``,
+  which TFLite runs as RESIZE_BILINEAR and ONNX as Resize linear).
+* Preprocessing (``PREPROCESS``): ``none`` (the model expects 0-255 pixels),
+  ``scale01`` (x / 255), ``minus1to1`` (x / 127.5 - 1, MobileNet / Inception
+  style), ``imagenet`` (x / 255, minus mean (0.485, 0.456, 0.406), divided by
+  std (0.229, 0.224, 0.225) per RGB channel, the torchvision / Keras ``mode="torch"``
+  convention; caffe-style BGR mean subtraction is not offered).
+* Softmax: appended when the model outputs logits; ``outputs="auto"`` decides from the
+  model's outputs on test images (probabilities = every row non-negative and summing
+  to 1 within 1e-3; anything else is treated as logits).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgesmith.core.data import DataSpec, load_split
+from edgesmith.core.errors import ConfigError, DataError
+from edgesmith.core.fsutil import atomic_path, write_json
+from edgesmith.core.rundir import RunDir, file_record, new_manifest, now_iso, save_manifest
+
+from .byom_safety import ModelFileError, UnsafeModelError, inspect_model_file
+
+__all__ = ["import_model", "ImportConfig", "PREPROCESS", "OUTPUTS", "ModelFileError", "UnsafeModelError",
+           "ModelMismatchError"]
+
+PREPROCESS = ("none", "scale01", "minus1to1", "imagenet")
+OUTPUTS = ("auto", "logits", "probabilities")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ModelMismatchError(DataError):
+    """The model does not fit the data: channels, class count or labels disagree."""
+
+
+@dataclass(frozen=True)
+class ImportConfig:
+    """How to bring a foreign model in (recorded in ``RUN/config.json``).
+
+    Attributes:
+        preprocess: one of :data:`PREPROCESS`: what the model expects its pixels to be.
+        outputs: one of :data:`OUTPUTS`: ``logits`` appends a softmax, ``probabilities``
+            keeps the outputs, ``auto`` decides from the outputs on test images.
+        trust_model_code: allow ``Lambda`` layers (Python bytecode in the file, run on load).
+    """
+
+    preprocess: str = "none"
+    outputs: str = "auto"
+    trust_model_code: bool = False
+
+    def __post_init__(self):
+        if self.preprocess not in PREPROCESS:
+            raise ConfigError(f"unknown --preprocess {self.preprocess!r}; choose {', '.join(PREPROCESS)}")
+        if self.outputs not in OUTPUTS:
+            raise ConfigError(f"unknown --outputs {self.outputs!r}; choose {', '.join(OUTPUTS)}")
+
+
+def read_labels(path: str | Path) -> list[str]:
+    """Class names from a text file, one per line (blank lines ignored), index = class id.
+
+    Raises:
+        DataError: the file cannot be read, is empty or repeats a name.
+    """
+    try:
+        names = [ln.strip() for ln in Path(path).read_text(encoding="utf-8").splitlines() if ln.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot read labels file {path}: {e}") from None
+    if not names:
+        raise DataError(f"labels file {path} holds no class names")
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise DataError(f"labels file {path} repeats class name(s) {dup}")
+    return names
+
+
+def _load(path: Path, kind: str, trusted: bool):
+    """tf_keras model from a checked file (see :func:`.byom_safety.inspect_model_file`)."""
+    from edgesmith.train._keras import keras
+
+    try:
+        if kind == "keras":
+            return keras.models.load_model(path, compile=False, safe_mode=not trusted)
+        return keras.models.load_model(path, compile=False)
+    except Exception as e:  # a foreign file can fail in any layer of Keras/TF/h5py
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ModelFileError(f"cannot load {path} as a tf_keras model ({type(e).__name__}: {first[:300]})") from None
+
+
+def _model_io(model, path: Path) -> tuple[tuple, int]:
+    """``((H, W, C), K)`` of a single-input image classifier; H/W may be None."""
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ModelMismatchError(f"{path}: expected one image input and one class output, got "
+                                 f"{len(model.inputs)} input(s) and {len(model.outputs)} output(s)")
+    ishape, oshape = tuple(model.inputs[0].shape), tuple(model.outputs[0].shape)
+    if len(ishape) != 4:
+        raise ModelMismatchError(f"{path}: input shape {ishape} is not (N, H, W, C) images")
+    if len(oshape) != 2 or oshape[1] is None:
+        raise ModelMismatchError(f"{path}: output shape {oshape} is not (N, num_classes)")
+    return ishape[1:], int(oshape[1])
+
+
+def _preprocess_layers(name: str) -> list:
+    from edgesmith.train._keras import keras
+
+    L = keras.layers
+    if name == "scale01":
+        return [L.Rescaling(1.0 / 255, name="preprocess_scale01")]
+    if name == "minus1to1":
+        return [L.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess_minus1to1")]
+    if name == "imagenet":  # on raw pixels: (x - 255 mean) / (255 std), one affine op per channel
+        return [L.Normalization(axis=-1, mean=[255 * m for m in IMAGENET_MEAN],
+                                variance=[(255 * s) ** 2 for s in IMAGENET_STD], name="preprocess_imagenet")]
+    return []
+
+
+def _is_probabilities(out: np.ndarray) -> bool:
+    return bool(out.min() >= -1e-4 and np.allclose(out.sum(1), 1.0, atol=1e-3))
+
+
+def _sha256_tree(root: Path) -> str:
+    """sha256 over ``relative/path\\0<sha256 of file>\\n`` of every file, sorted (a SavedModel dir)."""
+    import hashlib
+
+    from edgesmith.core.fsutil import sha256_file
+
+    h = hashlib.sha256()
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(f"{f.relative_to(root).as_posix()}\0{sha256_file(f)}\n".encode())
+    return h.hexdigest()
+
+
+def _predict(model, images: np.ndarray) -> np.ndarray:
+    return np.asarray(model.predict(images.astype(np.float32), batch_size=256, verbose=0), dtype=np.float32)
+
+
+def import_model(model_file: str | Path, *, data: DataSpec, out: str | Path, labels_file: str | Path | None = None,
+                 preprocess: str = "none", outputs: str = "auto", trust_model_code: bool = False,
+                 overwrite: bool = False) -> RunDir:
+    """Bring a Keras model trained elsewhere into a new run directory at ``out``.
+
+    Checks the file without running code from it, loads it with tf_keras (safe mode for
+    ``.keras``), wraps it (resize, preprocessing, softmax: see the module docstring) so it
+    takes ``(N, H, W, C)`` float32 pixels 0-255 at the data's image size, measures test
+    top-1 on ``data``'s test split and writes ``RUN/{model.keras, config.json,
+    metrics.json, manifest.json}`` (built in a temporary sibling, renamed when complete).
+
+    Args:
+        model_file: ``.keras`` file (tf_keras / Keras 2 format), legacy ``.h5`` file, or a
+            SavedModel directory written by tf_keras ``model.save`` or Keras 3 ``model.export``.
+        data: the dataset the model classifies; its test split gives top-1, its classes
+            the labels unless ``labels_file`` is given.
+        out: run directory to create.
+        labels_file: class names, one per line, in the model's output order. Names that are
+            the dataset's classes in another order are re-ordered to the dataset's order.
+        preprocess: :data:`PREPROCESS`; outputs: :data:`OUTPUTS`.
+        trust_model_code: accept ``Lambda`` layers (their Python bytecode runs on load,
+            here and in every later ``export``).
+        overwrite: replace ``out`` if it exists.
+
+    Returns:
+        The new :class:`RunDir`; ``metrics.json`` holds the wrapped model's test ``top1``.
+
+    Raises:
+        ConfigError: bad option, or ``out`` exists without ``overwrite``.
+        ModelFileError: missing, corrupt, truncated or unsupported model file (incl. Keras 3 ``.keras``).
+        UnsafeModelError: ``Lambda`` layers without ``trust_model_code``, or custom objects.
+        ModelMismatchError: channels, class count or labels disagree with the data.
+        DataError: the dataset cannot be loaded.
+    """
+    config = ImportConfig(preprocess, outputs, trust_model_code)
+    src, out = Path(model_file), Path(out)
+    if out.exists() and not overwrite:
+        raise ConfigError(f"run directory {out} already exists (choose another --out or pass --overwrite)")
+    info = inspect_model_file(src, trust_model_code=trust_model_code)  # raises before anything is loaded
+    labels = read_labels(labels_file) if labels_file is not None else None
+    test = load_split(data, "test")
+
+    from edgesmith.train._keras import keras
+
+    if info.kind == "raw_savedmodel":
+        from .byom_savedmodel import savedmodel_as_keras
+        foreign = savedmodel_as_keras(src)
+    else:
+        foreign = _load(src, info.kind, trust_model_code)
+    (mh, mw, mc), k = _model_io(foreign, src)
+    h, w, c = test.image_shape
+    if mc is not None and mc != c:
+        raise ModelMismatchError(f"{src} takes {mc}-channel images but {data.source} has {c}-channel images")
+    names = list(test.class_names)
+    if k != len(names):
+        raise ModelMismatchError(f"{src} predicts {k} classes but {data.source} has {len(names)} "
+                                 f"({', '.join(names[:12])}{', ...' if len(names) > 12 else ''})")
+    order = None
+    if labels is not None:
+        if len(labels) != k:
+            raise ModelMismatchError(f"labels file {labels_file} names {len(labels)} classes but {src} predicts {k}")
+        if sorted(labels) == sorted(names) and labels != names:
+            order = [labels.index(n) for n in names]  # model output j -> dataset class
+        elif labels != names:
+            names = labels  # different names: matched to the data's classes by index
+    resize = (mh, mw) if (mh, mw) != (h, w) and mh is not None and mw is not None else None
+
+    L = keras.layers
+    inp = keras.Input(shape=(h, w, c), name="images")
+    x = inp
+    if resize:
+        x = L.Resizing(resize[0], resize[1], interpolation="bilinear", name="resize")(x)
+    for layer in _preprocess_layers(config.preprocess):
+        x = layer(x)
+    body = keras.Model(inp, foreign(x), name="imported_body")
+    raw = _predict(body, test.images[:256])
+    kind = config.outputs if config.outputs != "auto" else (
+        "probabilities" if _is_probabilities(raw) else "logits")
+    y = body.output
+    if kind == "logits":
+        y = L.Softmax(name="probs")(y)
+    if order is not None:  # a 0/1 permutation matrix: exact in float and in int8 (weight 1 -> 127 * 1/127)
+        perm = L.Dense(k, use_bias=False, name="reorder_classes")
+        y = perm(y)
+        perm.set_weights([np.eye(k, dtype=np.float32)[:, order]])  # out[i] = in[order[i]]
+    model = keras.Model(inp, y, name=f"imported_{src.stem}"[:60])
+
+    started = time.perf_counter()
+    probs = _predict(model, test.images)
+    if not _is_probabilities(probs):
+        raise ModelMismatchError(f"{src}: outputs are not probabilities even after --outputs {kind} "
+                                 f"(rows must be non-negative and sum to 1); try --outputs logits")
+    top1 = float((probs.argmax(1) == test.labels).mean())
+    eval_seconds = time.perf_counter() - started
+    source = {"path": str(src.resolve()), "format": info.kind, "keras_version": info.keras_version,
+              "sha256": _sha256_tree(src) if src.is_dir() else None, "bytes": None,
+              "input_shape": [None, mh, mw, mc], "num_classes": k, "preprocess": config.preprocess,
+              "resize": None if resize is None else {"to": list(resize), "interpolation": "bilinear",
+                                                     "half_pixel_centers": True, "antialias": False},
+              "outputs": kind, "outputs_option": config.outputs, "trusted_code": info.code_layers,
+              "labels_from": str(labels_file) if labels_file is not None else "dataset class folders",
+              "labels_reordered": order is not None}
+    if not src.is_dir():
+        from edgesmith.core.fsutil import sha256_file
+        source["sha256"], source["bytes"] = sha256_file(src), src.stat().st_size
+    run_config = {"import": {"model_file": str(src), **asdict(config),
+                             "labels_file": None if labels_file is None else str(labels_file)},
+                  "data": data.to_dict()}
+    metrics = {"top1": top1, "n_test": len(test), "eval_seconds": round(eval_seconds, 2),
+               "source": "imported model, measured by edgesmith on the test split"}
+
+    with atomic_path(out) as tmp:
+        tmp.mkdir(parents=True)
+        run = RunDir(tmp)
+        _save(model, run.model, code=bool(info.code_layers))
+        write_json(run.config, run_config)
+        write_json(run.metrics, metrics)
+        manifest = new_manifest(RunDir(out), {
+            **data.to_dict(), "class_names": names, "image_shape": [h, w, c],
+            "n_train": None, "n_val": 0, "n_test": len(test)})
+        manifest["model"] = file_record(
+            run.model, run.model.name, format="keras" if not info.code_layers else "h5",
+            precision="fp32", architecture=f"imported:{src.name}", params=int(model.count_params()),
+            input={"shape": [None, h, w, c], "dtype": "float32", "layout": "NHWC", "value_range": [0, 255]},
+            output={"shape": [None, k], "dtype": "float32", "kind": "probabilities"}, source=source)
+        stage = {"finished": now_iso(), "config": run_config, "metrics": metrics, "imported_from": source["path"]}
+        manifest["stages"]["import"] = stage
+        manifest["stages"]["train"] = {"skipped": "model imported, not trained here", "metrics": metrics}
+        save_manifest(run, manifest)
+    return RunDir(out)
+
+
+def _save(model, path: Path, *, code: bool) -> None:
+    """Save the wrapper; with trusted Lambda layers as HDF5 under the same name.
+
+    The native ``.keras`` format refuses Python lambdas when loaded in safe mode (as
+    ``export`` loads it), so a model the user trusted is stored in the legacy HDF5
+    layout, which tf_keras loads (running the lambda's bytecode) whatever the file name.
+    """
+    if not code:
+        model.save(path)
+        return
+    h5 = path.with_name(path.name + ".h5")
+    model.save(h5, save_format="h5")
+    h5.replace(path)
