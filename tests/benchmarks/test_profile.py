@@ -1,0 +1,20 @@
+import json
+import shutil
+
+from edgesmith.benchmarks.profile import write_profiles
+
+
+def test_profiles_show_operators_per_artifact(trained_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run.root, run)
+    paths = write_profiles(run, runs=20)
+    names = {p.name for p in paths}
+    assert {"tflite_int8.json", "onnx_int8.json", "profiles.md"} <= names
+    onnx_int8 = json.loads((run / "bench" / "profiles" / "onnx_int8.json").read_text())
+    ops = {o["op"]: o for o in onnx_int8["ops"]}
+    assert "QLinearConv" in ops and ops["QLinearConv"]["us"] > 0  # the x86 form fuses into int8 kernels
+    assert abs(sum(o["share"] for o in onnx_int8["ops"]) - 1) < 0.01
+    litert = json.loads((run / "bench" / "profiles" / "tflite_int8.json").read_text())
+    assert litert["delegated"] and {o["op"] for o in litert["ops"]} >= {"CONV_2D"}
+    assert litert["phases_us"]["invoke"] > 0
+    assert "| QLinearConv |" in (run / "bench" / "profiles" / "profiles.md").read_text()
