@@ -1,11 +1,18 @@
-"""The training loop: a TrainConfig in, a complete run directory out."""
+"""The training loop: a TrainConfig in, a complete run directory out.
+
+A run is built in ``RUN.partial/`` (checkpoint each epoch, TensorBoard logs; see
+:mod:`.checkpoint`) and the finished run directory is renamed into place at the end, so an
+interrupted run can be resumed (``train(..., resume=True)``, ``edgesmith train --resume RUN``)
+and a half-written run directory never exists.
+"""
 from __future__ import annotations
 
 import csv
 import math
-import time
-from dataclasses import asdict, dataclass, field
+import shutil
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -14,12 +21,14 @@ from edgesmith.core.errors import ConfigError
 from edgesmith.core.fsutil import atomic_path, write_json
 from edgesmith.core.rundir import RunDir, file_record, new_manifest, now_iso, save_manifest
 
+from . import checkpoint as _ckpt
 from . import precision as _precision
 from ._keras import keras, tf
-from .input import make_dataset
-from .models import MODELS, build_model
+from .input import AUGMENTS, make_dataset
+from .models import build_model, is_known, model_names
 from .plots import plot_curves
-from .progress import RichProgress
+from .recipe import SCHEDULES, compile_model
+from .strategy import STRATEGIES, make_strategy
 
 
 @dataclass(frozen=True)
@@ -28,14 +37,27 @@ class TrainConfig:
 
     Attributes:
         data: the dataset to train on (see :class:`~edgesmith.core.data.DataSpec`).
-        model: architecture name (``resnet8``, ``cnn``).
-        epochs: passes over the training split.
-        batch_size: images per step.
-        learning_rate: peak Adam learning rate, reached after a 1-epoch linear warm-up and
-            followed by cosine decay to zero.
+        model: architecture name (see :mod:`.models`: resnet8, resnet20, resnetN, cnn, lenet5,
+            mobilenetv2, resnet50v2).
+        epochs: passes over the training split (including any frozen-backbone epochs).
+        batch_size: images per step per replica (the global batch is ``batch_size * replicas``).
+        learning_rate: peak learning rate for one replica; scaled linearly with the replicas.
         val_split: fraction of the training split held out for validation curves.
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (see :mod:`.precision`).
         seed: seeds weights, shuffling and the validation hold-out.
+        strategy: ``auto``, ``none``, ``mirrored`` or ``multiworker`` (see :mod:`.strategy`).
+        schedule: ``cosine``, ``onecycle`` or ``constant`` (see :mod:`.recipe`).
+        label_smoothing: in [0, 0.5); 0 turns it off.
+        weight_decay: decoupled (AdamW) weight decay; 0 keeps Adam.
+        patience: stop after this many epochs without a better validation loss (training loss
+            without a validation split) and keep the best weights; None trains every epoch.
+        augment: ``default``, ``rotate-shift``, ``zoom-shift`` or ``none`` (see :mod:`.input`).
+        cutout: add Cutout to the augmentation.
+        width: MobileNetV2 width multiplier.
+        weights: resnet50v2 backbone initialisation: ``imagenet``, a ``.h5`` path or ``none``.
+        freeze_epochs: resnet50v2 epochs with the backbone frozen (head only, peak lr) before
+            fine-tuning everything at lr/10; None picks a third of the epochs.
+        tensorboard: write TensorBoard logs to ``RUN/tensorboard``.
     """
 
     data: DataSpec
@@ -46,11 +68,26 @@ class TrainConfig:
     val_split: float = 0.05
     precision: str = "auto"
     seed: int = 0
+    strategy: str = "auto"
+    schedule: str = "cosine"
+    label_smoothing: float = 0.0
+    weight_decay: float = 0.0
+    patience: int | None = None
+    augment: str = "default"
+    cutout: bool = False
+    width: float = 1.0
+    weights: str = "none"
+    freeze_epochs: int | None = None
+    tensorboard: bool = True
     quiet: bool = field(default=False, compare=False)
 
     def __post_init__(self):
-        if self.model not in MODELS:
-            raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
+        def choice(name, value, options):
+            if value not in options:
+                raise ConfigError(f"unknown {name} {value!r}; choose one of {', '.join(options)}")
+
+        if not is_known(self.model):
+            raise ConfigError(f"unknown model {self.model!r}; choose one of {model_names()}")
         if self.epochs < 1:
             raise ConfigError(f"--epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
@@ -59,14 +96,43 @@ class TrainConfig:
             raise ConfigError(f"--learning-rate must be in (0, 10), got {self.learning_rate}")
         if not 0 <= self.val_split < 0.5:
             raise ConfigError(f"--val-split must be in [0, 0.5), got {self.val_split}")
-        if self.precision != "auto" and self.precision not in _precision.PRECISIONS:
-            raise ConfigError(f"unknown precision {self.precision!r}; choose auto, {', '.join(_precision.PRECISIONS)}")
+        choice("precision", self.precision, ("auto", *_precision.PRECISIONS))
+        choice("strategy", self.strategy, STRATEGIES)
+        choice("schedule", self.schedule, SCHEDULES)
+        choice("augmentation", self.augment, AUGMENTS)
+        if not 0 <= self.label_smoothing < 0.5:
+            raise ConfigError(f"--label-smoothing must be in [0, 0.5), got {self.label_smoothing}")
+        if not 0 <= self.weight_decay < 1:
+            raise ConfigError(f"--weight-decay must be in [0, 1), got {self.weight_decay}")
+        if self.patience is not None and self.patience < 1:
+            raise ConfigError(f"--patience must be >= 1, got {self.patience}")
+        if not 0 < self.width <= 4:
+            raise ConfigError(f"--width must be in (0, 4], got {self.width}")
+        if self.freeze_epochs is not None and not 0 <= self.freeze_epochs <= self.epochs:
+            raise ConfigError(f"--freeze-epochs must be in [0, --epochs], got {self.freeze_epochs}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["data"] = self.data.to_dict()
         d.pop("quiet")
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict, **overrides) -> "TrainConfig":
+        """Rebuild a config from :meth:`to_dict` output (unknown keys are ignored)."""
+        names = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names and k != "data"}
+        return cls(DataSpec.from_dict(d["data"]), **{**kw, **overrides})
+
+    def model_options(self) -> dict:
+        return {"width": self.width, "weights": self.weights}
+
+    def phases(self) -> list[tuple[int, int, bool]]:
+        """``(first_epoch, end_epoch, backbone_frozen)`` per phase (two for resnet50v2)."""
+        if self.model != "resnet50v2":
+            return [(0, self.epochs, False)]
+        k = self.epochs // 3 if self.freeze_epochs is None else self.freeze_epochs
+        return [p for p in ((0, k, True), (k, self.epochs, False)) if p[1] > p[0]]
 
 
 def _hold_out(train: Split, fraction: float, seed: int) -> tuple[Split, Split | None]:
@@ -79,21 +145,12 @@ def _hold_out(train: Split, fraction: float, seed: int) -> tuple[Split, Split | 
             Split(train.images[val], train.labels[val], train.class_names))
 
 
-def _compile(model: keras.Model, config: TrainConfig, steps_per_epoch: int) -> None:
-    total = config.epochs * steps_per_epoch
-    warmup = min(steps_per_epoch, total // 2)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=config.learning_rate / 10, decay_steps=max(total - warmup, 1),
-        warmup_target=config.learning_rate, warmup_steps=warmup)
-    model.compile(optimizer=keras.optimizers.Adam(schedule),
-                  loss=keras.losses.SparseCategoricalCrossentropy(),
-                  metrics=["accuracy"])
-
-
-def _float32_copy(model: keras.Model, config: TrainConfig, input_shape, num_classes) -> keras.Model:
+def _float32_copy(model, config: TrainConfig, input_shape, num_classes):
     """Rebuild the architecture under float32 and copy the weights (bf16 graphs do not convert to TFLite)."""
     keras.mixed_precision.set_global_policy("float32")
-    clone = build_model(config.model, input_shape, num_classes)
+    clone = build_model(config.model, input_shape, num_classes, **{**config.model_options(), "weights": "none"})
+    for src, dst in zip(model._flatten_layers(), clone._flatten_layers()):
+        dst.trainable = src.trainable  # get_weights() lists trainable weights first
     clone.set_weights(model.get_weights())
     return clone
 
@@ -107,50 +164,133 @@ def _write_history(history: dict[str, list[float]], path: Path) -> None:
             w.writerow([i + 1, *(f"{history[k][i]:.6g}" for k in keys)])
 
 
-def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False) -> RunDir:
+
+def _has_tensorboard() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorboard") is not None  # tf.summary needs the package
+
+
+def _prepare_work(config: TrainConfig, out: Path, work: Path, *, overwrite: bool, resume: bool,
+                  chief: bool) -> dict | None:
+    """Check ``out``/``work`` against the mode; returns the saved state when resuming."""
+    if resume:
+        if (out / "manifest.json").is_file():
+            raise ConfigError(f"{out} is already complete; nothing to resume")
+        if not (work / "config.json").is_file():
+            raise ConfigError(f"no unfinished run to resume at {out} (expected {work}/config.json)")
+        return _ckpt.read_state(work)
+    if chief and out.exists() and not overwrite:
+        raise ConfigError(f"run directory {out} already exists (choose another --out or pass --overwrite)")
+    if work.exists():
+        if not overwrite:
+            raise ConfigError(f"an interrupted run exists at {work}: pass --resume {out} to continue it, "
+                              "or --overwrite to start again")
+        shutil.rmtree(work)
+    return None
+
+
+def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False, resume: bool = False,
+          callbacks: Sequence["keras.callbacks.Callback"] = ()) -> RunDir | None:
     """Train ``config.model`` on ``config.data`` and write a run directory at ``out``.
 
-    Side effects: creates ``out`` (see :mod:`edgesmith.core.rundir` for the layout),
+    Side effects: checkpoints every epoch into ``RUN.partial/`` (removed at the end) and
+    creates ``out`` (see :mod:`edgesmith.core.rundir` for the layout; plus ``tensorboard/``),
     built in a temporary sibling and renamed into place only when complete.
 
+    Args:
+        resume: continue the unfinished run at ``out`` from its last checkpoint (``config``
+            should be the one it started with, see :func:`.checkpoint.load_config_dict`).
+        callbacks: extra Keras callbacks for ``fit``.
+
     Returns:
-        The :class:`RunDir` of the finished run; ``metrics.json`` holds test top-1.
+        The :class:`RunDir` of the finished run (``metrics.json`` holds test top-1), or None
+        on a non-chief worker of a multi-worker run (only the chief writes the run).
 
     Raises:
-        ConfigError: ``out`` exists and ``overwrite`` is false, or the config is invalid.
+        ConfigError: ``out`` exists and ``overwrite`` is false, an interrupted run is in the way,
+            nothing to resume, or the config is invalid.
         DataError: the dataset cannot be loaded.
+        TrainingDiverged: the loss became NaN (the last good checkpoint is kept for ``--resume``).
     """
     out = Path(out)
-    if out.exists() and not overwrite:
+    if not resume and out.exists() and not overwrite:  # fail before any TensorFlow start-up
         raise ConfigError(f"run directory {out} already exists (choose another --out or pass --overwrite)")
+    placement = make_strategy(config.strategy)  # first TF call: collectives are set up at start-up
+    work = _ckpt.work_dir(out, placement.task_index)
+    state = _prepare_work(config, out, work, overwrite=overwrite, resume=resume, chief=placement.is_chief)
     train_split, test_split = load_dataset(config.data)
     fit_split, val_split = _hold_out(train_split, config.val_split, config.seed)
     input_shape, num_classes = train_split.image_shape, len(train_split.class_names)
+    work.mkdir(parents=True, exist_ok=True)
+    write_json(work / "config.json", config.to_dict())
 
-    keras.utils.set_random_seed(config.seed)
+    keras.utils.set_random_seed(config.seed + (state or {}).get("epoch", 0))
     policy = _precision.resolve_policy(config.precision, gpus=len(tf.config.list_physical_devices("GPU")))
+    global_batch = config.batch_size * placement.replicas
+    peak_lr = config.learning_rate * placement.replicas
+    steps = math.ceil(len(fit_split) / global_batch)
+    fit_ds = make_dataset(fit_split.images, fit_split.labels, batch_size=global_batch, training=True,
+                          seed=config.seed, augment=config.augment, use_cutout=config.cutout)
+    val_ds = (make_dataset(val_split.images, val_split.labels, batch_size=max(global_batch, 256), training=False)
+              if val_split else None)
+    saver = _ckpt.EpochCheckpoint(work, state)
+    extra = list(callbacks)
+    if config.patience:
+        extra.append(keras.callbacks.EarlyStopping(monitor="val_loss" if val_split else "loss",
+                                                   patience=config.patience, restore_best_weights=True))
+    if config.tensorboard and placement.is_chief and _has_tensorboard():
+        extra.append(keras.callbacks.TensorBoard(log_dir=str(work / "tensorboard"), profile_batch=0))
+    if not config.quiet and placement.is_chief:
+        from .progress import RichProgress
+
+        extra.append(RichProgress(config.epochs, steps))
     keras.mixed_precision.set_global_policy(policy)
     try:
-        model = build_model(config.model, input_shape, num_classes)
-        steps = math.ceil(len(fit_split) / config.batch_size)
-        _compile(model, config, steps)
-        fit_ds = make_dataset(fit_split.images, fit_split.labels, batch_size=config.batch_size,
-                              training=True, seed=config.seed)
-        val_ds = (make_dataset(val_split.images, val_split.labels, batch_size=256, training=False)
-                  if val_split else None)
-        callbacks = [] if config.quiet else [RichProgress(config.epochs, steps)]
-        started = time.perf_counter()
-        hist = model.fit(fit_ds, validation_data=val_ds, epochs=config.epochs, verbose=0,
-                         callbacks=callbacks)
-        train_seconds = time.perf_counter() - started
+        with placement.strategy.scope():
+            model = build_model(config.model, input_shape, num_classes, **config.model_options())
+        done = saver.epochs_done
+        for start, end, frozen in config.phases():
+            if done >= end:
+                continue
+            with placement.strategy.scope():
+                if frozen or config.model == "resnet50v2":
+                    model.get_layer("backbone").trainable = not frozen
+                compile_model(model, peak_lr=peak_lr if start == 0 else peak_lr / 10,
+                              schedule_kind=config.schedule, steps_per_epoch=steps, epochs=end - start,
+                              weight_decay=config.weight_decay, label_smoothing=config.label_smoothing,
+                              policy=policy)
+                saver.set_model(model)
+                if state and done > start:
+                    saver.restore(state)  # weights + optimizer, mid-phase
+                elif state and done:
+                    tf.train.Checkpoint(model=model).read(
+                        str(work / "ckpt" / state["checkpoint"])).expect_partial()  # weights only
+            model.fit(fit_ds, validation_data=val_ds, initial_epoch=done, epochs=end, verbose=0,
+                      callbacks=[saver, *extra])
+            if saver.nan_at is not None:
+                raise saver.diverged_error()
+            done = saver.epochs_done
+            if model.stop_training or done < end:  # early stopping
+                break
     finally:
         keras.mixed_precision.set_global_policy("float32")
+    if not placement.is_chief:
+        _ckpt.remove(work)
+        return None
+    return _finish(config, out, work, model, saver, placement, policy, train_split, fit_split, val_split,
+                   test_split, global_batch, peak_lr)
+
+
+def _finish(config, out, work, model, saver, placement, policy, train_split, fit_split, val_split,
+            test_split, global_batch, peak_lr) -> RunDir:
+    input_shape, num_classes = train_split.image_shape, len(train_split.class_names)
     model = _float32_copy(model, config, input_shape, num_classes)
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
     test_loss, test_top1 = model.evaluate(
         make_dataset(test_split.images, test_split.labels, batch_size=256, training=False), verbose=0)
-
-    history = {k: [float(v) for v in vals] for k, vals in hist.history.items() if k != "lr"}
+    history = saver.history
+    epochs_done = len(next(iter(history.values()), []))
     with atomic_path(out) as tmp:
         tmp.mkdir(parents=True)
         run = RunDir(tmp)
@@ -158,10 +298,16 @@ def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False) -> R
         write_json(run.config, config.to_dict())
         _write_history(history, run.history)
         plot_curves(history, run.curves)
+        if (work / "tensorboard").is_dir():
+            shutil.copytree(work / "tensorboard", tmp / "tensorboard")
+        seconds = max(saver.train_seconds, 1e-9)
         metrics = {"top1": float(test_top1), "loss": float(test_loss), "n_test": len(test_split),
-                   "train_seconds": round(train_seconds, 2),
-                   "train_img_per_s": round(config.epochs * len(fit_split) / train_seconds, 1),
-                   "precision_policy": policy}
+                   "epochs": epochs_done, "stopped_early": epochs_done < config.epochs,
+                   "train_seconds": round(seconds, 2),
+                   "train_img_per_s": round(epochs_done * len(fit_split) / seconds, 1),
+                   "precision_policy": policy, "loss_scaling": policy == "mixed_float16",
+                   "strategy": placement.kind, "replicas": placement.replicas, "workers": placement.workers,
+                   "global_batch": global_batch, "peak_lr": peak_lr}
         write_json(run.metrics, metrics)
         manifest = new_manifest(RunDir(out), {
             **config.data.to_dict(), "class_names": list(train_split.class_names),
@@ -176,4 +322,5 @@ def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False) -> R
         manifest["stages"]["train"] = {"finished": now_iso(), "config": config.to_dict(),
                                        "precision_policy": policy, "metrics": metrics}
         save_manifest(run, manifest)
+    _ckpt.remove(work)
     return RunDir(out)

@@ -9,6 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from edgesmith.core.errors import ConfigError
+
 from ._common import errors, out
 
 
@@ -21,10 +23,11 @@ class Precision(str, Enum):
 
 DataOpt = Annotated[str, typer.Option("--data", "-d", help="'cifar10' (Keras download), 'synthetic', "
                                       "or a directory with train/<class>/ and test/<class>/ image folders.")]
-ModelOpt = Annotated[str, typer.Option(help="Architecture: resnet8 (MLPerf Tiny) or cnn (TF tutorial).")]
+ModelOpt = Annotated[str, typer.Option(help="Architecture: resnet8 (MLPerf Tiny), resnet20 / resnetN (N=6k+2), "
+                                      "cnn (TF tutorial), lenet5 (gray 28x28), mobilenetv2, resnet50v2 (transfer).")]
 EpochsOpt = Annotated[int, typer.Option(help="Training epochs.")]
 BatchOpt = Annotated[int, typer.Option(help="Training batch size.")]
-LrOpt = Annotated[float, typer.Option("--lr", help="Peak Adam learning rate (1-epoch warm-up, cosine decay).")]
+LrOpt = Annotated[float, typer.Option("--lr", help="Peak learning rate per replica (scaled by replicas; see --schedule).")]
 PrecisionOpt = Annotated[Precision, typer.Option(help="auto: fp16 on CUDA, bf16 on AMX/AVX512-BF16 CPUs, else fp32.")]
 LimitTrainOpt = Annotated[Optional[int], typer.Option(help="Use at most N training images (class-balanced).")]
 LimitTestOpt = Annotated[Optional[int], typer.Option(help="Use at most N test images (class-balanced).")]
@@ -34,28 +37,117 @@ OutOpt = Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directo
 OverwriteOpt = Annotated[bool, typer.Option(help="Replace --out if it exists.")]
 
 
+class Strategy(str, Enum):
+    auto = "auto"
+    none = "none"
+    mirrored = "mirrored"
+    multiworker = "multiworker"
+
+
+class Schedule(str, Enum):
+    cosine = "cosine"
+    onecycle = "onecycle"
+    constant = "constant"
+
+
+class Augment(str, Enum):
+    default = "default"
+    rotate_shift = "rotate-shift"
+    zoom_shift = "zoom-shift"
+    none = "none"
+
+
+class Preset(str, Enum):
+    fast = "fast"
+
+
+# Values a preset gives to options left at their defaults (explicit flags win).
+PRESETS = {"fast": {"model": "resnet8", "epochs": 10, "batch_size": 128, "lr": 3e-3, "schedule": Schedule.onecycle,
+                    "label_smoothing": 0.1, "val_split": 0.0}}
+
+
 def run_train(data: str, model: str, epochs: int, batch_size: int, lr: float, precision: Precision,
               limit_train: int | None, limit_test: int | None, seed: int, out_dir: Path | None,
-              overwrite: bool):
-    """Build the TrainConfig, train, print the result; returns the RunDir."""
+              overwrite: bool, **options):
+    """Build the TrainConfig, train, print the result; returns the RunDir (None on a non-chief worker).
+
+    ``options`` are further :class:`~edgesmith.train.TrainConfig` fields (strategy, schedule, ...).
+    """
     from edgesmith.core.data import DataSpec
     from edgesmith.train import TrainConfig, train
 
+    options = {k: (v.value if isinstance(v, Enum) else v) for k, v in options.items()}
     config = TrainConfig(DataSpec(data, limit_train, limit_test, seed), model=model, epochs=epochs,
-                         batch_size=batch_size, learning_rate=lr, precision=precision.value, seed=seed)
+                         batch_size=batch_size, learning_rate=lr, precision=precision.value, seed=seed, **options)
     out_dir = out_dir or Path("runs") / f"{model}-{_dt.datetime.now():%Y%m%d-%H%M%S}"
-    run = train(config, out_dir, overwrite=overwrite)
+    return _report(train(config, out_dir, overwrite=overwrite), model)
+
+
+def _report(run, model: str):
+    if run is None:
+        out.print("worker finished; the chief (worker 0) writes the run directory")
+        return None
     m = json.loads(run.metrics.read_text())
-    out.print(f"trained {model} -> {run.root}: test top-1 {m['top1']:.2%} ({m['train_seconds']:.0f} s, "
-              f"{m['train_img_per_s']:.0f} img/s, {m['precision_policy']})")
+    out.print(f"trained {model} -> {run.root}: test top-1 {m['top1']:.2%} ({m['epochs']} epochs, "
+              f"{m['train_seconds']:.0f} s, {m['train_img_per_s']:.0f} img/s, {m['precision_policy']}, "
+              f"{m['strategy']} x{m['replicas']})")
     return run
 
 
-def train_cmd(data: DataOpt, model: ModelOpt = "resnet8", epochs: EpochsOpt = 10, batch_size: BatchOpt = 128,
+def resume_train(run_dir: Path):
+    """Continue the unfinished run at ``run_dir`` from its last epoch checkpoint."""
+    from edgesmith.train import TrainConfig, train
+    from edgesmith.train.checkpoint import load_config_dict
+
+    config = TrainConfig.from_dict(load_config_dict(run_dir))
+    return _report(train(config, run_dir, resume=True), config.model)
+
+
+OptData = Annotated[Optional[str], typer.Option("--data", "-d", help="'cifar10' (Keras download), 'synthetic', "
+                                                "or a directory with train/<class>/ and test/<class>/ image folders.")]
+
+
+def train_cmd(data: OptData = None, model: ModelOpt = "resnet8", epochs: EpochsOpt = 10, batch_size: BatchOpt = 128,
               lr: LrOpt = 3e-3, precision: PrecisionOpt = Precision.auto, limit_train: LimitTrainOpt = None,
               limit_test: LimitTestOpt = None, seed: SeedOpt = 0, out_dir: OutOpt = None,
-              overwrite: OverwriteOpt = False):
-    """Train a model and write a run directory (model.keras, history, curves, metrics, manifest)."""
+              overwrite: OverwriteOpt = False,
+              strategy: Annotated[Strategy, typer.Option(help="auto: multiworker when TF_CONFIG lists several workers, "
+                                                         "mirrored with 2+ GPUs, else none.")] = Strategy.auto,
+              schedule: Annotated[Schedule, typer.Option(help="Learning-rate schedule (warm-up + cosine decay, "
+                                                         "one-cycle, or constant).")] = Schedule.cosine,
+              label_smoothing: Annotated[float, typer.Option(help="Label smoothing (0 = off).")] = 0.0,
+              weight_decay: Annotated[float, typer.Option(help="AdamW decoupled weight decay (0 = Adam).")] = 0.0,
+              patience: Annotated[Optional[int], typer.Option(help="Early stopping: epochs without a better "
+                                                              "validation loss.")] = None,
+              val_split: Annotated[float, typer.Option(help="Fraction of train held out for validation.")] = 0.05,
+              augment: Annotated[Augment, typer.Option(help="Augmentation preset.")] = Augment.default,
+              cutout: Annotated[bool, typer.Option(help="Add Cutout (one half-size grey square per image).")] = False,
+              width: Annotated[float, typer.Option(help="mobilenetv2 width multiplier.")] = 1.0,
+              weights: Annotated[str, typer.Option(help="resnet50v2 backbone: imagenet, none, or a .h5 weights "
+                                                   "file.")] = "none",
+              freeze_epochs: Annotated[Optional[int], typer.Option(help="resnet50v2: epochs with the backbone "
+                                                                   "frozen before fine-tuning [default: 1/3].")] = None,
+              tensorboard: Annotated[bool, typer.Option(help="Write TensorBoard logs to RUN/tensorboard.")] = True,
+              preset: Annotated[Optional[Preset], typer.Option(help="fast: ResNet-8, 10 epochs, one-cycle, label "
+                                                               "smoothing 0.1, no validation hold-out.")] = None,
+              resume: Annotated[Optional[Path], typer.Option(help="Continue the interrupted run RUN from its last "
+                                                             "epoch checkpoint (other options are ignored).",
+                                                             metavar="RUN")] = None):
+    """Train a model and write a run directory (model.keras, history, curves, metrics, TensorBoard, manifest)."""
     with errors():
-        run_train(data, model, epochs, batch_size, lr, precision, limit_train, limit_test, seed, out_dir,
-                  overwrite)
+        if resume is not None:
+            resume_train(resume)
+            return
+        if data is None:
+            raise ConfigError("--data is required (or --resume RUN)")
+        given = dict(model=model, epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule,
+                     label_smoothing=label_smoothing, val_split=val_split)
+        if preset is not None:
+            defaults = dict(model="resnet8", epochs=10, batch_size=128, lr=3e-3, schedule=Schedule.cosine,
+                            label_smoothing=0.0, val_split=0.05)
+            given.update({k: v for k, v in PRESETS[preset.value].items() if given[k] == defaults[k]})
+        run_train(data, given["model"], given["epochs"], given["batch_size"], given["lr"], precision, limit_train,
+                  limit_test, seed, out_dir, overwrite, strategy=strategy, schedule=given["schedule"],
+                  label_smoothing=given["label_smoothing"], weight_decay=weight_decay, patience=patience,
+                  val_split=given["val_split"], augment=augment, cutout=cutout, width=width, weights=weights,
+                  freeze_epochs=freeze_epochs, tensorboard=tensorboard)

@@ -1,0 +1,71 @@
+"""The optimisation recipe: learning-rate schedule, optimizer, loss scaling, loss and metrics.
+
+Schedules (``--schedule``), over the steps of one training phase:
+
+``cosine``    linear warm-up for one epoch from lr/10 to the peak, then cosine decay to 0
+              (Loshchilov & Hutter, 2017, SGDR, without restarts; Goyal et al., 2017, warm-up).
+``onecycle``  warm-up over the first 30% of the steps from lr/25 to the peak, then cosine
+              decay to 0 (the learning-rate half of Smith & Topin, 2018, "Super-Convergence").
+``constant``  the peak learning rate throughout.
+
+Weight decay > 0 selects AdamW (decoupled weight decay, Loshchilov & Hutter, 2019) with
+BatchNorm parameters and biases excluded; 0 keeps Adam. Under ``mixed_float16`` the optimizer
+is wrapped in a dynamic ``LossScaleOptimizer`` (Micikevicius et al., 2018), so small fp16
+gradients do not flush to zero; bf16 has float32's exponent range and needs none.
+"""
+from __future__ import annotations
+
+from ._keras import keras, tf
+
+SCHEDULES = ("cosine", "onecycle", "constant")
+
+
+def schedule(kind: str, peak_lr: float, steps_per_epoch: int, total_steps: int):
+    """A learning-rate schedule (or float) for ``total_steps`` optimizer steps."""
+    if kind == "constant":
+        return peak_lr
+    if kind == "onecycle":
+        warmup, start = max(1, int(0.3 * total_steps)), peak_lr / 25
+    else:
+        warmup, start = min(steps_per_epoch, total_steps // 2), peak_lr / 10
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=start, decay_steps=max(total_steps - warmup, 1),
+        warmup_target=peak_lr, warmup_steps=warmup)
+
+
+def make_optimizer(lr, *, weight_decay: float, policy: str):
+    """Adam (or AdamW when ``weight_decay`` > 0), loss-scaled under ``mixed_float16``."""
+    if weight_decay > 0:
+        opt = keras.optimizers.AdamW(learning_rate=lr, weight_decay=weight_decay)
+        opt.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    else:
+        opt = keras.optimizers.Adam(learning_rate=lr)
+    if policy == "mixed_float16":
+        opt = keras.mixed_precision.LossScaleOptimizer(opt)
+    return opt
+
+
+def make_loss(label_smoothing: float):
+    """Sparse categorical cross-entropy on probabilities, with optional label smoothing.
+
+    ``(B,) int`` labels and ``(B, K)`` probabilities in; label smoothing ``e`` trains
+    against ``(1 - e) * one_hot + e / K`` (Szegedy et al., 2016).
+    """
+    if label_smoothing <= 0:
+        return keras.losses.SparseCategoricalCrossentropy()
+    cce = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+
+    def smoothed_sparse_cce(y_true, y_pred):
+        labels = tf.cast(tf.reshape(y_true, [-1]), tf.int32)
+        return cce(tf.one_hot(labels, tf.shape(y_pred)[-1], dtype=y_pred.dtype), y_pred)
+
+    return smoothed_sparse_cce
+
+
+def compile_model(model, *, peak_lr: float, schedule_kind: str, steps_per_epoch: int, epochs: int,
+                  weight_decay: float, label_smoothing: float, policy: str) -> None:
+    """Compile ``model`` for ``epochs`` epochs of ``steps_per_epoch`` steps (call inside the strategy scope)."""
+    lr = schedule(schedule_kind, peak_lr, steps_per_epoch, epochs * steps_per_epoch)
+    model.compile(optimizer=make_optimizer(lr, weight_decay=weight_decay, policy=policy),
+                  loss=make_loss(label_smoothing),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])

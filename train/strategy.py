@@ -1,0 +1,115 @@
+"""Distribution strategy: one device, MirroredStrategy over local devices, or multi-worker.
+
+``none``        the default strategy (one device).
+``mirrored``    :class:`tf.distribute.MirroredStrategy` over every local GPU; on a machine
+                without GPUs, over the logical CPU devices (one unless the process split
+                its CPU with ``tf.config.set_logical_device_configuration``, as the tests do).
+``multiworker`` :class:`tf.distribute.MultiWorkerMirroredStrategy`; the cluster and this
+                process's role come from the ``TF_CONFIG`` environment variable.
+``auto``        ``multiworker`` when ``TF_CONFIG`` names more than one worker, ``mirrored``
+                with two or more GPUs, else ``none``.
+
+The configured batch size is per replica: the global batch is ``batch_size * replicas``
+and the peak learning rate scales linearly with it (Goyal et al., 2017, "Accurate, Large
+Minibatch SGD", the linear scaling rule; the warm-up the loop already does is their remedy
+for the early instability it causes).
+
+Strategies must be created before TensorFlow runs any op (collective ops are configured at
+program start-up), so :func:`make_strategy` is the first TF call of a training run.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+from edgesmith.core.errors import ConfigError
+
+STRATEGIES = ("auto", "none", "mirrored", "multiworker")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The strategy chosen for a run and what it means for this process.
+
+    Attributes:
+        strategy: the ``tf.distribute.Strategy`` to build and fit the model under.
+        kind: ``none``, ``mirrored`` or ``multiworker``.
+        replicas: replicas in sync across the whole cluster.
+        workers: worker processes (1 unless multi-worker).
+        task_index: this worker's index (0 is the chief, which writes the run directory).
+    """
+
+    strategy: object
+    kind: str
+    replicas: int
+    workers: int = 1
+    task_index: int = 0
+
+    @property
+    def is_chief(self) -> bool:
+        return self.task_index == 0
+
+
+def tf_config() -> dict:
+    """The parsed ``TF_CONFIG`` (``{}`` when unset).
+
+    Raises:
+        ConfigError: ``TF_CONFIG`` is not JSON or has no ``cluster.worker`` list.
+    """
+    raw = os.environ.get("TF_CONFIG", "")
+    if not raw.strip():
+        return {}
+    try:
+        cfg = json.loads(raw)
+        workers = cfg["cluster"]["worker"]
+        if not isinstance(workers, list) or not workers:
+            raise KeyError
+    except (ValueError, KeyError, TypeError):
+        raise ConfigError('TF_CONFIG must be JSON like {"cluster": {"worker": ["host:port", ...]}, '
+                          '"task": {"type": "worker", "index": 0}}') from None
+    return cfg
+
+
+def resolve_kind(name: str, *, gpus: int, cfg: dict | None = None) -> str:
+    """The concrete strategy kind for ``name`` (see the module docstring).
+
+    Raises:
+        ConfigError: unknown name, or ``multiworker`` without a ``TF_CONFIG``.
+    """
+    if name not in STRATEGIES:
+        raise ConfigError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+    cfg = tf_config() if cfg is None else cfg
+    n_workers = len(cfg.get("cluster", {}).get("worker", [])) if cfg else 0
+    if name == "auto":
+        return "multiworker" if n_workers > 1 else "mirrored" if gpus >= 2 else "none"
+    if name == "multiworker" and not cfg:
+        raise ConfigError("--strategy multiworker needs TF_CONFIG describing the cluster "
+                          "(see the README, 'Training on several machines')")
+    return name
+
+
+def make_strategy(name: str) -> Placement:
+    """Build the strategy for ``name`` in this process.
+
+    Raises:
+        ConfigError: as :func:`resolve_kind`.
+    """
+    from ._keras import tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    kind = resolve_kind(name, gpus=len(gpus))
+    if kind == "none":
+        return Placement(tf.distribute.get_strategy(), "none", 1)
+    if kind == "mirrored":
+        if gpus:
+            strategy = tf.distribute.MirroredStrategy()
+        else:
+            cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+            strategy = tf.distribute.MirroredStrategy(
+                devices=cpus, cross_device_ops=tf.distribute.ReductionToOneDevice())
+        return Placement(strategy, "mirrored", strategy.num_replicas_in_sync)
+    cfg = tf_config()
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    return Placement(strategy, "multiworker", strategy.num_replicas_in_sync,
+                     workers=len(cfg["cluster"]["worker"]), task_index=int(cfg.get("task", {}).get("index", 0)))
