@@ -1,4 +1,9 @@
-"""Benchmark reports: results.json, results.csv and report.md, with float -> int8 deltas."""
+"""Benchmark reports: results.json, results.csv, report.md and pareto.png.
+
+report.md holds one results table, then for every quantized variant its change against its
+float parent on each target (accuracy delta in points, speed-up x, size ratio) with a
+one-line verdict, then per-class accuracy and the targets that were skipped and why.
+"""
 from __future__ import annotations
 
 import csv
@@ -7,75 +12,164 @@ from pathlib import Path
 
 from edgesmith.core.fsutil import write_json, write_text
 
+from .pareto import plot_pareto
+
 CSV_FIELDS = ("artifact", "format", "precision", "target", "threads", "batch", "top1", "n_test",
-              "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "load_ms", "bytes", "gzip_bytes")
+              "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "throughput_ips", "load_ms",
+              "rss_peak_mib", "rss_model_mib", "bytes", "gzip_bytes")
+# A quantized variant "wins" on a target when it is at least this much faster at batch 1 ...
+WIN_SPEEDUP = 1.10
+# ... and loses at most this many top-1 points.
+WIN_MAX_DROP_PTS = 1.0
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
 
 
 def comparisons(results: list[dict]) -> list[dict]:
-    """Each quantized result against its float parent at the same target and threads.
+    """Each quantized result against its float parent at the same target and thread count.
+
+    Pairs batch-1 rows for latency; the largest batch measured for both gives the throughput
+    speed-up.
+
+    Args:
+        results: report rows (``artifact``, ``float_parent``, ``target``, ``threads``,
+            ``batch``, ``top1``, ``latency_ms.p50``, ``throughput_ips``, ``bytes``).
 
     Returns:
         One dict per pair: ``accuracy_delta_pts`` (percentage points, negative = worse),
-        ``speedup`` (float p50 / quantized p50, x), ``size_ratio`` (quantized bytes /
-        float bytes) and a one-line ``verdict``.
+        ``speedup`` (float p50 / quantized p50 at batch 1, x; None without batch-1 rows),
+        ``throughput_speedup`` (quantized img/s / float img/s at ``throughput_batch``),
+        ``size_ratio`` (quantized bytes / float bytes) and a one-line ``verdict``.
     """
-    index = {(r["artifact"], r["target"], r["threads"]): r for r in results}
-    out = []
+    index = {(r["artifact"], r["target"], r["threads"], r.get("batch", 1)): r for r in results}
+    batches_of: dict[tuple, list[int]] = {}
     for r in results:
-        parent = index.get((r.get("float_parent"), r["target"], r["threads"]))
-        if parent is None:
+        batches_of.setdefault((r["artifact"], r["target"], r["threads"]), []).append(r.get("batch", 1))
+    out = []
+    for (name, target, threads), batches in batches_of.items():
+        q = index[(name, target, threads, min(batches))]
+        parent_name = q.get("float_parent")
+        parent_batches = batches_of.get((parent_name, target, threads))
+        if not parent_name or not parent_batches:
             continue
-        delta = (r["top1"] - parent["top1"]) * 100
-        speedup = parent["latency_ms"]["p50"] / r["latency_ms"]["p50"]
-        ratio = r["bytes"] / parent["bytes"]
-        pace = f"{speedup:.2f}x faster" if speedup >= 1 else f"{1 / speedup:.2f}x slower"
-        verdict = (f"{r['precision']} is {pace} at {delta:+.1f} pt and {ratio:.0%} of the size "
-                   f"on {r['target']} ({r['threads']} thread{'s' if r['threads'] > 1 else ''})")
-        out.append({"quantized": r["artifact"], "float": parent["artifact"], "target": r["target"],
-                    "threads": r["threads"], "accuracy_delta_pts": round(delta, 2),
-                    "speedup": round(speedup, 3), "size_ratio": round(ratio, 3), "verdict": verdict})
+        common = sorted(set(batches) & set(parent_batches))
+        if not common:
+            continue
+        q1, f1 = index[(name, target, threads, common[0])], index[(parent_name, target, threads, common[0])]
+        delta = (q1["top1"] - f1["top1"]) * 100
+        speedup = f1["latency_ms"]["p50"] / q1["latency_ms"]["p50"] if common[0] == 1 else None
+        tb = common[-1] if common[-1] > 1 else None
+        tput = None
+        if tb is not None:
+            qt, ft = index[(name, target, threads, tb)], index[(parent_name, target, threads, tb)]
+            if qt.get("throughput_ips") and ft.get("throughput_ips"):
+                tput = qt["throughput_ips"] / ft["throughput_ips"]
+        ratio = q1["bytes"] / f1["bytes"]
+        out.append({"quantized": name, "float": parent_name, "precision": q1.get("precision"), "target": target,
+                    "threads": threads, "accuracy_delta_pts": round(delta, 2),
+                    "speedup": round(speedup, 3) if speedup else None,
+                    "throughput_batch": tb, "throughput_speedup": round(tput, 3) if tput else None,
+                    "size_ratio": round(ratio, 3), "verdict": _verdict(q1, target, threads, delta, speedup, tput, tb, ratio)})
     return out
+
+
+def _pace(x: float) -> str:
+    return f"{x:.2f}x faster" if x >= 1 else f"{1 / x:.2f}x slower"
+
+
+def _verdict(q: dict, target: str, threads: int, delta: float, speedup: float | None,
+             tput: float | None, tb: int | None, ratio: float) -> str:
+    main = speedup if speedup is not None else tput
+    parts = [f"{q.get('precision') or q['artifact']} is {_pace(main)}" if main else q["artifact"],
+             f"at {delta:+.1f} pt and {ratio:.0%} of the size on {target} ({_plural(threads, 'thread')})"]
+    if speedup is not None and tput is not None:
+        parts.insert(1, f"(batch {tb}: {_pace(tput)})")
+    if main is None:
+        call = ""
+    elif main >= WIN_SPEEDUP and round(delta, 2) >= -WIN_MAX_DROP_PTS:
+        call = ": ship it"
+    elif main < 1 / WIN_SPEEDUP:
+        call = ": slower here, keep the float model unless size matters"
+    elif round(delta, 2) < -WIN_MAX_DROP_PTS:
+        call = ": too much accuracy lost"
+    else:
+        call = ": no real speed difference, smaller file"
+    return " ".join(parts) + call
 
 
 def _csv_row(r: dict) -> dict:
     lat = r["latency_ms"]
-    return {**{k: r.get(k) for k in CSV_FIELDS}, "p50_ms": lat["p50"], "p90_ms": lat["p90"],
-            "p99_ms": lat["p99"], "mean_ms": lat["mean"], "std_ms": lat["std"]}
+    return {**{k: r.get(k) for k in CSV_FIELDS}, "p50_ms": round(lat["p50"], 4), "p90_ms": round(lat["p90"], 4),
+            "p99_ms": round(lat["p99"], 4), "mean_ms": round(lat["mean"], 4), "std_ms": round(lat["std"], 4)}
+
+
+def _fmt(v, spec: str, none: str = "-") -> str:
+    return none if v is None else format(v, spec)
 
 
 def markdown(report: dict) -> str:
-    """The report as Markdown: environment, one results table, then float -> int8 verdicts."""
+    """The report as Markdown: environment and method, one results table, float -> quantized
+    comparisons with verdicts, per-class accuracy, skipped targets."""
     env, cfg = report["environment"], report["config"]
+    gpus = ", ".join(g["name"] for g in env.get("gpus") or []) or "no GPU"
     lines = [f"# Benchmark: {report['run']}", "",
-             f"{env['cpu']}, {env['cores']} cores, {env['os']}. Batch-1 latency over "
-             f"{cfg['runs']} runs after {cfg['warmup']} warm-up runs, inference only "
-             f"(images decoded beforehand); top-1 on {cfg['n_test']} test images.", ""]
+             f"{env['cpu']} ({', '.join(env.get('isa') or []) or 'ISA flags unknown'}), {env['cores']} cores, "
+             f"{gpus}, load average {env.get('load_avg')} at start; {env['os']}, Python {env.get('python')}; "
+             f"top-1 on {cfg['n_test']} test images; bench wall time {report.get('wall_s')} s.", "",
+             cfg.get("method", ""), ""]
     ref = report.get("reference") or {}
     if ref.get("top1") is not None:
-        lines += [f"Keras float32 reference: top-1 {ref['top1']:.2%} on {ref['n_test']} test images.", ""]
-    lines += ["| artifact | target | threads | top-1 | p50 ms | p90 ms | p99 ms | mean ± std ms | size KiB | gzip KiB |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"Keras float32 reference (from training): top-1 {ref['top1']:.2%} on {ref['n_test']} test images.", ""]
+    lines += ["| artifact | target | threads | batch | top-1 | p50 ms | p90 ms | p99 ms | mean ± std ms | img/s "
+              "| load ms | peak RSS MiB (model) | size KiB | gzip KiB |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in report["results"]:
         lat = r["latency_ms"]
-        lines.append(f"| {r['artifact']} | {r['target']} | {r['threads']} | {r['top1']:.2%} | "
-                     f"{lat['p50']:.3f} | {lat['p90']:.3f} | {lat['p99']:.3f} | "
-                     f"{lat['mean']:.3f} ± {lat['std']:.3f} | {r['bytes'] / 1024:.1f} | "
-                     f"{r['gzip_bytes'] / 1024:.1f} |")
+        lines.append(f"| {r['artifact']} | {r['target']} | {r['threads']} | {r.get('batch', 1)} | {r['top1']:.2%} | "
+                     f"{lat['p50']:.3f} | {lat['p90']:.3f} | {lat['p99']:.3f} | {lat['mean']:.3f} ± {lat['std']:.3f} | "
+                     f"{_fmt(r.get('throughput_ips'), ',.0f')} | {_fmt(r.get('load_ms'), '.1f')} | "
+                     f"{_fmt(r.get('rss_peak_mib'), '.0f')} ({_fmt(r.get('rss_model_mib'), '.1f')}) | "
+                     f"{r['bytes'] / 1024:.1f} | {r['gzip_bytes'] / 1024:.1f} |")
     comps = report.get("comparisons") or []
     if comps:
-        lines += ["", "| quantized vs float | target | threads | Δ top-1 (pt) | speed-up | size ratio |",
-                  "|---|---|---:|---:|---:|---:|"]
+        lines += ["", "## Quantized vs float parent", "",
+                  "| quantized vs float | target | threads | Δ top-1 (pt) | speed-up batch 1 | speed-up throughput "
+                  "| size ratio |", "|---|---|---:|---:|---:|---:|---:|"]
         for c in comps:
+            tput = f"{c['throughput_speedup']:.2f}× (batch {c['throughput_batch']})" if c.get("throughput_speedup") else "-"
             lines.append(f"| {c['quantized']} vs {c['float']} | {c['target']} | {c['threads']} | "
-                         f"{c['accuracy_delta_pts']:+.2f} | {c['speedup']:.2f}× | {c['size_ratio']:.2f} |")
-        lines += [""] + [f"- {c['verdict']}" for c in comps]
+                         f"{c['accuracy_delta_pts']:+.2f} | {_fmt(c.get('speedup'), '.2f')}× | {tput} | "
+                         f"{c['size_ratio']:.2f} |")
+        lines += [""] + [f"- {c['quantized']}: {c['verdict']}" for c in comps]
+    acc = report.get("accuracy") or []
+    if acc and report.get("class_names"):
+        names = report["class_names"]
+        lines += ["", "## Per-class top-1", "", "| artifact | target | " + " | ".join(names) + " |",
+                  "|---|---|" + "---:|" * len(names)]
+        for a in acc:
+            lines.append(f"| {a['artifact']} | {a['target']} | "
+                         + " | ".join(_fmt(a["per_class"].get(n), ".1%") for n in names) + " |")
+    if report.get("skipped"):
+        lines += ["", "## Skipped", ""]
+        lines += [f"- {s['target']}" + (f" ({s['artifact']})" if s.get("artifact") else "") + f": {s['reason']}"
+                  for s in report["skipped"]]
     return "\n".join(lines) + "\n"
 
 
-def write_reports(report: dict, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``results.json``, ``results.csv`` and ``report.md`` into ``out_dir`` (atomically).
+def write_reports(report: dict, out_dir: str | Path, *, plot: bool = True) -> dict[str, Path]:
+    """Write ``results.json``, ``results.csv``, ``report.md`` and ``pareto.png`` into ``out_dir``.
 
-    Adds ``comparisons`` to ``report`` if absent. Returns the paths written by kind.
+    Every file is written atomically. Adds ``comparisons`` to ``report`` if absent.
+
+    Args:
+        report: what :func:`.suite.bench_run` returned.
+        out_dir: folder, created if missing.
+        plot: also draw ``pareto.png`` (matplotlib, imported only here).
+
+    Returns:
+        The paths written, by kind (``json``, ``csv``, ``md``, ``png``).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -89,4 +183,7 @@ def write_reports(report: dict, out_dir: str | Path) -> dict[str, Path]:
     write_json(paths["json"], report)
     write_text(paths["csv"], buf.getvalue())
     write_text(paths["md"], markdown(report))
+    if plot and any(r.get("batch", 1) == 1 for r in report["results"]):
+        paths["png"] = out_dir / "pareto.png"
+        plot_pareto(report, paths["png"])
     return paths

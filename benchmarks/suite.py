@@ -1,24 +1,52 @@
-"""The benchmark suite: every artifact of a run through the runtime, on the test split.
+"""The benchmark suite: artifacts x targets x threads x batch sizes of one run, on its test split.
 
-No TensorFlow on this path: artifacts run through :mod:`edgesmith.runtime` and the test
-split comes from the TF-free readers, so a device without the ``[train]`` extra can run it.
+No TensorFlow in this process: artifacts run through :mod:`edgesmith.runtime` in one child
+process per cell (:mod:`.worker`), the test split comes from the TF-free readers, and the
+Keras reference, when asked for, is measured in its own child process.
+
+Method (stated in every report):
+
+* the test split is decoded once, before anything is timed;
+* top-1 and per-class accuracy: every test image, once per artifact x target (the thread
+  count and batch size do not change the arithmetic these runtimes do per image);
+* batch-1 latency: ``warmup`` untimed calls, then ``runs`` timed ``runner.predict`` calls on
+  one image each (consecutive test images), GC paused; p50/p90/p99, mean and std in ms;
+* throughput: at each larger batch, ``batch_runs`` timed calls after a short warm-up;
+  img/s = images / summed call time;
+* load time: ``runtime.load`` in a fresh process (file in the page cache), ms;
+* peak RSS: see :mod:`.worker` (reset-and-read VmHWM around model load and inference);
+* sizes: file bytes and gzip -9 bytes;
+* GPU targets are measured at the largest thread count only (threads drive CPU work only).
 """
 from __future__ import annotations
 
 import gzip
-import platform
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from edgesmith.core.data import DataSpec, load_split
 from edgesmith.core.errors import ConfigError, RunDirError
-from edgesmith.core.rundir import RunDir, load_manifest, now_iso, package_versions, verify_file
-from edgesmith.runtime import default_threads, load
+from edgesmith.core.rundir import RunDir, load_manifest, now_iso, verify_file
+from edgesmith.runtime import default_threads
 
-from .stats import latency_summary
+from .env import environment
+from .targets import GPU_TARGETS, GROUPS, TARGET_FORMAT, TARGETS, detect_targets
+
+RESULTS_SCHEMA = 2
+WORKER_TIMEOUT_S = 1800
+
+
+def _default_threads() -> tuple[int, ...]:
+    return tuple(sorted({1, default_threads()}))
 
 
 @dataclass(frozen=True)
@@ -26,60 +54,57 @@ class BenchConfig:
     """What to measure.
 
     Attributes:
-        threads: intra-op thread counts to measure each artifact with.
-        warmup: untimed batch-1 runs before timing.
-        runs: timed batch-1 runs (one image each, cycling through the test split).
-        limit_test: evaluate accuracy on at most this many test images (None: all).
-        target: runtime target, ``cpu``, ``gpu`` or ``auto``.
+        targets: target names from :data:`.targets.TARGETS` to measure; the others are
+            listed as skipped ("not requested").
+        threads: intra-op thread counts (default: 1 and every core available).
+        batches: batch sizes; 1 gives the latency figures, larger ones the throughput
+            (default 1 and 64).
+        warmup: untimed batch-1 calls before timing.
+        runs: timed batch-1 calls (one image each).
+        batch_runs: timed calls at each batch size > 1.
+        limit_test: evaluate on at most this many test images (None: the whole split).
     """
 
-    threads: tuple[int, ...] = (1,)
+    targets: tuple[str, ...] = GROUPS["auto"]
+    threads: tuple[int, ...] = field(default_factory=_default_threads)
+    batches: tuple[int, ...] = (1, 64)
     warmup: int = 50
     runs: int = 500
+    batch_runs: int = 30
     limit_test: int | None = None
-    target: str = "cpu"
 
     def __post_init__(self):
+        for t in self.targets:
+            if t not in TARGETS:
+                raise ConfigError(f"unknown target {t!r}; expected one of {', '.join(TARGETS)}")
+        if not self.targets:
+            raise ConfigError("no target to measure")
         if not self.threads or min(self.threads) < 1:
             raise ConfigError(f"--threads must be positive integers, got {list(self.threads)}")
+        if not self.batches or min(self.batches) < 1:
+            raise ConfigError(f"--batch must be positive integers, got {list(self.batches)}")
         if self.runs < 10:
             raise ConfigError(f"--runs must be >= 10 for percentiles to mean anything, got {self.runs}")
+        if self.batch_runs < 3:
+            raise ConfigError(f"--batch-runs must be >= 3, got {self.batch_runs}")
         if self.warmup < 0:
             raise ConfigError(f"--warmup must be >= 0, got {self.warmup}")
         if self.limit_test is not None and self.limit_test < 1:
             raise ConfigError(f"--limit-test must be positive, got {self.limit_test}")
+        object.__setattr__(self, "threads", tuple(sorted(set(self.threads))))
+        object.__setattr__(self, "batches", tuple(sorted(set(self.batches))))
 
-
-def environment() -> dict:
-    """Fingerprint of where the figures were measured: CPU, cores, OS, versions."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": default_threads(), "os": platform.platform(),
-            "versions": package_versions()}
-
-
-def time_batch1(runner, images: np.ndarray, *, warmup: int, runs: int) -> np.ndarray:
-    """Latency of ``runner.predict`` on one image at a time, in ms.
-
-    ``images`` are decoded ``(M, H, W, C) uint8`` already; only the predict call is timed
-    (it includes the runner's uint8 -> input-tensor conversion, as a user's call would).
-    """
-    for i in range(warmup):
-        runner.predict(images[i % len(images)][None])
-    out = np.empty(runs)
-    for i in range(runs):
-        x = images[i % len(images)][None]
-        t0 = time.perf_counter_ns()
-        runner.predict(x)
-        out[i] = (time.perf_counter_ns() - t0) / 1e6
-    return out
+    def method(self) -> str:
+        """One paragraph saying how the figures were taken (goes into every report)."""
+        big = [b for b in self.batches if b > 1]
+        thr = (f" Throughput at batch {', '.join(map(str, big))}: {self.batch_runs} timed calls after a short "
+               "warm-up, img/s = images / summed call time." if big else "")
+        return (f"Each artifact x target x thread count runs in a fresh process. Batch-1 latency: "
+                f"{self.warmup} warm-up calls, then {self.runs} timed `predict` calls on one pre-decoded "
+                f"test image each, GC paused, no CPU pinning; only inference (with the runner's "
+                f"uint8 -> tensor conversion) is timed.{thr} Top-1 over the whole test split once per "
+                f"artifact x target. Peak RSS: kernel VmHWM reset before model load, read after "
+                f"inference (model MiB = peak - RSS before load).")
 
 
 def gzip_size(path: Path) -> int:
@@ -87,49 +112,128 @@ def gzip_size(path: Path) -> int:
     return len(gzip.compress(Path(path).read_bytes(), compresslevel=9))
 
 
-def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig()) -> dict:
-    """Measure every artifact in the run's manifest.
+def _cells(run: RunDir, manifest: dict, targets: tuple[str, ...]) -> tuple[list[tuple[dict, str]], list[dict]]:
+    """(artifact record, target) pairs to measure, and targets with no artifact to run."""
+    artifacts = list(manifest["artifacts"])
+    if any(TARGET_FORMAT[t] == "keras" for t in targets) and manifest.get("model"):
+        artifacts.append({**manifest["model"], "name": "keras_fp32", "format": "keras", "precision": "fp32",
+                          "float_parent": None})
+    cells, skipped = [], []
+    for t in targets:
+        fmt = TARGET_FORMAT[t]
+        mine = [a for a in artifacts if a["format"] == fmt]
+        if not mine:
+            skipped.append({"target": t, "reason": f"the run has no {fmt} artifact"})
+        cells += [(a, t) for a in mine]
+    return cells, skipped
 
-    For each artifact x thread count: top-1 on the test split (batched), batch-1 latency
-    (mean, std, p50/p90/p99 in ms over ``config.runs`` runs after ``config.warmup``),
-    load time in ms, file size and gzip size in bytes.
+
+def _run_worker(job: dict, workdir: Path, tag: str) -> dict:
+    job_file, out_file = workdir / f"{tag}.job.json", workdir / f"{tag}.out.json"
+    job_file.write_text(json.dumps(job))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, "-m", "edgesmith.benchmarks.worker", str(job_file), str(out_file)],
+                          capture_output=True, text=True, env=env, timeout=WORKER_TIMEOUT_S)
+    if not out_file.is_file():
+        raise RuntimeError(f"benchmark worker for {tag} died (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    result = json.loads(out_file.read_text())
+    if "bug" in result:
+        raise RuntimeError(f"benchmark worker for {tag} failed:\n{result['bug']}")
+    return result
+
+
+def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
+              progress: Callable[[str], None] | None = None) -> dict:
+    """Measure every artifact of a run on every requested target that this machine has.
+
+    Args:
+        run_dir: a run directory with exported artifacts (``manifest.json``).
+        config: what to measure.
+        progress: called with one line per finished cell (e.g. to print it).
 
     Returns:
-        ``{"schema_version", "run", "created", "environment", "config", "reference",
-        "results": [...]}``; see :mod:`.report` for the files written from it.
+        The report (schema :data:`RESULTS_SCHEMA`): ``run``, ``created``, ``wall_s``,
+        ``environment`` (:func:`.env.environment`), ``config`` (with the ``method`` text),
+        ``reference`` (Keras top-1 from training), ``targets`` (name -> status and detail),
+        ``skipped`` (target, reason), ``accuracy`` (top-1 and per-class per artifact x
+        target), ``results`` (one row per artifact x target x threads x batch; latency in
+        ms, throughput in img/s, load ms, RSS MiB, bytes). :mod:`.report` writes it out.
 
     Raises:
         RunDirError: no manifest, no artifacts, or an artifact changed since export.
+        ConfigError: a bad config.
     """
+    started = time.perf_counter()
+    say = progress or (lambda line: None)
     run = RunDir(run_dir)
     manifest = load_manifest(run)
     if not manifest.get("artifacts"):
         raise RunDirError(f"{run.root} has no exported artifacts (run `edgesmith export {run.root}` first)")
+    status = detect_targets(TARGETS)
+    skipped = [{"target": t, "reason": ("not requested" if s.usable else s.detail)
+                if t not in config.targets else s.detail}
+               for t, s in status.items() if t not in config.targets or not s.usable]
+    usable = tuple(t for t in config.targets if status[t].usable)
+    cells, no_artifact = _cells(run, manifest, usable)
+    skipped += no_artifact
     spec = DataSpec.from_dict(manifest["dataset"])
     if config.limit_test is not None:
         spec = DataSpec(spec.source, spec.limit_train, config.limit_test, spec.seed)
     test = load_split(spec, "test")
-    results = []
-    for art in manifest["artifacts"]:
-        path = verify_file(run, art)
-        for threads in config.threads:
-            t0 = time.perf_counter()
-            runner = load(path, target=config.target, threads=threads)
-            load_ms = (time.perf_counter() - t0) * 1e3
-            probs = runner.predict(test.images)
-            top1 = float((probs.argmax(1) == test.labels).mean())
-            lat = latency_summary(time_batch1(runner, test.images, warmup=config.warmup, runs=config.runs))
-            results.append({"artifact": art["name"], "file": art["file"], "format": art["format"],
-                            "precision": art["precision"], "float_parent": art.get("float_parent"),
-                            "backend": runner.backend, "target": f"{runner.backend}-{runner.target}",
-                            "threads": threads, "batch": 1, "top1": top1, "n_test": len(test),
-                            "latency_ms": lat, "load_ms": round(load_ms, 2),
-                            "bytes": art["bytes"], "gzip_bytes": gzip_size(path)})
-    keras_metrics = (manifest["stages"].get("train") or {}).get("metrics", {})
-    return {"schema_version": 1, "run": manifest["run"], "created": now_iso(),
-            "environment": environment(),
-            "config": {"threads": list(config.threads), "warmup": config.warmup, "runs": config.runs,
-                       "target": config.target, "n_test": len(test), "batch": 1},
+    class_names = list(manifest["dataset"].get("class_names") or test.class_names)
+    say(f"test split: {len(test)} images; {len(cells)} artifact x target pairs, threads {list(config.threads)}, "
+        f"batches {list(config.batches)}")
+
+    results, accuracy, sizes = [], [], {}
+    with tempfile.TemporaryDirectory(prefix="edgesmith-bench-") as tmp:
+        workdir = Path(tmp)
+        np.save(workdir / "images.npy", test.images)
+        np.save(workdir / "labels.npy", test.labels)
+        for art, target in cells:
+            path = verify_file(run, art)
+            if art["name"] not in sizes:
+                sizes[art["name"]] = gzip_size(path)
+            threads = (max(config.threads),) if target in GPU_TARGETS else config.threads
+            acc = None
+            for i, t in enumerate(threads):
+                tag = f"{art['name']}-{target}-t{t}"
+                cell_start = time.perf_counter()
+                job = {"path": str(path), "target": target, "threads": t, "batches": list(config.batches),
+                       "warmup": config.warmup, "runs": config.runs, "batch_runs": config.batch_runs,
+                       "accuracy": acc is None, "data": str(workdir), "num_classes": len(class_names)}
+                r = _run_worker(job, workdir, tag)
+                if not r["ok"]:
+                    skipped.append({"target": target, "artifact": art["name"], "reason": r["reason"]})
+                    say(f"  {tag}: skipped ({r['reason']})")
+                    break
+                if acc is None:
+                    acc = r["accuracy"]
+                    accuracy.append({"artifact": art["name"], "target": target, "top1": acc["top1"],
+                                     "n_test": len(test), "per_class": {
+                                         c: (k / n if n else None)
+                                         for c, k, n in zip(class_names, acc["correct"], acc["total"])}})
+                for b in config.batches:
+                    lat = r["latency"][str(b)]
+                    results.append({
+                        "artifact": art["name"], "file": art["file"], "format": art["format"],
+                        "precision": art["precision"], "float_parent": art.get("float_parent"),
+                        "target": target, "backend": r["backend"], "providers": r["providers"],
+                        "threads": t, "batch": b, "top1": acc["top1"], "n_test": len(test),
+                        "latency_ms": lat, "throughput_ips": r["throughput_ips"][str(b)],
+                        "load_ms": r["load_ms"], "rss_peak_mib": r["rss_peak_mib"],
+                        "rss_model_mib": r["rss_model_mib"], "bytes": art["bytes"],
+                        "gzip_bytes": sizes[art["name"]]})
+                b1 = r["latency"].get("1")
+                say(f"  {tag}: top-1 {acc['top1']:.2%}" + (f", p50 {b1['p50']:.3f} ms" if b1 else "")
+                    + f", {time.perf_counter() - cell_start:.1f} s")
+    keras_metrics = (manifest.get("stages", {}).get("train") or {}).get("metrics", {})
+    return {"schema_version": RESULTS_SCHEMA, "run": manifest["run"], "created": now_iso(),
+            "wall_s": round(time.perf_counter() - started, 1), "environment": environment(),
+            "config": {"targets": list(config.targets), "threads": list(config.threads),
+                       "batches": list(config.batches), "warmup": config.warmup, "runs": config.runs,
+                       "batch_runs": config.batch_runs, "n_test": len(test), "method": config.method()},
             "reference": {"name": "keras_fp32", "top1": keras_metrics.get("top1"),
                           "n_test": keras_metrics.get("n_test")},
-            "results": results}
+            "targets": {t: {"usable": s.usable, "detail": s.detail, "requested": t in config.targets}
+                        for t, s in status.items()},
+            "skipped": skipped, "class_names": class_names, "accuracy": accuracy, "results": results}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import typer
 
 from .bench_cmd import bench_cmd
+from .doctor_cmd import doctor_cmd
 from .export_cmd import export_cmd
 from .pipeline_cmd import pipeline_cmd
 from .predict_cmd import predict_cmd
@@ -22,6 +23,7 @@ app.command("train")(train_cmd)
 app.command("export")(export_cmd)
 app.command("bench")(bench_cmd)
 app.command("pipeline")(pipeline_cmd)
+app.command("doctor")(doctor_cmd)
 app.command("predict")(predict_cmd)
 
 

@@ -5,55 +5,97 @@ import numpy as np
 import pytest
 
 from edgesmith.benchmarks import BenchConfig, bench_run, comparisons, latency_summary, write_reports
+from edgesmith.benchmarks.pareto import pareto_front
+from edgesmith.benchmarks.stats import median_standard_error, p50_noise_ms
 from edgesmith.core.errors import ConfigError, RunDirError
 
 
 def test_percentiles_on_known_samples():
     s = latency_summary(np.arange(1, 101))  # 1..100 ms
     assert s["p50"] == pytest.approx(50.5)
+    assert s["p25"] == pytest.approx(25.75) and s["p75"] == pytest.approx(75.25)
     assert s["p90"] == pytest.approx(90.1)
     assert s["p99"] == pytest.approx(99.01)
     assert s["mean"] == pytest.approx(50.5) and s["n"] == 100
     assert s["std"] == pytest.approx(np.arange(1, 101).std())
+    assert s["min"] == 1 and s["max"] == 100
     with pytest.raises(ValueError):
         latency_summary([])
 
 
-def _result(name, parent, p50, top1, size, threads=1):
-    return {"artifact": name, "float_parent": parent, "target": "litert-cpu", "threads": threads,
+def test_noise_band_is_the_larger_of_drift_and_sampling_error():
+    rng = np.random.default_rng(0)
+    tight = latency_summary(rng.normal(1.0, 0.01, 500))
+    # SE of a median of normal samples ~ 1.2533 sigma / sqrt(n)
+    assert median_standard_error(tight) == pytest.approx(1.2533 * 0.01 / np.sqrt(500), rel=0.15)
+    assert p50_noise_ms(tight, tight) == pytest.approx(0.1 * tight["p50"])  # drift dominates
+    wide = latency_summary(rng.normal(1.0, 1.0, 10))
+    assert p50_noise_ms(wide, wide) > 0.5  # few noisy samples: sampling error dominates
+
+
+def test_pareto_front_on_known_points():
+    # (latency ms, accuracy): b is dominated by a (slower, less accurate), d ties c on speed but is worse
+    pts = [(1.0, 0.80), (2.0, 0.70), (3.0, 0.90), (3.0, 0.85), (0.5, 0.60)]
+    assert pareto_front(pts) == [4, 0, 2]
+
+
+def _result(name, parent, p50, top1, size, threads=1, batch=1, ips=None):
+    return {"artifact": name, "float_parent": parent, "target": "litert-cpu", "threads": threads, "batch": batch,
             "precision": "int8" if parent else "fp32", "top1": top1, "bytes": size,
-            "latency_ms": {"p50": p50}}
+            "latency_ms": {"p50": p50}, "throughput_ips": ips}
 
 
 def test_comparisons_pair_each_int8_with_its_float_parent():
     results = [_result("f", None, 0.30, 0.80, 400), _result("q", "f", 0.10, 0.79, 100),
+               _result("f", None, 20.0, 0.80, 400, batch=64, ips=3200), _result("q", "f", 8.0, 0.79, 100, batch=64, ips=8000),
                _result("f", None, 0.20, 0.80, 400, threads=2)]
     (c,) = comparisons(results)
     assert c["speedup"] == pytest.approx(3.0)
+    assert c["throughput_speedup"] == pytest.approx(2.5) and c["throughput_batch"] == 64
     assert c["accuracy_delta_pts"] == pytest.approx(-1.0)
     assert c["size_ratio"] == pytest.approx(0.25)
-    assert c["verdict"].startswith("int8 is 3.00x faster at -1.0 pt")
+    assert c["verdict"].startswith("int8 is 3.00x faster (batch 64: 2.50x faster) at -1.0 pt")
+    assert c["verdict"].endswith("ship it")
     slow = comparisons([_result("f", None, 0.2, 0.8, 400), _result("q", "f", 0.5, 0.8, 100)])
-    assert "2.50x slower" in slow[0]["verdict"]
+    assert "2.50x slower" in slow[0]["verdict"] and "keep the float model" in slow[0]["verdict"]
+    lossy = comparisons([_result("f", None, 0.3, 0.8, 400), _result("q", "f", 0.1, 0.7, 100)])
+    assert lossy[0]["verdict"].endswith("too much accuracy lost")
 
 
-def test_bench_writes_json_csv_and_markdown(trained_run, tmp_path):
-    report = bench_run(trained_run, BenchConfig(threads=(1,), runs=20, warmup=2, limit_test=200))
+def test_bench_writes_json_csv_markdown_and_plot(trained_run, tmp_path):
+    report = bench_run(trained_run, BenchConfig(targets=("litert-cpu", "ort-cpu", "ort-cuda"), threads=(1,),
+                                                batches=(1, 16), runs=20, warmup=2, batch_runs=3, limit_test=200))
     paths = write_reports(report, tmp_path)
+    assert set(paths) == {"json", "csv", "md", "png"}
+    assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     data = json.loads(paths["json"].read_text())
-    assert data["schema_version"] == 1 and data["environment"]["cores"] >= 1
-    assert {r["artifact"] for r in data["results"]} == {"tflite_fp32", "tflite_int8", "onnx_fp32", "onnx_int8"}
+    assert data["schema_version"] == 2 and data["environment"]["cores"] >= 1
+    assert data["environment"]["cpu"] and "versions" in data["environment"]
+    assert {(r["artifact"], r["batch"]) for r in data["results"]} == {
+        (a, b) for a in ("tflite_fp32", "tflite_int8", "onnx_fp32", "onnx_int8") for b in (1, 16)}
     for r in data["results"]:
         assert r["n_test"] == 200 and r["top1"] > 0.5
         lat = r["latency_ms"]
-        assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] and lat["n"] == 20
+        assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"]
+        assert lat["n"] == (20 if r["batch"] == 1 else 3)
+        assert r["throughput_ips"] > 0 and r["load_ms"] > 0
+        assert r["rss_peak_mib"] > 10 and r["rss_model_mib"] is not None and r["rss_model_mib"] >= 0
         assert r["gzip_bytes"] < r["bytes"]
+    for a in data["accuracy"]:  # per-class accuracies average back to top-1 (balanced split)
+        assert np.mean(list(a["per_class"].values())) == pytest.approx(a["top1"], abs=0.01)
+    skipped = {s["target"]: s["reason"] for s in data["skipped"]}
+    assert skipped["keras-cpu"] == "not requested" or "TensorFlow" in skipped["keras-cpu"]
+    assert "ort-tensorrt" in skipped
+    if not data["targets"]["ort-cuda"]["usable"]:
+        assert "CUDAExecutionProvider" in skipped["ort-cuda"] or "GPU" in skipped["ort-cuda"]
     assert len(data["comparisons"]) == 2
     with open(paths["csv"]) as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 4 and float(rows[0]["p50_ms"]) > 0
+    assert len(rows) == 8 and float(rows[0]["p50_ms"]) > 0 and float(rows[0]["throughput_ips"]) > 0
     md = paths["md"].read_text()
-    assert "| tflite_int8 | litert-cpu | 1 |" in md and "tflite_int8 vs tflite_fp32" in md
+    assert "| tflite_int8 | litert-cpu | 1 | 1 |" in md and "tflite_int8 vs tflite_fp32" in md
+    assert "## Per-class top-1" in md and "## Skipped" in md and "- ort-tensorrt:" in md
+    assert md.count("- tflite_int8: int8 is") == 1
 
 
 def test_bench_needs_artifacts_and_sane_options(tmp_path):
@@ -63,3 +105,8 @@ def test_bench_needs_artifacts_and_sane_options(tmp_path):
         BenchConfig(runs=3)
     with pytest.raises(ConfigError, match="--threads"):
         BenchConfig(threads=(0,))
+    with pytest.raises(ConfigError, match="--batch"):
+        BenchConfig(batches=(0,))
+    with pytest.raises(ConfigError, match="unknown target 'tpu'"):
+        BenchConfig(targets=("tpu",))
+    assert BenchConfig(threads=(2, 1, 2)).threads == (1, 2)

@@ -1,0 +1,74 @@
+"""Environment fingerprint: where a benchmark's figures were measured. No TensorFlow import."""
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+
+from edgesmith.core.rundir import package_versions
+from edgesmith.runtime import default_threads
+
+# ISA extensions that change inference speed (x86 SIMD/VNNI/AMX, Arm NEON dot-product/SVE).
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+             "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16",
+             "asimd", "asimddp", "asimdhp", "sve", "sve2", "i8mm", "bf16")
+
+
+def _cpuinfo() -> tuple[str | None, set[str]]:
+    """CPU model name and feature flags from /proc/cpuinfo (Linux; empty elsewhere)."""
+    model, flags = None, set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and model is None:
+                    model = value.strip()
+                elif key in ("flags", "Features") and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return model, flags
+
+
+def gpu_info() -> list[dict]:
+    """NVIDIA GPUs as reported by ``nvidia-smi`` (name, driver, memory MiB); [] when none.
+
+    Uses ``nvidia-smi --query-gpu`` only: no CUDA library is loaded into this process.
+    """
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return []
+    try:
+        out = subprocess.run([exe, "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    gpus = []
+    for line in out.stdout.strip().splitlines() if out.returncode == 0 else []:
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 3:
+            gpus.append({"name": parts[0], "driver": parts[1],
+                         "memory_mib": int(parts[2]) if parts[2].isdigit() else None})
+    return gpus
+
+
+def environment() -> dict:
+    """Fingerprint of the machine and software a benchmark ran on.
+
+    Returns:
+        ``cpu`` (model name), ``isa`` (the :data:`ISA_FLAGS` the CPU has), ``cores`` (usable
+        by this process), ``cpu_count`` (logical CPUs of the machine), ``load_avg`` (1-minute
+        load when measured: other processes sharing the cores), ``os``, ``python``,
+        ``versions`` (packages that shape results), ``gpus`` (list, possibly empty).
+    """
+    model, flags = _cpuinfo()
+    try:
+        load = round(os.getloadavg()[0], 2)
+    except OSError:
+        load = None
+    return {"cpu": model or platform.processor() or platform.machine(), "arch": platform.machine(),
+            "isa": [f for f in ISA_FLAGS if f in flags], "cores": default_threads(),
+            "cpu_count": os.cpu_count(), "load_avg": load, "os": platform.platform(),
+            "python": platform.python_version(), "versions": package_versions(), "gpus": gpu_info()}

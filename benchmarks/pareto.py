@@ -1,0 +1,76 @@
+"""Accuracy vs latency: the Pareto front and its plot (matplotlib, imported only when plotting)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgesmith.core.fsutil import atomic_path
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both axes.
+
+    Args:
+        points: ``(latency_ms, accuracy)`` pairs; lower latency and higher accuracy are better.
+
+    Returns:
+        Indices of the non-dominated points, fastest first. A point is dominated when
+        another is at least as fast and as accurate and strictly better on one of them.
+    """
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best_acc = [], float("-inf")
+    for i in order:
+        if points[i][1] > best_acc:
+            front.append(i)
+            best_acc = points[i][1]
+    return front
+
+
+def plot_pareto(report: dict, path: str | Path) -> Path:
+    """Draw top-1 vs batch-1 p50 latency for every measured row, marker area by file size.
+
+    Points on the Pareto front are outlined and joined by a step line. Written atomically.
+
+    Args:
+        report: a benchmark report (rows with ``batch`` 1 are plotted).
+        path: the PNG to write.
+
+    Returns:
+        ``path``.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    rows = [r for r in report["results"] if r.get("batch", 1) == 1]
+    pts = [(r["latency_ms"]["p50"], r["top1"] * 100) for r in rows]
+    front = pareto_front(pts)
+    biggest = max(r["bytes"] for r in rows)
+    fig = Figure(figsize=(8, 5.5), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    targets = sorted({r["target"] for r in rows})
+    colors = {t: f"C{i}" for i, t in enumerate(targets)}
+    for i, (r, (x, y)) in enumerate(zip(rows, pts)):
+        on = i in front
+        ax.scatter(x, y, s=40 + 600 * r["bytes"] / biggest, color=colors[r["target"]], alpha=0.6,
+                   edgecolors="black" if on else "none", linewidths=1.5 if on else 0)
+        # stagger labels so near-identical points (same model, other thread count) stay readable
+        ax.annotate(f"{r['artifact']} t{r['threads']}", (x, y), textcoords="offset points",
+                    xytext=(7, (8, -12, 20, -24)[i % 4]), fontsize=7)
+    fx, fy = zip(*(pts[i] for i in front))
+    ax.step(fx, fy, where="post", color="black", linewidth=1, linestyle="--")
+    handles = [Line2D([], [], marker="o", linestyle="", color=colors[t], alpha=0.6, label=t) for t in targets]
+    handles.append(Line2D([], [], marker="o", linestyle="--", color="black", markerfacecolor="none",
+                          label="Pareto front"))
+    ax.set_xscale("log")
+    ax.margins(x=0.15, y=0.12)
+    ax.set_xlabel("batch-1 latency p50 (ms, log scale)")
+    ax.set_ylabel("top-1 (%)")
+    ax.set_title(f"{report['run']}: accuracy vs latency (marker area ~ file size)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(handles=handles, fontsize=8, loc="lower right")
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    return path

@@ -1,0 +1,151 @@
+"""Benchmark targets: which (runtime, device) pairs exist, which this machine can run, and why not.
+
+=============  ==========  ==================================================================
+target         artifacts   runs with
+=============  ==========  ==================================================================
+litert-cpu     .tflite     LiteRT interpreter (XNNPACK delegate) on the CPU
+ort-cpu        .onnx       ONNX Runtime, CPUExecutionProvider
+ort-cuda       .onnx       ONNX Runtime, CUDAExecutionProvider (onnxruntime-gpu + NVIDIA GPU)
+ort-tensorrt   .onnx       ONNX Runtime, TensorrtExecutionProvider (+ TensorRT libraries)
+keras-cpu      model.keras the trained tf_keras model (reference), TensorFlow on the CPU
+keras-gpu      model.keras the same on a GPU TensorFlow can see
+=============  ==========  ==================================================================
+
+Keras targets are the training framework, not a deployment target: they are measured only
+when asked for by name (or with ``all``), always in a child process, so the benchmark
+process itself never imports TensorFlow. Detection here never imports TensorFlow either
+(``importlib.util.find_spec`` only); a GPU target that passes detection can still fall back
+to the CPU when its libraries fail to load, which the worker reports as a skip.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+from dataclasses import dataclass
+
+from edgesmith.core.errors import ConfigError
+
+TARGETS = ("litert-cpu", "ort-cpu", "ort-cuda", "ort-tensorrt", "keras-cpu", "keras-gpu")
+TARGET_FORMAT = {"litert-cpu": "tflite", "ort-cpu": "onnx", "ort-cuda": "onnx", "ort-tensorrt": "onnx",
+                 "keras-cpu": "keras", "keras-gpu": "keras"}
+GPU_TARGETS = frozenset({"ort-cuda", "ort-tensorrt", "keras-gpu"})
+ORT_PROVIDER = {"ort-cpu": "CPUExecutionProvider", "ort-cuda": "CUDAExecutionProvider",
+                "ort-tensorrt": "TensorrtExecutionProvider"}
+# Named groups accepted by --targets / --target.
+GROUPS = {"cpu": ("litert-cpu", "ort-cpu"), "gpu": ("ort-cuda", "ort-tensorrt"),
+          "auto": ("litert-cpu", "ort-cpu", "ort-cuda", "ort-tensorrt"), "all": TARGETS}
+
+
+@dataclass(frozen=True)
+class TargetStatus:
+    """Whether a target can run here.
+
+    Attributes:
+        name: one of :data:`TARGETS`.
+        usable: True when its runtime and device were found.
+        detail: what it will use (usable) or why it cannot run and how to fix it (not usable).
+    """
+
+    name: str
+    usable: bool
+    detail: str
+
+
+def resolve_targets(text: str) -> tuple[str, ...]:
+    """Parse ``--targets``: comma-separated names and groups (``cpu``, ``gpu``, ``auto``, ``all``).
+
+    Returns:
+        Target names in :data:`TARGETS` order, without duplicates.
+
+    Raises:
+        ConfigError: an unknown name, or nothing at all.
+    """
+    wanted: set[str] = set()
+    for token in (t.strip().lower() for t in text.split(",")):
+        if not token:
+            continue
+        if token in GROUPS:
+            wanted.update(GROUPS[token])
+        elif token in TARGETS:
+            wanted.add(token)
+        else:
+            raise ConfigError(f"unknown target {token!r}; expected names from {', '.join(TARGETS)} "
+                              f"or groups {', '.join(GROUPS)}")
+    if not wanted:
+        raise ConfigError("--targets is empty")
+    return tuple(t for t in TARGETS if t in wanted)
+
+
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported, without importing it."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a blocked or broken package
+        return False
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "?"
+
+
+def _ort_providers() -> list[str] | None:
+    if not _installed("onnxruntime"):
+        return None
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+def detect(name: str, *, gpus: list[dict] | None = None) -> TargetStatus:
+    """Check one target without loading a model (and without importing TensorFlow).
+
+    Args:
+        name: a target from :data:`TARGETS`.
+        gpus: NVIDIA GPUs found (from :func:`.env.gpu_info`); looked up when None.
+
+    Raises:
+        ConfigError: unknown target name.
+    """
+    if name not in TARGETS:
+        raise ConfigError(f"unknown target {name!r}; expected one of {', '.join(TARGETS)}")
+    if name in GPU_TARGETS and gpus is None:
+        from .env import gpu_info
+
+        gpus = gpu_info()
+    no_gpu = "no NVIDIA GPU found (nvidia-smi is missing or lists none)"
+    if name == "litert-cpu":
+        if not _installed("ai_edge_litert"):
+            return TargetStatus(name, False, "ai-edge-litert is not installed (pip install ai-edge-litert)")
+        return TargetStatus(name, True, f"ai-edge-litert {_version('ai-edge-litert')}, XNNPACK")
+    if name.startswith("ort-"):
+        providers = _ort_providers()
+        if providers is None:
+            return TargetStatus(name, False, "onnxruntime is not installed (pip install onnxruntime)")
+        provider = ORT_PROVIDER[name]
+        version = _version("onnxruntime-gpu") if "CUDAExecutionProvider" in providers else _version("onnxruntime")
+        if provider not in providers:
+            fix = "pip install 'edgesmith[gpu]' (onnxruntime-gpu)" + (" with TensorRT" if name == "ort-tensorrt" else "")
+            return TargetStatus(name, False, f"onnxruntime {version} has no {provider} "
+                                f"(offers {', '.join(providers)}); {fix}")
+        if name in GPU_TARGETS and not gpus:
+            return TargetStatus(name, False, no_gpu)
+        where = f" on {gpus[0]['name']}" if name in GPU_TARGETS else ""
+        return TargetStatus(name, True, f"onnxruntime {version}, {provider}{where}")
+    # keras-cpu / keras-gpu
+    if not (_installed("tensorflow") and _installed("tf_keras")):
+        return TargetStatus(name, False, "TensorFlow/tf_keras not installed (pip install 'edgesmith[train]')")
+    if name == "keras-gpu" and not gpus:
+        return TargetStatus(name, False, no_gpu)
+    return TargetStatus(name, True, f"tensorflow {_version('tensorflow')}, tf_keras {_version('tf_keras')} "
+                        "(reference; imported in a child process only)")
+
+
+def detect_targets(names: tuple[str, ...] = TARGETS) -> dict[str, TargetStatus]:
+    """:func:`detect` for each of ``names`` (GPUs queried once)."""
+    from .env import gpu_info
+
+    gpus = gpu_info() if any(n in GPU_TARGETS for n in names) else []
+    return {n: detect(n, gpus=gpus) for n in names}
