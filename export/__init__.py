@@ -2,5 +2,6 @@
 from .exporter import ARTIFACTS, ExportConfig, export
 from .onnx import quantize_onnx, to_onnx
 from .tflite import to_tflite
+from . import byom_savedmodel  # noqa: F401  registers SavedModelLayer, so imported Keras 3 runs load
 
 __all__ = ["export", "ExportConfig", "ARTIFACTS", "to_tflite", "to_onnx", "quantize_onnx"]
