@@ -1,0 +1,126 @@
+"""Distribution on CPU stand-ins, and kill-and-resume, each in fresh subprocesses.
+
+Logical CPU devices and multi-worker collectives must be configured before TensorFlow
+starts, so these runs cannot share the pytest process.
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from edgesmith.core.rundir import RunDir, load_manifest
+
+PY = sys.executable
+TRAIN = """
+from edgesmith.core.data import DataSpec
+from edgesmith.train import TrainConfig, train
+config = TrainConfig(DataSpec("synthetic", limit_train=640, limit_test=200), model="cnn", epochs={epochs},
+                     batch_size=32, val_split=0, quiet=True, tensorboard=False, strategy={strategy!r})
+"""
+
+
+def _env(**extra):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    env.update(TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", **extra)
+    return env
+
+
+def _run(code: str, timeout: float = 120, **env):
+    return subprocess.run([PY, "-c", code], env=_env(**env), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
+    out = tmp_path / "run"
+    code = textwrap.dedent("""
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    """) + TRAIN.format(epochs=3, strategy="mirrored") + f"train(config, {str(out)!r})\n"
+    p = _run(code)
+    assert p.returncode == 0, p.stderr[-3000:]
+    m = json.loads((out / "metrics.json").read_text())
+    assert (m["strategy"], m["replicas"], m["global_batch"]) == ("mirrored", 2, 64)
+    assert m["peak_lr"] == pytest.approx(2 * 3e-3)  # linear scaling rule
+    assert m["top1"] > 0.3  # 10 classes: chance is 0.1
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def test_two_workers_on_loopback_train_one_model(tmp_path):
+    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    out = tmp_path / "run"
+    code = TRAIN.format(epochs=2, strategy="auto") + f"""
+run = train(config, {str(out)!r})
+print("RESULT", None if run is None else str(run.root))
+"""
+    procs = []
+    for i in range(2):
+        tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})
+        procs.append(subprocess.Popen([PY, "-c", code], env=_env(TF_CONFIG=tf_config),
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    try:
+        results = [p.communicate(timeout=150) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for p, (stdout, stderr) in zip(procs, results):
+        assert p.returncode == 0, stderr[-3000:]
+    assert f"RESULT {out}" in results[0][0] and "RESULT None" in results[1][0]  # only the chief writes
+    m = json.loads((out / "metrics.json").read_text())
+    assert (m["strategy"], m["workers"], m["replicas"], m["global_batch"]) == ("multiworker", 2, 2, 64)
+    assert m["epochs"] == 2 and m["top1"] > 0.2
+    assert not (tmp_path / "run.partial-worker1").exists() and not (tmp_path / "run.partial").exists()
+
+
+def test_a_killed_run_resumes_to_the_full_epoch_count(tmp_path):
+    from typer.testing import CliRunner
+
+    from edgesmith.cli import app
+    from edgesmith.train.checkpoint import read_state, work_dir
+
+    out = tmp_path / "run"
+    code = TRAIN.format(epochs=4, strategy="none") + f"""
+import os, signal
+from edgesmith.train._keras import keras
+
+class Crash(keras.callbacks.Callback):  # a hard crash in the middle of epoch 3
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == 2 and batch == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+train(config, {str(out)!r}, callbacks=[Crash()])
+"""
+    p = _run(code)
+    assert p.returncode == -9, p.stderr[-3000:]
+    assert not out.exists()
+    state = read_state(work_dir(out))
+    assert state["epoch"] == 2
+
+    result = CliRunner().invoke(app, ["train", "--resume", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "4 epochs" in result.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["epochs"] == 4 and m["top1"] > 0.5
+    rows = (out / "history.csv").read_text().splitlines()
+    assert len(rows) == 5 and rows[1].startswith("1,")  # header + epochs 1-4, the first two from before the crash
+    assert float(rows[1].split(",")[1]) == pytest.approx(state["history"]["loss"][0], rel=1e-4)
+    load_manifest(RunDir(out))
+    assert not work_dir(out).exists()
+    again = CliRunner().invoke(app, ["train", "--resume", str(out)])
+    assert again.exit_code == 1 and "already complete" in again.output
