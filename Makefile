@@ -8,7 +8,7 @@ EPOCHS ?= 3
 OUT    ?= runs/demo
 DEMO_ARGS ?=
 
-.PHONY: install test demo clean
+.PHONY: install test demo bench clean
 
 # The venv is rebuilt whenever pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -27,6 +27,14 @@ test: $(VENV)/.installed
 demo: $(VENV)/.installed
 	TF_CPP_MIN_LOG_LEVEL=3 $(VENV)/bin/edgesmith pipeline --data $(DATA) --model $(MODEL) \
 		--epochs $(EPOCHS) --out $(OUT) --overwrite --threads 1,2 $(DEMO_ARGS)
+
+# The project's own performance figures (printed, never asserted): export time per variant, wall time
+# and p50 stability of two full `edgesmith bench` runs on BENCH_RUN (default: /tmp/probe/full10 if present),
+# then training throughput when benchmarks/perf_training.py exists.
+BENCH_RUN ?=
+bench: $(VENV)/.installed
+	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m edgesmith.benchmarks.perf_project $(BENCH_RUN)
+	@if [ -f benchmarks/perf_training.py ]; then TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m edgesmith.benchmarks.perf_training; fi
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
