@@ -28,7 +28,7 @@ def test_predict_returns_probabilities_for_any_batch_size(trained_run, images, n
     np.testing.assert_allclose(runner.predict(images[3]), full[3:4], atol=1e-5)  # one (H, W, C) image
 
 
-@pytest.mark.parametrize("name", ["model_int8.tflite", "model_fp32.onnx"])
+@pytest.mark.parametrize("name", FILES)
 def test_one_runner_shared_by_8_threads_matches_sequential_calls(trained_run, images, name):
     runner = load(trained_run.artifacts / name, threads=1)
     batches = [images[i * 30:(i + 1) * 30 + i] for i in range(8)]  # different sizes, too
@@ -78,7 +78,8 @@ def test_gpu_target_without_a_gpu_says_what_is_missing(trained_run):
         load(trained_run.artifacts / "model_fp32.onnx", target="gpu")
     with pytest.raises(BackendUnavailable, match="GPU delegate"):
         load(trained_run.artifacts / "model_fp32.tflite", target="gpu")
-    assert load(trained_run.artifacts / "model_fp32.onnx", target="auto").target == "cpu"
+    auto = load(trained_run.artifacts / "model_fp32.onnx", target="auto")
+    assert auto.target == "cpu" and "no CUDA/TensorRT" in auto.target_reason
 
 
 @pytest.mark.parametrize("target, available, expected", [
