@@ -14,6 +14,7 @@ from edgesmith.core.fsutil import atomic_path
 from edgesmith.core.rundir import RunDir, file_record, now_iso, require_model, save_manifest
 
 from .fidelity import compare
+from .metadata import embed_metadata
 from .onnx import quantize_onnx, to_onnx
 from .tflite import to_tflite
 
@@ -111,6 +112,7 @@ def export(run_dir: str | Path, config: ExportConfig = ExportConfig()) -> list[d
                 method = (f"ONNX Runtime static quantization, QDQ, S8S8, per-channel, MinMax "
                           f"calibration on {len(calib)} training images")
             seconds = time.perf_counter() - started
+            embed_metadata(path, labels=labels)  # labels + input spec in the file itself
             runner = load(path, target="cpu")
             fidelity = compare(reference, runner.predict(verify_x), verify_y)
             floor = config.min_agreement_fp32 if precision == "fp32" else config.min_agreement_int8
