@@ -266,14 +266,16 @@ def import_model(model_file: str | Path, *, data: DataSpec, out: str | Path, lab
     with atomic_path(out) as tmp:
         tmp.mkdir(parents=True)
         run = RunDir(tmp)
-        _save(model, run.model, code=bool(info.code_layers))
+        # trusted Lambda layers are Python in the wrapper; on the SavedModel route they stay graph code
+        python_code = bool(info.code_layers) and info.kind != "raw_savedmodel"
+        _save(model, run.model, code=python_code)
         write_json(run.config, run_config)
         write_json(run.metrics, metrics)
         manifest = new_manifest(RunDir(out), {
             **data.to_dict(), "class_names": names, "image_shape": [h, w, c],
             "n_train": None, "n_val": 0, "n_test": len(test)})
         manifest["model"] = file_record(
-            run.model, run.model.name, format="keras" if not info.code_layers else "h5",
+            run.model, run.model.name, format="h5" if python_code else "keras",
             precision="fp32", architecture=f"imported:{src.name}", params=int(model.count_params()),
             input={"shape": [None, h, w, c], "dtype": "float32", "layout": "NHWC", "value_range": [0, 255]},
             output={"shape": [None, k], "dtype": "float32", "kind": "probabilities"}, source=source)

@@ -111,6 +111,7 @@ def scan_config(config, known: frozenset[str]) -> tuple[list[str], list[str]]:
 
 def _check(path: Path, config, trusted: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
     code, custom = scan_config(config, _known_classes())
+    code, custom = list(dict.fromkeys(code)), list(dict.fromkeys(custom))  # nested configs repeat layers
     if not trusted and code:
         raise UnsafeModelError(f"{path} contains Lambda layer {', '.join(code)}: Python code that would run "
                                "when the model is loaded; refused. Pass --trust-model-code only if you trust "
@@ -119,7 +120,7 @@ def _check(path: Path, config, trusted: bool) -> tuple[tuple[str, ...], tuple[st
         raise UnsafeModelError(f"{path} uses custom object {', '.join(custom[:5])}: code edgesmith will not "
                                "import; refused. Pass --trust-model-code only if you trust whoever made the "
                                "file (a SavedModel runs them as graphs; .keras/.h5 need their Python classes)")
-    return tuple(dict.fromkeys(code)), tuple(dict.fromkeys(custom))
+    return tuple(code), tuple(custom)
 
 
 def _read_keras_zip(path: Path, trusted: bool) -> ModelInfo:

@@ -71,6 +71,7 @@ def foreign(tmp_path_factory):
     lam = keras.Model(inp, seq(x))
     lam.save(d / "lambda.keras")
     lam.save(d / "lambda.h5")
+    lam.save(d / "lambda_sm")
 
     # outputs in reverse class order (to be matched through a labels file)
     inp = keras.Input((32, 32, 3))
@@ -167,7 +168,7 @@ def test_keras3_keras_file_explained_and_export_route_works(foreign, tmp_path):
 
 
 def test_lambda_refused_unless_trusted(foreign, tmp_path):
-    for name in ("lambda.keras", "lambda.h5"):
+    for name in ("lambda.keras", "lambda.h5", "lambda_sm"):
         with pytest.raises(UnsafeModelError, match="my_lambda"):
             import_model(foreign / name, data=DATA, out=tmp_path / name)
         assert not (tmp_path / name).exists()
@@ -187,12 +188,34 @@ class Doubler(keras.layers.Layer):
         return 2 * x
 
 
-def test_custom_object_refused(tmp_path):
+def test_custom_object_refused_unless_trusted_savedmodel(tmp_path):
     inp = keras.Input((32, 32, 3))
     x = keras.layers.GlobalAveragePooling2D()(Doubler(name="doubler")(inp))
-    keras.Model(inp, keras.layers.Dense(10, activation="softmax")(x)).save(tmp_path / "custom.keras")
-    with pytest.raises(UnsafeModelError, match="doubler.*Doubler"):
-        import_model(tmp_path / "custom.keras", data=DATA, out=tmp_path / "run")
+    model = keras.Model(inp, keras.layers.Dense(10, activation="softmax")(x))
+    model.save(tmp_path / "custom.keras")
+    model.save(tmp_path / "custom_sm")
+    for name in ("custom.keras", "custom_sm"):
+        with pytest.raises(UnsafeModelError, match="'doubler' \\(Doubler\\).*code edgesmith will not import"):
+            import_model(tmp_path / name, data=DATA, out=tmp_path / "run")
+    # trusted, a SavedModel's custom layer runs as its traced graph (the serving signature)
+    run = import_model(tmp_path / "custom_sm", data=DATA, out=tmp_path / "run", trust_model_code=True)
+    assert json.loads(run.manifest.read_text())["model"]["source"]["format"] == "raw_savedmodel"
+    export(run.root, TFLITE_ONLY)
+    images = synthetic_split("test", 200).images
+    got = load(run.root / "artifacts" / "model_fp32.tflite", target="cpu").predict(images)
+    np.testing.assert_allclose(got, model.predict(images.astype(np.float32), verbose=0), atol=1e-4)
+
+
+def test_preprocess_layers_match_their_definitions():
+    from edgesmith.export.byom import IMAGENET_MEAN, IMAGENET_STD, _preprocess_layers
+
+    px = np.array([[[[0.0, 127.5, 255.0]]]], dtype=np.float32)
+    want = {"scale01": px / 255, "minus1to1": px / 127.5 - 1,
+            "imagenet": (px / 255 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)}
+    for name, expected in want.items():
+        (layer,) = _preprocess_layers(name)
+        np.testing.assert_allclose(layer(px).numpy(), expected, rtol=1e-5, atol=1e-5)
+    assert _preprocess_layers("none") == []
 
 
 def test_labels_file_reorders_and_mismatches_are_clear(foreign, tmp_path):
