@@ -1,9 +1,15 @@
 """``edgesmith pipeline``: train -> export -> bench in one command (what `make demo` runs)."""
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
 from .bench_cmd import RunsOpt, TargetOpt, ThreadsOpt, WarmupOpt, run_bench
 from ._common import Target, errors
 from .export_cmd import CalibOpt, run_export
+from .import_opts import LabelsOpt, OutputsOpt, PreprocessOpt, TrustOpt, run_import
 from .train_cmd import (BatchOpt, DataOpt, EpochsOpt, LimitTestOpt, LimitTrainOpt, LrOpt, ModelOpt, OutOpt,
                         OverwriteOpt, Precision, PrecisionOpt, SeedOpt, run_train)
 
@@ -13,10 +19,18 @@ def pipeline_cmd(data: DataOpt, model: ModelOpt = "resnet8", epochs: EpochsOpt =
                  limit_train: LimitTrainOpt = None, limit_test: LimitTestOpt = None, seed: SeedOpt = 0,
                  out_dir: OutOpt = None, overwrite: OverwriteOpt = False, calibration_size: CalibOpt = 256,
                  threads: ThreadsOpt = "1", runs: RunsOpt = 500, warmup: WarmupOpt = 50,
-                 target: TargetOpt = Target.cpu):
+                 target: TargetOpt = Target.cpu,
+                 model_file: Annotated[Optional[Path], typer.Option(help="Skip training: import this model "
+                                       "(.keras, .h5, SavedModel dir) instead; see `export --help`.")] = None,
+                 labels: LabelsOpt = None, preprocess: PreprocessOpt = "none", outputs: OutputsOpt = "auto",
+                 trust_model_code: TrustOpt = False):
     """Train, export and benchmark in one go (what `make demo` runs)."""
     with errors():
-        run = run_train(data, model, epochs, batch_size, lr, precision, limit_train, limit_test, seed,
-                        out_dir, overwrite)
-        run_export(run.root, calibration_size)
-        run_bench(run.root, threads, runs, warmup, None, target)
+        if model_file is not None:  # bring your own model (export/byom.py) instead of training
+            root = run_import(model_file, data, labels, preprocess, outputs, trust_model_code, out_dir, overwrite,
+                              limit_train=limit_train, limit_test=limit_test, seed=seed)
+        else:
+            root = run_train(data, model, epochs, batch_size, lr, precision, limit_train, limit_test, seed,
+                             out_dir, overwrite).root
+        run_export(root, calibration_size)
+        run_bench(root, threads, runs, warmup, None, target)
