@@ -98,6 +98,10 @@ def compare_reports(old: dict, new: dict, *, rel_tol: float = 0.10, acc_tol_pts:
                      "top-1 is not comparable")
     if old.get("environment", {}).get("cpu") != new.get("environment", {}).get("cpu"):
         notes.append("measured on different CPUs: latency changes may be the machine")
+    lo, ln = _busy(old), _busy(new)
+    if lo is not None and ln is not None and abs(ln - lo) > 1.0:
+        notes.append(f"machine load differed (load average up to {lo:g} vs {ln:g}): latency changes may be "
+                     "other processes, not the model")
     for k in sorted(set(o) & set(n), key=str):
         a, b = o[k], n[k]
         la, lb = a["latency_ms"], b["latency_ms"]
@@ -116,6 +120,12 @@ def compare_reports(old: dict, new: dict, *, rel_tol: float = 0.10, acc_tol_pts:
             changes.append(Change(_name(k), "bytes", a["bytes"], b["bytes"], 0, b["bytes"] < a["bytes"]))
     return {"changes": changes, "only_old": [_name(k) for k in o if k not in n],
             "only_new": [_name(k) for k in n if k not in o], "compared": len(set(o) & set(n)), "notes": notes}
+
+
+def _busy(report: dict) -> float | None:
+    env = report.get("environment", {})
+    loads = [x for x in (env.get("load_avg_start"), env.get("load_avg")) if x is not None]
+    return max(loads) if loads else None
 
 
 def gate_failures(report: dict, *, min_accuracy_pct: float | None = None,

@@ -60,7 +60,8 @@ def environment() -> dict:
     Returns:
         ``cpu`` (model name), ``isa`` (the :data:`ISA_FLAGS` the CPU has), ``cores`` (usable
         by this process), ``cpu_count`` (logical CPUs of the machine), ``load_avg`` (1-minute
-        load when measured: other processes sharing the cores), ``os``, ``python``,
+        load average when the fingerprint was taken: other processes sharing the cores; a
+        benchmark adds ``load_avg_start`` and takes this one at its end), ``os``, ``python``,
         ``versions`` (packages that shape results), ``gpus`` (list, possibly empty).
     """
     model, flags = _cpuinfo()

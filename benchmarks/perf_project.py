@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
             reports.append(rep)
             rows = rep["results"]
             print(f"\nbench #{i + 1}: {wall:.1f} s wall ({rep['wall_s']} s inside bench_run), {len(rows)} rows, "
-                  f"{rep['config']['n_test']} test images, load average {rep['environment']['load_avg']} at start")
+                  f"{rep['config']['n_test']} test images, load average {rep['environment'].get('load_avg_start')} at start, "
+                  f"{rep['environment']['load_avg']} at end")
         if len(reports) >= 2:
             print("\np50 of consecutive runs (batch 1): run 1 -> run 2, change")
             key = lambda r: (r["artifact"], r["target"], r["threads"], r["batch"])  # noqa: E731

@@ -116,9 +116,15 @@ def markdown(report: dict) -> str:
     gpus = ", ".join(g["name"] for g in env.get("gpus") or []) or "no GPU"
     lines = [f"# Benchmark: {report['run']}", "",
              f"{env['cpu']} ({', '.join(env.get('isa') or []) or 'ISA flags unknown'}), {env['cores']} cores, "
-             f"{gpus}, load average {env.get('load_avg')} at start; {env['os']}, Python {env.get('python')}; "
+             f"{gpus}, load average {env.get('load_avg_start', env.get('load_avg'))} at start and "
+             f"{env.get('load_avg')} at end; {env['os']}, Python {env.get('python')}; "
              f"top-1 on {cfg['n_test']} test images; bench wall time {report.get('wall_s')} s.", "",
              cfg.get("method", ""), ""]
+    busy = max(x for x in (env.get("load_avg_start"), env.get("load_avg"), 0) if x is not None)
+    if busy > env["cores"]:
+        lines += [f"**Shared machine:** load average reached {busy:g} on {env['cores']} cores while measuring; "
+                  "latency (multi-thread rows most) includes waiting for a core. Compare runs taken under "
+                  "similar load only.", ""]
     ref = report.get("reference") or {}
     if ref.get("top1") is not None:
         lines += [f"Keras float32 reference (from training): top-1 {ref['top1']:.2%} on {ref['n_test']} test images.", ""]

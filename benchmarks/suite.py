@@ -12,7 +12,7 @@ Method (stated in every report):
 * batch-1 latency: ``warmup`` untimed calls, then ``runs`` timed ``runner.predict`` calls on
   one image each (consecutive test images), GC paused; p50/p90/p99, mean and std in ms;
 * throughput: at each larger batch, ``batch_runs`` timed calls after a short warm-up;
-  img/s = images / summed call time;
+  img/s = batch / median call time (robust to a preempted call on a shared machine);
 * load time: ``runtime.load`` in a fresh process (file in the page cache), ms;
 * peak RSS: see :mod:`.worker` (reset-and-read VmHWM around model load and inference);
 * sizes: file bytes and gzip -9 bytes;
@@ -98,7 +98,7 @@ class BenchConfig:
         """One paragraph saying how the figures were taken (goes into every report)."""
         big = [b for b in self.batches if b > 1]
         thr = (f" Throughput at batch {', '.join(map(str, big))}: {self.batch_runs} timed calls after a short "
-               "warm-up, img/s = images / summed call time." if big else "")
+               "warm-up, img/s = batch / median call time." if big else "")
         return (f"Each artifact x target x thread count runs in a fresh process. Batch-1 latency: "
                 f"{self.warmup} warm-up calls, then {self.runs} timed `predict` calls on one pre-decoded "
                 f"test image each, GC paused, no CPU pinning; only inference (with the runner's "
@@ -126,6 +126,14 @@ def _cells(run: RunDir, manifest: dict, targets: tuple[str, ...]) -> tuple[list[
             skipped.append({"target": t, "reason": f"the run has no {fmt} artifact"})
         cells += [(a, t) for a in mine]
     return cells, skipped
+
+
+def _load_avg() -> float | None:
+    """1-minute load average (processes wanting a core), None where unknown."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
 
 
 def _run_worker(job: dict, workdir: Path, tag: str) -> dict:
@@ -164,6 +172,7 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
         ConfigError: a bad config.
     """
     started = time.perf_counter()
+    load_start = _load_avg()
     say = progress or (lambda line: None)
     run = RunDir(run_dir)
     manifest = load_manifest(run)
@@ -227,8 +236,10 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
                 say(f"  {tag}: top-1 {acc['top1']:.2%}" + (f", p50 {b1['p50']:.3f} ms" if b1 else "")
                     + f", {time.perf_counter() - cell_start:.1f} s")
     keras_metrics = (manifest.get("stages", {}).get("train") or {}).get("metrics", {})
+    env = environment()
+    env["load_avg_start"] = load_start
     return {"schema_version": RESULTS_SCHEMA, "run": manifest["run"], "created": now_iso(),
-            "wall_s": round(time.perf_counter() - started, 1), "environment": environment(),
+            "wall_s": round(time.perf_counter() - started, 1), "environment": env,
             "config": {"targets": list(config.targets), "threads": list(config.threads),
                        "batches": list(config.batches), "warmup": config.warmup, "runs": config.runs,
                        "batch_runs": config.batch_runs, "n_test": len(test), "method": config.method()},

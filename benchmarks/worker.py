@@ -165,7 +165,8 @@ def measure(job: dict) -> dict:
         warm, runs = (job["warmup"], job["runs"]) if b == 1 else (max(3, -(-job["warmup"] // b)), job["batch_runs"])
         samples = time_calls(runner, images, b_eff, warmup=warm, runs=runs)
         out["latency"][str(b)] = latency_summary(samples)
-        out["throughput_ips"][str(b)] = round(b_eff * len(samples) / (samples.sum() / 1e3), 1)
+        # img/s from the median call: on a shared machine one preempted call must not halve it
+        out["throughput_ips"][str(b)] = round(b_eff * 1e3 / float(np.median(samples)), 1)
     _, peak = _rss_mib()
     out["rss_peak_mib"] = round(peak, 1) if peak is not None else None
     out["rss_model_mib"] = round(peak - rss_before, 1) if (reset and peak and rss_before) else None

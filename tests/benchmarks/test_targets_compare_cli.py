@@ -97,7 +97,7 @@ def _write(tmp_path, name, rep):
 
 def test_compare_reports_changes_beyond_noise_only():
     base = _report()
-    same = compare_reports(base, _report(p50=1.05, top1=0.8005))  # 5 % slower, +0.05 pt: noise
+    same = compare_reports(base, _report(p50=1.05, top1=0.8005, ips=950))  # 5 % slower, +0.05 pt: noise
     assert same["changes"] == [] and same["compared"] == 2
     worse = compare_reports(base, _report(p50=1.3, top1=0.79, ips=600))
     got = {(c.metric, c.better) for c in worse["changes"]}
@@ -105,6 +105,10 @@ def test_compare_reports_changes_beyond_noise_only():
     extra = copy.deepcopy(base)
     extra["results"][0]["artifact"] = "onnx_int8"
     assert compare_reports(base, extra)["only_old"] == ["tflite_int8 litert-cpu t1 b1"]
+    busy = _report()
+    busy["environment"].update(load_avg_start=9.5, load_avg=11.0)
+    base["environment"].update(load_avg_start=0.5, load_avg=1.0)
+    assert any("machine load differed" in n for n in compare_reports(base, busy)["notes"])
 
 
 def test_compare_cli_exit_codes(tmp_path):
