@@ -1,4 +1,11 @@
-"""TFLite conversion: float32 and full-integer int8 (post-training quantization)."""
+"""TFLite conversion: float32, and the post-training quantization (PTQ) variants.
+
+Variants (TFLite post-training quantization guide, ai.google.dev/edge/litert/models/post_training_quantization):
+``fp32``; ``fp16`` (float16 weights, float compute); ``dynamic`` (dynamic-range: int8
+weights, activations quantized on the fly); ``int8`` (full-integer: per-channel int8
+weights, int8 activations calibrated on a representative dataset, uint8 or int8 I/O).
+A QAT model (:mod:`.qat`) converts with ``int8`` and carries its own ranges.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,6 +24,9 @@ def _representative(images: np.ndarray) -> "callable":
     return gen
 
 
+PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
+
+
 def to_tflite(model: keras.Model, path: str | Path, *, precision: str = "fp32",
               representative: np.ndarray | None = None, io_dtype: str = "uint8") -> Path:
     """Convert a float Keras model to a ``.tflite`` file.
@@ -24,8 +34,9 @@ def to_tflite(model: keras.Model, path: str | Path, *, precision: str = "fp32",
     Args:
         model: float32 tf_keras model taking ``(N, H, W, C)`` float32 pixels 0-255.
         path: output file; written atomically.
-        precision: ``"fp32"``, or ``"int8"`` for full-integer PTQ (per-channel int8
-            weights, int8 activations calibrated on ``representative``).
+        precision: ``"fp32"``; ``"fp16"`` (float16 weights); ``"dynamic"`` (dynamic-range
+            int8 weights); or ``"int8"`` for full-integer PTQ (per-channel int8 weights,
+            int8 activations calibrated on ``representative``).
         representative: ``(M, H, W, C) uint8`` training images, the representative
             dataset for int8 (a few hundred suffice).
         io_dtype: int8 only: ``"uint8"`` (raw pixels go straight in: scale 1, zero
@@ -37,10 +48,15 @@ def to_tflite(model: keras.Model, path: str | Path, *, precision: str = "fp32",
     Raises:
         ValueError: unknown precision or io_dtype, or int8 without a representative dataset.
     """
-    if precision not in ("fp32", "int8"):
-        raise ValueError(f"unknown TFLite precision {precision!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown TFLite precision {precision!r}; choose {', '.join(PRECISIONS)}")
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if precision == "int8":
+    if precision == "fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif precision == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif precision == "int8":
         if representative is None or not len(representative):
             raise ValueError("int8 conversion needs a representative dataset")
         if io_dtype not in ("uint8", "int8"):

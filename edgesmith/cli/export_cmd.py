@@ -1,30 +1,122 @@
-"""``edgesmith export``: float32 and int8 TFLite and ONNX from a trained run."""
+"""``edgesmith export``: TFLite and ONNX artifacts (float, PTQ, pruned, QAT) from a trained run."""
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
 from ._common import errors, out
+from .import_opts import (DataImportOpt, ImportOutOpt, LabelsOpt, OutputsOpt, PreprocessOpt, TrustOpt,
+                          run_import)
 
-CalibOpt = Annotated[int, typer.Option(help="Training images in the int8 representative dataset.")]
+CalibOpt = Annotated[int, typer.Option(help="Training images in the int8 representative dataset / "
+                                            "ONNX calibration set (error if the training split has fewer).")]
 
 
-def run_export(run_dir: Path, calibration_size: int) -> list[dict]:
-    """Export with an ExportConfig built from the options; prints one line per artifact."""
-    from edgesmith.export import ExportConfig, export
+class Calibration(str, Enum):
+    minmax = "minmax"
+    entropy = "entropy"
+    percentile = "percentile"
 
-    records = export(run_dir, ExportConfig(calibration_size=calibration_size))
+
+class IoDtype(str, Enum):
+    uint8 = "uint8"
+    int8 = "int8"
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def print_table(records: list[dict]) -> None:
+    """One row per artifact: precision, top-1 and its drop, agreement, raw/gzip size, sparsity."""
+    from rich.table import Table
+
+    t = Table(title="artifacts vs the float Keras model")
+    for col in ("artifact", "precision", "top-1", "Δ pt", "agreement", "KiB", "gzip KiB", "sparsity"):
+        t.add_column(col, justify="left" if col in ("artifact", "precision") else "right")
     for r in records:
         f = r["fidelity"]
-        out.print(f"exported {r['file']} ({r['bytes'] / 1024:.1f} KiB): top-1 {f['top1']:.2%}, "
-                  f"agrees with Keras on {f['top1_agreement']:.1%} of {f['n']} test images")
+        t.add_row(r["name"], r["precision"], f"{f['top1']:.2%}", f"{-f['accuracy_drop_pts']:+.2f}",
+                  f"{f['top1_agreement']:.1%}", f"{r['bytes'] / 1024:.1f}", f"{r['gzip_bytes'] / 1024:.1f}",
+                  f"{r.get('weight_sparsity', 0):.0%}")
+    out.print(t)
+
+
+def run_export(run_dir: Path, calibration_size: int = 256, config=None) -> list[dict]:
+    """Export with ``config`` (default: an ExportConfig with ``calibration_size``); prints a table.
+
+    When an artifact is over the accuracy budget, its worst layers are printed before the error.
+    """
+    from edgesmith.core.errors import ParityError
+    from edgesmith.export import ExportConfig, export
+    from edgesmith.export.diagnose import format_diagnosis
+
+    config = config or ExportConfig(calibration_size=calibration_size)
+    try:
+        records = export(run_dir, config, log=out.print)
+    except ParityError as e:
+        for name, diag in getattr(e, "diagnosis", {}).items():
+            for line in format_diagnosis(name, diag):
+                out.print(line, highlight=False)
+        raise
+    print_table(records)
+    for r in records:
+        if "diagnosis" in r:
+            for line in format_diagnosis(r["name"], r["diagnosis"]):
+                out.print(line, highlight=False)
     return records
 
 
-def export_cmd(run_dir: Annotated[Path, typer.Argument(help="Run directory made by `edgesmith train`.")],
-               calibration_size: CalibOpt = 256):
-    """Export a run to float32 and int8 TFLite and ONNX, each verified against the Keras model."""
+def export_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory made by `edgesmith train`, or a model trained "
+                                                  "elsewhere (.keras, .h5, SavedModel dir) to import first.")],
+    data: DataImportOpt = None, labels: LabelsOpt = None, preprocess: PreprocessOpt = "none",
+    outputs: OutputsOpt = "auto", trust_model_code: TrustOpt = False, out_dir: ImportOutOpt = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists (model files only).")] = False,
+    variants: Annotated[str, typer.Option(
+        help="Comma-separated: fp32 (always made, the float parent), fp16 (TFLite float16 weights), "
+             "dynamic (dynamic-range int8 weights), int8 (full-integer PTQ: TFLite per-channel, ONNX "
+             "static QDQ), int8-tflite (ONNX converted from the int8 TFLite).")] = "fp32,int8",
+    formats: Annotated[str, typer.Option(help="Comma-separated: tflite, onnx.")] = "tflite,onnx",
+    calibration: Annotated[Calibration, typer.Option(
+        help="ONNX static quantization calibration method.")] = Calibration.minmax,
+    calibration_size: CalibOpt = 256,
+    io_dtype: Annotated[IoDtype, typer.Option(
+        help="Input/output type of full-integer TFLite files (uint8 takes raw pixels).")] = IoDtype.uint8,
+    prune: Annotated[Optional[float], typer.Option(
+        help="Also export a magnitude-pruned model at this sparsity in (0, 1), e.g. 0.5 "
+             "(PolynomialDecay schedule + fine-tune; shrinks the gzip size, not the raw size).")] = None,
+    structured_2_4: Annotated[bool, typer.Option(
+        "--structured-2-4", help="Prune with the 2:4 pattern (2 zeros in every 4 weights; sparsity 0.5).")] = False,
+    qat: Annotated[bool, typer.Option(
+        "--qat", help="Also export quantization-aware-trained int8 (prune-preserving for the pruned model).")] = False,
+    fine_tune_epochs: Annotated[int, typer.Option(help="Pruning fine-tune epochs.")] = 2,
+    qat_epochs: Annotated[int, typer.Option(help="QAT fine-tune epochs.")] = 1,
+    fine_tune_limit: Annotated[Optional[int], typer.Option(
+        help="Fine-tune on at most this many training images (default: all).")] = None,
+    verify_size: Annotated[int, typer.Option(
+        help="Held-out test images each artifact is checked on (10000: the whole CIFAR-10 test set).")] = 500,
+    max_accuracy_drop: Annotated[Optional[float], typer.Option(
+        help="Fail (nothing written) if any artifact's top-1 is more than this many points below the "
+             "float model's; prints the worst int8 layers.")] = None,
+    diagnose: Annotated[bool, typer.Option(
+        "--diagnose", help="Record and print a per-layer SNR diagnosis of every int8 artifact.")] = False,
+):
+    """Export a run to TFLite and ONNX (float, PTQ, pruned, QAT), each verified against the Keras model."""
     with errors():
-        run_export(run_dir, calibration_size)
+        from edgesmith.export import ExportConfig
+        from edgesmith.export.prune import FineTune
+
+        run_dir = run_import(run_dir, data, labels, preprocess, outputs, trust_model_code, out_dir, overwrite)
+
+        config = ExportConfig(
+            formats=_csv(formats), variants=_csv(variants), calibration=calibration.value,
+            calibration_size=calibration_size, io_dtype=io_dtype.value, verify_size=verify_size,
+            max_accuracy_drop=max_accuracy_drop, prune=prune, structured_2_4=structured_2_4, qat=qat,
+            prune_tune=FineTune(epochs=fine_tune_epochs, learning_rate=5e-4, limit=fine_tune_limit),
+            qat_tune=FineTune(epochs=qat_epochs, learning_rate=1e-4, limit=fine_tune_limit),
+            diagnose=diagnose)
+        run_export(run_dir, config=config)

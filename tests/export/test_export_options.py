@@ -1,0 +1,74 @@
+"""Export options from the command line: bad input gives one line and exit 1, nothing written."""
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from edgesmith.cli import app
+from edgesmith.core.errors import ConfigError
+from edgesmith.core.rundir import load_manifest, save_manifest, RunDir
+from edgesmith.export import ExportConfig
+
+runner = CliRunner()
+
+
+def _error_line(result) -> str:
+    assert result.exit_code == 1, result.output
+    lines = [l for l in result.output.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
+    return lines[0]
+
+
+@pytest.fixture
+def run_copy(trained_run, tmp_path):
+    shutil.copytree(trained_run.root, tmp_path / "run", ignore=shutil.ignore_patterns("artifacts", "bench"))
+    return RunDir(tmp_path / "run")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--variants", "fp32,int4"], "unknown variant(s) ['int4']"),
+    (["--formats", "tflite,coreml"], "unknown format(s) ['coreml']"),
+    (["--variants", "int8-tflite", "--formats", "tflite"], "exists only for onnx"),
+    (["--prune", "1.0"], "--prune sparsity must be in (0, 1), got 1.0"),
+    (["--prune", "-0.1"], "--prune sparsity must be in (0, 1), got -0.1"),
+    (["--max-accuracy-drop", "-1"], "--max-accuracy-drop must be >= 0"),
+])
+def test_bad_options_fail_in_one_line_without_touching_the_run(run_copy, args, message):
+    assert message in _error_line(runner.invoke(app, ["export", str(run_copy.root), *args]))
+    assert not run_copy.artifacts.exists()
+
+
+def test_a_calibration_set_smaller_than_asked_is_refused(run_copy, tmp_path):
+    from conftest import write_image_folders
+
+    data = write_image_folders(tmp_path / "imgs", per_class=(4, 2))  # 12 training images
+    manifest = load_manifest(run_copy)
+    manifest["dataset"]["source"] = str(data)
+    save_manifest(run_copy, manifest)
+    line = _error_line(runner.invoke(app, ["export", str(run_copy.root), "--calibration-size", "50"]))
+    assert "--calibration-size 50" in line and "(12)" in line
+    assert not run_copy.artifacts.exists()
+
+
+def test_a_run_without_model_fails_cleanly(tmp_path):
+    assert "not an edgesmith run" in _error_line(runner.invoke(app, ["export", str(tmp_path), "--prune", "0.5"]))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_default_plan_is_the_four_classic_artifacts():
+    assert [p.name for p in ExportConfig().plan()] == ["tflite_fp32", "tflite_int8", "onnx_fp32", "onnx_int8"]
+    plan = ExportConfig(formats=("tflite",), variants=("fp16",), prune=0.5, qat=True).plan()
+    assert [(p.name, p.float_parent) for p in plan] == [
+        ("tflite_fp32", None), ("tflite_fp16", "tflite_fp32"), ("pruned_tflite_fp32", "tflite_fp32"),
+        ("pruned_tflite_fp16", "tflite_fp32"), ("qat_tflite_int8", "tflite_fp32"),
+        ("pruned_qat_tflite_int8", "tflite_fp32")]
+    with pytest.raises(ConfigError, match="2:4 structured sparsity is 0.5"):
+        ExportConfig(prune=0.75, structured_2_4=True)
+
+
+def test_every_export_option_is_in_help():
+    out = runner.invoke(app, ["export", "--help"], env={"COLUMNS": "200"}).output
+    for opt in ("--variants", "--formats", "--calibration", "--calibration-size", "--io-dtype", "--prune",
+                "--structured-2-4", "--qat", "--fine-tune-epochs", "--qat-epochs", "--fine-tune-limit",
+                "--verify-size", "--max-accuracy-drop", "--diagnose"):
+        assert opt in out, opt
