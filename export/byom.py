@@ -293,9 +293,15 @@ def _save(model, path: Path, *, code: bool) -> None:
     ``export`` loads it), so a model the user trusted is stored in the legacy HDF5
     layout, which tf_keras loads (running the lambda's bytecode) whatever the file name.
     """
-    if not code:
-        model.save(path)
-        return
-    h5 = path.with_name(path.name + ".h5")
-    model.save(h5, save_format="h5")
-    h5.replace(path)
+    try:
+        if not code:
+            model.save(path)
+            return
+        h5 = path.with_name(path.name + ".h5")
+        model.save(h5, save_format="h5")
+        h5.replace(path)
+    except Exception as e:  # layers tf_keras revived but cannot serialize again
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ModelFileError(f"the imported model cannot be saved as a tf_keras file ({type(e).__name__}: "
+                             f"{first[:300]}); export it as a SavedModel with a serving signature "
+                             "(Keras 3: model.export(DIR)) and import that directory") from None
