@@ -55,6 +55,8 @@ class TrainConfig:
         cutout: add Cutout to the augmentation.
         width: MobileNetV2 width multiplier.
         weights: resnet50v2 backbone initialisation: ``imagenet``, a ``.h5`` path or ``none``.
+        backbone_size: resnet50v2: the side the inputs are upsampled to inside the model (224 is the
+            ImageNet resolution; smaller is much faster on a CPU).
         freeze_epochs: resnet50v2 epochs with the backbone frozen (head only, peak lr) before
             fine-tuning everything at lr/10; None picks a third of the epochs.
         tensorboard: write TensorBoard logs to ``RUN/tensorboard``.
@@ -77,6 +79,7 @@ class TrainConfig:
     cutout: bool = False
     width: float = 1.0
     weights: str = "none"
+    backbone_size: int = 224
     freeze_epochs: int | None = None
     tensorboard: bool = True
     quiet: bool = field(default=False, compare=False)
@@ -108,6 +111,8 @@ class TrainConfig:
             raise ConfigError(f"--patience must be >= 1, got {self.patience}")
         if not 0 < self.width <= 4:
             raise ConfigError(f"--width must be in (0, 4], got {self.width}")
+        if not 32 <= self.backbone_size <= 1024:
+            raise ConfigError(f"--backbone-size must be in [32, 1024], got {self.backbone_size}")
         if self.freeze_epochs is not None and not 0 <= self.freeze_epochs <= self.epochs:
             raise ConfigError(f"--freeze-epochs must be in [0, --epochs], got {self.freeze_epochs}")
 
@@ -125,7 +130,7 @@ class TrainConfig:
         return cls(DataSpec.from_dict(d["data"]), **{**kw, **overrides})
 
     def model_options(self) -> dict:
-        return {"width": self.width, "weights": self.weights}
+        return {"width": self.width, "weights": self.weights, "size": self.backbone_size}
 
     def phases(self) -> list[tuple[int, int, bool]]:
         """``(first_epoch, end_epoch, backbone_frozen)`` per phase (two for resnet50v2)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import typer
 
 from .bench_cmd import bench_cmd
+from .data_cmd import data_app
 from .doctor_cmd import doctor_cmd
 from .export_cmd import export_cmd
 from .pipeline_cmd import pipeline_cmd
@@ -25,6 +26,7 @@ app.command("bench")(bench_cmd)
 app.command("pipeline")(pipeline_cmd)
 app.command("doctor")(doctor_cmd)
 app.command("predict")(predict_cmd)
+app.add_typer(data_app, name="data")
 
 
 def main() -> None:

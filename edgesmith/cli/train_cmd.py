@@ -125,6 +125,8 @@ def train_cmd(data: OptData = None, model: ModelOpt = "resnet8", epochs: EpochsO
               width: Annotated[float, typer.Option(help="mobilenetv2 width multiplier.")] = 1.0,
               weights: Annotated[str, typer.Option(help="resnet50v2 backbone: imagenet, none, or a .h5 weights "
                                                    "file.")] = "none",
+              backbone_size: Annotated[int, typer.Option(help="resnet50v2: input side after upsampling inside "
+                                                         "the model.")] = 224,
               freeze_epochs: Annotated[Optional[int], typer.Option(help="resnet50v2: epochs with the backbone "
                                                                    "frozen before fine-tuning [default: 1/3].")] = None,
               tensorboard: Annotated[bool, typer.Option(help="Write TensorBoard logs to RUN/tensorboard.")] = True,
@@ -150,4 +152,4 @@ def train_cmd(data: OptData = None, model: ModelOpt = "resnet8", epochs: EpochsO
                   limit_test, seed, out_dir, overwrite, strategy=strategy, schedule=given["schedule"],
                   label_smoothing=given["label_smoothing"], weight_decay=weight_decay, patience=patience,
                   val_split=given["val_split"], augment=augment, cutout=cutout, width=width, weights=weights,
-                  freeze_epochs=freeze_epochs, tensorboard=tensorboard)
+                  backbone_size=backbone_size, freeze_epochs=freeze_epochs, tensorboard=tensorboard)

@@ -1,0 +1,109 @@
+"""Training throughput per precision, input-pipeline throughput, and the fast preset.
+
+Run: ``python -m edgesmith.benchmarks.perf_training [--data DIR] [--fast OUT]``
+
+* model training img/s for ResNet-8 under fp32, bf16 and auto (one ``fit`` epoch on
+  ``--images`` training images after a warm-up epoch; includes the input pipeline, which
+  is far faster, see below);
+* input pipeline img/s: iterating the augmented, batched tf.data pipeline alone;
+* ``--fast OUT``: trains the fast preset (``edgesmith train --preset fast``) on the full
+  dataset into OUT, exports int8 TFLite (256 calibration images), and prints float and
+  int8 top-1 on the whole test split plus the training minutes.
+
+Figures depend on what else the machine runs at the time; the script prints them, it does
+not assert them. TensorFlow is imported inside the functions only (this package must import
+without it).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+DEFAULT_DATA = "/work/shared/data/cifar10-jpeg"
+
+
+def train_throughput(images, labels, precision: str, *, batch_size: int = 128) -> tuple[str, float]:
+    """``(policy, img/s)`` of ResNet-8 training steps under ``precision`` (after a warm-up epoch)."""
+    from edgesmith.train import build_model
+    from edgesmith.train._keras import keras, tf
+    from edgesmith.train.input import make_dataset
+    from edgesmith.train.precision import resolve_policy
+    from edgesmith.train.recipe import compile_model
+
+    policy = resolve_policy(precision, gpus=len(tf.config.list_physical_devices("GPU")))
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        model = build_model("resnet8", images.shape[1:], int(labels.max()) + 1)
+        steps = -(-len(images) // batch_size)
+        compile_model(model, peak_lr=3e-3, schedule_kind="cosine", steps_per_epoch=steps, epochs=2,
+                      weight_decay=0.0, label_smoothing=0.0, policy=policy)
+        ds = make_dataset(images, labels, batch_size=batch_size, training=True)
+        model.fit(ds, epochs=1, verbose=0)  # warm-up: tracing, oneDNN primitive caches
+        t0 = time.perf_counter()
+        model.fit(ds, epochs=1, verbose=0)
+        return policy, len(images) / (time.perf_counter() - t0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def fast_preset(data: str, out: Path) -> dict:
+    """Train the fast preset into ``out``, export int8 TFLite, return the figures."""
+    import json
+
+    import numpy as np
+
+    from edgesmith.cli.train_cmd import PRESETS
+    from edgesmith.core.data import DataSpec, load_dataset
+    from edgesmith.export.tflite import to_tflite
+    from edgesmith.runtime import load
+    from edgesmith.train import TrainConfig, train
+    from edgesmith.train._keras import keras
+
+    p = PRESETS["fast"]
+    config = TrainConfig(DataSpec(data), model=p["model"], epochs=p["epochs"], batch_size=p["batch_size"],
+                         learning_rate=p["lr"], schedule=p["schedule"].value,
+                         label_smoothing=p["label_smoothing"], val_split=p["val_split"])
+    started = time.perf_counter()
+    run = train(config, out, overwrite=True)
+    wall = time.perf_counter() - started
+    metrics = json.loads(run.metrics.read_text())
+    train_split, test_split = load_dataset(config.data)
+    model = keras.models.load_model(run.model)
+    calib = train_split.images[np.random.default_rng(0).permutation(len(train_split))[:256]]
+    path = to_tflite(model, out / "fast_int8.tflite", precision="int8", representative=calib)
+    runner = load(path)
+    preds = np.concatenate([runner.predict(test_split.images[i:i + 500]).argmax(1)
+                            for i in range(0, len(test_split), 500)])
+    return {"float_top1": metrics["top1"], "int8_top1": float((preds == test_split.labels).mean()),
+            "train_minutes": metrics["train_seconds"] / 60, "wall_minutes": wall / 60,
+            "train_img_per_s": metrics["train_img_per_s"], "policy": metrics["precision_policy"],
+            "epochs": metrics["epochs"]}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default=DEFAULT_DATA, help="class-folder dataset (default: the shared CIFAR-10 JPEGs)")
+    ap.add_argument("--images", type=int, default=5120, help="training images per throughput epoch")
+    ap.add_argument("--precisions", default="fp32,bf16,auto")
+    ap.add_argument("--fast", type=Path, help="also train the fast preset into this run directory")
+    args = ap.parse_args(argv)
+
+    from edgesmith.core.data import DataSpec, load_split
+    from edgesmith.train.input import pipeline_throughput
+
+    split = load_split(DataSpec(args.data, limit_train=args.images), "train")
+    print(f"data: {args.data} ({len(split)} training images for throughput), batch 128")
+    print(f"input pipeline alone (default augmentation): {pipeline_throughput(split.images, split.labels):,.0f} img/s")
+    for precision in args.precisions.split(","):
+        policy, ips = train_throughput(split.images, split.labels, precision)
+        print(f"ResNet-8 training, --precision {precision:4s} ({policy}): {ips:,.0f} img/s")
+    if args.fast:
+        r = fast_preset(args.data, args.fast)
+        print(f"fast preset: {r['epochs']} epochs, {r['train_minutes']:.1f} min training "
+              f"({r['wall_minutes']:.1f} min wall incl. load + test), {r['train_img_per_s']:,.0f} img/s, "
+              f"{r['policy']}; test top-1 float {r['float_top1']:.2%}, int8 TFLite {r['int8_top1']:.2%}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""``edgesmith data preview DATA``: a PNG grid of samples per class, and the class counts."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from ._common import errors, out
+
+data_app = typer.Typer(help="Look at a dataset before training on it.", no_args_is_help=True)
+
+
+def preview_grid(images: np.ndarray, labels: np.ndarray, class_names, *, per_class: int = 8, scale: int = 2,
+                 seed: int = 0):
+    """A Pillow image: one row per class (name on the left), ``per_class`` random samples each.
+
+    Args:
+        images: ``(N, H, W, C) uint8`` with C = 1 or 3.
+        labels: ``(N,) int`` class indices into ``class_names``.
+        scale: integer upscaling of each sample (nearest neighbour), for small images.
+    """
+    from PIL import Image, ImageDraw
+
+    h, w = images.shape[1] * scale, images.shape[2] * scale
+    label_w, pad = 110, 2
+    grid = Image.new("RGB", (label_w + per_class * (w + pad), len(class_names) * (h + pad)), "white")
+    draw = ImageDraw.Draw(grid)
+    rng = np.random.default_rng(seed)
+    for c, name in enumerate(class_names):
+        idx = np.flatnonzero(labels == c)
+        pick = rng.choice(idx, size=min(per_class, len(idx)), replace=False) if len(idx) else []
+        y = c * (h + pad)
+        draw.text((4, y + h // 2 - 6), f"{name[:14]} ({len(idx)})", fill="black")
+        for j, i in enumerate(pick):
+            img = images[i][..., 0] if images.shape[-1] == 1 else images[i]
+            tile = Image.fromarray(img).convert("RGB").resize((w, h), Image.NEAREST)
+            grid.paste(tile, (label_w + j * (w + pad), y))
+    return grid
+
+
+@data_app.command("preview")
+def preview_cmd(data: Annotated[str, typer.Argument(help="'cifar10', 'synthetic', or a directory with "
+                                                     "train/<class>/ and test/<class>/ image folders.")],
+                split: Annotated[str, typer.Option(help="Which split to show: train or test.")] = "train",
+                per_class: Annotated[int, typer.Option(help="Samples shown per class.")] = 8,
+                out_png: Annotated[Optional[Path], typer.Option("--out", "-o", help="PNG to write "
+                                                                "[default: data-preview-<split>.png].")] = None,
+                seed: Annotated[int, typer.Option(help="Chooses the samples shown.")] = 0):
+    """Write a PNG grid of sample images per class and print the class counts."""
+    from edgesmith.core.data import DataSpec, load_split
+    from edgesmith.core.errors import ConfigError
+    from edgesmith.core.fsutil import atomic_path
+
+    with errors():
+        if per_class < 1:
+            raise ConfigError(f"--per-class must be >= 1, got {per_class}")
+        s = load_split(DataSpec(data), split)
+        counts = np.bincount(s.labels, minlength=len(s.class_names))
+        table = Table(title=f"{data} ({split}): {len(s)} images, {s.image_shape[1]}x{s.image_shape[0]}x"
+                            f"{s.image_shape[2]}")
+        table.add_column("class")
+        table.add_column("images", justify="right")
+        table.add_column("share", justify="right")
+        for name, n in zip(s.class_names, counts):
+            table.add_row(name, f"{n:,}", f"{n / len(s):.1%}")
+        out.print(table)
+        path = out_png or Path(f"data-preview-{split}.png")
+        with atomic_path(path) as tmp:
+            preview_grid(s.images, s.labels, s.class_names, per_class=per_class, seed=seed).save(tmp, format="PNG")
+        out.print(f"preview -> {path}")

@@ -1,0 +1,54 @@
+"""Augmentation presets, pipeline throughput, and `edgesmith data preview`."""
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edgesmith.cli import app
+from edgesmith.core.data import synthetic_split
+from edgesmith.train.input import AUGMENTS, cutout, make_dataset, pipeline_throughput
+
+from conftest import write_image_folders
+
+
+@pytest.mark.parametrize("augment", AUGMENTS)
+@pytest.mark.parametrize("use_cutout", [False, True])
+def test_augmentation_presets_keep_shapes_and_pixel_range(augment, use_cutout):
+    s = synthetic_split("train", 64)
+    x, y = next(iter(make_dataset(s.images, s.labels, batch_size=64, training=True, augment=augment,
+                                  use_cutout=use_cutout)))
+    x = x.numpy()
+    assert x.shape == (64, 32, 32, 3) and x.dtype == np.float32 and y.shape == (64,)
+    assert x.min() >= 0 and x.max() <= 255
+    assert sorted(y.numpy()) == sorted(s.labels)
+    if augment == "none" and not use_cutout:
+        originals = {img.tobytes() for img in s.images.astype(np.float32)}
+        assert all(img.tobytes() in originals for img in x)
+    elif augment != "none":
+        originals = {img.tobytes() for img in s.images.astype(np.float32)}
+        assert sum(img.tobytes() not in originals for img in x) > 32  # most images changed
+
+
+def test_cutout_greys_one_square_per_image():
+    x = np.zeros((4, 32, 32, 3), np.float32)
+    out = cutout(x, 16).numpy()
+    grey = (out[..., 0] == 128).sum(axis=(1, 2))
+    assert (grey > 0).all() and (grey <= 17 * 17).all()
+
+
+def test_pipeline_throughput_is_measured_alone():
+    s = synthetic_split("train", 256)
+    assert pipeline_throughput(s.images, s.labels, batch_size=64, seconds=0.3) > 0
+
+
+def test_data_preview_writes_a_grid_and_counts(tmp_path):
+    root = write_image_folders(tmp_path / "data", classes=("cat", "dog", "frog"), per_class=(5, 2))
+    png = tmp_path / "grid.png"
+    r = CliRunner().invoke(app, ["data", "preview", str(root), "--per-class", "4", "-o", str(png)])
+    assert r.exit_code == 0, r.output
+    assert "cat" in r.output and "frog" in r.output and "15 images" in r.output
+    from PIL import Image
+
+    with Image.open(png) as im:
+        assert im.format == "PNG" and im.size[1] == 3 * (64 + 2)  # one 2x-scaled row per class
+    bad = CliRunner().invoke(app, ["data", "preview", str(tmp_path / "missing")])
+    assert bad.exit_code == 1 and "does not exist" in bad.output
