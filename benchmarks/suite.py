@@ -11,6 +11,7 @@ Method (stated in every report):
   count and batch size do not change the arithmetic these runtimes do per image);
 * batch-1 latency: ``warmup`` untimed calls, then ``runs`` timed ``runner.predict`` calls on
   one image each (consecutive test images), GC paused; p50/p90/p99, mean and std in ms;
+  the timed calls are split over ``passes`` sweeps of all cells and pooled (see BenchConfig);
 * throughput: at each larger batch, ``batch_runs`` timed calls after a short warm-up;
   img/s = batch / median call time (robust to a preempted call on a shared machine);
 * load time: ``runtime.load`` in a fresh process (file in the page cache), ms;
@@ -39,6 +40,7 @@ from edgesmith.core.rundir import RunDir, load_manifest, now_iso, verify_file
 from edgesmith.runtime import default_threads
 
 from .env import environment
+from .stats import latency_summary
 from .targets import GPU_TARGETS, GROUPS, TARGET_FORMAT, TARGETS, detect_targets
 
 RESULTS_SCHEMA = 2
@@ -63,6 +65,10 @@ class BenchConfig:
         runs: timed batch-1 calls (one image each).
         batch_runs: timed calls at each batch size > 1.
         limit_test: evaluate on at most this many test images (None: the whole split).
+        passes: sweeps over all cells; each cell's timed calls are split evenly between this
+            many fresh processes, spread over the whole benchmark, and pooled. On a shared
+            machine a burst of other work then hits part of every cell's samples instead of
+            all of one cell's (2 passes: the stated run-to-run stability).
     """
 
     targets: tuple[str, ...] = GROUPS["auto"]
@@ -72,6 +78,7 @@ class BenchConfig:
     runs: int = 500
     batch_runs: int = 30
     limit_test: int | None = None
+    passes: int = 2
 
     def __post_init__(self):
         for t in self.targets:
@@ -87,6 +94,8 @@ class BenchConfig:
             raise ConfigError(f"--runs must be >= 10 for percentiles to mean anything, got {self.runs}")
         if self.batch_runs < 3:
             raise ConfigError(f"--batch-runs must be >= 3, got {self.batch_runs}")
+        if self.passes < 1:
+            raise ConfigError(f"--passes must be >= 1, got {self.passes}")
         if self.warmup < 0:
             raise ConfigError(f"--warmup must be >= 0, got {self.warmup}")
         if self.limit_test is not None and self.limit_test < 1:
@@ -97,11 +106,12 @@ class BenchConfig:
     def method(self) -> str:
         """One paragraph saying how the figures were taken (goes into every report)."""
         big = [b for b in self.batches if b > 1]
-        thr = (f" Throughput at batch {', '.join(map(str, big))}: {self.batch_runs} timed calls after a short "
+        thr = (f" Throughput at batch {', '.join(map(str, big))}: {self.batch_runs} timed calls in all after a short "
                "warm-up, img/s = batch / median call time." if big else "")
-        return (f"Each artifact x target x thread count runs in a fresh process. Batch-1 latency: "
-                f"{self.warmup} warm-up calls, then {self.runs} timed `predict` calls on one pre-decoded "
-                f"test image each, GC paused, no CPU pinning; only inference (with the runner's "
+        return (f"Each artifact x target x thread count runs in a fresh process, in {self.passes} "
+                f"pass{'es' if self.passes > 1 else ''} over all cells whose samples are pooled. Batch-1 latency: "
+                f"{self.warmup} warm-up calls per process, then {self.runs} timed `predict` calls in all on one "
+                f"pre-decoded test image each, GC paused, no CPU pinning; only inference (with the runner's "
                 f"uint8 -> tensor conversion) is timed.{thr} Top-1 over the whole test split once per "
                 f"artifact x target. Peak RSS: kernel VmHWM reset before model load, read after "
                 f"inference (model MiB = peak - RSS before load).")
@@ -126,6 +136,11 @@ def _cells(run: RunDir, manifest: dict, targets: tuple[str, ...]) -> tuple[list[
             skipped.append({"target": t, "reason": f"the run has no {fmt} artifact"})
         cells += [(a, t) for a in mine]
     return cells, skipped
+
+
+def _max(xs: list) -> float | None:
+    xs = [x for x in xs if x is not None]
+    return max(xs) if xs else None
 
 
 def _load_avg() -> float | None:
@@ -198,43 +213,60 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
         workdir = Path(tmp)
         np.save(workdir / "images.npy", test.images)
         np.save(workdir / "labels.npy", test.labels)
-        for art, target in cells:
-            path = verify_file(run, art)
-            if art["name"] not in sizes:
-                sizes[art["name"]] = gzip_size(path)
-            threads = (max(config.threads),) if target in GPU_TARGETS else config.threads
-            acc = None
-            for i, t in enumerate(threads):
+        plan = [(art, target, t) for art, target in cells
+                for t in ((max(config.threads),) if target in GPU_TARGETS else config.threads)]
+        per_pass = {"runs": -(-config.runs // config.passes), "batch_runs": -(-config.batch_runs // config.passes)}
+        acc_by, dead, merged = {}, set(), {}
+        for p in range(config.passes):
+            for art, target, t in plan:
+                if (art["name"], target) in dead:
+                    continue
+                path = verify_file(run, art)
+                if art["name"] not in sizes:
+                    sizes[art["name"]] = gzip_size(path)
                 tag = f"{art['name']}-{target}-t{t}"
                 cell_start = time.perf_counter()
+                need_acc = (art["name"], target) not in acc_by
                 job = {"path": str(path), "target": target, "threads": t, "batches": list(config.batches),
-                       "warmup": config.warmup, "runs": config.runs, "batch_runs": config.batch_runs,
-                       "accuracy": acc is None, "data": str(workdir), "num_classes": len(class_names)}
-                r = _run_worker(job, workdir, tag)
+                       "warmup": config.warmup, **per_pass, "accuracy": need_acc, "data": str(workdir),
+                       "num_classes": len(class_names)}
+                r = _run_worker(job, workdir, f"{tag}-p{p}")
                 if not r["ok"]:
+                    dead.add((art["name"], target))
                     skipped.append({"target": target, "artifact": art["name"], "reason": r["reason"]})
                     say(f"  {tag}: skipped ({r['reason']})")
-                    break
-                if acc is None:
-                    acc = r["accuracy"]
+                    continue
+                if need_acc:
+                    acc = acc_by[(art["name"], target)] = r["accuracy"]
                     accuracy.append({"artifact": art["name"], "target": target, "top1": acc["top1"],
                                      "n_test": len(test), "per_class": {
                                          c: (k / n if n else None)
                                          for c, k, n in zip(class_names, acc["correct"], acc["total"])}})
-                for b in config.batches:
-                    lat = r["latency"][str(b)]
-                    results.append({
-                        "artifact": art["name"], "file": art["file"], "format": art["format"],
-                        "precision": art["precision"], "float_parent": art.get("float_parent"),
-                        "target": target, "backend": r["backend"], "providers": r["providers"],
-                        "threads": t, "batch": b, "top1": acc["top1"], "n_test": len(test),
-                        "latency_ms": lat, "throughput_ips": r["throughput_ips"][str(b)],
-                        "load_ms": r["load_ms"], "rss_peak_mib": r["rss_peak_mib"],
-                        "rss_model_mib": r["rss_model_mib"], "bytes": art["bytes"],
-                        "gzip_bytes": sizes[art["name"]]})
-                b1 = r["latency"].get("1")
-                say(f"  {tag}: top-1 {acc['top1']:.2%}" + (f", p50 {b1['p50']:.3f} ms" if b1 else "")
+                m = merged.setdefault((art["name"], target, t), {"art": art, "first": r, "load_ms": [], "rss_peak": [],
+                                                                 "rss_model": [], "samples": {}})
+                m["load_ms"].append(r["load_ms"])
+                m["rss_peak"].append(r["rss_peak_mib"])
+                m["rss_model"].append(r["rss_model_mib"])
+                for b, xs in r["samples_ms"].items():
+                    m["samples"].setdefault(int(b), []).extend(xs)
+                b1 = r["samples_ms"].get("1")
+                say(f"  pass {p + 1}/{config.passes} {tag}: top-1 {acc_by[(art['name'], target)]['top1']:.2%}"
+                    + (f", p50 {float(np.median(b1)):.3f} ms" if b1 else "")
                     + f", {time.perf_counter() - cell_start:.1f} s")
+        for (name, target, t), m in merged.items():
+            art, r = m["art"], m["first"]
+            for b in config.batches:
+                lat = latency_summary(m["samples"][b])
+                results.append({
+                    "artifact": name, "file": art["file"], "format": art["format"],
+                    "precision": art["precision"], "float_parent": art.get("float_parent"),
+                    "target": target, "backend": r["backend"], "providers": r["providers"],
+                    "threads": t, "batch": b, "top1": acc_by[(name, target)]["top1"], "n_test": len(test),
+                    # img/s from the median call: on a shared machine one preempted call must not halve it
+                    "latency_ms": lat, "throughput_ips": round(min(b, len(test)) * 1e3 / lat["p50"], 1),
+                    "load_ms": float(np.median(m["load_ms"])), "rss_peak_mib": _max(m["rss_peak"]),
+                    "rss_model_mib": _max(m["rss_model"]), "bytes": art["bytes"],
+                    "gzip_bytes": sizes[name]})
     keras_metrics = (manifest.get("stages", {}).get("train") or {}).get("metrics", {})
     env = environment()
     env["load_avg_start"] = load_start
@@ -242,7 +274,8 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
             "wall_s": round(time.perf_counter() - started, 1), "environment": env,
             "config": {"targets": list(config.targets), "threads": list(config.threads),
                        "batches": list(config.batches), "warmup": config.warmup, "runs": config.runs,
-                       "batch_runs": config.batch_runs, "n_test": len(test), "method": config.method()},
+                       "batch_runs": config.batch_runs, "passes": config.passes, "n_test": len(test),
+                       "method": config.method()},
             "reference": {"name": "keras_fp32", "top1": keras_metrics.get("top1"),
                           "n_test": keras_metrics.get("n_test")},
             "targets": {t: {"usable": s.usable, "detail": s.detail, "requested": t in config.targets}

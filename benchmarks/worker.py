@@ -27,8 +27,6 @@ import numpy as np
 
 from edgesmith.core.errors import BackendUnavailable, EdgesmithError
 
-from .stats import latency_summary
-
 ACCURACY_CHUNK = 256  # images per predict call in the (untimed) accuracy pass
 
 
@@ -142,8 +140,8 @@ def measure(job: dict) -> dict:
     accuracy (bool), data (folder with images.npy / labels.npy) and num_classes.
 
     Returns:
-        ``{"ok": True, load_ms, backend, providers, accuracy?, latency {batch: summary},
-        throughput_ips {batch: img/s}, rss_*}`` or ``{"ok": False, "reason": ...}`` when the
+        ``{"ok": True, load_ms, backend, providers, accuracy?, samples_ms {batch: [ms per call]},
+        rss_*}`` or ``{"ok": False, "reason": ...}`` when the
         target turned out to be unusable.
     """
     data = Path(job["data"])
@@ -159,14 +157,12 @@ def measure(job: dict) -> dict:
     load_ms = (time.perf_counter() - t0) * 1e3
     out = {"ok": True, "load_ms": round(load_ms, 2), "backend": runner.backend,
            "providers": list(getattr(runner, "providers", ()) or ())}
-    out["latency"], out["throughput_ips"] = {}, {}
+    out["samples_ms"] = {}
     for b in job["batches"]:
         b_eff = min(b, len(images))
         warm, runs = (job["warmup"], job["runs"]) if b == 1 else (max(3, -(-job["warmup"] // b)), job["batch_runs"])
         samples = time_calls(runner, images, b_eff, warmup=warm, runs=runs)
-        out["latency"][str(b)] = latency_summary(samples)
-        # img/s from the median call: on a shared machine one preempted call must not halve it
-        out["throughput_ips"][str(b)] = round(b_eff * 1e3 / float(np.median(samples)), 1)
+        out["samples_ms"][str(b)] = [round(float(x), 5) for x in samples]
     _, peak = _rss_mib()
     out["rss_peak_mib"] = round(peak, 1) if peak is not None else None
     out["rss_model_mib"] = round(peak - rss_before, 1) if (reset and peak and rss_before) else None

@@ -34,6 +34,8 @@ TargetsOpt = Annotated[Optional[str], typer.Option(
          "groups cpu/gpu/auto/all. Keras targets (TensorFlow reference) run only when named here.")]
 BatchOpt = Annotated[str, typer.Option("--batch", help="Comma-separated batch sizes: 1 = latency, larger = throughput.")]
 BatchRunsOpt = Annotated[int, typer.Option(help="Timed runs at each batch size > 1.")]
+PassesOpt = Annotated[int, typer.Option(
+    help="Sweeps over all cells; each cell's timed runs are split between them and pooled (steadier on a shared machine).")]
 LimitTestOpt = Annotated[Optional[int], typer.Option(help="Use at most N test images (class-balanced).")]
 CompareOpt = Annotated[Optional[tuple[Path, Path]], typer.Option(
     help="Compare two results.json files (OLD NEW) instead of measuring; gates then apply to NEW.")]
@@ -66,7 +68,7 @@ def print_report(report: dict) -> None:
     """The results as a table, then the float -> quantized verdicts and the skipped targets."""
     cfg = report["config"]
     table = Table(title=f"{report['run']}: top-1 on {cfg['n_test']} test images; latency over {cfg['runs']} "
-                        f"batch-1 runs after {cfg['warmup']} warm-up; {report.get('wall_s')} s")
+                        f"batch-1 runs in {cfg.get('passes', 1)} passes; {report.get('wall_s')} s")
     for col in ("artifact", "target", "threads", "batch", "top-1", "p50 ms", "p90 ms", "p99 ms", "img/s",
                 "load ms", "RSS MiB", "KiB"):
         table.add_column(col, justify="left" if col in ("artifact", "target") else "right")
@@ -87,7 +89,7 @@ def print_report(report: dict) -> None:
 
 def run_bench(run_dir: Path, threads: str, runs: int, warmup: int, limit_test: int | None,
               target: Target | str, *, targets: str | None = None, batches: str = "1",
-              batch_runs: int = 30) -> dict:
+              batch_runs: int = 30, passes: int = 2) -> dict:
     """Benchmark, write RUN/bench/{results.json,results.csv,report.md,pareto.png}, record it in the manifest.
 
     Args:
@@ -100,6 +102,7 @@ def run_bench(run_dir: Path, threads: str, runs: int, warmup: int, limit_test: i
         batches: e.g. ``"1,64"`` (default ``"1"``: latency only, as `pipeline` has always run it;
             `bench` passes its own ``--batch`` default of ``"1,64"``).
         batch_runs: timed calls per batch size > 1.
+        passes: sweeps over all cells, timed calls split between them and pooled.
 
     Returns:
         The report dict (see :func:`edgesmith.benchmarks.bench_run`).
@@ -113,7 +116,7 @@ def run_bench(run_dir: Path, threads: str, runs: int, warmup: int, limit_test: i
     group = target.value if isinstance(target, Target) else str(target)
     config = BenchConfig(targets=resolve_targets(targets if targets is not None else group),
                          threads=parse_threads(threads), batches=parse_ints(batches, "--batch"), runs=runs,
-                         warmup=warmup, batch_runs=batch_runs, limit_test=limit_test)
+                         warmup=warmup, batch_runs=batch_runs, limit_test=limit_test, passes=passes)
     run = RunDir(run_dir)
     report = bench_run(run, config, progress=lambda line: out.print(line, highlight=False, markup=False))
     paths = write_reports(report, run.bench)
@@ -164,7 +167,8 @@ def check_gates(report: dict, fail_under_accuracy: float | None, fail_over_laten
 def bench_cmd(run_dir: Annotated[Optional[Path], typer.Argument(help="Run directory with exported artifacts.")] = None,
               targets: TargetsOpt = None, target: TargetOpt = Target.auto, threads: ThreadsOpt = "1,all",
               batch: BatchOpt = "1,64", runs: RunsOpt = 500, warmup: WarmupOpt = 50,
-              batch_runs: BatchRunsOpt = 30, limit_test: LimitTestOpt = None, compare: CompareOpt = None,
+              batch_runs: BatchRunsOpt = 30, passes: PassesOpt = 2, limit_test: LimitTestOpt = None,
+              compare: CompareOpt = None,
               fail_under_accuracy: AccGateOpt = None, fail_over_latency: LatGateOpt = None,
               rel_tol: RelTolOpt = 0.10):
     """Benchmark every artifact on every target: top-1 (and per class), latency p50/p90/p99, throughput,
@@ -185,5 +189,5 @@ def bench_cmd(run_dir: Annotated[Optional[Path], typer.Argument(help="Run direct
         if run_dir is None:
             raise ConfigError("give a run directory to benchmark (or --compare OLD.json NEW.json)")
         report = run_bench(run_dir, threads, runs, warmup, limit_test, target, targets=targets, batches=batch,
-                           batch_runs=batch_runs)
+                           batch_runs=batch_runs, passes=passes)
         check_gates(report, fail_under_accuracy, fail_over_latency)
