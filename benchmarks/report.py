@@ -83,7 +83,7 @@ def _verdict(q: dict, target: str, threads: int, delta: float, speedup: float | 
              tput: float | None, tb: int | None, ratio: float) -> str:
     main = speedup if speedup is not None else tput
     parts = [f"{q.get('precision') or q['artifact']} is {_pace(main)}" if main else q["artifact"],
-             f"at {delta:+.1f} pt and {ratio:.0%} of the size on {target} ({_plural(threads, 'thread')})"]
+             f"at {delta:+.2f} pt and {ratio:.0%} of the size on {target} ({_plural(threads, 'thread')})"]
     if speedup is not None and tput is not None:
         parts.insert(1, f"(batch {tb}: {_pace(tput)})")
     if main is None:

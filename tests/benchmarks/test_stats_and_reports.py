@@ -54,7 +54,7 @@ def test_comparisons_pair_each_int8_with_its_float_parent():
     assert c["throughput_speedup"] == pytest.approx(2.5) and c["throughput_batch"] == 64
     assert c["accuracy_delta_pts"] == pytest.approx(-1.0)
     assert c["size_ratio"] == pytest.approx(0.25)
-    assert c["verdict"].startswith("int8 is 3.00x faster (batch 64: 2.50x faster) at -1.0 pt")
+    assert c["verdict"].startswith("int8 is 3.00x faster (batch 64: 2.50x faster) at -1.00 pt")
     assert c["verdict"].endswith("ship it")
     slow = comparisons([_result("f", None, 0.2, 0.8, 400), _result("q", "f", 0.5, 0.8, 100)])
     assert "2.50x slower" in slow[0]["verdict"] and "keep the float model" in slow[0]["verdict"]
