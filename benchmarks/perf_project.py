@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             rows = rep["results"]
             print(f"\nbench #{i + 1}: {wall:.1f} s wall ({rep['wall_s']} s inside bench_run), {len(rows)} rows, "
                   f"{rep['config']['n_test']} test images, load average {rep['environment'].get('load_avg_start')} at start, "
-                  f"{rep['environment']['load_avg']} at end")
+                  f"{rep['environment']['load_avg']} at end, CPU probe {rep['environment'].get('cpu_probe_ms')} ms")
         if len(reports) >= 2:
             print("\np50 of consecutive runs (batch 1): run 1 -> run 2, change")
             key = lambda r: (r["artifact"], r["target"], r["threads"], r["batch"])  # noqa: E731
@@ -87,7 +87,10 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 a_, b_ = first[key(r)]["latency_ms"]["p50"], r["latency_ms"]["p50"]
                 worst = max(worst, abs(b_ / a_ - 1))
-                print(f"  {r['artifact']:<14} {r['target']:<12} t{r['threads']}  {a_:.3f} -> {b_:.3f} ms  {b_ / a_ - 1:+.1%}")
+                pa, pb = first[key(r)].get("cpu_probe_ms"), r.get("cpu_probe_ms")
+                probe = f"  (CPU probe {pb / pa - 1:+.0%})" if pa and pb else ""
+                print(f"  {r['artifact']:<14} {r['target']:<12} t{r['threads']}  {a_:.3f} -> {b_:.3f} ms  "
+                      f"{b_ / a_ - 1:+.1%}{probe}")
             print(f"largest p50 change between consecutive runs: {worst:.1%} (bar: 10%)")
     return 0
 

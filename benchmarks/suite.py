@@ -216,7 +216,7 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
         plan = [(art, target, t) for art, target in cells
                 for t in ((max(config.threads),) if target in GPU_TARGETS else config.threads)]
         per_pass = {"runs": -(-config.runs // config.passes), "batch_runs": -(-config.batch_runs // config.passes)}
-        acc_by, dead, merged = {}, set(), {}
+        acc_by, dead, merged, probes = {}, set(), {}, []
         for p in range(config.passes):
             for art, target, t in plan:
                 if (art["name"], target) in dead:
@@ -245,6 +245,8 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
                 m = merged.setdefault((art["name"], target, t), {"art": art, "first": r, "load_ms": [], "rss_peak": [],
                                                                  "rss_model": [], "samples": {}})
                 m["load_ms"].append(r["load_ms"])
+                probes.append(r["cpu_probe_ms"])
+                m.setdefault("probe", []).append(r["cpu_probe_ms"])
                 m["rss_peak"].append(r["rss_peak_mib"])
                 m["rss_model"].append(r["rss_model_mib"])
                 for b, xs in r["samples_ms"].items():
@@ -266,10 +268,12 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
                     "latency_ms": lat, "throughput_ips": round(min(b, len(test)) * 1e3 / lat["p50"], 1),
                     "load_ms": float(np.median(m["load_ms"])), "rss_peak_mib": _max(m["rss_peak"]),
                     "rss_model_mib": _max(m["rss_model"]), "bytes": art["bytes"],
-                    "gzip_bytes": sizes[name]})
+                    "gzip_bytes": sizes[name], "cpu_probe_ms": round(float(np.median(m["probe"])), 4)})
     keras_metrics = (manifest.get("stages", {}).get("train") or {}).get("metrics", {})
     env = environment()
     env["load_avg_start"] = load_start
+    # median over all cells of the fixed CPU workload timed in each worker (see worker.cpu_probe_ms)
+    env["cpu_probe_ms"] = round(float(np.median(probes)), 4) if probes else None
     return {"schema_version": RESULTS_SCHEMA, "run": manifest["run"], "created": now_iso(),
             "wall_s": round(time.perf_counter() - started, 1), "environment": env,
             "config": {"targets": list(config.targets), "threads": list(config.threads),

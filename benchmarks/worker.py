@@ -106,6 +106,20 @@ def accuracy(runner, images: np.ndarray, labels: np.ndarray, num_classes: int) -
     return {"top1": float(hit.mean()), "correct": correct.tolist(), "total": total.tolist()}
 
 
+def cpu_probe_ms(repeats: int = 31) -> float:
+    """Median ms of a fixed single-threaded workload (sorting 20,000 float32): how fast this
+    core ran while the cell was measured. Two runs whose probes differ by more than ~10 %
+    ran on a machine in a different state (frequency, co-running work), whatever the model did.
+    """
+    x = np.random.default_rng(0).random(20_000, dtype=np.float32)
+    t = np.empty(repeats)
+    for i in range(repeats):
+        t0 = time.perf_counter_ns()
+        np.sort(x, kind="quicksort")
+        t[i] = (time.perf_counter_ns() - t0) / 1e6
+    return float(np.median(t))
+
+
 def load_runner(path: str, target: str, threads: int):
     """Load ``path`` for a benchmark target, checking the target is what actually runs.
 
@@ -163,6 +177,7 @@ def measure(job: dict) -> dict:
         warm, runs = (job["warmup"], job["runs"]) if b == 1 else (max(3, -(-job["warmup"] // b)), job["batch_runs"])
         samples = time_calls(runner, images, b_eff, warmup=warm, runs=runs)
         out["samples_ms"][str(b)] = [round(float(x), 5) for x in samples]
+    out["cpu_probe_ms"] = round(cpu_probe_ms(), 4)
     _, peak = _rss_mib()
     out["rss_peak_mib"] = round(peak, 1) if peak is not None else None
     out["rss_model_mib"] = round(peak - rss_before, 1) if (reset and peak and rss_before) else None
