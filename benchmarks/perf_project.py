@@ -3,7 +3,7 @@ time of a full ``edgesmith bench``, run twice to show how far p50 moves between 
 
 Usage::
 
-    python -m edgesmith.benchmarks.perf_project [RUN] [--repeat N] [--skip-export] [-- BENCH ARGS...]
+    python -m edgesmith.benchmarks.perf_project [RUN] [--repeat N] [--skip-export] [BENCH OPTIONS...]
 
 RUN defaults to ``$EDGESMITH_BENCH_RUN``, then ``/tmp/probe/full10``, then ``/tmp/probe/run2_bf16``;
 without any, a small synthetic cnn run is trained first. The run is copied into a temporary
@@ -53,9 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run", nargs="?", help="trained (and optionally exported) run directory to copy")
     p.add_argument("--repeat", type=int, default=2, help="full bench runs (>= 2 shows p50 stability)")
     p.add_argument("--skip-export", action="store_true", help="bench the run's existing artifacts")
-    p.add_argument("bench_args", nargs=argparse.REMAINDER, help="extra `edgesmith bench` options after --")
-    a = p.parse_args(argv)
-    extra = [x for x in a.bench_args if x != "--"]
+    a, extra = p.parse_known_args(argv)  # anything else goes to `edgesmith bench`
+    extra = [x for x in extra if x != "--"]
     with tempfile.TemporaryDirectory(prefix="edgesmith-perf-") as tmp:
         src = _source_run(a.run, Path(tmp))
         run = Path(tmp) / "run"

@@ -107,11 +107,11 @@ def accuracy(runner, images: np.ndarray, labels: np.ndarray, num_classes: int) -
 
 
 def cpu_probe_ms(repeats: int = 31) -> float:
-    """Median ms of a fixed single-threaded workload (sorting 20,000 float32): how fast this
+    """Median ms of a fixed single-threaded workload (sorting 100,000 float32): how fast this
     core ran while the cell was measured. Two runs whose probes differ by more than ~10 %
     ran on a machine in a different state (frequency, co-running work), whatever the model did.
     """
-    x = np.random.default_rng(0).random(20_000, dtype=np.float32)
+    x = np.random.default_rng(0).random(100_000, dtype=np.float32)
     t = np.empty(repeats)
     for i in range(repeats):
         t0 = time.perf_counter_ns()

@@ -72,7 +72,7 @@ def test_bench_writes_json_csv_markdown_and_plot(trained_run, tmp_path):
     data = json.loads(paths["json"].read_text())
     assert data["schema_version"] == 2 and data["environment"]["cores"] >= 1
     assert data["environment"]["cpu"] and "versions" in data["environment"]
-    assert 0 < data["environment"]["cpu_probe_ms"] < 100
+    assert 0 < data["environment"]["cpu_probe_ms"] < 500
     assert {(r["artifact"], r["batch"]) for r in data["results"]} == {
         (a, b) for a in ("tflite_fp32", "tflite_int8", "onnx_fp32", "onnx_int8") for b in (1, 16)}
     for r in data["results"]:
