@@ -115,3 +115,23 @@ def test_accuracy_budget_fails_naming_the_artifact_and_leaves_nothing(trained_ru
     assert e.value.diagnosis["pruned_tflite_int8"]["worst"]
     assert not run.artifacts.exists()
     assert load_manifest(run)["artifacts"] == load_manifest(trained_run)["artifacts"]  # untouched
+
+
+def test_structured_2_4_pruning_keeps_two_of_every_four_input_channel_weights():
+    from edgesmith.export.prune import layer_sparsity, prune
+    from edgesmith.train import build_model
+
+    data = load_split(DataSpec("synthetic", limit_train=256), "train")
+    model = build_model("cnn", (32, 32, 3), 10)
+    pruned = prune(model, data.images, data.labels, sparsity=0.5, structured_2_4=True,
+                   tune=FineTune(epochs=1, batch_size=64))
+    sparsity = layer_sparsity(pruned)
+    for layer in pruned.layers:
+        if layer.name not in sparsity:
+            continue
+        kernel = layer.get_weights()[0]
+        if kernel.shape[-2] % 4:  # the RGB stem cannot hold the pattern: left dense
+            assert sparsity[layer.name] == 0.0
+            continue
+        groups = np.moveaxis(kernel, -2, -1).reshape(-1, 4)  # 4 consecutive input channels
+        assert ((groups == 0).sum(axis=1) >= 2).all(), layer.name
