@@ -50,25 +50,27 @@ def plot_pareto(report: dict, path: str | Path) -> Path:
     ax = fig.add_subplot()
     targets = sorted({r["target"] for r in rows})
     colors = {t: f"C{i}" for i, t in enumerate(targets)}
+    seen: dict[float, int] = {}
     for i, (r, (x, y)) in enumerate(zip(rows, pts)):
+        j = seen[round(y, 2)] = seen.get(round(y, 2), -1) + 1  # rank among points of equal accuracy
         on = i in front
         ax.scatter(x, y, s=40 + 600 * r["bytes"] / biggest, color=colors[r["target"]], alpha=0.6,
                    edgecolors="black" if on else "none", linewidths=1.5 if on else 0)
         # stagger labels so near-identical points (same model, other thread count) stay readable
         ax.annotate(f"{r['artifact']} t{r['threads']}", (x, y), textcoords="offset points",
-                    xytext=(7, (8, -12, 20, -24)[i % 4]), fontsize=7)
+                    xytext=(7, (10, -14, 22, -26, 34, -38, 46, -50)[j % 8]), fontsize=7)
     fx, fy = zip(*(pts[i] for i in front))
     ax.step(fx, fy, where="post", color="black", linewidth=1, linestyle="--")
     handles = [Line2D([], [], marker="o", linestyle="", color=colors[t], alpha=0.6, label=t) for t in targets]
     handles.append(Line2D([], [], marker="o", linestyle="--", color="black", markerfacecolor="none",
                           label="Pareto front"))
     ax.set_xscale("log")
-    ax.margins(x=0.15, y=0.12)
+    ax.margins(x=0.15, y=0.25)
     ax.set_xlabel("batch-1 latency p50 (ms, log scale)")
     ax.set_ylabel("top-1 (%)")
     ax.set_title(f"{report['run']}: accuracy vs latency (marker area ~ file size)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(handles=handles, fontsize=8, loc="lower right")
+    ax.legend(handles=handles, fontsize=8, loc="best")
     fig.tight_layout()
     path = Path(path)
     with atomic_path(path) as tmp:
