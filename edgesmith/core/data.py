@@ -63,7 +63,7 @@ class DataSpec:
     """What to load: a source and the quick-run limits, recorded in each run's manifest.
 
     Attributes:
-        source: ``"cifar10"``, ``"synthetic"`` or a directory path.
+        source: ``"cifar10"``, ``"synthetic"`` or a directory path (stored as an absolute path).
         limit_train / limit_test: keep at most this many images (class-balanced, fixed by
             ``seed``); ``None`` keeps the whole split (synthetic: 2,000 / 500).
         seed: selects which images a limit keeps.
@@ -81,6 +81,9 @@ class DataSpec:
                 raise DataError(f"--{name.replace('_', '-')} must be positive, got {v}")
         if not self.source:
             raise DataError("no dataset given (--data)")
+        if self.source not in ("cifar10", "synthetic"):
+            # Record folders absolutely: later stages (export, bench) may run from elsewhere.
+            object.__setattr__(self, "source", str(Path(self.source).expanduser().absolute()))
 
     def limit(self, split: str) -> int | None:
         return self.limit_train if split == "train" else self.limit_test

@@ -94,3 +94,13 @@ def test_split_classes_must_match(tmp_path):
 def test_non_positive_limit_is_refused():
     with pytest.raises(DataError, match="--limit-train"):
         DataSpec("synthetic", limit_train=0)
+
+
+def test_folder_sources_are_recorded_absolutely(tmp_path, monkeypatch):
+    root = write_image_folders(tmp_path / "d")
+    monkeypatch.chdir(tmp_path)
+    spec = DataSpec("d")
+    assert spec.source == str(root) and DataSpec.from_dict(spec.to_dict()) == spec
+    monkeypatch.chdir("/")
+    assert len(load_split(spec, "test")) == 9
+    assert DataSpec("synthetic").source == "synthetic"
