@@ -44,6 +44,9 @@ AccGateOpt = Annotated[Optional[float], typer.Option(
 LatGateOpt = Annotated[Optional[float], typer.Option(
     help=f"Exit {EXIT_GATE} if any batch-1 p50 latency is above MS milliseconds.", metavar="MS")]
 RelTolOpt = Annotated[float, typer.Option(help="--compare: relative noise band for latency/throughput/memory.")]
+ProfileOpt = Annotated[bool, typer.Option(
+    help="Also write per-operator time profiles (ONNX Runtime profiler; LiteRT op list, XNNPACK coverage and "
+         "call split) at the first thread count to RUN/bench/profiles/.")]
 
 
 def parse_threads(text: str) -> tuple[int, ...]:
@@ -170,7 +173,7 @@ def bench_cmd(run_dir: Annotated[Optional[Path], typer.Argument(help="Run direct
               batch_runs: BatchRunsOpt = 30, passes: PassesOpt = 2, limit_test: LimitTestOpt = None,
               compare: CompareOpt = None,
               fail_under_accuracy: AccGateOpt = None, fail_over_latency: LatGateOpt = None,
-              rel_tol: RelTolOpt = 0.10):
+              rel_tol: RelTolOpt = 0.10, profile: ProfileOpt = False):
     """Benchmark every artifact on every target: top-1 (and per class), latency p50/p90/p99, throughput,
     load time, peak RSS, size. Or compare two results.json files (--compare OLD NEW)."""
     with errors():
@@ -190,4 +193,9 @@ def bench_cmd(run_dir: Annotated[Optional[Path], typer.Argument(help="Run direct
             raise ConfigError("give a run directory to benchmark (or --compare OLD.json NEW.json)")
         report = run_bench(run_dir, threads, runs, warmup, limit_test, target, targets=targets, batches=batch,
                            batch_runs=batch_runs, passes=passes)
+        if profile:
+            from edgesmith.benchmarks.profile import write_profiles
+
+            paths = write_profiles(run_dir, threads=parse_threads(threads)[0], runs=runs)
+            out.print(f"profiles: {paths[-1]}", highlight=False)
         check_gates(report, fail_under_accuracy, fail_over_latency)

@@ -18,3 +18,17 @@ def test_profiles_show_operators_per_artifact(trained_run, tmp_path):
     assert litert["delegated"] and {o["op"] for o in litert["ops"]} >= {"CONV_2D"}
     assert litert["phases_us"]["invoke"] > 0
     assert "| QLinearConv |" in (run / "bench" / "profiles" / "profiles.md").read_text()
+
+
+def test_bench_profile_option_writes_the_profiles(trained_run, tmp_path):
+    from typer.testing import CliRunner
+
+    from edgesmith.cli import app
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run.root, run)
+    r = CliRunner().invoke(app, ["bench", str(run), "--targets", "litert-cpu", "--threads", "1", "--batch", "1",
+                                 "--runs", "20", "--warmup", "2", "--passes", "1", "--limit-test", "50", "--profile"])
+    assert r.exit_code == 0, r.output
+    assert (run / "bench" / "profiles" / "profiles.md").is_file()
+    assert (run / "bench" / "profiles" / "onnx_int8.json").is_file()
