@@ -53,7 +53,8 @@ def test_pipeline_end_to_end_on_synthetic_data(tmp_path):
     assert r.exit_code == 0, r.output
     assert "tflite_int8" in r.output and ("faster" in r.output or "slower" in r.output)
     report = json.loads((out / "bench" / "results.json").read_text())
-    assert len(report["results"]) == 4
+    batch1 = [r for r in report["results"] if r["batch"] == 1]
+    assert len(batch1) == 4 and {r["batch"] for r in report["results"]} == {1, 64}
     manifest = json.loads((out / "manifest.json").read_text())
     assert set(manifest["stages"]) == {"train", "export", "bench"}
     assert manifest["stages"]["export"]["config"]["calibration_size"] == 64
