@@ -72,9 +72,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
         nan_at: ``(epoch, step)`` (1-based) where the loss stopped being finite, else None.
     """
 
-    def __init__(self, work: Path, state: dict | None, *, save: bool = True):
+    def __init__(self, work: Path, state: dict | None):
         super().__init__()
-        self.work, self.save = work, save
+        self.work = work
         state = state or {}
         self.epochs_done = int(state.get("epoch", 0))
         self.history: dict[str, list[float]] = {k: list(v) for k, v in state.get("history", {}).items()}
@@ -112,13 +112,12 @@ class EpochCheckpoint(keras.callbacks.Callback):
         name = f"epoch-{self.epochs_done}"
         ckpt_dir = self.work / "ckpt"
         self.checkpoint().write(str(ckpt_dir / name))
-        if self.save:
-            write_json(self.work / "state.json", {"epoch": self.epochs_done, "checkpoint": name,
-                                                  "history": self.history,
-                                                  "train_seconds": round(self.train_seconds, 3)})
-            for old in ckpt_dir.glob("epoch-*"):
-                if not old.name.startswith(name + "."):
-                    old.unlink(missing_ok=True)
+        write_json(self.work / "state.json", {"epoch": self.epochs_done, "checkpoint": name,
+                                              "history": self.history,
+                                              "train_seconds": round(self.train_seconds, 3)})
+        for old in ckpt_dir.glob("epoch-*"):  # state.json now names the new one
+            if not old.name.startswith(name + "."):
+                old.unlink(missing_ok=True)
 
     def diverged_error(self) -> TrainingDiverged:
         epoch, step = self.nan_at
