@@ -114,8 +114,8 @@ def train_cmd(data: OptData = None, model: ModelOpt = "resnet8", epochs: EpochsO
               strategy: Annotated[Strategy, typer.Option(help="auto: multiworker when TF_CONFIG lists several workers, "
                                                          "mirrored with 2+ GPUs, else none.")] = Strategy.auto,
               schedule: Annotated[Schedule, typer.Option(help="Learning-rate schedule (warm-up + cosine decay, "
-                                                         "one-cycle, or constant).")] = Schedule.cosine,
-              label_smoothing: Annotated[float, typer.Option(help="Label smoothing (0 = off).")] = 0.0,
+                                                         "one-cycle, or constant).")] = Schedule.onecycle,
+              label_smoothing: Annotated[float, typer.Option(help="Label smoothing (0 = off).")] = 0.1,
               weight_decay: Annotated[float, typer.Option(help="AdamW decoupled weight decay (0 = Adam).")] = 0.0,
               patience: Annotated[Optional[int], typer.Option(help="Early stopping: epochs without a better "
                                                               "validation loss.")] = None,
@@ -145,8 +145,8 @@ def train_cmd(data: OptData = None, model: ModelOpt = "resnet8", epochs: EpochsO
         given = dict(model=model, epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule,
                      label_smoothing=label_smoothing, val_split=val_split)
         if preset is not None:
-            defaults = dict(model="resnet8", epochs=10, batch_size=128, lr=3e-3, schedule=Schedule.cosine,
-                            label_smoothing=0.0, val_split=0.05)
+            defaults = dict(model="resnet8", epochs=10, batch_size=128, lr=3e-3, schedule=Schedule.onecycle,
+                            label_smoothing=0.1, val_split=0.05)
             given.update({k: v for k, v in PRESETS[preset.value].items() if given[k] == defaults[k]})
         run_train(data, given["model"], given["epochs"], given["batch_size"], given["lr"], precision, limit_train,
                   limit_test, seed, out_dir, overwrite, strategy=strategy, schedule=given["schedule"],
