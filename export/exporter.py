@@ -32,7 +32,8 @@ from edgesmith.core.rundir import RunDir, file_record, now_iso, require_model, s
 
 from .fidelity import accuracy_drop_pts, compare, gzip_bytes, weight_stats
 from .metadata import embed_metadata
-from .onnx import CALIBRATION_METHODS, quantize_onnx, to_onnx
+from .fold import fold_rescaling
+from .onnx import CALIBRATION_METHODS, PRESETS, quantize_onnx, to_onnx
 from .onnx_variants import quantize_onnx_dynamic, tflite_to_onnx
 from .prune import FineTune, check_sparsity
 from .tflite import to_tflite
@@ -90,6 +91,9 @@ class ExportConfig:
             formats x variants (int8 ONNX ones need their float parent).
         calibration_size: training images in the representative dataset / calibration reader.
         calibration: ONNX static quantization calibration method (minmax, entropy, percentile).
+        onnx_preset: int8 ONNX layout per hardware (:data:`edgesmith.export.onnx.PRESETS`):
+            ``x86`` (U8S8 with a uint8 input, ONNX Runtime's fast CPU form), ``s8s8`` or
+            ``tensorrt`` (symmetric S8S8 QDQ).
         io_dtype: input/output type of full-integer TFLite files: ``uint8`` or ``int8``.
         verify_size: held-out test images on which each artifact is compared with Keras.
         min_agreement_fp32 / min_agreement_int8: top-1 agreement with the artifact's own
@@ -110,6 +114,7 @@ class ExportConfig:
     artifacts: tuple[str, ...] | None = None
     calibration_size: int = 256
     calibration: str = "minmax"
+    onnx_preset: str = "x86"
     io_dtype: str = "uint8"
     verify_size: int = 500
     min_agreement_fp32: float = 0.99
@@ -143,6 +148,8 @@ class ExportConfig:
                                   f"not in --formats {','.join(self.formats)}")
         if self.calibration not in CALIBRATION_METHODS:
             raise ConfigError(f"unknown calibration method {self.calibration!r}; choose {', '.join(CALIBRATION_METHODS)}")
+        if self.onnx_preset not in PRESETS:
+            raise ConfigError(f"unknown ONNX int8 preset {self.onnx_preset!r}; choose {', '.join(PRESETS)}")
         if self.io_dtype not in ("uint8", "int8"):
             raise ConfigError(f"--io-dtype must be uint8 or int8, got {self.io_dtype!r}")
         if self.calibration_size < 1 or self.verify_size < 1:
@@ -187,6 +194,7 @@ class ExportConfig:
     def to_dict(self) -> dict:
         return {"formats": list(self.formats), "variants": list(self.variants),
                 "calibration_size": self.calibration_size, "calibration": self.calibration,
+                "onnx_preset": self.onnx_preset,
                 "io_dtype": self.io_dtype, "verify_size": self.verify_size,
                 "max_accuracy_drop": self.max_accuracy_drop, "prune": self.prune,
                 "structured_2_4": self.structured_2_4, "qat": self.qat,
@@ -264,9 +272,11 @@ def _convert(p: Planned, model, staging: Path, scratch: Path, config: ExportConf
         quantize_onnx_dynamic(float_onnx, path, labels=labels)
         return "ONNX Runtime dynamic quantization: per-channel int8 weights, uint8 activations at run time"
     if p.variant == "int8":
-        quantize_onnx(float_onnx, path, calibration=calib, labels=labels, method=config.calibration)
-        return (f"ONNX Runtime static quantization, QDQ, per-channel, {config.calibration} "
-                f"calibration on {n} training images")
+        quantize_onnx(float_onnx, path, calibration=calib, labels=labels, method=config.calibration,
+                      preset=config.onnx_preset)
+        form = {"x86": "U8S8, uint8 input", "s8s8": "S8S8", "tensorrt": "S8S8 symmetric"}[config.onnx_preset]
+        return (f"ONNX Runtime static quantization, QDQ {form} ({config.onnx_preset} preset), per-channel, "
+                f"{config.calibration} calibration on {n} training images")
     tfl = staging / _file_name(p.source, "tflite", "int8")
     if not tfl.exists():
         tfl = scratch / f"{p.source}_int8.tflite"
@@ -316,6 +326,9 @@ def export(run_dir: str | Path, config: ExportConfig = ExportConfig(), *, log=la
     labels = ds["class_names"]
     plan = config.plan()
     models, sources = _build_sources(model, config, spec, verify_x, log)
+    # Same function, one op fewer: the input Rescaling moves into the first conv's kernel
+    # (export/fold.py; a no-op for models where that is not exact, e.g. QAT-wrapped ones).
+    models = {s: fold_rescaling(m) for s, m in models.items()}
     source_refs = {s: reference if s == "base" else _predict(m, verify_x) for s, m in models.items()}
     for s, info in sources.items():
         info["keras_top1"] = float((source_refs[s].argmax(1) == verify_y).mean())

@@ -53,11 +53,12 @@ def make_loss(label_smoothing: float):
     """
     if label_smoothing <= 0:
         return keras.losses.SparseCategoricalCrossentropy()
-    cce = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
-
     def smoothed_sparse_cce(y_true, y_pred):
+        # Per-example losses: Keras applies the reduction, which a distribution strategy
+        # requires (a reducing Loss object called in here is refused under MirroredStrategy).
         labels = tf.cast(tf.reshape(y_true, [-1]), tf.int32)
-        return cce(tf.one_hot(labels, tf.shape(y_pred)[-1], dtype=y_pred.dtype), y_pred)
+        one_hot = tf.one_hot(labels, tf.shape(y_pred)[-1], dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(one_hot, y_pred, label_smoothing=label_smoothing)
 
     return smoothed_sparse_cce
 

@@ -21,6 +21,12 @@ class Calibration(str, Enum):
     percentile = "percentile"
 
 
+class OnnxPreset(str, Enum):
+    x86 = "x86"
+    s8s8 = "s8s8"
+    tensorrt = "tensorrt"
+
+
 class IoDtype(str, Enum):
     uint8 = "uint8"
     int8 = "int8"
@@ -83,6 +89,9 @@ def export_cmd(
     formats: Annotated[str, typer.Option(help="Comma-separated: tflite, onnx.")] = "tflite,onnx",
     calibration: Annotated[Calibration, typer.Option(
         help="ONNX static quantization calibration method.")] = Calibration.minmax,
+    onnx_preset: Annotated[OnnxPreset, typer.Option(
+        help="int8 ONNX form: x86 (U8S8 + uint8 input, fastest on ONNX Runtime CPU), s8s8 (ARM, generic) "
+             "or tensorrt (symmetric S8S8 QDQ for TensorRT).")] = OnnxPreset.x86,
     calibration_size: CalibOpt = 256,
     io_dtype: Annotated[IoDtype, typer.Option(
         help="Input/output type of full-integer TFLite files (uint8 takes raw pixels).")] = IoDtype.uint8,
@@ -114,6 +123,7 @@ def export_cmd(
 
         config = ExportConfig(
             formats=_csv(formats), variants=_csv(variants), calibration=calibration.value,
+            onnx_preset=onnx_preset.value,
             calibration_size=calibration_size, io_dtype=io_dtype.value, verify_size=verify_size,
             max_accuracy_drop=max_accuracy_drop, prune=prune, structured_2_4=structured_2_4, qat=qat,
             prune_tune=FineTune(epochs=fine_tune_epochs, learning_rate=5e-4, limit=fine_tune_limit),
