@@ -29,12 +29,12 @@ demo: $(VENV)/.installed
 		--epochs $(EPOCHS) --out $(OUT) --overwrite --threads 1,2 $(DEMO_ARGS)
 
 # The project's own performance figures (printed, never asserted): export time per variant, wall time
-# and p50 stability of two full `edgesmith bench` runs on BENCH_RUN (default: /tmp/probe/full10 if present),
-# then training throughput when benchmarks/perf_training.py exists.
+# and p50 stability of two full `edgesmith bench` runs on BENCH_RUN (default: runs/demo, else a small
+# synthetic run), then training throughput per precision.
 BENCH_RUN ?=
 bench: $(VENV)/.installed
 	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m edgesmith.benchmarks.perf_project $(BENCH_RUN)
-	@if [ -f benchmarks/perf_training.py ]; then TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m edgesmith.benchmarks.perf_training; fi
+	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m edgesmith.benchmarks.perf_training
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

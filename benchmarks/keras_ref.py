@@ -5,6 +5,7 @@ target; TensorFlow is imported inside :class:`KerasRunner`, never at module leve
 """
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 
@@ -27,9 +28,9 @@ class KerasRunner:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         if device == "cpu":
             os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # must precede the TF import
-        try:
-            import tensorflow as tf
-            import tf_keras
+        try:  # imported here, in the child process that runs this target, never by the bench itself
+            tf = importlib.import_module("tensorflow")
+            tf_keras = importlib.import_module("tf_keras")
         except ImportError as e:
             raise BackendUnavailable(f"the keras targets need the [train] extra ({e.name} missing): "
                                      "pip install 'edgesmith[train]'") from None

@@ -5,7 +5,7 @@ Usage::
 
     python -m edgesmith.benchmarks.perf_project [RUN] [--repeat N] [--skip-export] [BENCH OPTIONS...]
 
-RUN defaults to ``$EDGESMITH_BENCH_RUN``, then ``/tmp/probe/full10``, then ``/tmp/probe/run2_bf16``;
+RUN defaults to ``$EDGESMITH_BENCH_RUN``, then ``runs/demo`` (what ``make demo`` writes);
 without any, a small synthetic cnn run is trained first. The run is copied into a temporary
 folder, never modified. Prints figures; asserts nothing (speed goals are not tests).
 Everything runs through the ``edgesmith`` CLI in child processes, so this script never
@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-CANDIDATES = ("/tmp/probe/full10", "/tmp/probe/run2_bf16")
+CANDIDATES = ("runs/demo",)
 
 
 def _cli(*args: str) -> tuple[float, subprocess.CompletedProcess]:
