@@ -6,6 +6,7 @@ import platform
 import shutil
 import subprocess
 
+from edgesmith.core.cpuinfo import cpu_info
 from edgesmith.core.rundir import package_versions
 from edgesmith.runtime import default_threads
 
@@ -13,23 +14,6 @@ from edgesmith.runtime import default_threads
 ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
              "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16",
              "asimd", "asimddp", "asimdhp", "sve", "sve2", "i8mm", "bf16")
-
-
-def _cpuinfo() -> tuple[str | None, set[str]]:
-    """CPU model name and feature flags from /proc/cpuinfo (Linux; empty elsewhere)."""
-    model, flags = None, set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "model name" and model is None:
-                    model = value.strip()
-                elif key in ("flags", "Features") and not flags:
-                    flags = set(value.split())
-    except OSError:
-        pass
-    return model, flags
 
 
 def gpu_info() -> list[dict]:
@@ -64,7 +48,8 @@ def environment() -> dict:
         benchmark adds ``load_avg_start`` and takes this one at its end), ``os``, ``python``,
         ``versions`` (packages that shape results), ``gpus`` (list, possibly empty).
     """
-    model, flags = _cpuinfo()
+    info = cpu_info()
+    model, flags = info.model, set(info.flags)
     try:
         load = round(os.getloadavg()[0], 2)
     except OSError:

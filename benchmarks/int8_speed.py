@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgesmith.core.cpuinfo import cpu_info
 from edgesmith.core.data import DataSpec, load_split
 from edgesmith.core.rundir import RunDir, require_model
 from edgesmith.runtime import load
@@ -53,15 +54,9 @@ def count_macs(model) -> int:
 
 
 def cpu_ghz() -> float:
-    """Nominal clock from /proc/cpuinfo ('cpu MHz' of the first core), in GHz."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("cpu MHz"):
-                    return float(line.split(":")[1]) / 1000
-    except (OSError, ValueError):
-        pass
-    return float("nan")
+    """Clock of the first core from /proc/cpuinfo ('cpu MHz'), in GHz (NaN where unknown)."""
+    mhz = cpu_info().mhz
+    return mhz / 1000 if mhz else float("nan")
 
 
 def build_artifacts(run: RunDir, out: Path, calib: np.ndarray) -> tuple[dict[str, tuple[Path, str]], int]:

@@ -7,6 +7,7 @@ does not convert to TFLite), see :func:`edgesmith.train.loop.train`.
 """
 from __future__ import annotations
 
+from edgesmith.core.cpuinfo import cpu_info
 from edgesmith.core.errors import ConfigError
 
 PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
@@ -14,14 +15,7 @@ PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float1
 
 def cpu_flags() -> set[str]:
     """CPU feature flags from ``/proc/cpuinfo`` (empty where unavailable)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+    return set(cpu_info().flags)
 
 
 def resolve_policy(precision: str, *, gpus: int, flags: set[str] | None = None) -> str:

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from edgesmith.core.errors import ConfigError
 
-from ._common import Target, errors, out
+from ._common import Target, errors, int_list, out
 
 EXIT_GATE = 3
 EXIT_REGRESSION = 4
@@ -57,14 +57,6 @@ def parse_threads(text: str) -> tuple[int, ...]:
         return tuple(default_threads() if t.strip().lower() == "all" else int(t) for t in text.split(",") if t.strip())
     except ValueError:
         raise ConfigError(f"--threads takes comma-separated integers or 'all', got {text!r}") from None
-
-
-def parse_ints(text: str, option: str) -> tuple[int, ...]:
-    """``"1,64"`` -> ``(1, 64)``; raises ConfigError naming ``option`` otherwise."""
-    try:
-        return tuple(int(t) for t in text.split(",") if t.strip())
-    except ValueError:
-        raise ConfigError(f"{option} takes comma-separated integers, got {text!r}") from None
 
 
 def print_report(report: dict) -> None:
@@ -118,7 +110,7 @@ def run_bench(run_dir: Path, threads: str, runs: int, warmup: int, limit_test: i
 
     group = target.value if isinstance(target, Target) else str(target)
     config = BenchConfig(targets=resolve_targets(targets if targets is not None else group),
-                         threads=parse_threads(threads), batches=parse_ints(batches, "--batch"), runs=runs,
+                         threads=parse_threads(threads), batches=int_list(batches, "--batch"), runs=runs,
                          warmup=warmup, batch_runs=batch_runs, limit_test=limit_test, passes=passes)
     run = RunDir(run_dir)
     report = bench_run(run, config, progress=lambda line: out.print(line, highlight=False, markup=False))

@@ -53,3 +53,16 @@ def test_missing_run_and_foreign_schema(tmp_path):
     write_json(tmp_path / "m" / "manifest.json", new_manifest(RunDir(tmp_path / "m"), {}))
     with pytest.raises(RunDirError, match="no trained model"):
         require_model(RunDir(tmp_path / "m"))
+
+
+def test_cpu_info_parses_x86_and_arm_and_tolerates_absence(tmp_path):
+    from edgesmith.core.cpuinfo import cpu_info
+
+    x86 = tmp_path / "x86"
+    x86.write_text("processor\t: 0\nmodel name\t: Test Xeon\ncpu MHz\t\t: 2100.5\nflags\t\t: avx2 amx_bf16\n")
+    info = cpu_info(str(x86))
+    assert info.model == "Test Xeon" and info.mhz == 2100.5 and {"avx2", "amx_bf16"} <= info.flags
+    arm = tmp_path / "arm"
+    arm.write_text("processor\t: 0\nFeatures\t: fp asimd asimddp\n")
+    assert "asimddp" in cpu_info(str(arm)).flags
+    assert cpu_info(str(tmp_path / "missing")).flags == frozenset()
