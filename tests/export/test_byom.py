@@ -251,3 +251,20 @@ def test_truncated_or_corrupt_file_one_line_error(foreign, tmp_path, name):
     _one_line_error(cli.invoke(app, ["export", str(tmp_path / "junk.keras"), "--data", "synthetic",
                                      "--out", str(tmp_path / "run")]))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "junk.keras"])  # nothing half-written
+
+
+def test_pipeline_with_a_model_file_skips_training(foreign, tmp_path):
+    """`pipeline --model-file` imports instead of training, then exports and benchmarks."""
+    run_dir = tmp_path / "run"
+    r = cli.invoke(app, ["pipeline", "--data", "synthetic", "--limit-train", "300", "--limit-test", "200",
+                         "--model-file", str(foreign / "tutorial.h5"), "--preprocess", "scale01",
+                         "--out", str(run_dir), "--runs", "10", "--warmup", "1", "--bench-batch", "1",
+                         "--calibration-size", "64"])
+    assert r.exit_code == 0, r.output
+    m = json.loads((run_dir / "manifest.json").read_text())
+    assert m["model"]["source"]["format"] == "h5" and "import" in m["stages"]
+    assert not (run_dir / "history.csv").exists()  # nothing was trained
+    assert {"train", "export", "bench"} <= set(m["stages"])
+    results = json.loads((run_dir / "bench" / "results.json").read_text())["results"]
+    assert {x["artifact"] for x in results} == {"tflite_fp32", "tflite_int8", "onnx_fp32", "onnx_int8"}
+    assert all(x["top1"] > 0.9 for x in results)
