@@ -9,10 +9,18 @@ Method (stated in every report):
 * the test split is decoded once, before anything is timed;
 * top-1 and per-class accuracy: every test image, once per artifact x target (the thread
   count and batch size do not change the arithmetic these runtimes do per image);
-* batch-1 latency: ``warmup`` untimed calls, then ``runs`` timed ``runner.predict`` calls on
-  one image each (consecutive test images), GC paused; p50/p90/p99, mean and std in ms;
-  the timed calls are split over ``passes`` sweeps of all cells and pooled (see BenchConfig);
-* throughput: at each larger batch, ``batch_runs`` timed calls after a short warm-up;
+* every cell (artifact x target x threads) has its own worker process (:mod:`.worker`),
+  started one at a time and kept alive; cells are then timed **interleaved**: ``rounds``
+  rounds, each visiting every cell once in a fresh random order for a short slice of calls,
+  while the other workers sleep on a blocking read. A slow spell of the machine (other
+  tenants of a virtual machine, frequency changes: seconds long on the machine the README
+  figures come from) then falls on every cell alike instead of on whichever cell ran at
+  the time, and each cell's samples span the whole ``seconds`` of timing;
+* batch-1 latency: ``warmup`` untimed calls at start-up, then slices of timed
+  ``runner.predict`` calls on one image each (consecutive test images) of
+  ``seconds / (rounds x cells)`` each, after 2 untimed calls, GC paused, at least ``runs``
+  calls per cell in all; p50/p90/p99, mean and std in ms of all the cell's calls;
+* throughput: at each larger batch, ``batch_runs`` timed calls spread over the same rounds;
   img/s = batch / median call time (robust to a preempted call on a shared machine);
 * load time: ``runtime.load`` in a fresh process (file in the page cache), ms;
 * peak RSS: see :mod:`.worker` (reset-and-read VmHWM around model load and inference);
@@ -62,23 +70,26 @@ class BenchConfig:
         batches: batch sizes; 1 gives the latency figures, larger ones the throughput
             (default 1 and 64).
         warmup: untimed batch-1 calls before timing.
-        runs: timed batch-1 calls (one image each).
+        runs: at least this many timed batch-1 calls per cell (one image each); a cell
+            whose slices hold fewer calls gets longer slices.
         batch_runs: timed calls at each batch size > 1.
         limit_test: evaluate on at most this many test images (None: the whole split).
-        passes: sweeps over all cells; each cell's timed calls are split evenly between this
-            many fresh processes, spread over the whole benchmark, and pooled. On a shared
-            machine a burst of other work then hits part of every cell's samples instead of
-            all of one cell's (2 passes: the stated run-to-run stability).
+        seconds: batch-1 timing time for all cells together, s (split into slices).
+        rounds: interleaved rounds over all cells; each cell's batch-1 timing is split into
+            this many slices, one per round, and its batch > 1 calls spread over them.
+    Raises:
+        ConfigError: an unknown target or a number out of range (named after its CLI option).
     """
 
     targets: tuple[str, ...] = GROUPS["auto"]
     threads: tuple[int, ...] = field(default_factory=_default_threads)
     batches: tuple[int, ...] = (1, 64)
     warmup: int = 50
-    runs: int = 500
+    runs: int = 200
     batch_runs: int = 30
     limit_test: int | None = None
-    passes: int = 2
+    seconds: float = 30.0
+    rounds: int = 30
 
     def __post_init__(self):
         for t in self.targets:
@@ -94,8 +105,10 @@ class BenchConfig:
             raise ConfigError(f"--runs must be >= 10 for percentiles to mean anything, got {self.runs}")
         if self.batch_runs < 3:
             raise ConfigError(f"--batch-runs must be >= 3, got {self.batch_runs}")
-        if self.passes < 1:
-            raise ConfigError(f"--passes must be >= 1, got {self.passes}")
+        if self.rounds < 1:
+            raise ConfigError(f"--rounds must be >= 1, got {self.rounds}")
+        if not self.seconds > 0:
+            raise ConfigError(f"--seconds must be positive, got {self.seconds}")
         if self.warmup < 0:
             raise ConfigError(f"--warmup must be >= 0, got {self.warmup}")
         if self.limit_test is not None and self.limit_test < 1:
@@ -108,10 +121,12 @@ class BenchConfig:
         big = [b for b in self.batches if b > 1]
         thr = (f" Throughput at batch {', '.join(map(str, big))}: {self.batch_runs} timed calls in all after a short "
                "warm-up, img/s = batch / median call time." if big else "")
-        return (f"Each artifact x target x thread count runs in a fresh process, in {self.passes} "
-                f"pass{'es' if self.passes > 1 else ''} over all cells whose samples are pooled. Batch-1 latency: "
-                f"{self.warmup} warm-up calls per process, then {self.runs} timed `predict` calls in all on one "
-                f"pre-decoded test image each, GC paused, no CPU pinning; only inference (with the runner's "
+        return (f"Each artifact x target x thread count has its own process, loaded once; the cells are timed "
+                f"interleaved, in {self.rounds} rounds that visit every cell in a fresh random order for one short "
+                f"slice of calls (the others idle), so a slow spell of the machine hits all cells alike. Batch-1 "
+                f"latency: {self.warmup} warm-up calls per process, then {self.seconds:g} s of timed `predict` "
+                f"calls over all cells (at least {self.runs} per cell), on one pre-decoded test image each, 2 untimed "
+                f"calls before each slice, GC paused, no CPU pinning; only inference (with the runner's "
                 f"uint8 -> tensor conversion) is timed.{thr} Top-1 over the whole test split once per "
                 f"artifact x target. Peak RSS: kernel VmHWM reset before model load, read after "
                 f"inference (model MiB = peak - RSS before load).")
@@ -138,11 +153,6 @@ def _cells(run: RunDir, manifest: dict, targets: tuple[str, ...]) -> tuple[list[
     return cells, skipped
 
 
-def _max(xs: list) -> float | None:
-    xs = [x for x in xs if x is not None]
-    return max(xs) if xs else None
-
-
 def _load_avg() -> float | None:
     """1-minute load average (processes wanting a core), None where unknown."""
     try:
@@ -151,18 +161,48 @@ def _load_avg() -> float | None:
         return None
 
 
-def _run_worker(job: dict, workdir: Path, tag: str) -> dict:
-    job_file, out_file = workdir / f"{tag}.job.json", workdir / f"{tag}.out.json"
-    job_file.write_text(json.dumps(job))
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([sys.executable, "-m", "edgesmith.benchmarks.worker", str(job_file), str(out_file)],
-                          capture_output=True, text=True, env=env, timeout=WORKER_TIMEOUT_S)
-    if not out_file.is_file():
-        raise RuntimeError(f"benchmark worker for {tag} died (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    result = json.loads(out_file.read_text())
-    if "bug" in result:
-        raise RuntimeError(f"benchmark worker for {tag} failed:\n{result['bug']}")
-    return result
+class _Worker:
+    """The parent's handle on one cell's worker process (JSON lines over its stdin/stdout)."""
+
+    def __init__(self, job: dict, workdir: Path, tag: str):
+        self.tag = tag
+        job_file = workdir / f"{tag}.job.json"
+        job_file.write_text(json.dumps(job))
+        self.err_path = workdir / f"{tag}.stderr.txt"
+        self._err = open(self.err_path, "w")
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "edgesmith.benchmarks.worker", str(job_file)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err, text=True,
+                                     env=env)
+
+    def read(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait(timeout=WORKER_TIMEOUT_S)
+            self._err.flush()
+            raise RuntimeError(f"benchmark worker for {self.tag} died (exit {self.proc.returncode}):\n"
+                               f"{self.err_path.read_text()[-3000:]}")
+        msg = json.loads(line)
+        if "bug" in msg:
+            self.close()
+            raise RuntimeError(f"benchmark worker for {self.tag} failed:\n{msg['bug']}")
+        return msg
+
+    def ask(self, cmd: dict) -> dict:
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        return self.read()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self._err.close()
+
+
+def _spread(total: int, parts: int, i: int) -> int:
+    """The ``i``-th of ``parts`` near-equal integer shares of ``total``."""
+    return total * (i + 1) // parts - total * i // parts
 
 
 def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
@@ -208,57 +248,79 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
     say(f"test split: {len(test)} images; {len(cells)} artifact x target pairs, threads {list(config.threads)}, "
         f"batches {list(config.batches)}")
 
-    results, accuracy, sizes = [], [], {}
+    results, accuracy, sizes, probes = [], [], {}, []
     with tempfile.TemporaryDirectory(prefix="edgesmith-bench-") as tmp:
         workdir = Path(tmp)
         np.save(workdir / "images.npy", test.images)
         np.save(workdir / "labels.npy", test.labels)
         plan = [(art, target, t) for art, target in cells
                 for t in ((max(config.threads),) if target in GPU_TARGETS else config.threads)]
-        per_pass = {"runs": -(-config.runs // config.passes), "batch_runs": -(-config.batch_runs // config.passes)}
-        acc_by, dead, merged, probes = {}, set(), {}, []
-        for p in range(config.passes):
+        workers: dict[tuple, _Worker] = {}
+        hello, acc_by, dead, samples = {}, {}, set(), {}
+        try:
+            # 1. start the cells one at a time (load time is measured alone), keep them alive
             for art, target, t in plan:
                 if (art["name"], target) in dead:
                     continue
                 path = verify_file(run, art)
-                if art["name"] not in sizes:
-                    sizes[art["name"]] = gzip_size(path)
-                tag = f"{art['name']}-{target}-t{t}"
-                cell_start = time.perf_counter()
-                need_acc = (art["name"], target) not in acc_by
+                sizes.setdefault(art["name"], gzip_size(path))
+                key = (art["name"], target, t)
+                need_acc = not any(k[:2] == key[:2] for k in workers)  # once per artifact x target
                 job = {"path": str(path), "target": target, "threads": t, "batches": list(config.batches),
-                       "warmup": config.warmup, **per_pass, "accuracy": need_acc, "data": str(workdir),
+                       "warmup": config.warmup, "accuracy": need_acc, "data": str(workdir),
                        "num_classes": len(class_names)}
-                r = _run_worker(job, workdir, f"{tag}-p{p}")
+                w = _Worker(job, workdir, f"{art['name']}-{target}-t{t}")
+                r = w.read()
                 if not r["ok"]:
-                    dead.add((art["name"], target))
+                    w.close()
+                    dead.add(key[:2])
                     skipped.append({"target": target, "artifact": art["name"], "reason": r["reason"]})
-                    say(f"  {tag}: skipped ({r['reason']})")
+                    say(f"  {w.tag}: skipped ({r['reason']})")
                     continue
-                if need_acc:
-                    acc = acc_by[(art["name"], target)] = r["accuracy"]
-                    accuracy.append({"artifact": art["name"], "target": target, "top1": acc["top1"],
-                                     "n_test": len(test), "per_class": {
-                                         c: (k / n if n else None)
-                                         for c, k, n in zip(class_names, acc["correct"], acc["total"])}})
-                m = merged.setdefault((art["name"], target, t), {"art": art, "first": r, "load_ms": [], "rss_peak": [],
-                                                                 "rss_model": [], "samples": {}})
-                m["load_ms"].append(r["load_ms"])
-                probes.append(r["cpu_probe_ms"])
-                m.setdefault("probe", []).append(r["cpu_probe_ms"])
-                m["rss_peak"].append(r["rss_peak_mib"])
-                m["rss_model"].append(r["rss_model_mib"])
-                for b, xs in r["samples_ms"].items():
-                    m["samples"].setdefault(int(b), []).extend(xs)
-                b1 = r["samples_ms"].get("1")
-                say(f"  pass {p + 1}/{config.passes} {tag}: top-1 {acc_by[(art['name'], target)]['top1']:.2%}"
-                    + (f", p50 {float(np.median(b1)):.3f} ms" if b1 else "")
-                    + f", {time.perf_counter() - cell_start:.1f} s")
-        for (name, target, t), m in merged.items():
-            art, r = m["art"], m["first"]
+                workers[key], hello[key] = w, {**r, "art": art}
+                say(f"  {w.tag}: loaded in {r['load_ms']:.0f} ms")
+            # 2. interleaved timing: every round visits every cell once, in a fresh random order
+            rng = np.random.default_rng(0)
+            keys = list(workers)
+            slice_s = config.seconds / (config.rounds * max(len(keys), 1))
+            min_calls = -(-config.runs // config.rounds)
+            timing_start = time.perf_counter()
+            for i in range(config.rounds):
+                for j in rng.permutation(len(keys)):
+                    key = keys[j]
+                    for b in config.batches:
+                        cmd = ({"op": "time", "batch": 1, "seconds": slice_s} if b == 1 else
+                               {"op": "time", "batch": b, "calls": _spread(config.batch_runs, config.rounds, i)})
+                        if cmd.get("calls") == 0:
+                            continue
+                        xs = workers[key].ask(cmd)["samples_ms"]
+                        if b == 1 and len(xs) < min_calls:
+                            xs += workers[key].ask({"op": "time", "batch": 1, "calls": min_calls - len(xs)})["samples_ms"]
+                        samples.setdefault(key, {}).setdefault(b, []).extend(xs)
+                if (i + 1) % max(1, config.rounds // 5) == 0 or i + 1 == config.rounds:
+                    say(f"  timing: round {i + 1}/{config.rounds}, {time.perf_counter() - timing_start:.0f} s")
+            # 3. finish one at a time: memory, CPU probe, and accuracy where asked
+            finished = {key: workers[key].ask({"op": "finish"}) for key in keys}
+        finally:
+            for w in workers.values():
+                w.close()
+        for key in keys:
+            name, target, t = key
+            art, r, f = hello[key]["art"], hello[key], finished[key]
+            if "accuracy" in f:
+                acc = acc_by[(name, target)] = f["accuracy"]
+                accuracy.append({"artifact": name, "target": target, "top1": acc["top1"], "n_test": len(test),
+                                 "per_class": {c: (k / n if n else None)
+                                               for c, k, n in zip(class_names, acc["correct"], acc["total"])}})
+            probes.append(f["cpu_probe_ms"])
+        for key in keys:
+            name, target, t = key
+            art, r, f = hello[key]["art"], hello[key], finished[key]
+            b1 = samples[key].get(1)
+            say(f"  {name}-{target}-t{t}: top-1 {acc_by[(name, target)]['top1']:.2%}"
+                + (f", p50 {float(np.median(b1)):.3f} ms over {len(b1)} calls" if b1 else ""))
             for b in config.batches:
-                lat = latency_summary(m["samples"][b])
+                lat = latency_summary(samples[key][b])
                 results.append({
                     "artifact": name, "file": art["file"], "format": art["format"],
                     "precision": art["precision"], "float_parent": art.get("float_parent"),
@@ -266,9 +328,9 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
                     "threads": t, "batch": b, "top1": acc_by[(name, target)]["top1"], "n_test": len(test),
                     # img/s from the median call: on a shared machine one preempted call must not halve it
                     "latency_ms": lat, "throughput_ips": round(min(b, len(test)) * 1e3 / lat["p50"], 1),
-                    "load_ms": float(np.median(m["load_ms"])), "rss_peak_mib": _max(m["rss_peak"]),
-                    "rss_model_mib": _max(m["rss_model"]), "bytes": art["bytes"],
-                    "gzip_bytes": sizes[name], "cpu_probe_ms": round(float(np.median(m["probe"])), 4)})
+                    "load_ms": r["load_ms"], "rss_peak_mib": f["rss_peak_mib"],
+                    "rss_model_mib": f["rss_model_mib"], "bytes": art["bytes"],
+                    "gzip_bytes": sizes[name], "cpu_probe_ms": f["cpu_probe_ms"]})
     keras_metrics = (manifest.get("stages", {}).get("train") or {}).get("metrics", {})
     env = environment()
     env["load_avg_start"] = load_start
@@ -278,7 +340,8 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
             "wall_s": round(time.perf_counter() - started, 1), "environment": env,
             "config": {"targets": list(config.targets), "threads": list(config.threads),
                        "batches": list(config.batches), "warmup": config.warmup, "runs": config.runs,
-                       "batch_runs": config.batch_runs, "passes": config.passes, "n_test": len(test),
+                       "batch_runs": config.batch_runs, "seconds": config.seconds,
+                       "rounds": config.rounds, "n_test": len(test),
                        "method": config.method()},
             "reference": {"name": "keras_fp32", "top1": keras_metrics.get("top1"),
                           "n_test": keras_metrics.get("n_test")},

@@ -1,13 +1,28 @@
-"""Measure one cell of the benchmark matrix (artifact x target x threads) in a fresh process.
+"""One cell of the benchmark matrix (artifact x target x threads), in its own long-lived process.
 
-The suite starts ``python -m edgesmith.benchmarks.worker JOB.json OUT.json`` once per cell,
-so that every cell gets the same clean process: no thread pool of an earlier session still
-spinning on the shared cores, a peak-RSS figure that belongs to this model only, and a
+The suite starts ``python -m edgesmith.benchmarks.worker JOB.json`` once per cell and keeps
+every cell's process alive for the whole benchmark, so that it can interleave them (see
+:mod:`.suite`): each process loads its model once, then times short slices of calls when
+told to, and idles on a blocking read in between. Every cell gets its own clean process: a
+peak-RSS figure that belongs to this model only, no other session's thread pool, and a
 thread setting TensorFlow can still accept (it fixes its pools at start-up). The test split
 arrives as ``images.npy`` / ``labels.npy`` already decoded, so nothing but inference is timed.
 
-Memory method (Linux): RSS is read from ``/proc/self/status``. After the imports and the test
-split are in memory, the kernel's peak-RSS mark is reset (``/proc/self/clear_refs`` = 5), the
+Protocol: one JSON object per line. The worker answers the job with ``{"ok": true, ...}``
+once the model is loaded and warm (or ``{"ok": false, "reason"}`` when the target is
+unusable), then answers each command line on stdin:
+
+* ``{"op": "time", "batch": B, "calls": N}`` or ``{"op": "time", "batch": B, "seconds": S}``:
+  two untimed calls, then ``N`` timed calls (or as many as fit in ``S`` seconds, at least
+  one) -> ``{"samples_ms": [...]}``;
+* ``{"op": "finish"}`` -> memory figures, the CPU probe and (if the job asked) accuracy over
+  the whole split; the worker then exits.
+
+Library output that goes to stdout (TensorFlow, LiteRT) is sent to stderr, so the protocol
+stream stays clean.
+
+Memory method (Linux): RSS is read from ``/proc/self/status``. After the imports and the timing
+images are in memory, the kernel's peak-RSS mark is reset (``/proc/self/clear_refs`` = 5), the
 model is loaded and run; ``rss_peak_mib`` is then VmHWM (the process's peak resident set)
 and ``rss_model_mib`` = VmHWM - RSS before loading: what the model, its runtime arena and
 inference buffers at the largest batch cost. Elsewhere ``resource.getrusage`` is used and
@@ -28,6 +43,8 @@ import numpy as np
 from edgesmith.core.errors import BackendUnavailable, EdgesmithError
 
 ACCURACY_CHUNK = 256  # images per predict call in the (untimed) accuracy pass
+TIMING_IMAGES = 1024  # the first images of the split, cycled through by the timed calls
+SLICE_WARMUP = 2  # untimed calls before each timed slice (a cell resumes after idling)
 
 
 def _rss_mib() -> tuple[float | None, float | None]:
@@ -58,7 +75,8 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def time_calls(runner, images: np.ndarray, batch: int, *, warmup: int, runs: int) -> np.ndarray:
+def time_calls(runner, images: np.ndarray, batch: int, *, warmup: int, runs: int | None = None,
+               seconds: float | None = None, offset: int = 0) -> np.ndarray:
     """Latency of ``runner.predict`` on ``batch`` images per call, in ms.
 
     Args:
@@ -67,29 +85,44 @@ def time_calls(runner, images: np.ndarray, batch: int, *, warmup: int, runs: int
             calls take consecutive windows, cycling through them.
         batch: images per call.
         warmup: untimed calls first.
-        runs: timed calls.
+        runs: timed calls; or
+        seconds: time calls until this many seconds have passed (at least one call).
+        offset: index of the first call's window (so successive slices move on through the images).
 
     Returns:
-        ``(runs,) float64`` ms per call. Only the ``predict`` call is inside the timer
+        ``(n,) float64`` ms per call. Only the ``predict`` call is inside the timer
         (it includes the runner's uint8 -> input-tensor conversion, as a user's call would);
         the garbage collector is paused while timing.
+
+    Raises:
+        ValueError: neither or both of ``runs`` and ``seconds``.
     """
-    starts = np.arange(warmup + runs) * batch % max(len(images) - batch + 1, 1)
-    for s in starts[:warmup]:
-        runner.predict(images[s:s + batch])
-    out = np.empty(runs)
+    if (runs is None) == (seconds is None):
+        raise ValueError("give exactly one of runs and seconds")
+    span = max(len(images) - batch + 1, 1)
+
+    def window(i: int) -> np.ndarray:
+        s = (offset + i) * batch % span
+        return images[s:s + batch]
+
+    for i in range(warmup):
+        runner.predict(window(i))
+    out: list[float] = []
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for i, s in enumerate(starts[warmup:]):
-            x = images[s:s + batch]
+        deadline = None if seconds is None else time.perf_counter_ns() + int(seconds * 1e9)
+        i = warmup
+        while (len(out) < runs) if runs is not None else (not out or time.perf_counter_ns() < deadline):
+            x = window(i)
             t0 = time.perf_counter_ns()
             runner.predict(x)
-            out[i] = (time.perf_counter_ns() - t0) / 1e6
+            out.append((time.perf_counter_ns() - t0) / 1e6)
+            i += 1
     finally:
         if gc_was_enabled:
             gc.enable()
-    return out
+    return np.asarray(out, dtype=np.float64)
 
 
 def accuracy(runner, images: np.ndarray, labels: np.ndarray, num_classes: int) -> dict:
@@ -149,56 +182,115 @@ def load_runner(path: str, target: str, threads: int):
     return runner
 
 
+class Cell:
+    """A loaded artifact on one target, ready to be timed in slices (the worker's state).
+
+    ``Cell.open(job)`` loads the model from ``job`` (path, target, threads, batches, warmup,
+    accuracy, data, num_classes), reading the timing images before the peak-RSS mark is
+    reset, and warms it up: ``warmup`` calls at batch 1 and a few at each larger batch.
+
+    Raises:
+        BackendUnavailable: the target is unusable here (see :func:`load_runner`).
+    """
+
+    def __init__(self, job: dict, runner, images: np.ndarray, load_ms: float, rss_before, reset: bool):
+        self.job, self.runner, self.images = job, runner, images
+        self.load_ms, self.rss_before, self.reset = load_ms, rss_before, reset
+        self.offsets: dict[int, int] = {}
+
+    @classmethod
+    def open(cls, job: dict) -> "Cell":
+        images = np.array(np.load(Path(job["data"]) / "images.npy", mmap_mode="r")[:TIMING_IMAGES])
+        rss_before, _ = _rss_mib()
+        reset = _reset_peak_rss()
+        t0 = time.perf_counter()
+        runner = load_runner(job["path"], job["target"], job["threads"])
+        cell = cls(job, runner, images, (time.perf_counter() - t0) * 1e3, rss_before, reset)
+        for b in job["batches"]:
+            cell.time(b, calls=0, warmup=job["warmup"] if b == 1 else max(3, -(-job["warmup"] // b)))
+        return cell
+
+    def hello(self) -> dict:
+        return {"ok": True, "load_ms": round(self.load_ms, 2), "backend": self.runner.backend,
+                "providers": list(getattr(self.runner, "providers", ()) or ())}
+
+    def time(self, batch: int, *, calls: int | None = None, seconds: float | None = None,
+             warmup: int = SLICE_WARMUP) -> list[float]:
+        """One slice: ``warmup`` untimed calls, then ``calls`` timed ones (or ``seconds`` worth); ms each."""
+        b = min(batch, len(self.images))
+        off = self.offsets.get(b, 0)
+        samples = time_calls(self.runner, self.images, b, warmup=warmup, runs=calls, seconds=seconds, offset=off)
+        self.offsets[b] = off + warmup + len(samples)
+        return [round(float(x), 5) for x in samples]
+
+    def finish(self) -> dict:
+        """Memory figures (before the accuracy pass, whose 256-image chunks would inflate the
+        peak), the CPU probe, and accuracy over the whole split when the job asks for it."""
+        _, peak = _rss_mib()
+        out = {"rss_peak_mib": round(peak, 1) if peak is not None else None,
+               "rss_model_mib": round(peak - self.rss_before, 1) if (self.reset and peak and self.rss_before) else None,
+               "rss_method": "proc-vmhwm-reset" if self.reset else "getrusage-maxrss",
+               "cpu_probe_ms": round(cpu_probe_ms(), 4)}
+        if self.job["accuracy"]:
+            data = Path(self.job["data"])
+            out["accuracy"] = accuracy(self.runner, np.load(data / "images.npy"), np.load(data / "labels.npy"),
+                                       self.job["num_classes"])
+        return out
+
+
 def measure(job: dict) -> dict:
-    """Run one cell. ``job`` holds path, target, threads, batches, warmup, runs, batch_runs,
-    accuracy (bool), data (folder with images.npy / labels.npy) and num_classes.
+    """Run one cell start to finish, without interleaving (the suite interleaves; this is for
+    one-off use and tests). ``job`` as for :meth:`Cell.open`, plus ``runs`` (batch-1 calls)
+    and ``batch_runs`` (calls at each larger batch).
 
     Returns:
-        ``{"ok": True, load_ms, backend, providers, accuracy?, samples_ms {batch: [ms per call]},
-        rss_*}`` or ``{"ok": False, "reason": ...}`` when the
-        target turned out to be unusable.
+        ``{"ok": True, load_ms, backend, providers, samples_ms {batch: [ms per call]}, rss_*,
+        cpu_probe_ms, accuracy?}`` or ``{"ok": False, "reason": ...}`` when the target turned
+        out to be unusable.
     """
-    data = Path(job["data"])
-    images = np.load(data / "images.npy")
-    labels = np.load(data / "labels.npy")
-    rss_before, _ = _rss_mib()
-    reset = _reset_peak_rss()
-    t0 = time.perf_counter()
     try:
-        runner = load_runner(job["path"], job["target"], job["threads"])
+        cell = Cell.open(job)
     except BackendUnavailable as e:
         return {"ok": False, "reason": str(e)}
-    load_ms = (time.perf_counter() - t0) * 1e3
-    out = {"ok": True, "load_ms": round(load_ms, 2), "backend": runner.backend,
-           "providers": list(getattr(runner, "providers", ()) or ())}
-    out["samples_ms"] = {}
-    for b in job["batches"]:
-        b_eff = min(b, len(images))
-        warm, runs = (job["warmup"], job["runs"]) if b == 1 else (max(3, -(-job["warmup"] // b)), job["batch_runs"])
-        samples = time_calls(runner, images, b_eff, warmup=warm, runs=runs)
-        out["samples_ms"][str(b)] = [round(float(x), 5) for x in samples]
-    out["cpu_probe_ms"] = round(cpu_probe_ms(), 4)
-    _, peak = _rss_mib()
-    out["rss_peak_mib"] = round(peak, 1) if peak is not None else None
-    out["rss_model_mib"] = round(peak - rss_before, 1) if (reset and peak and rss_before) else None
-    out["rss_method"] = "proc-vmhwm-reset" if reset else "getrusage-maxrss"
-    if job["accuracy"]:  # after the memory reading: its 256-image chunks would inflate the peak
-        out["accuracy"] = accuracy(runner, images, labels, job["num_classes"])
-    return out
+    samples = {str(b): cell.time(b, calls=job["runs"] if b == 1 else job["batch_runs"], warmup=0)
+               for b in job["batches"]}
+    return {**cell.hello(), "samples_ms": samples, **cell.finish()}
+
+
+def serve(job: dict, send, commands) -> None:
+    """Open the cell, answer ``commands`` (dicts) until ``finish``; ``send`` takes each reply dict."""
+    try:
+        cell = Cell.open(job)
+    except EdgesmithError as e:
+        send({"ok": False, "reason": str(e)})
+        return
+    send(cell.hello())
+    for cmd in commands:
+        if cmd["op"] == "time":
+            send({"samples_ms": cell.time(int(cmd["batch"]), calls=cmd.get("calls"), seconds=cmd.get("seconds"))})
+        elif cmd["op"] == "finish":
+            send(cell.finish())
+            return
+        else:
+            raise ValueError(f"unknown worker command {cmd!r}")
 
 
 def main(argv: list[str]) -> int:
-    job_file, out_file = argv
+    (job_file,) = argv
     job = json.loads(Path(job_file).read_text())
+    proto = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)  # anything a library prints goes to stderr; the protocol keeps the real stdout
+    sys.stdout = sys.stderr
+
+    def send(msg: dict) -> None:
+        proto.write(json.dumps(msg) + "\n")
+        proto.flush()
+
     try:
-        result = measure(job)
-    except EdgesmithError as e:
-        result = {"ok": False, "reason": str(e)}
+        serve(job, send, (json.loads(line) for line in sys.stdin if line.strip()))
     except Exception:  # a bug: hand the traceback to the parent, which raises
-        result = {"ok": False, "bug": traceback.format_exc()}
-    tmp = Path(out_file + ".tmp")
-    tmp.write_text(json.dumps(result))
-    os.replace(tmp, out_file)
+        send({"ok": False, "bug": traceback.format_exc()})
+        return 1
     return 0
 
 

@@ -49,7 +49,8 @@ def test_pipeline_end_to_end_on_synthetic_data(tmp_path):
     out = tmp_path / "run"
     r = runner.invoke(app, ["pipeline", "--data", "synthetic", "--model", "cnn", "--epochs", "2",
                             "--limit-train", "600", "--limit-test", "200", "--out", str(out),
-                            "--runs", "20", "--warmup", "2", "--calibration-size", "64"])
+                            "--runs", "20", "--warmup", "2", "--calibration-size", "64",
+                            "--bench-seconds", "1"])
     assert r.exit_code == 0, r.output
     assert "tflite_int8" in r.output and ("faster" in r.output or "slower" in r.output)
     report = json.loads((out / "bench" / "results.json").read_text())

@@ -37,7 +37,7 @@ def test_predict_and_bench_run_without_tensorflow(trained_run):
         x = synthetic_split("test", 8).images
         for f in ("model_int8.tflite", "model_int8.onnx"):
             assert load({str(trained_run.artifacts)!r} + "/" + f).predict(x).shape == (8, 10)
-        rep = bench_run({str(trained_run.root)!r}, BenchConfig(runs=10, warmup=1, limit_test=50, threads=(1,), batches=(1,)))
+        rep = bench_run({str(trained_run.root)!r}, BenchConfig(runs=10, warmup=1, limit_test=50, threads=(1,), batches=(1,), seconds=0.5, rounds=2))
         print(len(rep["results"]), "tensorflow" in sys.modules)
     """)
     assert r.returncode == 0, r.stderr

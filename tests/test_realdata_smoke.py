@@ -17,7 +17,7 @@ def test_pipeline_on_real_cifar10_jpegs(tmp_path):
     r = CliRunner().invoke(app, ["pipeline", "--data", str(SHARED_DATA), "--model", "resnet8",
                                  "--epochs", "2", "--batch-size", "64", "--limit-train", "4000",
                                  "--limit-test", "1000", "--out", str(out), "--runs", "50",
-                                 "--warmup", "5"])
+                                 "--warmup", "5", "--bench-seconds", "2"])
     assert r.exit_code == 0, r.output
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["dataset"]["class_names"][:3] == ["airplane", "automobile", "bird"]

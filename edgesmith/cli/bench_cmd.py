@@ -24,7 +24,11 @@ EXIT_GATE = 3
 EXIT_REGRESSION = 4
 
 ThreadsOpt = Annotated[str, typer.Option(help="Comma-separated intra-op thread counts; 'all' = every core.")]
-RunsOpt = Annotated[int, typer.Option(help="Timed batch-1 runs per artifact, target and thread count.")]
+RunsOpt = Annotated[int, typer.Option(help="At least this many timed batch-1 runs per artifact, target and thread count.")]
+SecondsOpt = Annotated[float, typer.Option(
+    help="Seconds of batch-1 timing for all cells together, interleaved in --rounds rounds (longer = steadier).")]
+RoundsOpt = Annotated[int, typer.Option(
+    help="Interleaved rounds: each visits every cell once, in random order, for a short slice of timed calls.")]
 WarmupOpt = Annotated[int, typer.Option(help="Untimed warm-up runs before timing.")]
 TargetOpt = Annotated[Target, typer.Option(
     help="Target group when --targets is not given: cpu (litert-cpu, ort-cpu), gpu (ort-cuda, ort-tensorrt) "
@@ -34,8 +38,6 @@ TargetsOpt = Annotated[Optional[str], typer.Option(
          "groups cpu/gpu/auto/all. Keras targets (TensorFlow reference) run only when named here.")]
 BatchOpt = Annotated[str, typer.Option("--batch", help="Comma-separated batch sizes: 1 = latency, larger = throughput.")]
 BatchRunsOpt = Annotated[int, typer.Option(help="Timed runs at each batch size > 1.")]
-PassesOpt = Annotated[int, typer.Option(
-    help="Sweeps over all cells; each cell's timed runs are split between them and pooled (steadier on a shared machine).")]
 LimitTestOpt = Annotated[Optional[int], typer.Option(help="Use at most N test images (class-balanced).")]
 CompareOpt = Annotated[Optional[tuple[Path, Path]], typer.Option(
     help="Compare two results.json files (OLD NEW) instead of measuring; gates then apply to NEW.")]
@@ -62,8 +64,9 @@ def parse_threads(text: str) -> tuple[int, ...]:
 def print_report(report: dict) -> None:
     """The results as a table, then the float -> quantized verdicts and the skipped targets."""
     cfg = report["config"]
-    table = Table(title=f"{report['run']}: top-1 on {cfg['n_test']} test images; latency over {cfg['runs']} "
-                        f"batch-1 runs in {cfg.get('passes', 1)} passes; {report.get('wall_s')} s")
+    table = Table(title=f"{report['run']}: top-1 on {cfg['n_test']} test images; latency from "
+                        f"{cfg.get('seconds', '?')} s of interleaved batch-1 timing in {cfg.get('rounds', '?')} rounds; "
+                        f"{report.get('wall_s')} s in all")
     for col in ("artifact", "target", "threads", "batch", "top-1", "p50 ms", "p90 ms", "p99 ms", "img/s",
                 "load ms", "RSS MiB", "KiB"):
         table.add_column(col, justify="left" if col in ("artifact", "target") else "right")
@@ -84,20 +87,20 @@ def print_report(report: dict) -> None:
 
 def run_bench(run_dir: Path, threads: str, runs: int, warmup: int, limit_test: int | None,
               target: Target | str, *, targets: str | None = None, batches: str = "1",
-              batch_runs: int = 30, passes: int = 2) -> dict:
+              batch_runs: int = 30, seconds: float = 30.0, rounds: int = 30) -> dict:
     """Benchmark, write RUN/bench/{results.json,results.csv,report.md,pareto.png}, record it in the manifest.
 
     Args:
         run_dir: run directory with exported artifacts.
         threads: e.g. ``"1,all"``.
-        runs / warmup: timed and untimed batch-1 calls.
+        runs / warmup: least timed and untimed batch-1 calls per cell.
         limit_test: at most this many test images (None: all).
         target: target group (``cpu``, ``gpu``, ``auto``, ``all``) used when ``targets`` is None.
         targets: explicit comma-separated target names or groups.
         batches: e.g. ``"1,64"`` (default ``"1"``: latency only, as `pipeline` has always run it;
             `bench` passes its own ``--batch`` default of ``"1,64"``).
         batch_runs: timed calls per batch size > 1.
-        passes: sweeps over all cells, timed calls split between them and pooled.
+        seconds / rounds: batch-1 timing for all cells together, s, interleaved in this many rounds.
 
     Returns:
         The report dict (see :func:`edgesmith.benchmarks.bench_run`).
@@ -111,7 +114,8 @@ def run_bench(run_dir: Path, threads: str, runs: int, warmup: int, limit_test: i
     group = target.value if isinstance(target, Target) else str(target)
     config = BenchConfig(targets=resolve_targets(targets if targets is not None else group),
                          threads=parse_threads(threads), batches=int_list(batches, "--batch"), runs=runs,
-                         warmup=warmup, batch_runs=batch_runs, limit_test=limit_test, passes=passes)
+                         warmup=warmup, batch_runs=batch_runs, limit_test=limit_test, seconds=seconds,
+                         rounds=rounds)
     run = RunDir(run_dir)
     report = bench_run(run, config, progress=lambda line: out.print(line, highlight=False, markup=False))
     paths = write_reports(report, run.bench)
@@ -161,8 +165,8 @@ def check_gates(report: dict, fail_under_accuracy: float | None, fail_over_laten
 
 def bench_cmd(run_dir: Annotated[Optional[Path], typer.Argument(help="Run directory with exported artifacts.")] = None,
               targets: TargetsOpt = None, target: TargetOpt = Target.auto, threads: ThreadsOpt = "1,all",
-              batch: BatchOpt = "1,64", runs: RunsOpt = 500, warmup: WarmupOpt = 50,
-              batch_runs: BatchRunsOpt = 30, passes: PassesOpt = 2, limit_test: LimitTestOpt = None,
+              batch: BatchOpt = "1,64", runs: RunsOpt = 200, warmup: WarmupOpt = 50,
+              batch_runs: BatchRunsOpt = 30, seconds: SecondsOpt = 30.0, rounds: RoundsOpt = 30, limit_test: LimitTestOpt = None,
               compare: CompareOpt = None,
               fail_under_accuracy: AccGateOpt = None, fail_over_latency: LatGateOpt = None,
               rel_tol: RelTolOpt = 0.10, profile: ProfileOpt = False):
@@ -184,7 +188,7 @@ def bench_cmd(run_dir: Annotated[Optional[Path], typer.Argument(help="Run direct
         if run_dir is None:
             raise ConfigError("give a run directory to benchmark (or --compare OLD.json NEW.json)")
         report = run_bench(run_dir, threads, runs, warmup, limit_test, target, targets=targets, batches=batch,
-                           batch_runs=batch_runs, passes=passes)
+                           batch_runs=batch_runs, seconds=seconds, rounds=rounds)
         if profile:
             from edgesmith.benchmarks.profile import write_profiles
 

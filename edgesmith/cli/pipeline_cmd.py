@@ -14,14 +14,17 @@ from .train_cmd import (BatchOpt, DataOpt, EpochsOpt, LimitTestOpt, LimitTrainOp
                         OverwriteOpt, Precision, PrecisionOpt, SeedOpt, run_train)
 
 BenchBatchOpt = Annotated[str, typer.Option(help="Batch sizes to benchmark: 1 = latency, larger = throughput.")]
+BenchSecondsOpt = Annotated[float, typer.Option(
+    help="Seconds of interleaved batch-1 timing in the bench step (`edgesmith bench` defaults to 30).")]
 
 
 def pipeline_cmd(data: DataOpt, model: ModelOpt = "resnet8", epochs: EpochsOpt = 10,
                  batch_size: BatchOpt = 128, lr: LrOpt = 3e-3, precision: PrecisionOpt = Precision.auto,
                  limit_train: LimitTrainOpt = None, limit_test: LimitTestOpt = None, seed: SeedOpt = 0,
                  out_dir: OutOpt = None, overwrite: OverwriteOpt = False, calibration_size: CalibOpt = 256,
-                 threads: ThreadsOpt = "1", runs: RunsOpt = 500, warmup: WarmupOpt = 50,
+                 threads: ThreadsOpt = "1", runs: RunsOpt = 200, warmup: WarmupOpt = 50,
                  target: TargetOpt = Target.cpu, bench_batch: BenchBatchOpt = "1,64",
+                 bench_seconds: BenchSecondsOpt = 10.0,
                  model_file: Annotated[Optional[Path], typer.Option(help="Skip training: import this model "
                                        "(.keras, .h5, SavedModel dir) instead; see `export --help`.")] = None,
                  labels: LabelsOpt = None, preprocess: PreprocessOpt = "none", outputs: OutputsOpt = "auto",
@@ -35,4 +38,4 @@ def pipeline_cmd(data: DataOpt, model: ModelOpt = "resnet8", epochs: EpochsOpt =
             root = run_train(data, model, epochs, batch_size, lr, precision, limit_train, limit_test, seed,
                              out_dir, overwrite).root
         run_export(root, calibration_size)
-        run_bench(root, threads, runs, warmup, None, target, batches=bench_batch)
+        run_bench(root, threads, runs, warmup, None, target, batches=bench_batch, seconds=bench_seconds)

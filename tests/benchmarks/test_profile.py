@@ -28,7 +28,7 @@ def test_bench_profile_option_writes_the_profiles(trained_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(trained_run.root, run)
     r = CliRunner().invoke(app, ["bench", str(run), "--targets", "litert-cpu", "--threads", "1", "--batch", "1",
-                                 "--runs", "20", "--warmup", "2", "--passes", "1", "--limit-test", "50", "--profile"])
+                                 "--runs", "20", "--warmup", "2", "--seconds", "0.3", "--rounds", "2", "--limit-test", "50", "--profile"])
     assert r.exit_code == 0, r.output
     assert (run / "bench" / "profiles" / "profiles.md").is_file()
     assert (run / "bench" / "profiles" / "onnx_int8.json").is_file()

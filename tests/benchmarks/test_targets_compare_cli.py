@@ -66,7 +66,8 @@ def test_a_target_that_fails_at_load_is_a_skip_not_a_crash(trained_run, tmp_path
 
 
 def test_unavailable_targets_are_listed_as_skipped(trained_run):
-    rep = bench_run(trained_run, BenchConfig(targets=("ort-tensorrt",), threads=(1,), runs=10, warmup=0, limit_test=20))
+    rep = bench_run(trained_run, BenchConfig(targets=("ort-tensorrt",), threads=(1,), runs=10, warmup=0, limit_test=20,
+                                             seconds=0.5, rounds=2))
     assert rep["results"] == [] or all(r["target"] == "ort-tensorrt" for r in rep["results"])
     reasons = {s["target"]: s["reason"] for s in rep["skipped"]}
     assert set(reasons) >= {"litert-cpu", "ort-cpu", "keras-gpu"}
@@ -151,7 +152,7 @@ def test_bad_results_files_and_targets_are_one_line_errors(tmp_path, trained_run
 
 def test_bench_cli_gate_on_a_fresh_run(trained_run):
     r = cli.invoke(app, ["bench", str(trained_run.root), "--targets", "litert-cpu", "--threads", "1",
-                         "--batch", "1", "--runs", "10", "--warmup", "1", "--limit-test", "50", "--passes", "1",
+                         "--batch", "1", "--runs", "10", "--warmup", "1", "--limit-test", "50", "--seconds", "0.3", "--rounds", "2",
                          "--fail-under-accuracy", "100.1"])
     assert r.exit_code == 3, r.output
     assert "gate failed" in r.output and "skipped ort-cpu: not requested" in r.output
@@ -172,7 +173,7 @@ def test_doctor_lists_every_target_with_a_reason():
 def test_keras_reference_target_runs_in_a_child_process(trained_run):
     pytest.importorskip("tf_keras")
     rep = bench_run(trained_run, BenchConfig(targets=("keras-cpu", "litert-cpu"), threads=(1,), batches=(1,),
-                                             runs=10, warmup=2, limit_test=60, passes=1))
+                                             runs=10, warmup=2, limit_test=60, seconds=0.5, rounds=2))
     rows = {r["artifact"]: r for r in rep["results"]}
     assert rows["keras_fp32"]["target"] == "keras-cpu" and rows["keras_fp32"]["backend"] == "keras"
     # the float32 TFLite artifact is the same model: same answers on the same images
