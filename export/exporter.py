@@ -3,8 +3,10 @@
 An artifact is one (source model, format, variant):
 
 * source: ``base`` (the run's ``model.keras``), ``pruned`` (magnitude-pruned and
-  fine-tuned, :mod:`.prune`), ``qat`` (quantization-aware fine-tune, :mod:`.qat`) and
-  ``pruned_qat`` (prune-preserving QAT of the pruned model);
+  fine-tuned, :mod:`.prune`), ``clustered`` (weight clustering of the pruned model,
+  sparsity-preserving, or of the base one, :mod:`.cluster`), ``qat`` (quantization-aware
+  fine-tune, :mod:`.qat`), ``pruned_qat`` (prune-preserving QAT of the pruned model) and
+  ``clustered_qat`` (cluster-preserving QAT of the clustered model);
 * format: ``tflite`` or ``onnx``;
 * variant: ``fp32``; ``fp16`` (TFLite); ``dynamic`` (dynamic-range int8 weights);
   ``int8`` (full-integer PTQ: TFLite per-channel with uint8/int8 I/O, ONNX static QDQ
@@ -35,6 +37,7 @@ from .metadata import embed_metadata
 from .fold import fold_rescaling
 from .onnx import CALIBRATION_METHODS, PRESETS, quantize_onnx, to_onnx
 from .onnx_variants import quantize_onnx_dynamic, tflite_to_onnx
+from .cluster import check_clusters
 from .prune import FineTune, check_sparsity
 from .tflite import to_tflite
 
@@ -44,7 +47,7 @@ VARIANTS = {"fp32": ("tflite", "onnx"), "fp16": ("tflite",), "dynamic": ("tflite
             "int8": ("tflite", "onnx"), "int8-tflite": ("onnx",)}
 _PRECISION = {"fp32": "fp32", "fp16": "fp16", "dynamic": "dynamic", "int8": "int8", "int8-tflite": "int8"}
 _SUFFIX = {"fp32": "fp32", "fp16": "fp16", "dynamic": "dynamic", "int8": "int8", "int8-tflite": "int8_from_tflite"}
-SOURCES = ("base", "pruned", "qat", "pruned_qat")
+SOURCES = ("base", "pruned", "clustered", "qat", "pruned_qat", "clustered_qat")
 DEFAULT_VARIANTS = ("fp32", "int8")
 
 
@@ -102,9 +105,12 @@ class ExportConfig:
             percentage points below the float Keras model's (``None``: no budget).
         prune: target sparsity in (0, 1) for the ``pruned`` source (``None``: no pruning).
         structured_2_4: prune with the 2:4 pattern instead (sparsity 0.5).
+        cluster: clusters per kernel (2..256) for the ``clustered`` source (``None``: no
+            clustering); clusters the pruned model, keeping its zeros, when pruning.
         qat: add quantization-aware-trained int8 artifacts (``qat``; ``pruned_qat`` too
-            when pruning, with the prune-preserving scheme).
-        prune_tune / qat_tune: the fine-tunes.
+            when pruning, with the prune-preserving scheme; ``clustered_qat`` when
+            clustering, with the cluster-preserving scheme).
+        prune_tune / cluster_tune / qat_tune: the fine-tunes.
         diagnose: record a per-layer int8 diagnosis for every int8 artifact (always done
             for an artifact over the accuracy budget).
     """
@@ -122,8 +128,10 @@ class ExportConfig:
     max_accuracy_drop: float | None = None
     prune: float | None = None
     structured_2_4: bool = False
+    cluster: int | None = None
     qat: bool = False
     prune_tune: FineTune = FineTune(epochs=2, learning_rate=5e-4)
+    cluster_tune: FineTune = FineTune(epochs=2, learning_rate=1e-4)
     qat_tune: FineTune = FineTune(epochs=1, learning_rate=1e-4)
     diagnose: bool = False
 
@@ -156,6 +164,8 @@ class ExportConfig:
             raise ConfigError("calibration and verification sizes must be >= 1")
         if self.prune is not None:
             check_sparsity(self.prune)
+        if self.cluster is not None:
+            check_clusters(self.cluster)
         if self.structured_2_4 and self.prune not in (None, 0.5):
             raise ConfigError(f"2:4 structured sparsity is 0.5; it cannot reach --prune {self.prune}")
         if self.max_accuracy_drop is not None and self.max_accuracy_drop < 0:
@@ -176,11 +186,15 @@ class ExportConfig:
         sources = [("base", base)]
         if self.pruning:
             sources.append(("pruned", base))
+        if self.cluster is not None:
+            sources.append(("clustered", base))
         qat_pairs = [("tflite", "int8")] + ([("onnx", "int8-tflite")] if "onnx" in self.formats else [])
         if self.qat:
             sources.append(("qat", qat_pairs))
             if self.pruning:
                 sources.append(("pruned_qat", qat_pairs))
+            if self.cluster is not None:
+                sources.append(("clustered_qat", qat_pairs))
         out = []
         for source, pairs in sources:
             for fmt, v in pairs:
@@ -197,8 +211,9 @@ class ExportConfig:
                 "onnx_preset": self.onnx_preset,
                 "io_dtype": self.io_dtype, "verify_size": self.verify_size,
                 "max_accuracy_drop": self.max_accuracy_drop, "prune": self.prune,
-                "structured_2_4": self.structured_2_4, "qat": self.qat,
-                "prune_tune": vars(self.prune_tune), "qat_tune": vars(self.qat_tune)}
+                "structured_2_4": self.structured_2_4, "cluster": self.cluster, "qat": self.qat,
+                "prune_tune": vars(self.prune_tune), "cluster_tune": vars(self.cluster_tune),
+                "qat_tune": vars(self.qat_tune)}
 
 
 def _io_record(runner) -> dict:
@@ -215,11 +230,12 @@ def _predict(model, images: np.ndarray) -> np.ndarray:
 
 def _build_sources(model, config: ExportConfig, spec: DataSpec, verify_x, log) -> tuple[dict, dict]:
     """Keras models per source, and what each took (sparsity, fine-tune, seconds)."""
+    from .cluster import cluster, layer_unique_values
     from .prune import layer_sparsity, prune
     from .qat import quantize_aware
 
     models, info = {"base": model}, {"base": {"model": "model.keras"}}
-    if not (config.pruning or config.qat):
+    if not (config.pruning or config.qat or config.cluster):
         return models, info
     train = load_split(spec, "train")
     if config.pruning:
@@ -236,16 +252,35 @@ def _build_sources(model, config: ExportConfig, spec: DataSpec, verify_x, log) -
             "target_sparsity": 0.5 if config.structured_2_4 else config.prune,
             "layer_sparsity": per_layer, "fine_tune": vars(config.prune_tune),
             "seconds": round(time.perf_counter() - t, 1)}
+    if config.cluster is not None:
+        parent = "pruned" if config.pruning else "base"
+        log(f"clustering the {parent} model to {config.cluster} values per kernel"
+            f"{' (sparsity-preserving)' if config.pruning else ''}, fine-tuning {config.cluster_tune.epochs} epoch(s)")
+        t = time.perf_counter()
+        models["clustered"] = cluster(models[parent], train.images, train.labels, clusters=config.cluster,
+                                      preserve_sparsity=config.pruning, tune=config.cluster_tune, seed=spec.seed)
+        info["clustered"] = {
+            "method": "TF-MOT cluster_weights, KMEANS_PLUS_PLUS, per-tensor"
+                      + (", preserve_sparsity" if config.pruning else "") + ", strip_clustering",
+            "from": parent, "clusters": config.cluster,
+            "layer_unique_values": layer_unique_values(models["clustered"]),
+            "layer_sparsity": layer_sparsity(models["clustered"]), "fine_tune": vars(config.cluster_tune),
+            "seconds": round(time.perf_counter() - t, 1)}
     if config.qat:
-        for src, parent in (("qat", "base"), ("pruned_qat", "pruned")):
+        for src, parent in (("qat", "base"), ("pruned_qat", "pruned"), ("clustered_qat", "clustered")):
             if parent not in models:
                 continue
+            keep_zeros = parent == "pruned" or (parent == "clustered" and config.pruning)
             log(f"quantization-aware training of the {parent} model"
-                f"{' (prune-preserving)' if parent == 'pruned' else ''}, {config.qat_tune.epochs} epoch(s)")
+                f"{' (cluster-preserving)' if parent == 'clustered' else ''}"
+                f"{' (prune-preserving)' if keep_zeros else ''}, {config.qat_tune.epochs} epoch(s)")
             t = time.perf_counter()
             models[src] = quantize_aware(models[parent], train.images, train.labels, tune=config.qat_tune,
-                                         preserve_sparsity=parent == "pruned", seed=spec.seed)
+                                         preserve_sparsity=keep_zeros, preserve_clusters=parent == "clustered",
+                                         seed=spec.seed)
             info[src] = {"method": "TF-MOT quantize_apply, " + (
+                f"Default8BitClusterPreserveQuantizeScheme(preserve_sparsity={keep_zeros}) "
+                f"({'PCQAT' if keep_zeros else 'CQAT'})" if parent == "clustered" else
                 "Default8BitPrunePreserveQuantizeScheme (PQAT)" if parent == "pruned" else
                 "Default8BitQuantizeScheme") + "; Rescaling gets an output-only quantize config",
                 "from": parent, "fine_tune": vars(config.qat_tune), "seconds": round(time.perf_counter() - t, 1)}

@@ -6,7 +6,8 @@ layer gets TF-MOT's default 8-bit config, except the preprocessing layers, which
 ``Default8BitOutputQuantizeConfig`` (no weights; their output is fake-quantized, so the
 first convolution sees the int8 tensor it will see in the TFLite file). For a pruned
 model, ``Default8BitPrunePreserveQuantizeScheme`` keeps the zeros through the fine-tune
-(TF-MOT collaborative optimization, "PQAT").
+(TF-MOT collaborative optimization, "PQAT"); for a clustered model
+``Default8BitClusterPreserveQuantizeScheme`` keeps the few shared values ("CQAT"/"PCQAT").
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ PREPROCESSING = ("Rescaling", "Normalization", "Resizing", "CenterCrop")
 
 def quantize_aware(model: keras.Model, images: np.ndarray, labels: np.ndarray, *,
                    tune: FineTune = FineTune(epochs=1, learning_rate=1e-4),
-                   preserve_sparsity: bool = False, seed: int = 0) -> keras.Model:
+                   preserve_sparsity: bool = False, preserve_clusters: bool = False,
+                   seed: int = 0) -> keras.Model:
     """Fine-tune a fake-quantized copy of ``model``; convert the result with int8 TFLite.
 
     Args:
@@ -29,6 +31,8 @@ def quantize_aware(model: keras.Model, images: np.ndarray, labels: np.ndarray, *
         images / labels: ``(N, H, W, C) uint8`` training pixels and ``(N,)`` classes.
         tune: the fine-tune (QAT needs a low learning rate: the weights are already good).
         preserve_sparsity: use the prune-preserving scheme (for a pruned model).
+        preserve_clusters: use the cluster-preserving scheme (for a clustered model,
+            "PCQAT"; keeps the zeros too when ``preserve_sparsity``).
 
     Returns:
         The QAT model (``QuantizeWrapperV2`` layers holding the learned ranges); pass it to
@@ -47,8 +51,13 @@ def quantize_aware(model: keras.Model, images: np.ndarray, labels: np.ndarray, *
 
     # InputLayer is not passed to clone_function; annotate every other layer
     annotated = keras.models.clone_model(copy_model(model), clone_function=annotate)
-    scheme = (q.collab_opts.Default8BitPrunePreserveQuantizeScheme() if preserve_sparsity
-              else q.default_8bit.Default8BitQuantizeScheme())
+    if preserve_clusters:
+        scheme = tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(
+            preserve_sparsity=preserve_sparsity)
+    elif preserve_sparsity:
+        scheme = q.collab_opts.Default8BitPrunePreserveQuantizeScheme()
+    else:
+        scheme = q.default_8bit.Default8BitQuantizeScheme()
     with q.quantize_scope({"Default8BitOutputQuantizeConfig": configs.Default8BitOutputQuantizeConfig}):
         qat = q.quantize_apply(annotated, scheme)
     calibrate_ranges(qat, images)

@@ -1,4 +1,4 @@
-"""``edgesmith export``: TFLite and ONNX artifacts (float, PTQ, pruned, QAT) from a trained run."""
+"""``edgesmith export``: TFLite and ONNX artifacts (float, PTQ, pruned, clustered, QAT) from a trained run."""
 from __future__ import annotations
 
 from enum import Enum
@@ -100,9 +100,13 @@ def export_cmd(
              "(PolynomialDecay schedule + fine-tune; shrinks the gzip size, not the raw size).")] = None,
     structured_2_4: Annotated[bool, typer.Option(
         "--structured-2-4", help="Prune with the 2:4 pattern (2 zeros in every 4 weights; sparsity 0.5).")] = False,
+    cluster: Annotated[Optional[int], typer.Option(
+        help="Also export a weight-clustered model with this many distinct values per kernel (2..256), "
+             "e.g. 16; clusters the pruned model, keeping its zeros, with --prune (shrinks the gzip size).")] = None,
     qat: Annotated[bool, typer.Option(
-        "--qat", help="Also export quantization-aware-trained int8 (prune-preserving for the pruned model).")] = False,
-    fine_tune_epochs: Annotated[int, typer.Option(help="Pruning fine-tune epochs.")] = 2,
+        "--qat", help="Also export quantization-aware-trained int8 (prune-preserving for the pruned model, "
+                      "cluster-preserving for the clustered one).")] = False,
+    fine_tune_epochs: Annotated[int, typer.Option(help="Pruning / clustering fine-tune epochs.")] = 2,
     qat_epochs: Annotated[int, typer.Option(help="QAT fine-tune epochs.")] = 1,
     fine_tune_limit: Annotated[Optional[int], typer.Option(
         help="Fine-tune on at most this many training images (default: all).")] = None,
@@ -117,8 +121,11 @@ def export_cmd(
     """Export a run to TFLite and ONNX (float, PTQ, pruned, QAT), each verified against the Keras model."""
     with errors():
         from edgesmith.export import ExportConfig
+        from edgesmith.export.cluster import check_clusters
         from edgesmith.export.prune import FineTune
 
+        if cluster is not None:
+            check_clusters(cluster)  # before importing anything
         run_dir = run_import(run_dir, data, labels, preprocess, outputs, trust_model_code, out_dir, overwrite)
 
         config = ExportConfig(
@@ -126,7 +133,8 @@ def export_cmd(
             onnx_preset=onnx_preset.value,
             calibration_size=calibration_size, io_dtype=io_dtype.value, verify_size=verify_size,
             max_accuracy_drop=max_accuracy_drop, prune=prune, structured_2_4=structured_2_4, qat=qat,
-            prune_tune=FineTune(epochs=fine_tune_epochs, learning_rate=5e-4, limit=fine_tune_limit),
+            cluster=cluster, prune_tune=FineTune(epochs=fine_tune_epochs, learning_rate=5e-4, limit=fine_tune_limit),
+            cluster_tune=FineTune(epochs=fine_tune_epochs, learning_rate=1e-4, limit=fine_tune_limit),
             qat_tune=FineTune(epochs=qat_epochs, learning_rate=1e-4, limit=fine_tune_limit),
             diagnose=diagnose)
         run_export(run_dir, config=config)
