@@ -171,11 +171,7 @@ def load_runner(path: str, target: str, threads: int):
     from .targets import ORT_PROVIDER
 
     want = ORT_PROVIDER[target]
-    runner = load(path, target="gpu", threads=threads)
-    if runner.providers[0] != want and want in runner.providers:
-        # runtime.load(target="gpu") prefers TensorRT over CUDA; pin the one measured.
-        runner._sess.set_providers([want, "CPUExecutionProvider"])
-        runner.providers = tuple(runner._sess.get_providers())
+    runner = load(path, target="gpu", threads=threads, providers=[want])
     if runner.providers[0] != want:
         raise BackendUnavailable(f"onnxruntime fell back to {runner.providers[0]} instead of {want} "
                                  "(GPU libraries failed to load)")

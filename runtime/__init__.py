@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Sequence
 
 from edgesmith.core.errors import ConfigError, EdgesmithError
 
@@ -48,7 +49,8 @@ def _labels_from_manifest(path: Path) -> tuple[str, ...] | None:
     return None
 
 
-def load(path: str | Path, *, target: str = "auto", threads: int | None = None) -> Runner:
+def load(path: str | Path, *, target: str = "auto", threads: int | None = None,
+         providers: Sequence[str] | None = None) -> Runner:
     """Load a model file with the backend its suffix calls for.
 
     Args:
@@ -57,6 +59,10 @@ def load(path: str | Path, *, target: str = "auto", threads: int | None = None) 
             The Runner's ``target`` attribute says what was chosen.
             ``target_reason`` says why (also logged at INFO on ``edgesmith.runtime``).
         threads: intra-op threads; ``None`` uses every core available to the process.
+        providers: ``.onnx`` only: ONNX Runtime execution providers to use, in order (e.g.
+            ``["CUDAExecutionProvider"]``), instead of the ones ``target`` picks;
+            ``CPUExecutionProvider`` is appended as the fallback. Check ``runner.providers``
+            for what the session actually got.
 
     Returns:
         A :class:`Runner` (``backend``, ``target``, ``input_spec``, ``labels``,
@@ -67,8 +73,10 @@ def load(path: str | Path, *, target: str = "auto", threads: int | None = None) 
         beside it, else ``None``.
 
     Raises:
-        ConfigError: unknown suffix, target or a non-positive thread count.
-        BackendUnavailable: the backend or the requested GPU target is missing.
+        ConfigError: unknown suffix, target, a non-positive thread count, or ``providers``
+            for a ``.tflite`` file.
+        BackendUnavailable: the backend, the requested GPU target or a requested execution
+            provider is missing.
         EdgesmithError: the file does not exist, is not a valid model, or its input is
             not an image tensor.
     """
@@ -82,13 +90,16 @@ def load(path: str | Path, *, target: str = "auto", threads: int | None = None) 
         raise ConfigError(f"{path}: unknown model format {path.suffix!r}; expected .tflite or .onnx")
     if not path.is_file():
         raise EdgesmithError(f"model file {path} does not exist")
+    if providers is not None and backend != "onnxruntime":
+        raise ConfigError(f"{path}: execution providers apply to .onnx files only")
     labels = _labels_from_manifest(path)
     if backend == "litert":
         from .litert import LiteRTRunner
         runner = LiteRTRunner(path, target=target, threads=threads, labels=labels)
     else:
         from .onnxrt import OrtRunner
-        runner = OrtRunner(path, target=target, threads=threads, labels=labels)
+        runner = OrtRunner(path, target=target, threads=threads, labels=labels,
+                           providers=None if providers is None else list(providers))
     log.info("%s: %s on %s (%s), %d threads", path.name, runner.backend, runner.target,
              runner.target_reason, runner.threads)
     return runner

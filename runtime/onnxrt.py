@@ -19,12 +19,23 @@ _ORT_TYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(int8
               "tensor(float16)": "float16"}
 
 
-def select_providers(target: str, available: list[str]) -> list[str]:
+def select_providers(target: str, available: list[str], requested: list[str] | None = None) -> list[str]:
     """Execution providers to request for ``target`` given the ``available`` ones.
 
+    ``requested`` (e.g. ``["CUDAExecutionProvider"]``) overrides the target's order: those
+    providers in that order, then ``CPUExecutionProvider`` as the fallback ONNX Runtime
+    uses for any operator they do not take.
+
     Raises:
-        BackendUnavailable: ``target="gpu"`` and no GPU provider is available.
+        BackendUnavailable: a requested provider, or for ``target="gpu"`` any GPU provider,
+            is not available.
     """
+    if requested is not None:
+        missing = [p for p in requested if p not in available]
+        if missing:
+            raise BackendUnavailable(f"execution provider {', '.join(missing)} is not available; this onnxruntime "
+                                     f"offers {', '.join(available)}")
+        return list(dict.fromkeys([*requested, "CPUExecutionProvider"]))
     gpu = [p for p in GPU_PROVIDERS if p in available]
     if target == "gpu":
         if not gpu:
@@ -51,14 +62,15 @@ class OrtRunner:
     backend = "onnxruntime"
 
     def __init__(self, path: Path, *, target: str = "auto", threads: int | None = None,
-                 labels: tuple[str, ...] | None = None):
+                 labels: tuple[str, ...] | None = None, providers: list[str] | None = None):
         try:
             import onnxruntime as ort
         except ImportError:
             raise BackendUnavailable("onnxruntime is not installed: pip install onnxruntime") from None
         self.path = Path(path)
         self.threads = threads or default_threads()
-        providers = select_providers(target, ort.get_available_providers())
+        requested = providers
+        providers = select_providers(target, ort.get_available_providers(), requested)
         so = ort.SessionOptions()
         so.intra_op_num_threads = self.threads
         so.inter_op_num_threads = 1
@@ -72,7 +84,9 @@ class OrtRunner:
             raise
         self.providers = tuple(self._sess.get_providers())
         self.target = "gpu" if self.providers[0] in GPU_PROVIDERS else "cpu"
-        if target == "auto":
+        if requested is not None:
+            self.target_reason = f"providers {', '.join(requested)} requested: {self.providers[0]}"
+        elif target == "auto":
             self.target_reason = (f"auto: {self.providers[0]} available" if self.target == "gpu" else
                                   "auto: no CUDA/TensorRT execution provider, using CPUExecutionProvider")
         else:

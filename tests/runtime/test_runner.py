@@ -91,3 +91,24 @@ def test_gpu_target_without_a_gpu_says_what_is_missing(trained_run):
 ])
 def test_execution_provider_selection(target, available, expected):
     assert select_providers(target, available) == expected
+
+
+def test_explicit_execution_providers_override_the_target():
+    both = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    # pin CUDA although TensorRT would come first; CPU stays as the per-operator fallback
+    assert select_providers("gpu", both, ["CUDAExecutionProvider"]) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert select_providers("auto", both, ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    with pytest.raises(BackendUnavailable, match="CUDAExecutionProvider is not available"):
+        select_providers("auto", ["CPUExecutionProvider"], ["CUDAExecutionProvider"])
+
+
+def test_load_with_providers(trained_run):
+    r = load(trained_run.artifacts / "model_int8.onnx", providers=["CPUExecutionProvider"])
+    assert r.providers == ("CPUExecutionProvider",) and "requested" in r.target_reason
+    with pytest.raises(ConfigError, match=".onnx files only"):
+        load(trained_run.artifacts / "model_int8.tflite", providers=["CPUExecutionProvider"])
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        with pytest.raises(BackendUnavailable, match="CUDAExecutionProvider"):
+            load(trained_run.artifacts / "model_int8.onnx", providers=["CUDAExecutionProvider"])
