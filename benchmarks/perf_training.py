@@ -6,6 +6,12 @@ Run: ``python -m edgesmith.benchmarks.perf_training [--data DIR] [--fast OUT]``
   ``--images`` training images after a warm-up epoch; includes the input pipeline, which
   is far faster, see below);
 * input pipeline img/s: iterating the augmented, batched tf.data pipeline alone;
+* ``--ceiling OUT``: one long run (``--ceiling-epochs``, default 40) of ResNet-8 that also
+  scores the whole test split after every epoch (reporting only: nothing is selected on
+  it), writes ``OUT/test_curve.csv`` and prints the ceiling (best test top-1), and the
+  epoch and training minutes at which the run first came within 1 point of it. One-cycle
+  anneals only at the end, so a shorter schedule gets there sooner: the figure is an upper
+  bound on the time to within 1 point;
 * ``--fast OUT``: trains the fast preset (``edgesmith train --preset fast``) on the full
   dataset into OUT, exports int8 TFLite (256 calibration images), and prints float and
   int8 top-1 on the whole test split plus the training minutes.
@@ -81,23 +87,90 @@ def fast_preset(data: str, out: Path) -> dict:
             "epochs": metrics["epochs"]}
 
 
+def test_curve_callback(images, labels, rows: list):
+    """A Keras callback that appends ``(epoch, training s so far, test top-1)`` to ``rows``
+    after every epoch; the evaluation itself is not counted as training time.
+
+    Args:
+        images / labels: ``(N, H, W, C) uint8`` test pixels and ``(N,)`` classes.
+    """
+    import numpy as np
+
+    from edgesmith.train._keras import keras
+
+    class TestCurve(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.train_s, self.t0 = 0.0, time.perf_counter()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.train_s += time.perf_counter() - self.t0
+            probs = self.model.predict(images, batch_size=500, verbose=0)
+            rows.append((epoch + 1, round(self.train_s, 1), float(np.mean(np.argmax(probs, 1) == labels))))
+            print(f"epoch {epoch + 1}: {self.train_s / 60:.1f} min training, test top-1 {rows[-1][2]:.2%}", flush=True)
+
+    return TestCurve()
+
+
+def ceiling(data: str, out: Path, *, epochs: int, precision: str) -> dict:
+    """Train ResNet-8 for ``epochs`` with the default recipe, scoring the test split each epoch.
+
+    Returns:
+        ``ceiling_top1`` (best test top-1), ``final_top1``, ``within_1pt_epoch`` and
+        ``within_1pt_minutes`` (training minutes, evaluation excluded), ``train_minutes``,
+        ``img_per_s``, and ``curve`` rows ``(epoch, training s, top-1)``; the curve also goes
+        to ``out/test_curve.csv``.
+    """
+    import csv
+    import json
+
+    from edgesmith.core.data import DataSpec, load_split
+    from edgesmith.train import TrainConfig, train
+
+    test = load_split(DataSpec(data), "test")
+    rows: list = []
+    config = TrainConfig(DataSpec(data), model="resnet8", epochs=epochs, precision=precision, val_split=0.0)
+    run = train(config, out, overwrite=True, callbacks=[test_curve_callback(test.images, test.labels, rows)])
+    with open(run.root / "test_curve.csv", "w", newline="") as f:
+        csv.writer(f).writerows([("epoch", "train_s", "test_top1"), *rows])
+    best = max(r[2] for r in rows)
+    first = next(r for r in rows if r[2] >= best - 0.01)
+    metrics = json.loads(run.metrics.read_text())
+    return {"ceiling_top1": best, "final_top1": rows[-1][2], "within_1pt_epoch": first[0],
+            "within_1pt_minutes": first[1] / 60, "train_minutes": rows[-1][1] / 60,
+            "img_per_s": metrics["train_img_per_s"], "policy": metrics["precision_policy"], "curve": rows}
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=DEFAULT_DATA, help="class-folder dataset (default: the shared CIFAR-10 JPEGs)")
     ap.add_argument("--images", type=int, default=5120, help="training images per throughput epoch")
     ap.add_argument("--precisions", default="fp32,bf16,auto")
     ap.add_argument("--fast", type=Path, help="also train the fast preset into this run directory")
+    ap.add_argument("--ceiling", type=Path, help="also train the long ResNet-8 ceiling run into this directory")
+    ap.add_argument("--ceiling-epochs", type=int, default=40)
+    ap.add_argument("--ceiling-precision", default="auto", help="fp32, bf16 or auto for the ceiling run")
+    ap.add_argument("--skip-throughput", action="store_true", help="skip the per-precision img/s figures")
     args = ap.parse_args(argv)
 
     from edgesmith.core.data import DataSpec, load_split
     from edgesmith.train.input import pipeline_throughput
 
-    split = load_split(DataSpec(args.data, limit_train=args.images), "train")
-    print(f"data: {args.data} ({len(split)} training images for throughput), batch 128")
-    print(f"input pipeline alone (default augmentation): {pipeline_throughput(split.images, split.labels):,.0f} img/s")
-    for precision in args.precisions.split(","):
-        policy, ips = train_throughput(split.images, split.labels, precision)
-        print(f"ResNet-8 training, --precision {precision:4s} ({policy}): {ips:,.0f} img/s")
+    if not args.skip_throughput:
+        split = load_split(DataSpec(args.data, limit_train=args.images), "train")
+        print(f"data: {args.data} ({len(split)} training images for throughput), batch 128")
+        print(f"input pipeline alone (default augmentation): {pipeline_throughput(split.images, split.labels):,.0f} img/s")
+        for precision in args.precisions.split(","):
+            policy, ips = train_throughput(split.images, split.labels, precision)
+            print(f"ResNet-8 training, --precision {precision:4s} ({policy}): {ips:,.0f} img/s")
+    if args.ceiling:
+        c = ceiling(args.data, args.ceiling, epochs=args.ceiling_epochs, precision=args.ceiling_precision)
+        print(f"ceiling run: ResNet-8, {args.ceiling_epochs} epochs, {c['policy']}, {c['img_per_s']:,.0f} img/s, "
+              f"{c['train_minutes']:.1f} min training; best test top-1 {c['ceiling_top1']:.2%} "
+              f"(final {c['final_top1']:.2%}); first within 1 pt at epoch {c['within_1pt_epoch']} "
+              f"after {c['within_1pt_minutes']:.1f} min")
     if args.fast:
         r = fast_preset(args.data, args.fast)
         print(f"fast preset: {r['epochs']} epochs, {r['train_minutes']:.1f} min training "
