@@ -91,3 +91,18 @@ def test_bad_cluster_count_fails_in_one_line_and_writes_nothing(trained_run, tmp
     assert not (tmp_path / "run" / "artifacts").exists()
     with pytest.raises(ConfigError, match="2..256"):
         ExportConfig(cluster=int(value))
+
+
+def test_plan_adds_clustered_artifacts_after_pruned_ones_and_help_documents_cluster():
+    plan = ExportConfig(formats=("tflite", "onnx"), variants=("int8",), cluster=16, qat=True).plan()
+    names = [p.name for p in plan]
+    assert names[names.index("onnx_int8") + 1:] == [
+        "clustered_tflite_fp32", "clustered_tflite_int8", "clustered_onnx_fp32", "clustered_onnx_int8",
+        "qat_tflite_int8", "qat_onnx_int8_from_tflite", "clustered_qat_tflite_int8",
+        "clustered_qat_onnx_int8_from_tflite"]
+    assert {p.file for p in plan if p.source == "clustered"} == {
+        "model_clustered_fp32.tflite", "model_clustered_int8.tflite", "model_clustered_fp32.onnx",
+        "model_clustered_int8.onnx"}
+    assert ExportConfig(cluster=16).to_dict()["cluster"] == 16
+    out = CliRunner().invoke(app, ["export", "--help"], env={"COLUMNS": "200"}).output
+    assert "--cluster" in out and "2..256" in out
