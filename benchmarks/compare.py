@@ -105,8 +105,8 @@ def compare_reports(old: dict, new: dict, *, rel_tol: float = 0.10, acc_tol_pts:
                      "other processes, not the model")
     po, pn = old.get("environment", {}).get("cpu_probe_ms"), new.get("environment", {}).get("cpu_probe_ms")
     if po and pn and abs(pn / po - 1) > rel_tol:
-        notes.append(f"the CPU probe (a fixed sort, timed in every cell) ran {pn / po - 1:+.0%} slower in NEW: "
-                     "the machine itself was in a different state")
+        notes.append(f"the CPU probe (a fixed sort, timed in every cell) took {abs(pn / po - 1):.0%} "
+                     f"{'longer' if pn > po else 'less time'} in NEW: the machine itself was in a different state")
     for k in sorted(set(o) & set(n), key=str):
         a, b = o[k], n[k]
         la, lb = a["latency_ms"], b["latency_ms"]

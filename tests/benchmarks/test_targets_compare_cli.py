@@ -111,7 +111,7 @@ def test_compare_reports_changes_beyond_noise_only():
     base["environment"].update(load_avg_start=0.5, load_avg=1.0)
     assert any("machine load differed" in n for n in compare_reports(base, busy)["notes"])
     busy["environment"]["cpu_probe_ms"], base["environment"]["cpu_probe_ms"] = 0.6, 0.4
-    assert any("CPU probe" in n and "+50%" in n for n in compare_reports(base, busy)["notes"])
+    assert any("CPU probe" in n and "50% longer" in n for n in compare_reports(base, busy)["notes"])
 
 
 def test_compare_cli_exit_codes(tmp_path):
