@@ -69,7 +69,8 @@ def fast_preset(data: str, out: Path) -> dict:
     p = PRESETS["fast"]
     config = TrainConfig(DataSpec(data), model=p["model"], epochs=p["epochs"], batch_size=p["batch_size"],
                          learning_rate=p["lr"], schedule=p["schedule"].value,
-                         label_smoothing=p["label_smoothing"], val_split=p["val_split"])
+                         label_smoothing=p["label_smoothing"], val_split=p["val_split"],
+                         precision=p["precision"].value)
     started = time.perf_counter()
     run = train(config, out, overwrite=True)
     wall = time.perf_counter() - started

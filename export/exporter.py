@@ -130,8 +130,8 @@ class ExportConfig:
     structured_2_4: bool = False
     cluster: int | None = None
     qat: bool = False
-    prune_tune: FineTune = FineTune(epochs=2, learning_rate=5e-4)
-    cluster_tune: FineTune = FineTune(epochs=2, learning_rate=1e-4)
+    prune_tune: FineTune = FineTune(epochs=4, learning_rate=5e-4)
+    cluster_tune: FineTune = FineTune(epochs=4, learning_rate=1e-4)
     qat_tune: FineTune = FineTune(epochs=1, learning_rate=1e-4)
     diagnose: bool = False
 

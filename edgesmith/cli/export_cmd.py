@@ -106,7 +106,8 @@ def export_cmd(
     qat: Annotated[bool, typer.Option(
         "--qat", help="Also export quantization-aware-trained int8 (prune-preserving for the pruned model, "
                       "cluster-preserving for the clustered one).")] = False,
-    fine_tune_epochs: Annotated[int, typer.Option(help="Pruning / clustering fine-tune epochs.")] = 2,
+    fine_tune_epochs: Annotated[int, typer.Option(
+        help="Pruning / clustering fine-tune epochs (on a 10-epoch ResNet-8, 2 lost 1.5 pt to pruning, 4 lost 0.3).")] = 4,
     qat_epochs: Annotated[int, typer.Option(help="QAT fine-tune epochs.")] = 1,
     fine_tune_limit: Annotated[Optional[int], typer.Option(
         help="Fine-tune on at most this many training images (default: all).")] = None,
