@@ -6,7 +6,8 @@ Run: ``python -m edgesmith.benchmarks.perf_training [--data DIR] [--fast OUT]``
   ``--images`` training images after a warm-up epoch; includes the input pipeline, which
   is far faster, see below);
 * input pipeline img/s: iterating the augmented, batched tf.data pipeline alone;
-* ``--ceiling OUT``: one long run (``--ceiling-epochs``, default 40) of ResNet-8 that also
+* ``--ceiling OUT``: one long run (``--ceiling-epochs``, default 40) of ResNet-8 (or
+  ``--ceiling-model``) that also
   scores the whole test split after every epoch (reporting only: nothing is selected on
   it), writes ``OUT/test_curve.csv`` and prints the ceiling (best test top-1), and the
   epoch and training minutes at which the run first came within 1 point of it. One-cycle
@@ -115,8 +116,9 @@ def test_curve_callback(images, labels, rows: list):
     return TestCurve()
 
 
-def ceiling(data: str, out: Path, *, epochs: int, precision: str) -> dict:
-    """Train ResNet-8 for ``epochs`` with the default recipe, scoring the test split each epoch.
+def ceiling(data: str, out: Path, *, epochs: int, precision: str, model: str = "resnet8",
+            batch_size: int = 128) -> dict:
+    """Train ``model`` for ``epochs`` with the default recipe, scoring the test split each epoch.
 
     Returns:
         ``ceiling_top1`` (best test top-1), ``final_top1``, ``within_1pt_epoch`` and
@@ -132,7 +134,8 @@ def ceiling(data: str, out: Path, *, epochs: int, precision: str) -> dict:
 
     test = load_split(DataSpec(data), "test")
     rows: list = []
-    config = TrainConfig(DataSpec(data), model="resnet8", epochs=epochs, precision=precision, val_split=0.0)
+    config = TrainConfig(DataSpec(data), model=model, epochs=epochs, precision=precision, val_split=0.0,
+                         batch_size=batch_size)
     run = train(config, out, overwrite=True, callbacks=[test_curve_callback(test.images, test.labels, rows)])
     with open(run.root / "test_curve.csv", "w", newline="") as f:
         csv.writer(f).writerows([("epoch", "train_s", "test_top1"), *rows])
@@ -152,6 +155,8 @@ def main(argv=None) -> None:
     ap.add_argument("--fast", type=Path, help="also train the fast preset into this run directory")
     ap.add_argument("--ceiling", type=Path, help="also train the long ResNet-8 ceiling run into this directory")
     ap.add_argument("--ceiling-epochs", type=int, default=40)
+    ap.add_argument("--ceiling-model", default="resnet8", help="architecture of the ceiling run (e.g. resnet20)")
+    ap.add_argument("--ceiling-batch", type=int, default=128)
     ap.add_argument("--ceiling-precision", default="auto", help="fp32, bf16 or auto for the ceiling run")
     ap.add_argument("--skip-throughput", action="store_true", help="skip the per-precision img/s figures")
     args = ap.parse_args(argv)
@@ -167,8 +172,9 @@ def main(argv=None) -> None:
             policy, ips = train_throughput(split.images, split.labels, precision)
             print(f"ResNet-8 training, --precision {precision:4s} ({policy}): {ips:,.0f} img/s")
     if args.ceiling:
-        c = ceiling(args.data, args.ceiling, epochs=args.ceiling_epochs, precision=args.ceiling_precision)
-        print(f"ceiling run: ResNet-8, {args.ceiling_epochs} epochs, {c['policy']}, {c['img_per_s']:,.0f} img/s, "
+        c = ceiling(args.data, args.ceiling, epochs=args.ceiling_epochs, precision=args.ceiling_precision,
+                    model=args.ceiling_model, batch_size=args.ceiling_batch)
+        print(f"ceiling run: {args.ceiling_model}, {args.ceiling_epochs} epochs, {c['policy']}, {c['img_per_s']:,.0f} img/s, "
               f"{c['train_minutes']:.1f} min training; best test top-1 {c['ceiling_top1']:.2%} "
               f"(final {c['final_top1']:.2%}); first within 1 pt at epoch {c['within_1pt_epoch']} "
               f"after {c['within_1pt_minutes']:.1f} min")
