@@ -22,7 +22,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -360,6 +360,10 @@ def export(run_dir: str | Path, config: ExportConfig = ExportConfig(), *, log=la
     reference = _predict(model, verify_x)
     labels = ds["class_names"]
     plan = config.plan()
+    smoothing = float(((manifest.get("stages", {}).get("train") or {}).get("config") or {}).get("label_smoothing") or 0)
+    config = replace(config, **{k: (t if t.label_smoothing is not None else replace(t, label_smoothing=smoothing))
+                                for k, t in (("prune_tune", config.prune_tune), ("cluster_tune", config.cluster_tune),
+                                             ("qat_tune", config.qat_tune))})
     models, sources = _build_sources(model, config, spec, verify_x, log)
     # Same function, one op fewer: the input Rescaling moves into the first conv's kernel
     # (export/fold.py; a no-op for models where that is not exact, e.g. QAT-wrapped ones).

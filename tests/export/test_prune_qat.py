@@ -43,6 +43,19 @@ def test_every_variant_is_written_and_recorded(full_export):
     for a in arts.values():
         verify_file(run, a)
         assert a["gzip_bytes"] == gzip_bytes(run.root / a["file"])
+    # the fine-tunes train with the run's own loss (its label smoothing), not hard labels
+    manifest = load_manifest(run)
+    smoothing = manifest["stages"]["train"]["config"]["label_smoothing"]
+    assert smoothing > 0
+    for tune in ("prune_tune", "qat_tune"):
+        assert manifest["stages"]["export"]["config"][tune]["label_smoothing"] == smoothing
+
+
+def test_fine_tune_label_smoothing_is_checked():
+    from edgesmith.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="label smoothing"):
+        FineTune(label_smoothing=1.0)
 
 
 def test_each_file_loads_agrees_and_has_the_dtypes_it_claims(full_export):
