@@ -44,7 +44,7 @@ import numpy as np
 
 from edgesmith.core.data import DataSpec, load_split
 from edgesmith.core.errors import ConfigError, RunDirError
-from edgesmith.core.rundir import RunDir, load_manifest, now_iso, verify_file
+from edgesmith.core.rundir import RunDir, load_manifest, now_iso, stage, verify_file
 from edgesmith.runtime import default_threads
 
 from .env import environment
@@ -248,7 +248,7 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
     say(f"test split: {len(test)} images; {len(cells)} artifact x target pairs, threads {list(config.threads)}, "
         f"batches {list(config.batches)}")
 
-    results, accuracy, sizes, probes = [], [], {}, []
+    results, accuracy, sizes, paths, probes = [], [], {}, {}, []
     with tempfile.TemporaryDirectory(prefix="edgesmith-bench-") as tmp:
         workdir = Path(tmp)
         np.save(workdir / "images.npy", test.images)
@@ -262,13 +262,14 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
             for art, target, t in plan:
                 if (art["name"], target) in dead:
                     continue
-                path = verify_file(run, art)
-                sizes.setdefault(art["name"], gzip_size(path))
+                if art["name"] not in paths:  # sha256 check and gzip once per file, not per cell
+                    paths[art["name"]] = verify_file(run, art)
+                    sizes[art["name"]] = gzip_size(paths[art["name"]])
                 key = (art["name"], target, t)
                 need_acc = not any(k[:2] == key[:2] for k in workers)  # once per artifact x target
-                job = {"path": str(path), "target": target, "threads": t, "batches": list(config.batches),
-                       "warmup": config.warmup, "accuracy": need_acc, "data": str(workdir),
-                       "num_classes": len(class_names)}
+                job = {"path": str(paths[art["name"]]), "target": target, "threads": t,
+                       "batches": list(config.batches), "warmup": config.warmup, "accuracy": need_acc,
+                       "data": str(workdir), "num_classes": len(class_names)}
                 w = _Worker(job, workdir, f"{art['name']}-{target}-t{t}")
                 r = w.read()
                 if not r["ok"]:
@@ -277,7 +278,7 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
                     skipped.append({"target": target, "artifact": art["name"], "reason": r["reason"]})
                     say(f"  {w.tag}: skipped ({r['reason']})")
                     continue
-                workers[key], hello[key] = w, {**r, "art": art}
+                workers[key], hello[key] = w, (art, r)
                 say(f"  {w.tag}: loaded in {r['load_ms']:.0f} ms")
             # 2. interleaved timing: every round visits every cell once, in a fresh random order
             rng = np.random.default_rng(0)
@@ -304,18 +305,15 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
         finally:
             for w in workers.values():
                 w.close()
-        for key in keys:
+        for key in keys:  # plan order: the cell that measured an artifact x target's accuracy comes first
             name, target, t = key
-            art, r, f = hello[key]["art"], hello[key], finished[key]
+            (art, r), f = hello[key], finished[key]
             if "accuracy" in f:
                 acc = acc_by[(name, target)] = f["accuracy"]
                 accuracy.append({"artifact": name, "target": target, "top1": acc["top1"], "n_test": len(test),
                                  "per_class": {c: (k / n if n else None)
                                                for c, k, n in zip(class_names, acc["correct"], acc["total"])}})
             probes.append(f["cpu_probe_ms"])
-        for key in keys:
-            name, target, t = key
-            art, r, f = hello[key]["art"], hello[key], finished[key]
             b1 = samples[key].get(1)
             say(f"  {name}-{target}-t{t}: top-1 {acc_by[(name, target)]['top1']:.2%}"
                 + (f", p50 {float(np.median(b1)):.3f} ms over {len(b1)} calls" if b1 else ""))
@@ -331,7 +329,7 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
                     "load_ms": r["load_ms"], "rss_peak_mib": f["rss_peak_mib"],
                     "rss_model_mib": f["rss_model_mib"], "bytes": art["bytes"],
                     "gzip_bytes": sizes[name], "cpu_probe_ms": f["cpu_probe_ms"]})
-    keras_metrics = (manifest.get("stages", {}).get("train") or {}).get("metrics", {})
+    keras_metrics = stage(manifest, "train").get("metrics", {})
     env = environment()
     env["load_avg_start"] = load_start
     # median over all cells of the fixed CPU workload timed in each worker (see worker.cpu_probe_ms)

@@ -246,7 +246,7 @@ def measure(job: dict) -> dict:
     """
     try:
         cell = Cell.open(job)
-    except BackendUnavailable as e:
+    except EdgesmithError as e:  # as in serve(): an unusable target is a skip
         return {"ok": False, "reason": str(e)}
     samples = {str(b): cell.time(b, calls=job["runs"] if b == 1 else job["batch_runs"], warmup=0)
                for b in job["batches"]}

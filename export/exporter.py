@@ -30,7 +30,7 @@ import numpy as np
 from edgesmith.core.data import DataSpec, load_split
 from edgesmith.core.errors import ConfigError, DataError, ParityError
 from edgesmith.core.fsutil import atomic_path
-from edgesmith.core.rundir import RunDir, file_record, now_iso, require_model, save_manifest
+from edgesmith.core.rundir import RunDir, file_record, now_iso, require_model, save_manifest, stage
 
 from .fidelity import accuracy_drop_pts, compare, gzip_bytes, weight_stats
 from .metadata import embed_metadata
@@ -360,10 +360,11 @@ def export(run_dir: str | Path, config: ExportConfig = ExportConfig(), *, log=la
     reference = _predict(model, verify_x)
     labels = ds["class_names"]
     plan = config.plan()
-    smoothing = float(((manifest.get("stages", {}).get("train") or {}).get("config") or {}).get("label_smoothing") or 0)
-    config = replace(config, **{k: (t if t.label_smoothing is not None else replace(t, label_smoothing=smoothing))
-                                for k, t in (("prune_tune", config.prune_tune), ("cluster_tune", config.cluster_tune),
-                                             ("qat_tune", config.qat_tune))})
+    # fine-tunes left at label_smoothing=None train with the run's own loss
+    smoothing = float((stage(manifest, "train").get("config") or {}).get("label_smoothing") or 0)
+    tunes = {k: getattr(config, k) for k in ("prune_tune", "cluster_tune", "qat_tune")}
+    config = replace(config, **{k: replace(t, label_smoothing=smoothing) for k, t in tunes.items()
+                                if t.label_smoothing is None})
     models, sources = _build_sources(model, config, spec, verify_x, log)
     # Same function, one op fewer: the input Rescaling moves into the first conv's kernel
     # (export/fold.py; a no-op for models where that is not exact, e.g. QAT-wrapped ones).

@@ -105,6 +105,11 @@ def load_manifest(run: RunDir) -> dict:
     return m
 
 
+def stage(manifest: dict, name: str) -> dict:
+    """The manifest's record of stage ``name`` (``train``, ``import``, ``export``, ``bench``); ``{}`` if absent."""
+    return (manifest.get("stages") or {}).get(name) or {}
+
+
 def save_manifest(run: RunDir, manifest: dict) -> None:
     """Write the manifest atomically, refreshing the versions of the writer."""
     manifest["versions"] = package_versions()
