@@ -117,8 +117,10 @@ def test_curve_callback(images, labels, rows: list):
 
 
 def ceiling(data: str, out: Path, *, epochs: int, precision: str, model: str = "resnet8",
-            batch_size: int = 128) -> dict:
-    """Train ``model`` for ``epochs`` with the default recipe, scoring the test split each epoch.
+            batch_size: int = 128, optimizer: str = "adam", learning_rate: float | None = None,
+            weight_decay: float = 0.0) -> dict:
+    """Train ``model`` for ``epochs`` (one-cycle, label smoothing 0.1, the given optimizer;
+    ``learning_rate`` None is the optimizer's default), scoring the test split each epoch.
 
     Returns:
         ``ceiling_top1`` (best test top-1), ``final_top1``, ``within_1pt_epoch`` and
@@ -135,7 +137,8 @@ def ceiling(data: str, out: Path, *, epochs: int, precision: str, model: str = "
     test = load_split(DataSpec(data), "test")
     rows: list = []
     config = TrainConfig(DataSpec(data), model=model, epochs=epochs, precision=precision, val_split=0.0,
-                         batch_size=batch_size)
+                         batch_size=batch_size, optimizer=optimizer, learning_rate=learning_rate,
+                         weight_decay=weight_decay)
     run = train(config, out, overwrite=True, callbacks=[test_curve_callback(test.images, test.labels, rows)])
     with open(run.root / "test_curve.csv", "w", newline="") as f:
         csv.writer(f).writerows([("epoch", "train_s", "test_top1"), *rows])
@@ -158,6 +161,9 @@ def main(argv=None) -> None:
     ap.add_argument("--ceiling-model", default="resnet8", help="architecture of the ceiling run (e.g. resnet20)")
     ap.add_argument("--ceiling-batch", type=int, default=128)
     ap.add_argument("--ceiling-precision", default="auto", help="fp32, bf16 or auto for the ceiling run")
+    ap.add_argument("--ceiling-optimizer", default="adam", help="adam or sgd for the ceiling run")
+    ap.add_argument("--ceiling-lr", type=float, default=None, help="peak learning rate [default: the optimizer's]")
+    ap.add_argument("--ceiling-weight-decay", type=float, default=0.0, help="decoupled weight decay")
     ap.add_argument("--skip-throughput", action="store_true", help="skip the per-precision img/s figures")
     args = ap.parse_args(argv)
 
@@ -173,8 +179,10 @@ def main(argv=None) -> None:
             print(f"ResNet-8 training, --precision {precision:4s} ({policy}): {ips:,.0f} img/s")
     if args.ceiling:
         c = ceiling(args.data, args.ceiling, epochs=args.ceiling_epochs, precision=args.ceiling_precision,
-                    model=args.ceiling_model, batch_size=args.ceiling_batch)
-        print(f"ceiling run: {args.ceiling_model}, {args.ceiling_epochs} epochs, {c['policy']}, {c['img_per_s']:,.0f} img/s, "
+                    model=args.ceiling_model, batch_size=args.ceiling_batch, optimizer=args.ceiling_optimizer,
+                    learning_rate=args.ceiling_lr, weight_decay=args.ceiling_weight_decay)
+        print(f"ceiling run: {args.ceiling_model}, {args.ceiling_epochs} epochs, {args.ceiling_optimizer} "
+              f"(weight decay {args.ceiling_weight_decay:g}), {c['policy']}, {c['img_per_s']:,.0f} img/s, "
               f"{c['train_minutes']:.1f} min training; best test top-1 {c['ceiling_top1']:.2%} "
               f"(final {c['final_top1']:.2%}); first within 1 pt at epoch {c['within_1pt_epoch']} "
               f"after {c['within_1pt_minutes']:.1f} min")

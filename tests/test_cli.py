@@ -59,3 +59,14 @@ def test_pipeline_end_to_end_on_synthetic_data(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert set(manifest["stages"]) == {"train", "export", "bench"}
     assert manifest["stages"]["export"]["config"]["calibration_size"] == 64
+
+
+def test_train_with_sgd_records_the_resolved_recipe(tmp_path):
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["train", "--data", "synthetic", "--model", "cnn", "--epochs", "1", "--limit-train", "300",
+                            "--limit-test", "100", "--optimizer", "sgd", "--weight-decay", "5e-3",
+                            "--batch-size", "64", "--no-tensorboard", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    config = json.loads((out / "manifest.json").read_text())["stages"]["train"]["config"]
+    assert config["optimizer"] == "sgd" and config["weight_decay"] == 5e-3
+    assert abs(config["learning_rate"] - 0.05) < 1e-9  # SGD's default: 0.1 per 128 images of batch

@@ -27,7 +27,7 @@ from ._keras import keras, tf
 from .input import AUGMENTS, make_dataset
 from .models import build_model, is_known, model_names
 from .plots import plot_curves
-from .recipe import SCHEDULES, compile_model
+from .recipe import OPTIMIZERS, SCHEDULES, compile_model, default_learning_rate
 from .strategy import STRATEGIES, make_strategy
 
 
@@ -42,6 +42,7 @@ class TrainConfig:
         epochs: passes over the training split (including any frozen-backbone epochs).
         batch_size: images per step per replica (the global batch is ``batch_size * replicas``).
         learning_rate: peak learning rate for one replica; scaled linearly with the replicas.
+            None picks the optimizer's default (3e-3 for Adam, 0.1 per 128 images of batch for SGD).
         val_split: fraction of the training split held out for validation curves.
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (see :mod:`.precision`).
         seed: seeds weights, shuffling and the validation hold-out.
@@ -50,7 +51,8 @@ class TrainConfig:
         label_smoothing: in [0, 0.5); 0 turns it off. The default one-cycle schedule with 0.1
             label smoothing gave ResNet-8 76.4% top-1 in 10 epochs on the shared CIFAR-10
             JPEGs, against 74.2% for warm-up + cosine without smoothing.
-        weight_decay: decoupled (AdamW) weight decay; 0 keeps Adam.
+        optimizer: ``adam`` (default) or ``sgd`` (Nesterov momentum 0.9; see :mod:`.recipe`).
+        weight_decay: decoupled weight decay (AdamW for ``adam``); 0 turns it off.
         patience: stop after this many epochs without a better validation loss (training loss
             without a validation split) and keep the best weights; None trains every epoch.
         augment: ``default``, ``rotate-shift``, ``zoom-shift`` or ``none`` (see :mod:`.input`).
@@ -68,13 +70,14 @@ class TrainConfig:
     model: str = "resnet8"
     epochs: int = 10
     batch_size: int = 128
-    learning_rate: float = 3e-3
+    learning_rate: float | None = None
     val_split: float = 0.05
     precision: str = "auto"
     seed: int = 0
     strategy: str = "auto"
     schedule: str = "onecycle"
     label_smoothing: float = 0.1
+    optimizer: str = "adam"
     weight_decay: float = 0.0
     patience: int | None = None
     augment: str = "default"
@@ -97,6 +100,9 @@ class TrainConfig:
             raise ConfigError(f"--epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
             raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
+        choice("optimizer", self.optimizer, OPTIMIZERS)
+        if self.learning_rate is None:  # recorded resolved, so the manifest says what was used
+            object.__setattr__(self, "learning_rate", default_learning_rate(self.optimizer, self.batch_size))
         if not 0 < self.learning_rate < 10:
             raise ConfigError(f"--learning-rate must be in (0, 10), got {self.learning_rate}")
         if not 0 <= self.val_split < 0.5:
@@ -266,6 +272,7 @@ def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False, resu
                 compile_model(model, peak_lr=peak_lr if start == 0 else peak_lr / 10,
                               schedule_kind=config.schedule, steps_per_epoch=steps, epochs=end - start,
                               weight_decay=config.weight_decay, label_smoothing=config.label_smoothing,
+                              optimizer=config.optimizer,
                               policy=policy)
                 saver.set_model(model)
                 if state and done > start:

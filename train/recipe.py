@@ -8,8 +8,16 @@ Schedules (``--schedule``), over the steps of one training phase:
               decay to 0 (the learning-rate half of Smith & Topin, 2018, "Super-Convergence").
 ``constant``  the peak learning rate throughout.
 
-Weight decay > 0 selects AdamW (decoupled weight decay, Loshchilov & Hutter, 2019) with
-BatchNorm parameters and biases excluded; 0 keeps Adam. Under ``mixed_float16`` the optimizer
+Optimizers (``--optimizer``):
+
+``adam``  Adam (Kingma & Ba, 2015); weight decay > 0 makes it AdamW (decoupled weight decay,
+          Loshchilov & Hutter, 2019). Default peak learning rate 3e-3.
+``sgd``   SGD with Nesterov momentum 0.9 and decoupled weight decay, the recipe the CIFAR
+          ResNets were published with (He et al., 2016). Default peak learning rate
+          0.1 per 128 images of batch (Goyal et al., 2017, linear scaling rule).
+
+Decoupled weight decay shrinks each weight by ``lr * weight_decay`` per step, BatchNorm
+parameters and biases excluded. Under ``mixed_float16`` the optimizer
 is wrapped in a dynamic ``LossScaleOptimizer`` (Micikevicius et al., 2018), so small fp16
 gradients do not flush to zero; bf16 has float32's exponent range and needs none.
 """
@@ -18,6 +26,12 @@ from __future__ import annotations
 from ._keras import keras, tf
 
 SCHEDULES = ("cosine", "onecycle", "constant")
+OPTIMIZERS = ("adam", "sgd")
+
+
+def default_learning_rate(optimizer: str, batch_size: int) -> float:
+    """The peak learning rate ``optimizer`` gets when none is given (see the module docstring)."""
+    return 0.1 * batch_size / 128 if optimizer == "sgd" else 3e-3
 
 
 def schedule(kind: str, peak_lr: float, steps_per_epoch: int, total_steps: int):
@@ -33,13 +47,24 @@ def schedule(kind: str, peak_lr: float, steps_per_epoch: int, total_steps: int):
         warmup_target=peak_lr, warmup_steps=warmup)
 
 
-def make_optimizer(lr, *, weight_decay: float, policy: str):
-    """Adam (or AdamW when ``weight_decay`` > 0), loss-scaled under ``mixed_float16``."""
-    if weight_decay > 0:
+def make_optimizer(lr, *, weight_decay: float, policy: str, optimizer: str = "adam"):
+    """``adam`` (AdamW when ``weight_decay`` > 0) or ``sgd`` (Nesterov momentum 0.9, decoupled
+    weight decay), loss-scaled under ``mixed_float16``.
+
+    Raises:
+        ValueError: ``optimizer`` is not one of :data:`OPTIMIZERS`.
+    """
+    if optimizer == "sgd":
+        opt = keras.optimizers.SGD(learning_rate=lr, momentum=0.9, nesterov=True,
+                                   weight_decay=weight_decay or None)
+    elif optimizer != "adam":
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    elif weight_decay > 0:
         opt = keras.optimizers.AdamW(learning_rate=lr, weight_decay=weight_decay)
-        opt.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
     else:
         opt = keras.optimizers.Adam(learning_rate=lr)
+    if weight_decay > 0:
+        opt.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
     if policy == "mixed_float16":
         opt = keras.mixed_precision.LossScaleOptimizer(opt)
     return opt
@@ -64,9 +89,9 @@ def make_loss(label_smoothing: float):
 
 
 def compile_model(model, *, peak_lr: float, schedule_kind: str, steps_per_epoch: int, epochs: int,
-                  weight_decay: float, label_smoothing: float, policy: str) -> None:
+                  weight_decay: float, label_smoothing: float, policy: str, optimizer: str = "adam") -> None:
     """Compile ``model`` for ``epochs`` epochs of ``steps_per_epoch`` steps (call inside the strategy scope)."""
     lr = schedule(schedule_kind, peak_lr, steps_per_epoch, epochs * steps_per_epoch)
-    model.compile(optimizer=make_optimizer(lr, weight_decay=weight_decay, policy=policy),
+    model.compile(optimizer=make_optimizer(lr, weight_decay=weight_decay, policy=policy, optimizer=optimizer),
                   loss=make_loss(label_smoothing),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])

@@ -19,7 +19,7 @@ BenchSecondsOpt = Annotated[float, typer.Option(
 
 
 def pipeline_cmd(data: DataOpt, model: ModelOpt = "resnet8", epochs: EpochsOpt = 10,
-                 batch_size: BatchOpt = 128, lr: LrOpt = 3e-3, precision: PrecisionOpt = Precision.auto,
+                 batch_size: BatchOpt = 128, lr: LrOpt = None, precision: PrecisionOpt = Precision.auto,
                  limit_train: LimitTrainOpt = None, limit_test: LimitTestOpt = None, seed: SeedOpt = 0,
                  out_dir: OutOpt = None, overwrite: OverwriteOpt = False, calibration_size: CalibOpt = 256,
                  threads: ThreadsOpt = "1", runs: RunsOpt = 200, warmup: WarmupOpt = 50,

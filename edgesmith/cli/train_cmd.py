@@ -27,7 +27,8 @@ ModelOpt = Annotated[str, typer.Option(help="Architecture: resnet8 (MLPerf Tiny)
                                       "cnn (TF tutorial), lenet5 (gray 28x28), mobilenetv2, resnet50v2 (transfer).")]
 EpochsOpt = Annotated[int, typer.Option(help="Training epochs.")]
 BatchOpt = Annotated[int, typer.Option(help="Training batch size.")]
-LrOpt = Annotated[float, typer.Option("--lr", help="Peak learning rate per replica (scaled by replicas; see --schedule).")]
+LrOpt = Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate per replica (scaled by replicas; see "
+                                                "--schedule) [default: 3e-3 for Adam, 0.1 x batch/128 for SGD].")]
 PrecisionOpt = Annotated[Precision, typer.Option(help="auto: fp16 on CUDA, bf16 on AMX/AVX512-BF16 CPUs, else fp32.")]
 LimitTrainOpt = Annotated[Optional[int], typer.Option(help="Use at most N training images (class-balanced).")]
 LimitTestOpt = Annotated[Optional[int], typer.Option(help="Use at most N test images (class-balanced).")]
@@ -50,6 +51,11 @@ class Schedule(str, Enum):
     constant = "constant"
 
 
+class Optimizer(str, Enum):
+    adam = "adam"
+    sgd = "sgd"
+
+
 class Augment(str, Enum):
     default = "default"
     rotate_shift = "rotate-shift"
@@ -69,7 +75,7 @@ PRESETS = {"fast": {"model": "resnet8", "epochs": 12, "batch_size": 128, "lr": 3
                     "label_smoothing": 0.1, "val_split": 0.0, "precision": Precision.fp32}}
 
 
-def run_train(data: str, model: str, epochs: int, batch_size: int, lr: float, precision: Precision,
+def run_train(data: str, model: str, epochs: int, batch_size: int, lr: float | None, precision: Precision,
               limit_train: int | None, limit_test: int | None, seed: int, out_dir: Path | None,
               overwrite: bool, **options):
     """Build the TrainConfig, train, print the result; returns the RunDir (None on a non-chief worker).
@@ -111,7 +117,7 @@ OptData = Annotated[Optional[str], typer.Option("--data", "-d", help="'cifar10' 
 
 
 def train_cmd(data: OptData = None, model: ModelOpt = "resnet8", epochs: EpochsOpt = 10, batch_size: BatchOpt = 128,
-              lr: LrOpt = 3e-3, precision: PrecisionOpt = Precision.auto, limit_train: LimitTrainOpt = None,
+              lr: LrOpt = None, precision: PrecisionOpt = Precision.auto, limit_train: LimitTrainOpt = None,
               limit_test: LimitTestOpt = None, seed: SeedOpt = 0, out_dir: OutOpt = None,
               overwrite: OverwriteOpt = False,
               strategy: Annotated[Strategy, typer.Option(help="auto: multiworker when TF_CONFIG lists several workers, "
@@ -119,7 +125,10 @@ def train_cmd(data: OptData = None, model: ModelOpt = "resnet8", epochs: EpochsO
               schedule: Annotated[Schedule, typer.Option(help="Learning-rate schedule (warm-up + cosine decay, "
                                                          "one-cycle, or constant).")] = Schedule.onecycle,
               label_smoothing: Annotated[float, typer.Option(help="Label smoothing (0 = off).")] = 0.1,
-              weight_decay: Annotated[float, typer.Option(help="AdamW decoupled weight decay (0 = Adam).")] = 0.0,
+              optimizer: Annotated[Optimizer, typer.Option(help="adam, or sgd (Nesterov momentum 0.9, the "
+                                                           "published CIFAR ResNet recipe).")] = Optimizer.adam,
+              weight_decay: Annotated[float, typer.Option(help="Decoupled weight decay, shrinking weights by "
+                                                          "lr x this per step (AdamW with adam; 0 = off).")] = 0.0,
               patience: Annotated[Optional[int], typer.Option(help="Early stopping: epochs without a better "
                                                               "validation loss.")] = None,
               val_split: Annotated[float, typer.Option(help="Fraction of train held out for validation.")] = 0.05,
@@ -148,11 +157,11 @@ def train_cmd(data: OptData = None, model: ModelOpt = "resnet8", epochs: EpochsO
         given = dict(model=model, epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule,
                      label_smoothing=label_smoothing, val_split=val_split, precision=precision)
         if preset is not None:
-            defaults = dict(model="resnet8", epochs=10, batch_size=128, lr=3e-3, schedule=Schedule.onecycle,
+            defaults = dict(model="resnet8", epochs=10, batch_size=128, lr=None, schedule=Schedule.onecycle,
                             label_smoothing=0.1, val_split=0.05, precision=Precision.auto)
             given.update({k: v for k, v in PRESETS[preset.value].items() if given[k] == defaults[k]})
         run_train(data, given["model"], given["epochs"], given["batch_size"], given["lr"], given["precision"], limit_train,
                   limit_test, seed, out_dir, overwrite, strategy=strategy, schedule=given["schedule"],
-                  label_smoothing=given["label_smoothing"], weight_decay=weight_decay, patience=patience,
+                  label_smoothing=given["label_smoothing"], optimizer=optimizer, weight_decay=weight_decay, patience=patience,
                   val_split=given["val_split"], augment=augment, cutout=cutout, width=width, weights=weights,
                   backbone_size=backbone_size, freeze_epochs=freeze_epochs, tensorboard=tensorboard)

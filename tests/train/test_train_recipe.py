@@ -39,7 +39,8 @@ def test_bad_recipe_options_fail_fast():
     for kw, msg in [({"strategy": "tpu"}, "unknown strategy"), ({"schedule": "step"}, "unknown schedule"),
                     ({"augment": "mixup"}, "unknown augmentation"), ({"label_smoothing": 0.7}, "--label-smoothing"),
                     ({"patience": 0}, "--patience"), ({"model": "resnet21"}, "unknown model"),
-                    ({"freeze_epochs": 5, "epochs": 2}, "--freeze-epochs")]:
+                    ({"freeze_epochs": 5, "epochs": 2}, "--freeze-epochs"), ({"optimizer": "lamb"}, "unknown optimizer"),
+                    ({"optimizer": "sgd", "learning_rate": 20.0}, "--learning-rate")]:
         with pytest.raises(ConfigError, match=msg):
             TrainConfig(spec, **kw)
     assert TrainConfig(spec, model="resnet56").model == "resnet56"
@@ -77,6 +78,48 @@ def test_adamw_and_label_smoothing():
     mean = lambda loss, y, p: float(np.mean(loss(y, p)))  # noqa: E731  smoothed loss is per example
     assert mean(smooth, np.array([0]), probs_onehot) > mean(plain, np.array([0]), probs_onehot) + 0.1
     assert mean(smooth, np.array([0]), probs) == pytest.approx(mean(plain, np.array([0]), probs), rel=1e-5)
+
+
+def test_learning_rate_defaults_to_the_optimizers_own_and_is_recorded_resolved():
+    spec = DataSpec("synthetic")
+    assert TrainConfig(spec).learning_rate == 3e-3
+    assert TrainConfig(spec, optimizer="sgd", batch_size=256).learning_rate == pytest.approx(0.2)  # 0.1 per 128
+    assert TrainConfig(spec, optimizer="sgd", learning_rate=0.05).learning_rate == 0.05
+    assert TrainConfig(spec, optimizer="sgd").to_dict()["learning_rate"] == pytest.approx(0.1)
+
+
+def test_sgd_is_nesterov_with_decoupled_weight_decay_sparing_batchnorm():
+    from edgesmith.train._keras import keras
+    from edgesmith.train.recipe import make_optimizer
+
+    opt = make_optimizer(0.1, weight_decay=5e-3, policy="float32", optimizer="sgd")
+    assert isinstance(opt, keras.optimizers.SGD) and opt.nesterov and opt.momentum == pytest.approx(0.9)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.BatchNormalization()])
+    before = [v.numpy().copy() for v in model.trainable_variables]
+    opt.apply_gradients([(tf_zeros_like(v), v) for v in model.trainable_variables])  # decay only
+    after = {v.name: v.numpy() for v in model.trainable_variables}
+    kernel = next(name for name in after if "kernel" in name)
+    np.testing.assert_allclose(after[kernel], before[0] * (1 - 0.1 * 5e-3), rtol=1e-6)
+    gamma = next(name for name in after if "gamma" in name)
+    np.testing.assert_array_equal(after[gamma], 1.0)  # BatchNorm scale is not decayed
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        make_optimizer(0.1, weight_decay=0.0, policy="float32", optimizer="lamb")
+
+
+def tf_zeros_like(v):
+    from edgesmith.train._keras import tf
+
+    return tf.zeros_like(v)
+
+
+def test_sgd_trains_a_cnn_on_learnable_data(tmp_path):
+    config = TrainConfig(DataSpec("synthetic", limit_train=1000, limit_test=200), model="cnn", epochs=3,
+                         batch_size=64, quiet=True, optimizer="sgd", weight_decay=5e-3, val_split=0.0,
+                         tensorboard=False)
+    run = train(config, tmp_path / "run")
+    assert json.loads(run.metrics.read_text())["top1"] > 0.5  # 10 classes: chance is 0.1
+    recorded = json.loads(run.config.read_text())
+    assert recorded["optimizer"] == "sgd" and recorded["learning_rate"] == pytest.approx(0.05)
 
 
 def test_early_stopping_tensorboard_and_recorded_recipe(tmp_path):
