@@ -69,7 +69,8 @@ def fast_preset(data: str, out: Path) -> dict:
 
     p = PRESETS["fast"]
     config = TrainConfig(DataSpec(data), model=p["model"], epochs=p["epochs"], batch_size=p["batch_size"],
-                         learning_rate=p["lr"], schedule=p["schedule"].value,
+                         learning_rate=p["lr"], schedule=p["schedule"].value, optimizer=p["optimizer"].value,
+                         weight_decay=p["weight_decay"],
                          label_smoothing=p["label_smoothing"], val_split=p["val_split"],
                          precision=p["precision"].value)
     started = time.perf_counter()

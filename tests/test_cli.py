@@ -70,3 +70,15 @@ def test_train_with_sgd_records_the_resolved_recipe(tmp_path):
     config = json.loads((out / "manifest.json").read_text())["stages"]["train"]["config"]
     assert config["optimizer"] == "sgd" and config["weight_decay"] == 5e-3
     assert abs(config["learning_rate"] - 0.05) < 1e-9  # SGD's default: 0.1 per 128 images of batch
+
+
+def test_fast_preset_fills_defaults_and_explicit_flags_win(tmp_path):
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["train", "--data", "synthetic", "--preset", "fast", "--epochs", "1", "--limit-train", "256",
+                            "--limit-test", "100", "--no-tensorboard", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    config = json.loads((out / "manifest.json").read_text())["stages"]["train"]["config"]
+    assert config["epochs"] == 1  # given explicitly
+    assert (config["model"], config["optimizer"], config["weight_decay"], config["precision"]) == \
+        ("resnet8", "sgd", 5e-3, "fp32")
+    assert config["val_split"] == 0.0 and abs(config["learning_rate"] - 0.1) < 1e-9
