@@ -6,8 +6,13 @@
                 its CPU with ``tf.config.set_logical_device_configuration``, as the tests do).
 ``multiworker`` :class:`tf.distribute.MultiWorkerMirroredStrategy`; the cluster and this
                 process's role come from the ``TF_CONFIG`` environment variable.
-``auto``        ``multiworker`` when ``TF_CONFIG`` names more than one worker, ``mirrored``
+``auto``        ``multiworker`` when ``TF_CONFIG`` names more than one process, ``mirrored``
                 with two or more GPUs, else ``none``.
+
+``TF_CONFIG`` follows TensorFlow's format: ``cluster`` lists ``worker`` addresses and
+optionally one ``chief`` (a worker with the extra duty of saving). The chief writes the run
+directory: the ``chief`` task when the cluster has one, else worker 0. Parameter servers and
+evaluators belong to other strategies and are refused.
 
 The configured batch size is per replica: the global batch is ``batch_size * replicas``
 and the peak learning rate scales linearly with it (Goyal et al., 2017, "Accurate, Large
@@ -37,7 +42,8 @@ class Placement:
         kind: ``none``, ``mirrored`` or ``multiworker``.
         replicas: replicas in sync across the whole cluster.
         workers: worker processes (1 unless multi-worker).
-        task_index: this worker's index (0 is the chief, which writes the run directory).
+        task_index: this process's rank in the cluster: 0 is the chief, which writes the
+            run directory (see :func:`cluster_role`).
     """
 
     strategy: object
@@ -51,36 +57,68 @@ class Placement:
         return self.task_index == 0
 
 
+_TF_CONFIG_FORMAT = ('TF_CONFIG must be JSON like {"cluster": {"worker": ["host:port", ...]}, '
+                     '"task": {"type": "worker", "index": 0}}')
+
+
 def tf_config() -> dict:
     """The parsed ``TF_CONFIG`` (``{}`` when unset).
 
     Raises:
-        ConfigError: ``TF_CONFIG`` is not JSON or has no ``cluster.worker`` list.
+        ConfigError: ``TF_CONFIG`` is not JSON, or its cluster lists no ``worker`` or ``chief``.
     """
     raw = os.environ.get("TF_CONFIG", "")
     if not raw.strip():
         return {}
     try:
         cfg = json.loads(raw)
-        workers = cfg["cluster"]["worker"]
-        if not isinstance(workers, list) or not workers:
+        cluster = cfg["cluster"]
+        if not any(isinstance(cluster.get(k), list) and cluster[k] for k in ("worker", "chief")):
             raise KeyError
-    except (ValueError, KeyError, TypeError):
-        raise ConfigError('TF_CONFIG must be JSON like {"cluster": {"worker": ["host:port", ...]}, '
-                          '"task": {"type": "worker", "index": 0}}') from None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise ConfigError(_TF_CONFIG_FORMAT) from None
     return cfg
+
+
+def cluster_role(cfg: dict) -> tuple[int, int]:
+    """``(processes, rank)`` for a parsed ``TF_CONFIG``: the training processes in the
+    cluster (chief plus workers) and this process's rank, 0 for the chief.
+
+    The ``chief`` task is rank 0 and worker ``i`` rank ``i + 1`` when the cluster has a chief;
+    without one, worker ``i`` is rank ``i`` (TensorFlow makes worker 0 the chief then).
+
+    Raises:
+        ConfigError: more than one chief, a ``ps`` or ``evaluator`` task (other strategies),
+            or a task type or index the cluster does not have.
+    """
+    cluster = cfg.get("cluster", {})
+    chiefs, workers = list(cluster.get("chief", [])), list(cluster.get("worker", []))
+    others = sorted(set(cluster) - {"chief", "worker"})
+    if others:
+        raise ConfigError(f"TF_CONFIG cluster has {', '.join(others)} tasks: multi-worker training "
+                          "takes only chief and worker tasks (parameter servers need another strategy)")
+    if len(chiefs) > 1:
+        raise ConfigError(f"TF_CONFIG lists {len(chiefs)} chiefs; a cluster has at most one")
+    task = cfg.get("task", {})
+    kind, index = task.get("type", "worker"), task.get("index", 0)
+    size = {"chief": len(chiefs), "worker": len(workers)}.get(kind)
+    if size is None or not isinstance(index, int) or not 0 <= index < size:
+        raise ConfigError(f"TF_CONFIG task {kind} {index} is not in the cluster "
+                          f"({len(chiefs)} chief, {len(workers)} workers)")
+    return len(chiefs) + len(workers), (index if kind == "chief" else index + len(chiefs))
 
 
 def resolve_kind(name: str, *, gpus: int, cfg: dict | None = None) -> str:
     """The concrete strategy kind for ``name`` (see the module docstring).
 
     Raises:
-        ConfigError: unknown name, or ``multiworker`` without a ``TF_CONFIG``.
+        ConfigError: unknown name, ``multiworker`` without a ``TF_CONFIG``, or a ``TF_CONFIG``
+            :func:`cluster_role` refuses.
     """
     if name not in STRATEGIES:
         raise ConfigError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
     cfg = tf_config() if cfg is None else cfg
-    n_workers = len(cfg.get("cluster", {}).get("worker", [])) if cfg else 0
+    n_workers = cluster_role(cfg)[0] if cfg else 0
     if name == "auto":
         return "multiworker" if n_workers > 1 else "mirrored" if gpus >= 2 else "none"
     if name == "multiworker" and not cfg:
@@ -109,7 +147,6 @@ def make_strategy(name: str) -> Placement:
             strategy = tf.distribute.MirroredStrategy(
                 devices=cpus, cross_device_ops=tf.distribute.ReductionToOneDevice())
         return Placement(strategy, "mirrored", strategy.num_replicas_in_sync)
-    cfg = tf_config()
+    workers, rank = cluster_role(tf_config())
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    return Placement(strategy, "multiworker", strategy.num_replicas_in_sync,
-                     workers=len(cfg["cluster"]["worker"]), task_index=int(cfg.get("task", {}).get("index", 0)))
+    return Placement(strategy, "multiworker", strategy.num_replicas_in_sync, workers=workers, task_index=rank)

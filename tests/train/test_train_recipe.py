@@ -8,7 +8,7 @@ from edgesmith.core.data import DataSpec
 from edgesmith.core.errors import ConfigError
 from edgesmith.train import TrainConfig, build_model, train
 from edgesmith.train.checkpoint import TrainingDiverged, read_state, work_dir
-from edgesmith.train.strategy import resolve_kind
+from edgesmith.train.strategy import cluster_role, resolve_kind
 
 TWO_WORKERS = {"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker", "index": 0}}
 
@@ -26,10 +26,50 @@ def test_strategy_choice(name, gpus, cfg, kind):
     assert resolve_kind(name, gpus=gpus, cfg=cfg) == kind
 
 
+def _cluster(task_type, index, chief=True, **extra):
+    cluster = {"worker": ["127.0.0.1:2", "127.0.0.1:3"], **extra}
+    if chief:
+        cluster["chief"] = ["127.0.0.1:1"]
+    return {"cluster": cluster, "task": {"type": task_type, "index": index}}
+
+
+@pytest.mark.parametrize("cfg, role", [
+    (TWO_WORKERS, (2, 0)),
+    ({**TWO_WORKERS, "task": {"type": "worker", "index": 1}}, (2, 1)),
+    (_cluster("chief", 0), (3, 0)),
+    # with a chief in the cluster, worker 0 is not the chief: it must not write the run directory
+    (_cluster("worker", 0), (3, 1)),
+    (_cluster("worker", 1), (3, 2)),
+])
+def test_cluster_role_makes_the_chief_rank_zero(cfg, role):
+    assert cluster_role(cfg) == role
+
+
+def test_chief_and_one_worker_is_multiworker(monkeypatch):
+    cfg = {"cluster": {"chief": ["127.0.0.1:1"], "worker": ["127.0.0.1:2"]}, "task": {"type": "chief", "index": 0}}
+    assert resolve_kind("auto", gpus=0, cfg=cfg) == "multiworker"
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"chief": ["127.0.0.1:1"]}, "task": {"type": "chief"}}))
+    assert resolve_kind("auto", gpus=0) == "none"  # a one-process cluster
+
+
+@pytest.mark.parametrize("cfg, msg", [
+    (_cluster("worker", 2), "task worker 2 is not in the cluster"),
+    (_cluster("chief", 0, chief=False), "task chief 0 is not in the cluster"),
+    (_cluster("ps", 0, ps=["127.0.0.1:4"]), "ps tasks"),
+    ({"cluster": {"chief": ["a:1", "b:1"]}, "task": {"type": "chief", "index": 0}}, "2 chiefs"),
+])
+def test_cluster_roles_other_strategies_own_are_refused(cfg, msg):
+    with pytest.raises(ConfigError, match=msg):
+        resolve_kind("multiworker", gpus=0, cfg=cfg)
+
+
 def test_multiworker_without_tf_config_is_refused(monkeypatch):
     with pytest.raises(ConfigError, match="TF_CONFIG"):
         resolve_kind("multiworker", gpus=0, cfg={})
     monkeypatch.setenv("TF_CONFIG", "not json")
+    with pytest.raises(ConfigError, match="TF_CONFIG must be JSON"):
+        resolve_kind("auto", gpus=0)
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"ps": ["127.0.0.1:1"]}}')
     with pytest.raises(ConfigError, match="TF_CONFIG must be JSON"):
         resolve_kind("auto", gpus=0)
 
