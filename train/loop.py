@@ -16,6 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
+from edgesmith.core.cpuinfo import cpu_info
 from edgesmith.core.data import DataSpec, Split, load_dataset
 from edgesmith.core.errors import ConfigError
 from edgesmith.core.fsutil import atomic_path, write_json
@@ -296,6 +297,18 @@ def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False, resu
                    test_split, global_batch, peak_lr)
 
 
+def _machine() -> dict:
+    """What trained the run: img/s and minutes are only comparable on the same hardware.
+
+    ``cpu`` (model name, or None), ``cpu_count`` (logical CPUs), ``gpus`` (device names TF sees).
+    """
+    import os
+
+    gpus = [tf.config.experimental.get_device_details(g).get("device_name", g.name)
+            for g in tf.config.list_physical_devices("GPU")]
+    return {"cpu": cpu_info().model, "cpu_count": os.cpu_count(), "gpus": gpus}
+
+
 def _finish(config, out, work, model, saver, placement, policy, train_split, fit_split, val_split,
             test_split, global_batch, peak_lr) -> RunDir:
     input_shape, num_classes = train_split.image_shape, len(train_split.class_names)
@@ -321,7 +334,7 @@ def _finish(config, out, work, model, saver, placement, policy, train_split, fit
                    "train_img_per_s": round(epochs_done * len(fit_split) / seconds, 1),
                    "precision_policy": policy, "loss_scaling": policy == "mixed_float16",
                    "strategy": placement.kind, "replicas": placement.replicas, "workers": placement.workers,
-                   "global_batch": global_batch, "peak_lr": peak_lr}
+                   "global_batch": global_batch, "peak_lr": peak_lr, "machine": _machine()}
         write_json(run.metrics, metrics)
         manifest = new_manifest(RunDir(out), {
             **config.data.to_dict(), "class_names": list(train_split.class_names),

@@ -1,5 +1,6 @@
 import csv
 import json
+import os
 
 import pytest
 
@@ -16,6 +17,9 @@ def test_run_directory_is_complete_and_the_model_learned(trained_run):
         assert path.is_file(), path
     metrics = json.loads(trained_run.metrics.read_text())
     assert metrics["top1"] > 0.6  # 10 classes: chance is 0.1
+    # img/s and minutes are only comparable on the same hardware: the run says what trained it
+    from edgesmith.core.cpuinfo import cpu_info
+    assert metrics["machine"] == {"cpu": cpu_info().model, "cpu_count": os.cpu_count(), "gpus": []}
     with open(trained_run.history) as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 4 and {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(rows[0])
