@@ -168,14 +168,13 @@ def main(argv=None) -> None:
     ap.add_argument("--skip-throughput", action="store_true", help="skip the per-precision img/s figures")
     args = ap.parse_args(argv)
 
-    import os
-
-    from edgesmith.core.cpuinfo import cpu_info
+    from edgesmith.benchmarks.env import environment
     from edgesmith.core.data import DataSpec, load_split
     from edgesmith.train.input import pipeline_throughput
 
     # minutes and img/s below hold for this machine only
-    print(f"machine: {cpu_info().model or 'unknown CPU'}, {os.cpu_count()} logical CPUs")
+    env = environment()
+    print(f"machine: {env['cpu']}, {env['cpu_count']} logical CPUs")
     if not args.skip_throughput:
         split = load_split(DataSpec(args.data, limit_train=args.images), "train")
         print(f"data: {args.data} ({len(split)} training images for throughput), batch 128")

@@ -57,10 +57,6 @@ class Placement:
         return self.task_index == 0
 
 
-_TF_CONFIG_FORMAT = ('TF_CONFIG must be JSON like {"cluster": {"worker": ["host:port", ...]}, '
-                     '"task": {"type": "worker", "index": 0}}')
-
-
 def tf_config() -> dict:
     """The parsed ``TF_CONFIG`` (``{}`` when unset).
 
@@ -76,7 +72,8 @@ def tf_config() -> dict:
         if not any(isinstance(cluster.get(k), list) and cluster[k] for k in ("worker", "chief")):
             raise KeyError
     except (ValueError, KeyError, TypeError, AttributeError):
-        raise ConfigError(_TF_CONFIG_FORMAT) from None
+        raise ConfigError('TF_CONFIG must be JSON like {"cluster": {"worker": ["host:port", ...]}, '
+                          '"task": {"type": "worker", "index": 0}}') from None
     return cfg
 
 
@@ -136,7 +133,8 @@ def make_strategy(name: str) -> Placement:
     from ._keras import tf
 
     gpus = tf.config.list_physical_devices("GPU")
-    kind = resolve_kind(name, gpus=len(gpus))
+    cfg = tf_config()  # read once: resolve_kind and the multi-worker branch share it
+    kind = resolve_kind(name, gpus=len(gpus), cfg=cfg)
     if kind == "none":
         return Placement(tf.distribute.get_strategy(), "none", 1)
     if kind == "mirrored":
@@ -147,6 +145,6 @@ def make_strategy(name: str) -> Placement:
             strategy = tf.distribute.MirroredStrategy(
                 devices=cpus, cross_device_ops=tf.distribute.ReductionToOneDevice())
         return Placement(strategy, "mirrored", strategy.num_replicas_in_sync)
-    workers, rank = cluster_role(tf_config())
+    workers, rank = cluster_role(cfg)
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     return Placement(strategy, "multiworker", strategy.num_replicas_in_sync, workers=workers, task_index=rank)
