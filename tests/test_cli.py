@@ -65,10 +65,12 @@ def test_train_with_sgd_records_the_resolved_recipe(tmp_path):
     out = tmp_path / "run"
     r = runner.invoke(app, ["train", "--data", "synthetic", "--model", "cnn", "--epochs", "1", "--limit-train", "300",
                             "--limit-test", "100", "--optimizer", "sgd", "--weight-decay", "5e-3",
-                            "--batch-size", "64", "--no-tensorboard", "--out", str(out)])
+                            "--batch-size", "64", "--steps-per-execution", "16", "--no-tensorboard",
+                            "--out", str(out)])
     assert r.exit_code == 0, r.output
     config = json.loads((out / "manifest.json").read_text())["stages"]["train"]["config"]
     assert config["optimizer"] == "sgd" and config["weight_decay"] == 5e-3
+    assert config["steps_per_execution"] == 16  # more than the 5 steps an epoch: Keras clips the last call
     assert abs(config["learning_rate"] - 0.05) < 1e-9  # SGD's default: 0.1 per 128 images of batch
 
 

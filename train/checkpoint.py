@@ -69,7 +69,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
     Attributes:
         history: every finished epoch's logs so far (including those before a resume).
         train_seconds: wall-clock seconds spent in finished epochs, s.
-        nan_at: ``(epoch, step)`` (1-based) where the loss stopped being finite, else None.
+        nan_at: ``(epoch, first_step, last_step)`` (1-based): the loss stopped being finite within
+            these steps (one step unless the model runs several per ``tf.function`` call), else None.
     """
 
     def __init__(self, work: Path, state: dict | None):
@@ -79,7 +80,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.epochs_done = int(state.get("epoch", 0))
         self.history: dict[str, list[float]] = {k: list(v) for k, v in state.get("history", {}).items()}
         self.train_seconds = float(state.get("train_seconds", 0.0))
-        self.nan_at: tuple[int, int] | None = None
+        self.nan_at: tuple[int, int, int] | None = None
+        self._last_batch = -1
         self._epoch, self._t0 = 0, 0.0
 
     def checkpoint(self) -> "tf.train.Checkpoint":
@@ -93,13 +95,15 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.checkpoint().read(str(self.work / "ckpt" / state["checkpoint"])).assert_existing_objects_matched()
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch, self._t0 = epoch, time.perf_counter()
+        self._epoch, self._t0, self._last_batch = epoch, time.perf_counter(), -1
 
     def on_train_batch_end(self, batch, logs=None):
+        # with steps_per_execution k, Keras calls this after every k-th step with the last one's index
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
-            self.nan_at = (self._epoch + 1, batch + 1)
+            self.nan_at = (self._epoch + 1, self._last_batch + 2, batch + 1)
             self.model.stop_training = True
+        self._last_batch = batch
 
     def on_epoch_end(self, epoch, logs=None):
         if self.nan_at is not None:
@@ -120,10 +124,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
                 old.unlink(missing_ok=True)
 
     def diverged_error(self) -> TrainingDiverged:
-        epoch, step = self.nan_at
+        epoch, first, last = self.nan_at
+        steps = f"step {last}" if first == last else f"steps {first}-{last}"
         kept = (f"the last good checkpoint (epoch {self.epochs_done}) is kept in {self.work}"
                 if self.epochs_done else "no epoch finished, so there is no checkpoint")
-        return TrainingDiverged(f"training loss became NaN at epoch {epoch}, step {step}; stopped: {kept}. "
+        return TrainingDiverged(f"training loss became NaN at epoch {epoch}, {steps}; stopped: {kept}. "
                                 "Try a lower --lr or --precision fp32.")
 
 

@@ -65,6 +65,9 @@ class TrainConfig:
         freeze_epochs: resnet50v2 epochs with the backbone frozen (head only, peak lr) before
             fine-tuning everything at lr/10; None picks a third of the epochs.
         tensorboard: write TensorBoard logs to ``RUN/tensorboard``.
+        steps_per_execution: training steps per ``tf.function`` call (Keras ``compile``): fewer
+            Python round trips per epoch, at the price of per-batch callbacks (progress, the NaN
+            check) seeing only every k-th step.
     """
 
     data: DataSpec
@@ -88,6 +91,7 @@ class TrainConfig:
     backbone_size: int = 224
     freeze_epochs: int | None = None
     tensorboard: bool = True
+    steps_per_execution: int = 1
     quiet: bool = field(default=False, compare=False)
 
     def __post_init__(self):
@@ -122,6 +126,8 @@ class TrainConfig:
             raise ConfigError(f"--width must be in (0, 4], got {self.width}")
         if not 32 <= self.backbone_size <= 1024:
             raise ConfigError(f"--backbone-size must be in [32, 1024], got {self.backbone_size}")
+        if not 1 <= self.steps_per_execution <= 10_000:
+            raise ConfigError(f"--steps-per-execution must be in [1, 10000], got {self.steps_per_execution}")
         if self.freeze_epochs is not None and not 0 <= self.freeze_epochs <= self.epochs:
             raise ConfigError(f"--freeze-epochs must be in [0, --epochs], got {self.freeze_epochs}")
 
@@ -273,8 +279,8 @@ def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False, resu
                 compile_model(model, peak_lr=peak_lr if start == 0 else peak_lr / 10,
                               schedule_kind=config.schedule, steps_per_epoch=steps, epochs=end - start,
                               weight_decay=config.weight_decay, label_smoothing=config.label_smoothing,
-                              optimizer=config.optimizer,
-                              policy=policy)
+                              optimizer=config.optimizer, policy=policy,
+                              steps_per_execution=config.steps_per_execution)
                 saver.set_model(model)
                 if state and done > start:
                     saver.restore(state)  # weights + optimizer, mid-phase

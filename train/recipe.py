@@ -89,9 +89,15 @@ def make_loss(label_smoothing: float):
 
 
 def compile_model(model, *, peak_lr: float, schedule_kind: str, steps_per_epoch: int, epochs: int,
-                  weight_decay: float, label_smoothing: float, policy: str, optimizer: str = "adam") -> None:
-    """Compile ``model`` for ``epochs`` epochs of ``steps_per_epoch`` steps (call inside the strategy scope)."""
+                  weight_decay: float, label_smoothing: float, policy: str, optimizer: str = "adam",
+                  steps_per_execution: int = 1) -> None:
+    """Compile ``model`` for ``epochs`` epochs of ``steps_per_epoch`` steps (call inside the strategy scope).
+
+    ``steps_per_execution`` steps run inside one ``tf.function`` call (Keras ``compile``), so
+    per-batch callbacks see every k-th step only.
+    """
     lr = schedule(schedule_kind, peak_lr, steps_per_epoch, epochs * steps_per_epoch)
     model.compile(optimizer=make_optimizer(lr, weight_decay=weight_decay, policy=policy, optimizer=optimizer),
                   loss=make_loss(label_smoothing),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                  steps_per_execution=steps_per_execution)

@@ -144,6 +144,9 @@ def train_cmd(data: OptData = None, model: ModelOpt = "resnet8", epochs: EpochsO
               freeze_epochs: Annotated[Optional[int], typer.Option(help="resnet50v2: epochs with the backbone "
                                                                    "frozen before fine-tuning [default: 1/3].")] = None,
               tensorboard: Annotated[bool, typer.Option(help="Write TensorBoard logs to RUN/tensorboard.")] = True,
+              steps_per_execution: Annotated[int, typer.Option(help="Training steps per tf.function call: fewer "
+                                                               "Python round trips; progress and the NaN check "
+                                                               "see every k-th step.")] = 1,
               preset: Annotated[Optional[Preset], typer.Option(help="fast: ResNet-8, 14 epochs, float32, SGD + weight "
                                                                "decay 5e-3, one-cycle, label smoothing 0.1, no "
                                                                "validation hold-out.")] = None,
@@ -170,4 +173,5 @@ def train_cmd(data: OptData = None, model: ModelOpt = "resnet8", epochs: EpochsO
                   label_smoothing=given["label_smoothing"], optimizer=given["optimizer"],
                   weight_decay=given["weight_decay"], patience=patience,
                   val_split=given["val_split"], augment=augment, cutout=cutout, width=width, weights=weights,
-                  backbone_size=backbone_size, freeze_epochs=freeze_epochs, tensorboard=tensorboard)
+                  backbone_size=backbone_size, freeze_epochs=freeze_epochs, tensorboard=tensorboard,
+                  steps_per_execution=steps_per_execution)

@@ -175,7 +175,9 @@ def test_early_stopping_tensorboard_and_recorded_recipe(tmp_path):
     assert not work_dir(run.root).exists()
 
 
-def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+@pytest.mark.parametrize("steps_per_execution, where", [(1, "step 4"), (4, "steps 1-4")])
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch,
+                                                                               steps_per_execution, where):
     import edgesmith.train.loop as loop
     from edgesmith.train._keras import tf
 
@@ -189,12 +191,15 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tm
             bad = model.optimizer.iterations >= steps + 3
             return loss(y, p) * tf.where(bad, float("nan"), 1.0)
 
-        model.compile(optimizer=model.optimizer, loss=poisoned, metrics=["accuracy"])
+        model.compile(optimizer=model.optimizer, loss=poisoned, metrics=["accuracy"],
+                      steps_per_execution=kw["steps_per_execution"])
 
     monkeypatch.setattr(loop, "compile_model", compile_then_poison)
     config = TrainConfig(DataSpec("synthetic", limit_train=512, limit_test=64), model="cnn", epochs=3,
-                         batch_size=64, val_split=0, quiet=True, tensorboard=False)
-    with pytest.raises(TrainingDiverged, match=r"NaN at epoch 2, step 4.*last good checkpoint \(epoch 1\)") as e:
+                         batch_size=64, val_split=0, quiet=True, tensorboard=False,
+                         steps_per_execution=steps_per_execution)
+    # 8 steps an epoch; with 4 per tf.function call the check sees steps 4 and 8 only
+    with pytest.raises(TrainingDiverged, match=rf"NaN at epoch 2, {where};.*last good checkpoint \(epoch 1\)") as e:
         train(config, tmp_path / "run")
     assert "\n" not in str(e.value)
     assert not (tmp_path / "run").exists()

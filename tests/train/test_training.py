@@ -51,6 +51,8 @@ def test_bad_configs_fail_before_any_work(tmp_path):
         TrainConfig(DataSpec("synthetic"), model="vgg")
     with pytest.raises(ConfigError, match="--epochs"):
         TrainConfig(DataSpec("synthetic"), epochs=0)
+    with pytest.raises(ConfigError, match="--steps-per-execution"):
+        TrainConfig(DataSpec("synthetic"), steps_per_execution=0)
     (tmp_path / "taken").mkdir()
     with pytest.raises(ConfigError, match="already exists"):
         train(TrainConfig(DataSpec("synthetic")), tmp_path / "taken")
