@@ -60,7 +60,7 @@ def fast_preset(data: str, out: Path) -> dict:
 
     import numpy as np
 
-    from edgesmith.cli.train_cmd import PRESETS
+    from edgesmith.cli.train_cmd import PRESETS, preset_lr
     from edgesmith.core.data import DataSpec, load_dataset
     from edgesmith.export.tflite import to_tflite
     from edgesmith.runtime import load
@@ -69,7 +69,7 @@ def fast_preset(data: str, out: Path) -> dict:
 
     p = PRESETS["fast"]
     config = TrainConfig(DataSpec(data), model=p["model"], epochs=p["epochs"], batch_size=p["batch_size"],
-                         learning_rate=p["lr"], schedule=p["schedule"].value, optimizer=p["optimizer"].value,
+                         learning_rate=preset_lr(p, p["batch_size"]), schedule=p["schedule"].value, optimizer=p["optimizer"].value,
                          weight_decay=p["weight_decay"],
                          label_smoothing=p["label_smoothing"], val_split=p["val_split"],
                          precision=p["precision"].value)

@@ -83,4 +83,4 @@ def test_fast_preset_fills_defaults_and_explicit_flags_win(tmp_path):
     assert config["epochs"] == 1  # given explicitly
     assert (config["model"], config["optimizer"], config["weight_decay"], config["precision"]) == \
         ("resnet8", "sgd", 5e-3, "fp32")
-    assert config["val_split"] == 0.0 and abs(config["learning_rate"] - 0.1) < 1e-9
+    assert config["val_split"] == 0.0 and abs(config["learning_rate"] - 0.3) < 1e-9  # the preset's peak lr
