@@ -60,16 +60,16 @@ def fast_preset(data: str, out: Path) -> dict:
 
     import numpy as np
 
-    from edgesmith.cli.train_cmd import PRESETS, preset_lr
+    from edgesmith.cli.train_cmd import TRAIN_DEFAULTS, apply_preset
     from edgesmith.core.data import DataSpec, load_dataset
     from edgesmith.export.tflite import to_tflite
     from edgesmith.runtime import load
     from edgesmith.train import TrainConfig, train
     from edgesmith.train._keras import keras
 
-    p = PRESETS["fast"]
+    p = apply_preset("fast", TRAIN_DEFAULTS)  # what `edgesmith train --preset fast` resolves to
     config = TrainConfig(DataSpec(data), model=p["model"], epochs=p["epochs"], batch_size=p["batch_size"],
-                         learning_rate=preset_lr(p, p["batch_size"]), schedule=p["schedule"].value, optimizer=p["optimizer"].value,
+                         learning_rate=p["lr"], schedule=p["schedule"].value, optimizer=p["optimizer"].value,
                          weight_decay=p["weight_decay"],
                          label_smoothing=p["label_smoothing"], val_split=p["val_split"],
                          precision=p["precision"].value)

@@ -81,8 +81,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.history: dict[str, list[float]] = {k: list(v) for k, v in state.get("history", {}).items()}
         self.train_seconds = float(state.get("train_seconds", 0.0))
         self.nan_at: tuple[int, int, int] | None = None
-        self._last_batch = -1
-        self._epoch, self._t0 = 0, 0.0
+        self._epoch, self._t0, self._last_batch = 0, 0.0, -1
 
     def checkpoint(self) -> "tf.train.Checkpoint":
         return tf.train.Checkpoint(model=self.model, optimizer=self.model.optimizer)

@@ -80,11 +80,20 @@ PRESETS = {"fast": {"model": "resnet8", "epochs": 14, "batch_size": 128, "lr": N
                     "label_smoothing": 0.1, "val_split": 0.0, "precision": Precision.fp32,
                     "optimizer": Optimizer.sgd, "weight_decay": 5e-3, "lr_per_128": 0.3}}
 
+# train_cmd's defaults for the options a preset may set: a preset fills only those left at these.
+TRAIN_DEFAULTS = dict(model="resnet8", epochs=10, batch_size=128, lr=None, schedule=Schedule.onecycle,
+                      label_smoothing=0.1, val_split=0.05, precision=Precision.auto,
+                      optimizer=Optimizer.adam, weight_decay=0.0)
 
-def preset_lr(preset: dict, batch_size: int) -> float | None:
-    """The preset's peak learning rate for ``batch_size`` (linear in the batch), or None for the default."""
-    per_128 = preset.get("lr_per_128")
-    return None if per_128 is None else per_128 * batch_size / 128
+
+def apply_preset(name: str, given: dict) -> dict:
+    """``given`` (option -> value, keys as :data:`TRAIN_DEFAULTS`) with preset ``name``'s values
+    for the options left at their defaults; an unset ``lr`` becomes the preset's, scaled with the batch."""
+    values = PRESETS[name]
+    out = {**given, **{k: v for k, v in values.items() if k in given and given[k] == TRAIN_DEFAULTS[k]}}
+    if out["lr"] is None and "lr_per_128" in values:
+        out["lr"] = values["lr_per_128"] * out["batch_size"] / 128
+    return out
 
 
 def run_train(data: str, model: str, epochs: int, batch_size: int, lr: float | None, precision: Precision,
@@ -175,13 +184,7 @@ def train_cmd(data: OptData = None, model: ModelOpt = "resnet8", epochs: EpochsO
                      label_smoothing=label_smoothing, val_split=val_split, precision=precision,
                      optimizer=optimizer, weight_decay=weight_decay)
         if preset is not None:
-            defaults = dict(model="resnet8", epochs=10, batch_size=128, lr=None, schedule=Schedule.onecycle,
-                            label_smoothing=0.1, val_split=0.05, precision=Precision.auto,
-                            optimizer=Optimizer.adam, weight_decay=0.0)
-            values = PRESETS[preset.value]
-            given.update({k: v for k, v in values.items() if k in given and given[k] == defaults[k]})
-            if given["lr"] is None:
-                given["lr"] = preset_lr(values, given["batch_size"])
+            given = apply_preset(preset.value, given)
         run_train(data, given["model"], given["epochs"], given["batch_size"], given["lr"], given["precision"], limit_train,
                   limit_test, seed, out_dir, overwrite, strategy=strategy, schedule=given["schedule"],
                   label_smoothing=given["label_smoothing"], optimizer=given["optimizer"],
