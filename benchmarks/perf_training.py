@@ -101,8 +101,9 @@ def test_curve_callback(images, labels, rows: list):
 
     from edgesmith.train._keras import keras
 
-    class TestCurve(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
+    class TestCurve(keras.callbacks.Callback):  # one instance across a run's fit calls
+        def __init__(self):
+            super().__init__()
             self.train_s, self.t0 = 0.0, time.perf_counter()
 
         def on_epoch_begin(self, epoch, logs=None):

@@ -12,6 +12,10 @@ Augmentation presets (``--augment``):
 
 ``cutout`` (DeVries & Taylor, 2017, "Improved Regularization of CNNs with Cutout") can be added
 to any preset: one square of half the image side per image, filled with mid-grey (128).
+
+``resize_to`` (progressive resizing, see :class:`edgesmith.train.TrainConfig`) scales each
+augmented batch down (bilinear, antialiased) as the last step, so a fully convolutional model
+trains its early epochs on fewer pixels.
 """
 from __future__ import annotations
 
@@ -54,12 +58,15 @@ def cutout(images, size: int):
 
 
 def make_dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, training: bool,
-                 seed: int = 0, augment: str = "default", use_cutout: bool = False) -> "tf.data.Dataset":
+                 seed: int = 0, augment: str = "default", use_cutout: bool = False,
+                 resize_to: tuple[int, int] | None = None) -> "tf.data.Dataset":
     """Batched dataset of ``((B, H, W, C) float32 0-255, (B,) int64)``.
 
     Training datasets are reshuffled every epoch and augmented by the ``augment`` preset
     (see the module docstring), in parallel, with prefetch. Pixels stay raw: the model
     scales them itself. Multi-worker training shards it by element (``AutoShardPolicy.DATA``).
+    ``resize_to`` ``(h, w)`` resizes every batch last (antialiased bilinear), giving
+    ``(B, h, w, C)`` float32 batches.
 
     Raises:
         ValueError: unknown ``augment`` (TrainConfig validates it first).
@@ -79,6 +86,9 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, tra
     if training and use_cutout:
         size = max(1, int(images.shape[1]) // 2)
         ds = ds.map(lambda x, y: (cutout(x, size), y), num_parallel_calls=tf.data.AUTOTUNE)
+    if resize_to is not None:
+        ds = ds.map(lambda x, y: (tf.image.resize(x, resize_to, antialias=True), y),
+                    num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)

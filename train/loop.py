@@ -26,7 +26,7 @@ from . import checkpoint as _ckpt
 from . import precision as _precision
 from ._keras import keras, tf
 from .input import AUGMENTS, make_dataset
-from .models import build_model, is_known, model_names
+from .models import any_input_size, build_model, is_known, model_names
 from .plots import plot_curves
 from .recipe import OPTIMIZERS, SCHEDULES, compile_model, default_learning_rate
 from .strategy import STRATEGIES, make_strategy
@@ -68,6 +68,14 @@ class TrainConfig:
         steps_per_execution: training steps per ``tf.function`` call (Keras ``compile``): fewer
             Python round trips per epoch, at the price of per-batch callbacks (progress, the NaN
             check) seeing only every k-th step.
+        low_res_epochs: progressive resizing: train the first this many epochs on images scaled
+            down to ``low_res`` (longer side, pixels), then the rest at full size, under one
+            learning-rate schedule; 0 turns it off. Fully convolutional models only (see
+            :func:`.models.any_input_size`); the exported model takes full-size images. Smaller
+            images cost fewer FLOPs, so more epochs fit in a time budget (Howard & Gugger, 2020,
+            fastai's "progressive resizing"; Touvron et al., 2019, "Fixing the train-test
+            resolution discrepancy", on finishing at the test resolution).
+        low_res: the longer side of the low-resolution epochs, px; None is 3/4 of the images'.
     """
 
     data: DataSpec
@@ -92,6 +100,8 @@ class TrainConfig:
     freeze_epochs: int | None = None
     tensorboard: bool = True
     steps_per_execution: int = 1
+    low_res_epochs: int = 0
+    low_res: int | None = None
     quiet: bool = field(default=False, compare=False)
 
     def __post_init__(self):
@@ -130,6 +140,13 @@ class TrainConfig:
             raise ConfigError(f"--steps-per-execution must be in [1, 10000], got {self.steps_per_execution}")
         if self.freeze_epochs is not None and not 0 <= self.freeze_epochs <= self.epochs:
             raise ConfigError(f"--freeze-epochs must be in [0, --epochs], got {self.freeze_epochs}")
+        if not 0 <= self.low_res_epochs < self.epochs:
+            raise ConfigError(f"--low-res-epochs must be in [0, --epochs), got {self.low_res_epochs}")
+        if self.low_res_epochs and not any_input_size(self.model):
+            raise ConfigError(f"--low-res-epochs needs a fully convolutional model (resnet8, resnetN, "
+                              f"mobilenetv2), not {self.model}")
+        if self.low_res is not None and self.low_res < 8:
+            raise ConfigError(f"--low-res must be >= 8 pixels, got {self.low_res}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -153,6 +170,24 @@ class TrainConfig:
             return [(0, self.epochs, False)]
         k = self.epochs // 3 if self.freeze_epochs is None else self.freeze_epochs
         return [p for p in ((0, k, True), (k, self.epochs, False)) if p[1] > p[0]]
+
+    def resolutions(self, start: int, end: int, image_hw: tuple[int, int]) -> list[tuple[int, int, tuple | None]]:
+        """``(first_epoch, end_epoch, (h, w) or None)`` per ``fit`` call within the phase
+        ``[start, end)``: the low-resolution epochs first, then full size (None).
+
+        Raises:
+            ConfigError: ``low_res`` is not smaller than the images' longer side.
+        """
+        k = self.low_res_epochs
+        if not k:
+            return [(start, end, None)]
+        side = max(image_hw)
+        low = self.low_res if self.low_res is not None else round(side * 3 / 4)
+        if not 8 <= low < side:
+            raise ConfigError(f"--low-res must be in [8, {side}) for {image_hw[0]}x{image_hw[1]} images, got {low}")
+        small = tuple(max(1, round(d * low / side)) for d in image_hw)
+        spans = [(start, min(end, k), small), (max(start, k), end, None)]
+        return [s for s in spans if s[1] > s[0]]
 
 
 def _hold_out(train: Split, fraction: float, seed: int) -> tuple[Split, Split | None]:
@@ -242,6 +277,7 @@ def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False, resu
     train_split, test_split = load_dataset(config.data)
     fit_split, val_split = _hold_out(train_split, config.val_split, config.seed)
     input_shape, num_classes = train_split.image_shape, len(train_split.class_names)
+    config.resolutions(0, config.epochs, input_shape[:2])  # refuse a bad --low-res before any work
     work.mkdir(parents=True, exist_ok=True)
     write_json(work / "config.json", config.to_dict())
 
@@ -250,8 +286,11 @@ def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False, resu
     global_batch = config.batch_size * placement.replicas
     peak_lr = config.learning_rate * placement.replicas
     steps = math.ceil(len(fit_split) / global_batch)
-    fit_ds = make_dataset(fit_split.images, fit_split.labels, batch_size=global_batch, training=True,
-                          seed=config.seed, augment=config.augment, use_cutout=config.cutout)
+
+    def fit_data(resize_to):
+        return make_dataset(fit_split.images, fit_split.labels, batch_size=global_batch, training=True,
+                            seed=config.seed, augment=config.augment, use_cutout=config.cutout, resize_to=resize_to)
+
     val_ds = (make_dataset(val_split.images, val_split.labels, batch_size=max(global_batch, 256), training=False)
               if val_split else None)
     saver = _ckpt.EpochCheckpoint(work, state)
@@ -268,7 +307,8 @@ def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False, resu
     keras.mixed_precision.set_global_policy(policy)
     try:
         with placement.strategy.scope():
-            model = build_model(config.model, input_shape, num_classes, **config.model_options())
+            model_shape = (None, None, input_shape[-1]) if config.low_res_epochs else input_shape
+            model = build_model(config.model, model_shape, num_classes, **config.model_options())
         done = saver.epochs_done
         for start, end, frozen in config.phases():
             if done >= end:
@@ -287,12 +327,17 @@ def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False, resu
                 elif state and done:
                     tf.train.Checkpoint(model=model).read(
                         str(work / "ckpt" / state["checkpoint"])).expect_partial()  # weights only
-            model.fit(fit_ds, validation_data=val_ds, initial_epoch=done, epochs=end, verbose=0,
-                      callbacks=[saver, *extra])
-            if saver.nan_at is not None:
-                raise saver.diverged_error()
-            done = saver.epochs_done
-            if model.stop_training or done < end:  # early stopping
+            for _, stop, resize_to in config.resolutions(start, end, input_shape[:2]):
+                if done >= stop:
+                    continue
+                model.fit(fit_data(resize_to), validation_data=val_ds, initial_epoch=done, epochs=stop,
+                          verbose=0, callbacks=[saver, *extra])
+                if saver.nan_at is not None:
+                    raise saver.diverged_error()
+                done = saver.epochs_done
+                if model.stop_training or done < stop:  # early stopping
+                    break
+            if model.stop_training or done < end:
                 break
     finally:
         keras.mixed_precision.set_global_policy("float32")

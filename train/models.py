@@ -239,6 +239,12 @@ def model_names() -> str:
     return ", ".join(MODELS) + ", resnetN (N = 6k+2)"
 
 
+def any_input_size(name: str) -> bool:
+    """True when ``name`` is fully convolutional up to global pooling (resnet8, resnetN,
+    mobilenetv2), so it can train on smaller images than it is exported for."""
+    return name == "mobilenetv2" or bool(_RESNET_N.match(name) and is_known(name))
+
+
 def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int, **options) -> keras.Model:
     """Build the architecture ``name`` (uncompiled), ``(N, H, W, C)`` raw pixels -> ``(N, K)`` probs.
 

@@ -166,6 +166,11 @@ def train_cmd(data: OptData = None, model: ModelOpt = "resnet8", epochs: EpochsO
               steps_per_execution: Annotated[int, typer.Option(help="Training steps per tf.function call: fewer "
                                                                "Python round trips; progress and the NaN check "
                                                                "see every k-th step.")] = 1,
+              low_res_epochs: Annotated[int, typer.Option(help="Progressive resizing: train the first K epochs on "
+                                                          "images scaled down to --low-res, then full size "
+                                                          "(resnet8, resnetN, mobilenetv2).")] = 0,
+              low_res: Annotated[Optional[int], typer.Option(help="Longer side of the --low-res-epochs images, px "
+                                                             "[default: 3/4 of the images'].")] = None,
               preset: Annotated[Optional[Preset], typer.Option(help="fast: ResNet-8, 14 epochs, float32, SGD (peak lr 0.3 "
                                                                "per 128 images) + weight "
                                                                "decay 5e-3, one-cycle, label smoothing 0.1, no "
@@ -191,4 +196,4 @@ def train_cmd(data: OptData = None, model: ModelOpt = "resnet8", epochs: EpochsO
                   weight_decay=given["weight_decay"], patience=patience,
                   val_split=given["val_split"], augment=augment, cutout=cutout, width=width, weights=weights,
                   backbone_size=backbone_size, freeze_epochs=freeze_epochs, tensorboard=tensorboard,
-                  steps_per_execution=steps_per_execution)
+                  steps_per_execution=steps_per_execution, low_res_epochs=low_res_epochs, low_res=low_res)
