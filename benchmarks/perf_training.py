@@ -72,7 +72,7 @@ def fast_preset(data: str, out: Path) -> dict:
                          learning_rate=p["lr"], schedule=p["schedule"].value, optimizer=p["optimizer"].value,
                          weight_decay=p["weight_decay"],
                          label_smoothing=p["label_smoothing"], val_split=p["val_split"],
-                         precision=p["precision"].value)
+                         precision=p["precision"].value, low_res_epochs=p["low_res_epochs"], low_res=p["low_res"])
     started = time.perf_counter()
     run = train(config, out, overwrite=True)
     wall = time.perf_counter() - started
