@@ -71,7 +71,8 @@ class TrainConfig:
         low_res_epochs: progressive resizing: train the first this many epochs on images scaled
             down to ``low_res`` (longer side, pixels), then the rest at full size, under one
             learning-rate schedule; 0 turns it off. Fully convolutional models only (see
-            :func:`.models.any_input_size`); the exported model takes full-size images. Smaller
+            :func:`.models.any_input_size`); the exported model takes full-size images, and
+            validation always runs at full size (``--patience`` counts afresh at the switch). Smaller
             images cost fewer FLOPs, so more epochs fit in a time budget (Howard & Gugger, 2020,
             fastai's "progressive resizing"; Touvron et al., 2019, "Fixing the train-test
             resolution discrepancy", on finishing at the test resolution).
