@@ -28,6 +28,21 @@ def test_augmentation_presets_keep_shapes_and_pixel_range(augment, use_cutout):
         assert sum(img.tobytes() not in originals for img in x) > 32  # most images changed
 
 
+def test_default_augmentation_is_a_pad_4_crop_of_the_image_or_its_mirror():
+    img = (np.arange(32 * 32 * 3).reshape(32, 32, 3) % 251 + 1).astype(np.uint8)  # no two pixels alike nearby
+    x, _ = next(iter(make_dataset(np.repeat(img[None], 64, 0), np.zeros(64, np.int64), batch_size=64,
+                                  training=True)))
+    pad = lambda a: np.pad(a.astype(np.float32), ((4, 4), (4, 4), (0, 0)))  # noqa: E731
+    sources = {"plain": pad(img), "mirrored": pad(img[:, ::-1])}
+    seen = []
+    for out in x.numpy():
+        seen += [(name, dy, dx) for name, src in sources.items() for dy in range(9) for dx in range(9)
+                 if np.array_equal(src[dy:dy + 32, dx:dx + 32], out)]
+    assert len(seen) == 64  # every image is exactly one crop of one source
+    assert 10 < sum(name == "mirrored" for name, _, _ in seen) < 54
+    assert len({(dy, dx) for _, dy, dx in seen}) > 20  # offsets drawn per image, not per batch
+
+
 def test_cutout_greys_one_square_per_image():
     x = np.zeros((4, 32, 32, 3), np.float32)
     out = cutout(x, 16).numpy()
