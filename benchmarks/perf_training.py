@@ -60,19 +60,15 @@ def fast_preset(data: str, out: Path) -> dict:
 
     import numpy as np
 
-    from edgesmith.cli.train_cmd import TRAIN_DEFAULTS, apply_preset
+    from edgesmith.cli.train_cmd import TRAIN_DEFAULTS, apply_preset, config_from_options
     from edgesmith.core.data import DataSpec, load_dataset
     from edgesmith.export.tflite import to_tflite
     from edgesmith.runtime import load
-    from edgesmith.train import TrainConfig, train
+    from edgesmith.train import train
     from edgesmith.train._keras import keras
 
-    p = apply_preset("fast", TRAIN_DEFAULTS)  # what `edgesmith train --preset fast` resolves to
-    config = TrainConfig(DataSpec(data), model=p["model"], epochs=p["epochs"], batch_size=p["batch_size"],
-                         learning_rate=p["lr"], schedule=p["schedule"].value, optimizer=p["optimizer"].value,
-                         weight_decay=p["weight_decay"],
-                         label_smoothing=p["label_smoothing"], val_split=p["val_split"],
-                         precision=p["precision"].value, low_res_epochs=p["low_res_epochs"], low_res=p["low_res"])
+    # what `edgesmith train --preset fast` resolves to
+    config = config_from_options(DataSpec(data), **apply_preset("fast", TRAIN_DEFAULTS))
     started = time.perf_counter()
     run = train(config, out, overwrite=True)
     wall = time.perf_counter() - started

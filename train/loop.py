@@ -182,13 +182,20 @@ class TrainConfig:
         k = self.low_res_epochs
         if not k:
             return [(start, end, None)]
+        spans = [(start, min(end, k), self.low_res_hw(image_hw)), (max(start, k), end, None)]
+        return [s for s in spans if s[1] > s[0]]
+
+    def low_res_hw(self, image_hw: tuple[int, int]) -> tuple[int, int]:
+        """``(h, w)`` of the low-resolution epochs for ``image_hw`` images, aspect kept.
+
+        Raises:
+            ConfigError: ``low_res`` is not smaller than the images' longer side.
+        """
         side = max(image_hw)
         low = self.low_res if self.low_res is not None else round(side * 3 / 4)
         if not 8 <= low < side:
             raise ConfigError(f"--low-res must be in [8, {side}) for {image_hw[0]}x{image_hw[1]} images, got {low}")
-        small = tuple(max(1, round(d * low / side)) for d in image_hw)
-        spans = [(start, min(end, k), small), (max(start, k), end, None)]
-        return [s for s in spans if s[1] > s[0]]
+        return tuple(max(1, round(d * low / side)) for d in image_hw)
 
 
 def _hold_out(train: Split, fraction: float, seed: int) -> tuple[Split, Split | None]:
@@ -278,7 +285,8 @@ def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False, resu
     train_split, test_split = load_dataset(config.data)
     fit_split, val_split = _hold_out(train_split, config.val_split, config.seed)
     input_shape, num_classes = train_split.image_shape, len(train_split.class_names)
-    config.resolutions(0, config.epochs, input_shape[:2])  # refuse a bad --low-res before any work
+    if config.low_res_epochs:
+        config.low_res_hw(input_shape[:2])  # refuse a bad --low-res before any work
     work.mkdir(parents=True, exist_ok=True)
     write_json(work / "config.json", config.to_dict())
 

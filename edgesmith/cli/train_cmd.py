@@ -105,6 +105,20 @@ def apply_preset(name: str, given: dict) -> dict:
     return out
 
 
+def config_from_options(data, *, lr: float | None = None, **options):
+    """The :class:`~edgesmith.train.TrainConfig` for ``train`` option values on ``data`` (a
+    :class:`~edgesmith.core.data.DataSpec`): ``lr`` is ``learning_rate``, enum members become their
+    values, and the other keys are TrainConfig fields (e.g. :func:`apply_preset`'s output).
+
+    Raises:
+        ConfigError: an invalid value (see TrainConfig).
+    """
+    from edgesmith.train import TrainConfig
+
+    options = {k: (v.value if isinstance(v, Enum) else v) for k, v in options.items()}
+    return TrainConfig(data, learning_rate=lr, **options)
+
+
 def run_train(data: str, model: str, epochs: int, batch_size: int, lr: float | None, precision: Precision,
               limit_train: int | None, limit_test: int | None, seed: int, out_dir: Path | None,
               overwrite: bool, **options):
@@ -113,11 +127,10 @@ def run_train(data: str, model: str, epochs: int, batch_size: int, lr: float | N
     ``options`` are further :class:`~edgesmith.train.TrainConfig` fields (strategy, schedule, ...).
     """
     from edgesmith.core.data import DataSpec
-    from edgesmith.train import TrainConfig, train
+    from edgesmith.train import train
 
-    options = {k: (v.value if isinstance(v, Enum) else v) for k, v in options.items()}
-    config = TrainConfig(DataSpec(data, limit_train, limit_test, seed), model=model, epochs=epochs,
-                         batch_size=batch_size, learning_rate=lr, precision=precision.value, seed=seed, **options)
+    config = config_from_options(DataSpec(data, limit_train, limit_test, seed), model=model, epochs=epochs,
+                                 batch_size=batch_size, lr=lr, precision=precision, seed=seed, **options)
     out_dir = out_dir or Path("runs") / f"{model}-{_dt.datetime.now():%Y%m%d-%H%M%S}"
     return _report(train(config, out_dir, overwrite=overwrite), model)
 
@@ -199,11 +212,7 @@ def train_cmd(data: OptData = None, model: ModelOpt = "resnet8", epochs: EpochsO
                      optimizer=optimizer, weight_decay=weight_decay, low_res_epochs=low_res_epochs, low_res=low_res)
         if preset is not None:
             given = apply_preset(preset.value, given)
-        run_train(data, given["model"], given["epochs"], given["batch_size"], given["lr"], given["precision"], limit_train,
-                  limit_test, seed, out_dir, overwrite, strategy=strategy, schedule=given["schedule"],
-                  label_smoothing=given["label_smoothing"], optimizer=given["optimizer"],
-                  weight_decay=given["weight_decay"], patience=patience,
-                  val_split=given["val_split"], augment=augment, cutout=cutout, width=width, weights=weights,
-                  backbone_size=backbone_size, freeze_epochs=freeze_epochs, tensorboard=tensorboard,
-                  steps_per_execution=steps_per_execution, low_res_epochs=given["low_res_epochs"],
-                  low_res=given["low_res"])
+        run_train(data, limit_train=limit_train, limit_test=limit_test, seed=seed, out_dir=out_dir,
+                  overwrite=overwrite, strategy=strategy, patience=patience, augment=augment, cutout=cutout,
+                  width=width, weights=weights, backbone_size=backbone_size, freeze_epochs=freeze_epochs,
+                  tensorboard=tensorboard, steps_per_execution=steps_per_execution, **given)
