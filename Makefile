@@ -19,8 +19,11 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# One pytest worker per core (a test file stays on one worker, so its module fixtures are built
+# once): most tests spend their time in single-threaded graph tracing and conversion, so two
+# workers on 2 cores take about half the wall time of one.
 test: $(VENV)/.installed
-	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m pytest -q -ra
+	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m pytest -q -ra -n auto --dist loadfile
 
 # Train, export and benchmark one model. On a machine without internet access pass a
 # class-folder dataset, e.g. `make demo DATA=../shared/data/cifar10-jpeg`.
