@@ -85,21 +85,22 @@ PRESETS = {"fast": {"model": "resnet8", "epochs": 20, "batch_size": 512, "lr": N
                     "optimizer": Optimizer.sgd, "weight_decay": 5e-3, "lr_per_128": 0.3,
                     "low_res_epochs": 12, "low_res": 16}}
 
-# train_cmd's defaults for the options a preset may set: a preset fills only those left at these.
+# train_cmd's defaults for the options a preset may set (a preset replaces those not given).
 TRAIN_DEFAULTS = dict(model="resnet8", epochs=10, batch_size=128, lr=None, schedule=Schedule.onecycle,
                       label_smoothing=0.1, val_split=0.05, precision=Precision.auto,
                       optimizer=Optimizer.adam, weight_decay=0.0, low_res_epochs=0, low_res=None)
 
 
-def apply_preset(name: str, given: dict) -> dict:
-    """``given`` (option -> value, keys as :data:`TRAIN_DEFAULTS`) with preset ``name``'s values
-    for the options left at their defaults; an unset ``lr`` becomes the preset's, scaled with the batch,
-    and the preset's low-resolution epochs keep their share of a different ``--epochs``."""
+def apply_preset(name: str, given: dict, explicit=frozenset()) -> dict:
+    """``given`` (option -> value, keys as :data:`TRAIN_DEFAULTS`) with preset ``name``'s values for
+    the options not in ``explicit`` (the ones set on the command line, even to their default value);
+    an unset ``lr`` becomes the preset's, scaled with the batch, and the preset's low-resolution
+    epochs keep their share of a different ``--epochs``."""
     values = PRESETS[name]
-    out = {**given, **{k: v for k, v in values.items() if k in given and given[k] == TRAIN_DEFAULTS[k]}}
+    out = {**given, **{k: v for k, v in values.items() if k in given and k not in explicit}}
     if out["lr"] is None and "lr_per_128" in values:
         out["lr"] = values["lr_per_128"] * out["batch_size"] / 128
-    if given.get("low_res_epochs") == TRAIN_DEFAULTS["low_res_epochs"] and values.get("low_res_epochs"):
+    if "low_res_epochs" not in explicit and values.get("low_res_epochs"):
         share = values["low_res_epochs"] / values["epochs"]
         out["low_res_epochs"] = min(out["epochs"] - 1, round(share * out["epochs"]))
     return out
@@ -159,7 +160,7 @@ OptData = Annotated[Optional[str], typer.Option("--data", "-d", help="'cifar10' 
                                                 "or a directory with train/<class>/ and test/<class>/ image folders.")]
 
 
-def train_cmd(data: OptData = None, model: ModelOpt = "resnet8", epochs: EpochsOpt = 10, batch_size: BatchOpt = 128,
+def train_cmd(ctx: typer.Context, data: OptData = None, model: ModelOpt = "resnet8", epochs: EpochsOpt = 10, batch_size: BatchOpt = 128,
               lr: LrOpt = None, precision: PrecisionOpt = Precision.auto, limit_train: LimitTrainOpt = None,
               limit_test: LimitTestOpt = None, seed: SeedOpt = 0, out_dir: OutOpt = None,
               overwrite: OverwriteOpt = False,
@@ -211,7 +212,9 @@ def train_cmd(data: OptData = None, model: ModelOpt = "resnet8", epochs: EpochsO
                      label_smoothing=label_smoothing, val_split=val_split, precision=precision,
                      optimizer=optimizer, weight_decay=weight_decay, low_res_epochs=low_res_epochs, low_res=low_res)
         if preset is not None:
-            given = apply_preset(preset.value, given)
+            # the options set on the command line, even to their default value (click's ParameterSource)
+            explicit = {k for k in given if ctx.get_parameter_source(k).name not in ("DEFAULT", "DEFAULT_MAP")}
+            given = apply_preset(preset.value, given, explicit)
         run_train(data, limit_train=limit_train, limit_test=limit_test, seed=seed, out_dir=out_dir,
                   overwrite=overwrite, strategy=strategy, patience=patience, augment=augment, cutout=cutout,
                   width=width, weights=weights, backbone_size=backbone_size, freeze_epochs=freeze_epochs,
