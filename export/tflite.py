@@ -8,6 +8,7 @@ A QAT model (:mod:`.qat`) converts with ``int8`` and carries its own ranges.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Iterator
 
@@ -66,7 +67,14 @@ def to_tflite(model: keras.Model, path: str | Path, *, precision: str = "fp32",
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = getattr(tf, io_dtype)
         converter.inference_output_type = getattr(tf, io_dtype)
-    flatbuffer = converter.convert()
+    with warnings.catch_warnings():
+        # Two warnings TF gives on every int8 conversion, with nothing for the user to act on: its own
+        # calibrator (tensorflow/lite/python/optimize/calibrator.py) still runs the deprecated
+        # tf.lite.Interpreter, and with uint8/int8 I/O it asks for the input statistics of the old
+        # TOCO path, which the representative dataset's calibration replaces.
+        warnings.filterwarnings("ignore", message=r"\s*Warning: tf\.lite\.Interpreter is deprecated")
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+        flatbuffer = converter.convert()
     with atomic_path(path) as tmp:
         tmp.write_bytes(flatbuffer)
     return Path(path)
