@@ -19,7 +19,8 @@ from .predict_cmd import predict_cmd
 from .train_cmd import train_cmd
 
 app = typer.Typer(help="Train, quantize, export, run and benchmark image classifiers for edge devices.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  rich_markup_mode="markdown")
 app.command("train")(train_cmd)
 app.command("export")(export_cmd)
 app.command("bench")(bench_cmd)

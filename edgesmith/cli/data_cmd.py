@@ -43,11 +43,11 @@ def preview_grid(images: np.ndarray, labels: np.ndarray, class_names, *, per_cla
 
 @data_app.command("preview")
 def preview_cmd(data: Annotated[str, typer.Argument(help="'cifar10', 'synthetic', or a directory with "
-                                                     "train/<class>/ and test/<class>/ image folders.")],
+                                                     "`train/<class>/` and `test/<class>/` image folders.")],
                 split: Annotated[str, typer.Option(help="Which split to show: train or test.")] = "train",
                 per_class: Annotated[int, typer.Option(help="Samples shown per class.")] = 8,
                 out_png: Annotated[Optional[Path], typer.Option("--out", "-o", help="PNG to write "
-                                                                "[default: data-preview-<split>.png].")] = None,
+                                                                "[default: `data-preview-<split>.png`].")] = None,
                 seed: Annotated[int, typer.Option(help="Chooses the samples shown.")] = 0):
     """Write a PNG grid of sample images per class and print the class counts."""
     from edgesmith.core.data import DataSpec, load_split

@@ -25,7 +25,7 @@ OutputsOpt = Annotated[str, typer.Option(help="Model files only: auto, logits (a
 TrustOpt = Annotated[bool, typer.Option("--trust-model-code", help="Model files only: accept Lambda layers and "
                      "custom objects, i.e. run code from the file. Only for files from people you trust.")]
 ImportOutOpt = Annotated[Optional[Path], typer.Option("--out", "-o", help="Model files only: run directory to "
-                         "create [default: runs/import-<name>-<timestamp>].")]
+                         "create [default: `runs/import-<name>-<timestamp>`].")]
 
 
 def run_import(path: Path, data: str | None, labels: Path | None, preprocess: str, outputs: str,

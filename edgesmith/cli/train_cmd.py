@@ -22,7 +22,7 @@ class Precision(str, Enum):
 
 
 DataOpt = Annotated[str, typer.Option("--data", "-d", help="'cifar10' (Keras download), 'synthetic', "
-                                      "or a directory with train/<class>/ and test/<class>/ image folders.")]
+                                      "or a directory with `train/<class>/` and `test/<class>/` image folders.")]
 ModelOpt = Annotated[str, typer.Option(help="Architecture: resnet8 (MLPerf Tiny), resnet20 / resnetN (N=6k+2), "
                                       "cnn (TF tutorial), lenet5 (gray 28x28), mobilenetv2, resnet50v2 (transfer).")]
 EpochsOpt = Annotated[int, typer.Option(help="Training epochs.")]
@@ -34,7 +34,7 @@ LimitTrainOpt = Annotated[Optional[int], typer.Option(help="Use at most N traini
 LimitTestOpt = Annotated[Optional[int], typer.Option(help="Use at most N test images (class-balanced).")]
 SeedOpt = Annotated[int, typer.Option(help="Random seed (weights, shuffling, subsets).")]
 OutOpt = Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory to create "
-                                                "[default: runs/<model>-<timestamp>].")]
+                                                "[default: `runs/<model>-<timestamp>`].")]
 OverwriteOpt = Annotated[bool, typer.Option(help="Replace --out if it exists.")]
 
 
@@ -157,7 +157,7 @@ def resume_train(run_dir: Path):
 
 
 OptData = Annotated[Optional[str], typer.Option("--data", "-d", help="'cifar10' (Keras download), 'synthetic', "
-                                                "or a directory with train/<class>/ and test/<class>/ image folders.")]
+                                                "or a directory with `train/<class>/` and `test/<class>/` image folders.")]
 
 
 def train_cmd(ctx: typer.Context, data: OptData = None, model: ModelOpt = "resnet8", epochs: EpochsOpt = 10, batch_size: BatchOpt = 128,

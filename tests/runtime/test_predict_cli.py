@@ -164,3 +164,13 @@ def test_a_fixed_batch_model_takes_any_n(tmp_path):
     probs = runner.predict(x)
     assert probs.shape == (5, 2) and runner.labels is None
     np.testing.assert_allclose(probs, np.concatenate([runner.predict(x[i:i + 1]) for i in range(5)]), atol=1e-6)
+
+
+def test_help_reflows_docstring_paragraphs_and_shows_placeholders():
+    """Docstrings are hard-wrapped at 100 columns; help joins their lines to the terminal width,
+    and <placeholders> in option help survive (markdown mode would drop them as HTML tags)."""
+    r = CliRunner().invoke(app, ["predict", "--help"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0
+    assert "converted to the model's channels (alpha composited over white) and resized" in r.output
+    r = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
+    assert "runs/<model>-<timestamp>" in r.output and "train/<class>/" in r.output
