@@ -156,14 +156,14 @@ def resume_train(run_dir: Path):
     return _report(train(config, run_dir, resume=True), config.model)
 
 
-OptData = Annotated[Optional[str], typer.Option("--data", "-d", help="'cifar10' (Keras download), 'synthetic', "
-                                                "or a directory with `train/<class>/` and `test/<class>/` image folders.")]
+OptData = Annotated[Optional[str], typer.Option("--data", "-d", help="'cifar10' (Keras download), 'synthetic', or a "
+                                                "directory with `train/<class>/` and `test/<class>/` image folders.")]
 
 
-def train_cmd(ctx: typer.Context, data: OptData = None, model: ModelOpt = "resnet8", epochs: EpochsOpt = 10, batch_size: BatchOpt = 128,
-              lr: LrOpt = None, precision: PrecisionOpt = Precision.auto, limit_train: LimitTrainOpt = None,
-              limit_test: LimitTestOpt = None, seed: SeedOpt = 0, out_dir: OutOpt = None,
-              overwrite: OverwriteOpt = False,
+def train_cmd(ctx: typer.Context, data: OptData = None, model: ModelOpt = "resnet8", epochs: EpochsOpt = 10,
+              batch_size: BatchOpt = 128, lr: LrOpt = None, precision: PrecisionOpt = Precision.auto,
+              limit_train: LimitTrainOpt = None, limit_test: LimitTestOpt = None, seed: SeedOpt = 0,
+              out_dir: OutOpt = None, overwrite: OverwriteOpt = False,
               strategy: Annotated[Strategy, typer.Option(help="auto: multiworker when TF_CONFIG lists several workers, "
                                                          "mirrored with 2+ GPUs, else none.")] = Strategy.auto,
               schedule: Annotated[Schedule, typer.Option(help="Learning-rate schedule (warm-up + cosine decay, "
