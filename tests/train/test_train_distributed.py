@@ -35,7 +35,8 @@ def _run(code: str, timeout: float = 120, **env):
 
 
 def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
-    """A ResNet-8 with progressive resizing (1 epoch at 16 px, then 32 px) under MirroredStrategy."""
+    """A ResNet-8 with progressive resizing (1 epoch at 16 px, then 32 px) and 4 steps per
+    tf.function call under MirroredStrategy."""
     out = tmp_path / "run"
     code = textwrap.dedent("""
     import dataclasses
@@ -43,7 +44,7 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     """) + TRAIN.format(epochs=3, strategy="mirrored") + textwrap.dedent(f"""
-    config = dataclasses.replace(config, model="resnet8", low_res_epochs=1, low_res=16)
+    config = dataclasses.replace(config, model="resnet8", low_res_epochs=1, low_res=16, steps_per_execution=4)
     train(config, {str(out)!r})
     """)
     p = _run(code)
@@ -53,7 +54,8 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
     assert m["peak_lr"] == pytest.approx(2 * 3e-3)  # linear scaling rule
     assert m["top1"] > 0.3  # 10 classes: chance is 0.1
     config = load_manifest(RunDir(out))["stages"]["train"]["config"]
-    assert (config["model"], config["low_res_epochs"], config["low_res"]) == ("resnet8", 1, 16)
+    assert (config["model"], config["low_res_epochs"], config["low_res"], config["steps_per_execution"]) == \
+        ("resnet8", 1, 16, 4)
 
 
 def _free_ports(n):
