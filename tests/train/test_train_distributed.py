@@ -21,6 +21,18 @@ from edgesmith.train import TrainConfig, train
 config = TrainConfig(DataSpec("synthetic", limit_train=640, limit_test=200), model="cnn", epochs={epochs},
                      batch_size=32, val_split=0, quiet=True, tensorboard=False, strategy={strategy!r})
 """
+# A hard crash (SIGKILL) after step 4 of epoch 3; in a multi-worker run every worker dies there.
+CRASH = """
+import os, signal
+from edgesmith.train._keras import keras
+
+class Crash(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == 2 and batch == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+"""
 
 
 def _env(**extra):
@@ -68,27 +80,32 @@ def _free_ports(n):
     return ports
 
 
+def _workers(code: str, n: int = 2, timeout: float = 150) -> list[tuple[subprocess.Popen, str, str]]:
+    """Run ``code`` as ``n`` MultiWorkerMirroredStrategy workers on loopback; (process, stdout, stderr) each."""
+    workers = [f"127.0.0.1:{p}" for p in _free_ports(n)]
+    procs = []
+    for i in range(n):
+        tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})
+        procs.append(subprocess.Popen([PY, "-c", code], env=_env(TF_CONFIG=tf_config),
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    try:
+        return [(p, *p.communicate(timeout=timeout)) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+
+
 def test_two_workers_on_loopback_train_one_model(tmp_path):
-    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
     out = tmp_path / "run"
     code = TRAIN.format(epochs=2, strategy="auto") + f"""
 run = train(config, {str(out)!r})
 print("RESULT", None if run is None else str(run.root))
 """
-    procs = []
-    for i in range(2):
-        tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})
-        procs.append(subprocess.Popen([PY, "-c", code], env=_env(TF_CONFIG=tf_config),
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    try:
-        results = [p.communicate(timeout=150) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    for p, (stdout, stderr) in zip(procs, results):
+    results = _workers(code)
+    for p, _, stderr in results:
         assert p.returncode == 0, stderr[-3000:]
-    assert f"RESULT {out}" in results[0][0] and "RESULT None" in results[1][0]  # only the chief writes
+    assert f"RESULT {out}" in results[0][1] and "RESULT None" in results[1][1]  # only the chief writes
     m = json.loads((out / "metrics.json").read_text())
     assert (m["strategy"], m["workers"], m["replicas"], m["global_batch"]) == ("multiworker", 2, 2, 64)
     assert m["epochs"] == 2 and m["top1"] > 0.2
@@ -102,19 +119,7 @@ def test_a_killed_run_resumes_to_the_full_epoch_count(tmp_path):
     from edgesmith.train.checkpoint import read_state, work_dir
 
     out = tmp_path / "run"
-    code = TRAIN.format(epochs=4, strategy="none") + f"""
-import os, signal
-from edgesmith.train._keras import keras
-
-class Crash(keras.callbacks.Callback):  # a hard crash in the middle of epoch 3
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-    def on_train_batch_end(self, batch, logs=None):
-        if self.epoch == 2 and batch == 3:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-train(config, {str(out)!r}, callbacks=[Crash()])
-"""
+    code = TRAIN.format(epochs=4, strategy="none") + CRASH + f"train(config, {str(out)!r}, callbacks=[Crash()])\n"
     p = _run(code)
     assert p.returncode == -9, p.stderr[-3000:]
     assert not out.exists()
@@ -133,3 +138,23 @@ train(config, {str(out)!r}, callbacks=[Crash()])
     assert not work_dir(out).exists()
     again = CliRunner().invoke(app, ["train", "--resume", str(out)])
     assert again.exit_code == 1 and "already complete" in again.output
+
+
+def test_a_killed_two_worker_run_resumes_on_both_workers(tmp_path):
+    """Both workers die mid-epoch 3 of 4; `edgesmith train --resume RUN` on both finishes the run."""
+    from edgesmith.train.checkpoint import read_state, work_dir
+
+    out = tmp_path / "run"
+    crash = TRAIN.format(epochs=4, strategy="auto") + CRASH + f"train(config, {str(out)!r}, callbacks=[Crash()])\n"
+    for p, _, stderr in _workers(crash):
+        assert p.returncode == -9, stderr[-3000:]
+    assert not out.exists()
+    assert [read_state(work_dir(out, i))["epoch"] for i in range(2)] == [2, 2]  # each worker's own checkpoint
+
+    resume = f"from edgesmith.cli import app\napp(['train', '--resume', {str(out)!r}], standalone_mode=False)\n"
+    for p, _, stderr in _workers(resume):
+        assert p.returncode == 0, stderr[-3000:]
+    m = json.loads((out / "metrics.json").read_text())
+    assert (m["strategy"], m["workers"], m["epochs"]) == ("multiworker", 2, 4) and m["top1"] > 0.2
+    assert len((out / "history.csv").read_text().splitlines()) == 5  # header + epochs 1-4
+    assert not work_dir(out).exists() and not work_dir(out, 1).exists()
