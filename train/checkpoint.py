@@ -26,6 +26,7 @@ from edgesmith.core.errors import ConfigError, EdgesmithError
 from edgesmith.core.fsutil import write_json
 
 from ._keras import keras, tf
+from .strategy import cluster_role, tf_config
 
 
 class TrainingDiverged(EdgesmithError):
@@ -50,14 +51,18 @@ def read_state(work: Path) -> dict | None:
 
 
 def load_config_dict(out: Path) -> dict:
-    """The TrainConfig (as a dict) an unfinished run at ``out`` was started with.
+    """The TrainConfig (as a dict) an unfinished run at ``out`` was started with, read from this
+    process's own work directory: ``RUN.partial``, or ``RUN.partial-workerI`` for the multi-worker
+    rank ``TF_CONFIG`` gives, so workers on machines without a shared filesystem resume too.
 
     Raises:
-        ConfigError: ``out`` is already complete, or there is nothing to resume.
+        ConfigError: ``out`` is already complete, there is nothing to resume, or ``TF_CONFIG`` is invalid.
     """
-    if (out / "manifest.json").is_file():
+    cfg = tf_config()
+    rank = cluster_role(cfg)[1] if cfg else 0
+    if rank == 0 and (out / "manifest.json").is_file():
         raise ConfigError(f"{out} is already complete; nothing to resume")
-    path = work_dir(out) / "config.json"
+    path = work_dir(out, rank) / "config.json"
     if not path.is_file():
         raise ConfigError(f"no unfinished run to resume at {out} (expected {path})")
     return json.loads(path.read_text(encoding="utf-8"))

@@ -80,13 +80,14 @@ def _free_ports(n):
     return ports
 
 
-def _workers(code: str, n: int = 2, timeout: float = 150) -> list[tuple[subprocess.Popen, str, str]]:
-    """Run ``code`` as ``n`` MultiWorkerMirroredStrategy workers on loopback; (process, stdout, stderr) each."""
+def _workers(code: str, n: int = 2, timeout: float = 150, cwds=None) -> list[tuple[subprocess.Popen, str, str]]:
+    """Run ``code`` as ``n`` MultiWorkerMirroredStrategy workers on loopback, worker ``i`` in
+    ``cwds[i]`` if given; (process, stdout, stderr) each."""
     workers = [f"127.0.0.1:{p}" for p in _free_ports(n)]
     procs = []
     for i in range(n):
         tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})
-        procs.append(subprocess.Popen([PY, "-c", code], env=_env(TF_CONFIG=tf_config),
+        procs.append(subprocess.Popen([PY, "-c", code], env=_env(TF_CONFIG=tf_config), cwd=cwds and cwds[i],
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     try:
         return [(p, *p.communicate(timeout=timeout)) for p in procs]
@@ -141,20 +142,24 @@ def test_a_killed_run_resumes_to_the_full_epoch_count(tmp_path):
 
 
 def test_a_killed_two_worker_run_resumes_on_both_workers(tmp_path):
-    """Both workers die mid-epoch 3 of 4; `edgesmith train --resume RUN` on both finishes the run."""
+    """Both workers die mid-epoch 3 of 4; `edgesmith train --resume run` on both finishes the run.
+    Each worker runs in a directory of its own, as on two machines without a shared filesystem."""
     from edgesmith.train.checkpoint import read_state, work_dir
 
-    out = tmp_path / "run"
-    crash = TRAIN.format(epochs=4, strategy="auto") + CRASH + f"train(config, {str(out)!r}, callbacks=[Crash()])\n"
-    for p, _, stderr in _workers(crash):
+    machines = [tmp_path / "machine0", tmp_path / "machine1"]
+    for d in machines:
+        d.mkdir()
+    crash = TRAIN.format(epochs=4, strategy="auto") + CRASH + "train(config, 'run', callbacks=[Crash()])\n"
+    for p, _, stderr in _workers(crash, cwds=machines):
         assert p.returncode == -9, stderr[-3000:]
-    assert not out.exists()
-    assert [read_state(work_dir(out, i))["epoch"] for i in range(2)] == [2, 2]  # each worker's own checkpoint
+    assert sorted(p.name for p in tmp_path.glob("machine*/*")) == ["run.partial", "run.partial-worker1"]
+    assert [read_state(work_dir(d / "run", i))["epoch"] for i, d in enumerate(machines)] == [2, 2]
 
-    resume = f"from edgesmith.cli import app\napp(['train', '--resume', {str(out)!r}], standalone_mode=False)\n"
-    for p, _, stderr in _workers(resume):
+    resume = "from edgesmith.cli import app\napp(['train', '--resume', 'run'], standalone_mode=False)\n"
+    for p, _, stderr in _workers(resume, cwds=machines):
         assert p.returncode == 0, stderr[-3000:]
+    out = machines[0] / "run"
     m = json.loads((out / "metrics.json").read_text())
     assert (m["strategy"], m["workers"], m["epochs"]) == ("multiworker", 2, 4) and m["top1"] > 0.2
     assert len((out / "history.csv").read_text().splitlines()) == 5  # header + epochs 1-4
-    assert not work_dir(out).exists() and not work_dir(out, 1).exists()
+    assert sorted(p.name for p in tmp_path.glob("machine*/*")) == ["run"]  # work directories removed
