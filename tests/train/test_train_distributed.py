@@ -155,7 +155,7 @@ def test_a_killed_two_worker_run_resumes_on_both_workers(tmp_path):
     assert sorted(p.name for p in tmp_path.glob("machine*/*")) == ["run.partial", "run.partial-worker1"]
     assert [read_state(work_dir(d / "run", i))["epoch"] for i, d in enumerate(machines)] == [2, 2]
 
-    resume = "from edgesmith.cli import app\napp(['train', '--resume', 'run'], standalone_mode=False)\n"
+    resume = "from edgesmith.cli import app\napp(['train', '--resume', 'run'])\n"  # exits with the CLI's code
     for p, _, stderr in _workers(resume, cwds=machines):
         assert p.returncode == 0, stderr[-3000:]
     out = machines[0] / "run"
