@@ -50,22 +50,30 @@ def read_state(work: Path) -> dict | None:
         raise ConfigError(f"{path} is unreadable; delete {work} to start the run again") from None
 
 
+def check_resumable(out: Path, work: Path) -> None:
+    """Check that ``work`` holds an unfinished run of ``out`` to resume.
+
+    Raises:
+        ConfigError: ``out`` is already complete, or ``work`` has no ``config.json``.
+    """
+    if (out / "manifest.json").is_file():
+        raise ConfigError(f"{out} is already complete; nothing to resume")
+    if not (work / "config.json").is_file():
+        raise ConfigError(f"no unfinished run to resume at {out} (expected {work / 'config.json'})")
+
+
 def load_config_dict(out: Path) -> dict:
     """The TrainConfig (as a dict) an unfinished run at ``out`` was started with, read from this
     process's own work directory: ``RUN.partial``, or ``RUN.partial-workerI`` for the multi-worker
     rank ``TF_CONFIG`` gives, so workers on machines without a shared filesystem resume too.
 
     Raises:
-        ConfigError: ``out`` is already complete, there is nothing to resume, or ``TF_CONFIG`` is invalid.
+        ConfigError: as :func:`check_resumable`, or ``TF_CONFIG`` is invalid.
     """
     cfg = tf_config()
-    rank = cluster_role(cfg)[1] if cfg else 0
-    if rank == 0 and (out / "manifest.json").is_file():
-        raise ConfigError(f"{out} is already complete; nothing to resume")
-    path = work_dir(out, rank) / "config.json"
-    if not path.is_file():
-        raise ConfigError(f"no unfinished run to resume at {out} (expected {path})")
-    return json.loads(path.read_text(encoding="utf-8"))
+    work = work_dir(out, cluster_role(cfg)[1] if cfg else 0)
+    check_resumable(out, work)
+    return json.loads((work / "config.json").read_text(encoding="utf-8"))
 
 
 class EpochCheckpoint(keras.callbacks.Callback):

@@ -8,6 +8,7 @@ and a half-written run directory never exists.
 from __future__ import annotations
 
 import csv
+import functools
 import math
 import shutil
 from dataclasses import asdict, dataclass, field, fields
@@ -238,10 +239,7 @@ def _prepare_work(config: TrainConfig, out: Path, work: Path, *, overwrite: bool
                   chief: bool) -> dict | None:
     """Check ``out``/``work`` against the mode; returns the saved state when resuming."""
     if resume:
-        if (out / "manifest.json").is_file():
-            raise ConfigError(f"{out} is already complete; nothing to resume")
-        if not (work / "config.json").is_file():
-            raise ConfigError(f"no unfinished run to resume at {out} (expected {work}/config.json)")
+        _ckpt.check_resumable(out, work)
         return _ckpt.read_state(work)
     if chief and out.exists() and not overwrite:
         raise ConfigError(f"run directory {out} already exists (choose another --out or pass --overwrite)")
@@ -296,6 +294,7 @@ def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False, resu
     peak_lr = config.learning_rate * placement.replicas
     steps = math.ceil(len(fit_split) / global_batch)
 
+    @functools.cache  # one dataset per resolution, shared by the phases (resnet50v2 has two)
     def fit_data(resize_to):
         return make_dataset(fit_split.images, fit_split.labels, batch_size=global_batch, training=True,
                             seed=config.seed, augment=config.augment, use_cutout=config.cutout, resize_to=resize_to)

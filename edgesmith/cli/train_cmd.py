@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import inspect
 import json
 from enum import Enum
 from pathlib import Path
@@ -85,14 +86,13 @@ PRESETS = {"fast": {"model": "resnet8", "epochs": 20, "batch_size": 512, "lr": N
                     "optimizer": Optimizer.sgd, "weight_decay": 5e-3, "lr_per_128": 0.3,
                     "low_res_epochs": 12, "low_res": 16}}
 
-# train_cmd's defaults for the options a preset may set (a preset replaces those not given).
-TRAIN_DEFAULTS = dict(model="resnet8", epochs=10, batch_size=128, lr=None, schedule=Schedule.onecycle,
-                      label_smoothing=0.1, val_split=0.05, precision=Precision.auto,
-                      optimizer=Optimizer.adam, weight_decay=0.0, low_res_epochs=0, low_res=None)
+# The train options a preset may set (keys of PRESETS' values, but lr_per_128).
+PRESET_OPTIONS = ("model", "epochs", "batch_size", "lr", "schedule", "label_smoothing", "val_split", "precision",
+                  "optimizer", "weight_decay", "low_res_epochs", "low_res")
 
 
 def apply_preset(name: str, given: dict, explicit=frozenset()) -> dict:
-    """``given`` (option -> value, keys as :data:`TRAIN_DEFAULTS`) with preset ``name``'s values for
+    """``given`` (option -> value, keys :data:`PRESET_OPTIONS`) with preset ``name``'s values for
     the options not in ``explicit`` (the ones set on the command line, even to their default value);
     an unset ``lr`` becomes the preset's, scaled with the batch, and the preset's low-resolution
     epochs keep their share of a different ``--epochs``."""
@@ -202,15 +202,13 @@ def train_cmd(ctx: typer.Context, data: OptData = None, model: ModelOpt = "resne
                                                              "epoch checkpoint (other options are ignored).",
                                                              metavar="RUN")] = None):
     """Train a model and write a run directory (model.keras, history, curves, metrics, TensorBoard, manifest)."""
+    given = {k: v for k, v in locals().items() if k in PRESET_OPTIONS}  # first: only the parameters so far
     with errors():
         if resume is not None:
             resume_train(resume)
             return
         if data is None:
             raise ConfigError("--data is required (or --resume RUN)")
-        given = dict(model=model, epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule,
-                     label_smoothing=label_smoothing, val_split=val_split, precision=precision,
-                     optimizer=optimizer, weight_decay=weight_decay, low_res_epochs=low_res_epochs, low_res=low_res)
         if preset is not None:
             # the options set on the command line, even to their default value (click's ParameterSource)
             explicit = {k for k in given if ctx.get_parameter_source(k).name not in ("DEFAULT", "DEFAULT_MAP")}
@@ -219,3 +217,7 @@ def train_cmd(ctx: typer.Context, data: OptData = None, model: ModelOpt = "resne
                   overwrite=overwrite, strategy=strategy, patience=patience, augment=augment, cutout=cutout,
                   width=width, weights=weights, backbone_size=backbone_size, freeze_epochs=freeze_epochs,
                   tensorboard=tensorboard, steps_per_execution=steps_per_execution, **given)
+
+
+# train_cmd's defaults for the options a preset may set (e.g. to resolve a preset outside the CLI).
+TRAIN_DEFAULTS = {k: inspect.signature(train_cmd).parameters[k].default for k in PRESET_OPTIONS}

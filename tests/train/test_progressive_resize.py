@@ -79,6 +79,7 @@ def test_a_run_stopped_at_the_switch_resumes_at_full_size(tmp_path):
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(_config(), out, callbacks=[Stop()])
     assert read_state(work_dir(out))["epoch"] == 2
+
     class Probe(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
             seen.append(int(self.model.optimizer.iterations))
