@@ -28,9 +28,10 @@ from edgesmith.core.errors import ConfigError, EdgesmithError
 
 from .base import TARGETS, InputSpec, Runner, default_threads
 from .images import IMAGE_SUFFIXES, load_image, load_images
+from .predict import predict_files, top_k
 
 __all__ = ["load", "Runner", "InputSpec", "TARGETS", "default_threads", "load_image", "load_images",
-           "IMAGE_SUFFIXES"]
+           "IMAGE_SUFFIXES", "predict_files", "top_k"]
 
 log = logging.getLogger("edgesmith.runtime")
 

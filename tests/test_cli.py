@@ -86,18 +86,3 @@ def test_fast_preset_fills_defaults_and_explicit_flags_win(tmp_path):
         ("resnet8", "sgd", 5e-3, "fp32")
     assert config["val_split"] == 0.0 and abs(config["learning_rate"] - 0.3) < 1e-9  # 0.3 per 128 images
     assert config["low_res_epochs"] == 0 and config["low_res"] == 16  # 12 of 20 low-res epochs: none of 1
-
-
-def test_fast_preset_keeps_its_share_of_low_res_epochs_and_batch_scaled_lr():
-    from edgesmith.cli.train_cmd import TRAIN_DEFAULTS, apply_preset
-
-    p = apply_preset("fast", TRAIN_DEFAULTS)
-    assert (p["epochs"], p["low_res_epochs"], p["low_res"], p["batch_size"], p["lr"]) == (20, 12, 16, 512, 1.2)
-    p = apply_preset("fast", {**TRAIN_DEFAULTS, "epochs": 5, "batch_size": 256}, {"epochs", "batch_size"})
-    assert (p["low_res_epochs"], p["lr"]) == (3, 0.6)
-    p = apply_preset("fast", {**TRAIN_DEFAULTS, "epochs": 5, "low_res_epochs": 2, "lr": 0.5},
-                     {"epochs", "low_res_epochs", "lr"})
-    assert (p["low_res_epochs"], p["lr"]) == (2, 0.5)  # explicit flags win
-    # an option set to its default value on the command line wins too (--epochs 10 is the default)
-    p = apply_preset("fast", TRAIN_DEFAULTS, {"epochs", "optimizer"})
-    assert (p["epochs"], p["low_res_epochs"], p["optimizer"].value) == (10, 6, "adam")

@@ -22,9 +22,9 @@ from __future__ import annotations
 import numpy as np
 
 from ._keras import keras, tf
+from .config import AUGMENTS  # noqa: F401  (re-exported)
 
 PAD = 4  # pad-and-crop: up to 4 px shift each way
-AUGMENTS = ("default", "rotate-shift", "zoom-shift", "none")
 
 
 def _pad_crop_flip(images, labels):

@@ -11,192 +11,27 @@ import csv
 import functools
 import math
 import shutil
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from edgesmith.core.cpuinfo import cpu_info
-from edgesmith.core.data import DataSpec, Split, load_dataset
+from edgesmith.core.data import Split, load_dataset
 from edgesmith.core.errors import ConfigError
 from edgesmith.core.fsutil import atomic_path, write_json
-from edgesmith.core.rundir import RunDir, file_record, new_manifest, now_iso, save_manifest
+from edgesmith.core.rundir import RunDir
+from edgesmith.core.stages import TrainStage, create_run_manifest, model_record
 
 from . import checkpoint as _ckpt
+from .config import TrainConfig
 from . import precision as _precision
 from ._keras import keras, tf
-from .input import AUGMENTS, make_dataset
-from .models import any_input_size, build_model, is_known, model_names
+from .input import make_dataset
+from .models import build_model
 from .plots import plot_curves
-from .recipe import OPTIMIZERS, SCHEDULES, compile_model, default_learning_rate
-from .strategy import STRATEGIES, make_strategy
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """What to train, on what, and how.
-
-    Attributes:
-        data: the dataset to train on (see :class:`~edgesmith.core.data.DataSpec`).
-        model: architecture name (see :mod:`.models`: resnet8, resnet20, resnetN, cnn, lenet5,
-            mobilenetv2, resnet50v2).
-        epochs: passes over the training split (including any frozen-backbone epochs).
-        batch_size: images per step per replica (the global batch is ``batch_size * replicas``).
-        learning_rate: peak learning rate for one replica; scaled linearly with the replicas.
-            None picks the optimizer's default (3e-3 for Adam, 0.1 per 128 images of batch for SGD).
-        val_split: fraction of the training split held out for validation curves.
-        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (see :mod:`.precision`).
-        seed: seeds weights, shuffling and the validation hold-out.
-        strategy: ``auto``, ``none``, ``mirrored`` or ``multiworker`` (see :mod:`.strategy`).
-        schedule: ``cosine``, ``onecycle`` (default) or ``constant`` (see :mod:`.recipe`).
-        label_smoothing: in [0, 0.5); 0 turns it off. The default one-cycle schedule with 0.1
-            label smoothing gave ResNet-8 76.4% top-1 in 10 epochs on the shared CIFAR-10
-            JPEGs, against 74.2% for warm-up + cosine without smoothing.
-        optimizer: ``adam`` (default) or ``sgd`` (Nesterov momentum 0.9; see :mod:`.recipe`).
-        weight_decay: decoupled weight decay (AdamW for ``adam``); 0 turns it off.
-        patience: stop after this many epochs without a better validation loss (training loss
-            without a validation split) and keep the best weights; None trains every epoch.
-        augment: ``default``, ``rotate-shift``, ``zoom-shift`` or ``none`` (see :mod:`.input`).
-        cutout: add Cutout to the augmentation.
-        width: MobileNetV2 width multiplier.
-        weights: resnet50v2 backbone initialisation: ``imagenet``, a ``.h5`` path or ``none``.
-        backbone_size: resnet50v2: the side the inputs are upsampled to inside the model (224 is the
-            ImageNet resolution; smaller is much faster on a CPU).
-        freeze_epochs: resnet50v2 epochs with the backbone frozen (head only, peak lr) before
-            fine-tuning everything at lr/10; None picks a third of the epochs.
-        tensorboard: write TensorBoard logs to ``RUN/tensorboard``.
-        steps_per_execution: training steps per ``tf.function`` call (Keras ``compile``): fewer
-            Python round trips per epoch, at the price of per-batch callbacks (progress, the NaN
-            check) seeing only every k-th step.
-        low_res_epochs: progressive resizing: train the first this many epochs on images scaled
-            down to ``low_res`` (longer side, pixels), then the rest at full size, under one
-            learning-rate schedule; 0 turns it off. Fully convolutional models only (see
-            :func:`.models.any_input_size`); the exported model takes full-size images, and
-            validation always runs at full size (``--patience`` counts afresh at the switch). Smaller
-            images cost fewer FLOPs, so more epochs fit in a time budget (Howard & Gugger, 2020,
-            fastai's "progressive resizing"; Touvron et al., 2019, "Fixing the train-test
-            resolution discrepancy", on finishing at the test resolution).
-        low_res: the longer side of the low-resolution epochs, px; None is 3/4 of the images'.
-    """
-
-    data: DataSpec
-    model: str = "resnet8"
-    epochs: int = 10
-    batch_size: int = 128
-    learning_rate: float | None = None
-    val_split: float = 0.05
-    precision: str = "auto"
-    seed: int = 0
-    strategy: str = "auto"
-    schedule: str = "onecycle"
-    label_smoothing: float = 0.1
-    optimizer: str = "adam"
-    weight_decay: float = 0.0
-    patience: int | None = None
-    augment: str = "default"
-    cutout: bool = False
-    width: float = 1.0
-    weights: str = "none"
-    backbone_size: int = 224
-    freeze_epochs: int | None = None
-    tensorboard: bool = True
-    steps_per_execution: int = 1
-    low_res_epochs: int = 0
-    low_res: int | None = None
-    quiet: bool = field(default=False, compare=False)
-
-    def __post_init__(self):
-        def choice(name, value, options):
-            if value not in options:
-                raise ConfigError(f"unknown {name} {value!r}; choose one of {', '.join(options)}")
-
-        if not is_known(self.model):
-            raise ConfigError(f"unknown model {self.model!r}; choose one of {model_names()}")
-        if self.epochs < 1:
-            raise ConfigError(f"--epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
-        choice("optimizer", self.optimizer, OPTIMIZERS)
-        if self.learning_rate is None:  # recorded resolved, so the manifest says what was used
-            object.__setattr__(self, "learning_rate", default_learning_rate(self.optimizer, self.batch_size))
-        if not 0 < self.learning_rate < 10:
-            raise ConfigError(f"--learning-rate must be in (0, 10), got {self.learning_rate}")
-        if not 0 <= self.val_split < 0.5:
-            raise ConfigError(f"--val-split must be in [0, 0.5), got {self.val_split}")
-        choice("precision", self.precision, ("auto", *_precision.PRECISIONS))
-        choice("strategy", self.strategy, STRATEGIES)
-        choice("schedule", self.schedule, SCHEDULES)
-        choice("augmentation", self.augment, AUGMENTS)
-        if not 0 <= self.label_smoothing < 0.5:
-            raise ConfigError(f"--label-smoothing must be in [0, 0.5), got {self.label_smoothing}")
-        if not 0 <= self.weight_decay < 1:
-            raise ConfigError(f"--weight-decay must be in [0, 1), got {self.weight_decay}")
-        if self.patience is not None and self.patience < 1:
-            raise ConfigError(f"--patience must be >= 1, got {self.patience}")
-        if not 0 < self.width <= 4:
-            raise ConfigError(f"--width must be in (0, 4], got {self.width}")
-        if not 32 <= self.backbone_size <= 1024:
-            raise ConfigError(f"--backbone-size must be in [32, 1024], got {self.backbone_size}")
-        if not 1 <= self.steps_per_execution <= 10_000:
-            raise ConfigError(f"--steps-per-execution must be in [1, 10000], got {self.steps_per_execution}")
-        if self.freeze_epochs is not None and not 0 <= self.freeze_epochs <= self.epochs:
-            raise ConfigError(f"--freeze-epochs must be in [0, --epochs], got {self.freeze_epochs}")
-        if not 0 <= self.low_res_epochs < self.epochs:
-            raise ConfigError(f"--low-res-epochs must be in [0, --epochs), got {self.low_res_epochs}")
-        if self.low_res_epochs and not any_input_size(self.model):
-            raise ConfigError(f"--low-res-epochs needs a fully convolutional model (resnet8, resnetN, "
-                              f"mobilenetv2), not {self.model}")
-        if self.low_res is not None and self.low_res < 8:
-            raise ConfigError(f"--low-res must be >= 8 pixels, got {self.low_res}")
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["data"] = self.data.to_dict()
-        d.pop("quiet")
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict, **overrides) -> "TrainConfig":
-        """Rebuild a config from :meth:`to_dict` output (unknown keys are ignored)."""
-        names = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in d.items() if k in names and k != "data"}
-        return cls(DataSpec.from_dict(d["data"]), **{**kw, **overrides})
-
-    def model_options(self) -> dict:
-        return {"width": self.width, "weights": self.weights, "size": self.backbone_size}
-
-    def phases(self) -> list[tuple[int, int, bool]]:
-        """``(first_epoch, end_epoch, backbone_frozen)`` per phase (two for resnet50v2)."""
-        if self.model != "resnet50v2":
-            return [(0, self.epochs, False)]
-        k = self.epochs // 3 if self.freeze_epochs is None else self.freeze_epochs
-        return [p for p in ((0, k, True), (k, self.epochs, False)) if p[1] > p[0]]
-
-    def resolutions(self, start: int, end: int, image_hw: tuple[int, int]) -> list[tuple[int, int, tuple | None]]:
-        """``(first_epoch, end_epoch, (h, w) or None)`` per ``fit`` call within the phase
-        ``[start, end)``: the low-resolution epochs first, then full size (None).
-
-        Raises:
-            ConfigError: ``low_res`` is not smaller than the images' longer side.
-        """
-        k = self.low_res_epochs
-        if not k:
-            return [(start, end, None)]
-        spans = [(start, min(end, k), self.low_res_hw(image_hw)), (max(start, k), end, None)]
-        return [s for s in spans if s[1] > s[0]]
-
-    def low_res_hw(self, image_hw: tuple[int, int]) -> tuple[int, int]:
-        """``(h, w)`` of the low-resolution epochs for ``image_hw`` images, aspect kept.
-
-        Raises:
-            ConfigError: ``low_res`` is not smaller than the images' longer side.
-        """
-        side = max(image_hw)
-        low = self.low_res if self.low_res is not None else round(side * 3 / 4)
-        if not 8 <= low < side:
-            raise ConfigError(f"--low-res must be in [8, {side}) for {image_hw[0]}x{image_hw[1]} images, got {low}")
-        return tuple(max(1, round(d * low / side)) for d in image_hw)
+from .recipe import compile_model
+from .strategy import make_strategy
 
 
 def _hold_out(train: Split, fraction: float, seed: int) -> tuple[Split, Split | None]:
@@ -249,6 +84,17 @@ def _prepare_work(config: TrainConfig, out: Path, work: Path, *, overwrite: bool
                               "or --overwrite to start again")
         shutil.rmtree(work)
     return None
+
+
+def resume(out: str | Path) -> RunDir | None:
+    """Continue the interrupted run at ``out`` from its last epoch checkpoint, with the config it
+    started with (read from this worker's own ``RUN.partial``); see :func:`train`.
+
+    Raises:
+        ConfigError: nothing to resume at ``out`` (or the run is already complete).
+    """
+    config = TrainConfig.from_dict(_ckpt.load_config_dict(Path(out)))
+    return train(config, out, resume=True)
 
 
 def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False, resume: bool = False,
@@ -395,18 +241,12 @@ def _finish(config, out, work, model, saver, placement, policy, train_split, fit
                    "strategy": placement.kind, "replicas": placement.replicas, "workers": placement.workers,
                    "global_batch": global_batch, "peak_lr": peak_lr, "machine": _machine()}
         write_json(run.metrics, metrics)
-        manifest = new_manifest(RunDir(out), {
-            **config.data.to_dict(), "class_names": list(train_split.class_names),
-            "image_shape": list(input_shape), "n_train": len(fit_split),
-            "n_val": len(val_split) if val_split else 0, "n_test": len(test_split)})
-        manifest["model"] = file_record(run.model, run.model.name, format="keras", precision="fp32",
-                                        architecture=config.model, params=int(model.count_params()),
-                                        input={"shape": [None, *input_shape], "dtype": "float32",
-                                               "layout": "NHWC", "value_range": [0, 255]},
-                                        output={"shape": [None, num_classes], "dtype": "float32",
-                                                "kind": "probabilities"})
-        manifest["stages"]["train"] = {"finished": now_iso(), "config": config.to_dict(),
-                                       "precision_policy": policy, "metrics": metrics}
-        save_manifest(run, manifest)
+        dataset = {**config.data.to_dict(), "class_names": list(train_split.class_names),
+                   "image_shape": list(input_shape), "n_train": len(fit_split),
+                   "n_val": len(val_split) if val_split else 0, "n_test": len(test_split)}
+        create_run_manifest(run, Path(out).name, dataset=dataset, model=model_record(
+            run.model, run.model.name, architecture=config.model, params=model.count_params(),
+            image_shape=input_shape, num_classes=num_classes),
+            record=TrainStage(config=config.to_dict(), precision_policy=policy, metrics=metrics))
     _ckpt.remove(work)
     return RunDir(out)

@@ -8,10 +8,11 @@ a mixed-precision policy.
 """
 from __future__ import annotations
 
-import re
 from typing import Callable
 
 from edgesmith.core.errors import ConfigError
+
+from .config import _RESNET_N, any_input_size, is_known, model_names  # noqa: F401  (re-exported)
 
 from ._keras import keras
 
@@ -225,26 +226,6 @@ def resnet50v2(input_shape=(32, 32, 3), num_classes: int = 10, weights: str = "n
 MODELS: dict[str, Callable[..., keras.Model]] = {
     "resnet8": resnet8, "resnet20": resnet20, "cnn": cnn, "lenet5": lenet5,
     "mobilenetv2": mobilenetv2, "resnet50v2": resnet50v2}
-_RESNET_N = re.compile(r"resnet(\d+)$")
-
-
-def is_known(name: str) -> bool:
-    """True for a name in :data:`MODELS` or ``resnetN`` with N = 6k + 2."""
-    m = _RESNET_N.match(name)
-    return name in MODELS or bool(m and int(m.group(1)) >= 8 and (int(m.group(1)) - 2) % 6 == 0)
-
-
-def model_names() -> str:
-    """Known names, for error messages and help."""
-    return ", ".join(MODELS) + ", resnetN (N = 6k+2)"
-
-
-def any_input_size(name: str) -> bool:
-    """True when ``name`` is fully convolutional up to global pooling (resnet8, resnetN,
-    mobilenetv2), so it can train on smaller images than it is exported for."""
-    return name == "mobilenetv2" or bool(_RESNET_N.match(name) and is_known(name))
-
-
 def build_model(name: str, input_shape: tuple[int, int, int], num_classes: int, **options) -> keras.Model:
     """Build the architecture ``name`` (uncompiled), ``(N, H, W, C)`` raw pixels -> ``(N, K)`` probs.
 

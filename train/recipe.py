@@ -25,13 +25,7 @@ from __future__ import annotations
 
 from ._keras import keras, tf
 
-SCHEDULES = ("cosine", "onecycle", "constant")
-OPTIMIZERS = ("adam", "sgd")
-
-
-def default_learning_rate(optimizer: str, batch_size: int) -> float:
-    """The peak learning rate ``optimizer`` gets when none is given (see the module docstring)."""
-    return 0.1 * batch_size / 128 if optimizer == "sgd" else 3e-3
+from .config import OPTIMIZERS, SCHEDULES, default_learning_rate  # noqa: F401  (re-exported)
 
 
 def schedule(kind: str, peak_lr: float, steps_per_epoch: int, total_steps: int):

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 
 from edgesmith.core.errors import ConfigError
 
-STRATEGIES = ("auto", "none", "mirrored", "multiworker")
+from .config import STRATEGIES
+
 
 
 @dataclass(frozen=True)

@@ -11,16 +11,20 @@ from rich.console import Console
 from rich.markup import escape
 
 from edgesmith.core.errors import ConfigError, EdgesmithError
+from edgesmith.runtime.base import TARGETS as RUNTIME_TARGETS
 
 # A pipe or CI log gets a wide console so tables are not truncated to 80 columns.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 
-class Target(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    gpu = "gpu"
+def choice_enum(name: str, values) -> type[Enum]:
+    """A str Enum for Typer whose values are the library's own choices (``rotate-shift`` -> member
+    ``rotate_shift``), so the CLI's choices are the library's and cannot drift from them."""
+    return Enum(name, {str(v).replace("-", "_"): str(v) for v in values}, type=str)
+
+
+Target = choice_enum("Target", RUNTIME_TARGETS)
 
 
 @contextlib.contextmanager

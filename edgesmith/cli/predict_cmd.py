@@ -6,65 +6,16 @@ import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
-import numpy as np
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from ._common import Target, err, errors, out
 
-CHUNK = 256  # images decoded and predicted per step: bounds memory for any folder size
-
 TopKOpt = Annotated[int, typer.Option("--top-k", "-k", help="How many classes to show per image.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a table.")]
 TargetOpt = Annotated[Target, typer.Option(help="cpu, gpu, or auto (GPU when the backend has one, else CPU).")]
 ThreadsOpt = Annotated[Optional[int], typer.Option(help="Intra-op threads (default: all available cores).")]
-
-
-def top_k(probs: np.ndarray, k: int, labels: tuple[str, ...] | None) -> list[list[dict]]:
-    """The ``k`` most probable classes per row of ``(N, K) float32`` probabilities.
-
-    Returns:
-        Per image, ``k`` dicts ``{"label", "class", "probability"}``, most probable first
-        (ties broken by the lower class index).
-    """
-    k = min(k, probs.shape[1])
-    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-    return [[{"label": labels[c] if labels else f"class {c}", "class": int(c),
-              "probability": round(float(p[c]), 6)} for c in row] for p, row in zip(probs, order)]
-
-
-def predict_files(runner, paths: list[Path], k: int, on_error=None) -> tuple[list[dict], list[dict]]:
-    """Decode, predict and rank every file; a file that cannot be read is skipped.
-
-    Args:
-        runner: a loaded :class:`~edgesmith.runtime.Runner`.
-        paths: image files (see :func:`edgesmith.runtime.images.find_images`).
-        k: classes per image.
-        on_error: called with each ``{"path", "error"}`` record as it happens.
-
-    Returns:
-        ``(predictions, errors)``: ``[{"path", "top_k"}]`` in input order, and
-        ``[{"path", "error"}]`` for the files skipped.
-    """
-    from edgesmith.core.errors import DataError
-    from edgesmith.runtime.images import load_image
-
-    predictions, failures = [], []
-    for start in range(0, len(paths), CHUNK):
-        good, arrays = [], []
-        for p in paths[start:start + CHUNK]:
-            try:
-                arrays.append(load_image(p, runner.input_spec))
-                good.append(p)
-            except DataError as e:
-                failures.append({"path": str(p), "error": str(e)})
-                if on_error:
-                    on_error(failures[-1])
-        if good:
-            ranked = top_k(runner.predict(np.stack(arrays)), k, runner.labels)
-            predictions.extend({"path": str(p), "top_k": r} for p, r in zip(good, ranked))
-    return predictions, failures
 
 
 def _table(predictions: list[dict], k: int) -> Table:
@@ -92,6 +43,7 @@ def predict_cmd(
     from edgesmith.core.errors import ConfigError
     from edgesmith.runtime import load
     from edgesmith.runtime.images import find_images
+    from edgesmith.runtime.predict import predict_files
 
     with errors():
         if top_k_ < 1:

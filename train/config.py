@@ -1,0 +1,278 @@
+"""What to train: :class:`TrainConfig`, the choices it accepts and the named presets. No TensorFlow.
+
+The CLI builds its options, choices and defaults from this module (so ``edgesmith train`` and
+``edgesmith pipeline`` cannot drift from the library), and a device without the ``[train]``
+extra can still parse and validate a training config.
+
+Example::
+
+    from edgesmith.core.data import DataSpec
+    from edgesmith.train.config import TrainConfig, preset_config
+    config = TrainConfig(DataSpec("synthetic"), model="cnn", epochs=2)
+    fast = preset_config("fast", DataSpec("cifar10"))      # the `--preset fast` recipe
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, fields
+
+from edgesmith.core.data import DataSpec
+from edgesmith.core.errors import ConfigError
+
+# --- choices (one source of truth for the library and the CLI) -------------------------
+
+MODEL_NAMES = ("resnet8", "resnet20", "cnn", "lenet5", "mobilenetv2", "resnet50v2")
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
+STRATEGIES = ("auto", "none", "mirrored", "multiworker")
+SCHEDULES = ("cosine", "onecycle", "constant")
+OPTIMIZERS = ("adam", "sgd")
+AUGMENTS = ("default", "rotate-shift", "zoom-shift", "none")
+_RESNET_N = re.compile(r"resnet(\d+)$")
+
+
+def is_known(name: str) -> bool:
+    """True for a name in :data:`MODEL_NAMES` or ``resnetN`` with N = 6k + 2."""
+    m = _RESNET_N.match(name)
+    return name in MODEL_NAMES or bool(m and int(m.group(1)) >= 8 and (int(m.group(1)) - 2) % 6 == 0)
+
+
+def model_names() -> str:
+    """Known names, for error messages and help."""
+    return ", ".join(MODEL_NAMES) + ", resnetN (N = 6k+2)"
+
+
+def any_input_size(name: str) -> bool:
+    """True when ``name`` is fully convolutional up to global pooling (resnet8, resnetN,
+    mobilenetv2), so it can train on smaller images than it is exported for."""
+    return name == "mobilenetv2" or bool(_RESNET_N.match(name) and is_known(name))
+
+
+def default_learning_rate(optimizer: str, batch_size: int) -> float:
+    """The peak learning rate ``optimizer`` gets when none is given: 0.1 per 128 images of batch
+    for SGD (Goyal et al., 2017, linear scaling rule), 3e-3 for Adam (see :mod:`.recipe`)."""
+    return 0.1 * batch_size / 128 if optimizer == "sgd" else 3e-3
+
+
+# --- the config ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What to train, on what, and how.
+
+    Attributes:
+        data: the dataset to train on (see :class:`~edgesmith.core.data.DataSpec`).
+        model: architecture name (see :data:`MODEL_NAMES`: resnet8, resnet20, resnetN, cnn, lenet5,
+            mobilenetv2, resnet50v2).
+        epochs: passes over the training split (including any frozen-backbone epochs).
+        batch_size: images per step per replica (the global batch is ``batch_size * replicas``).
+        learning_rate: peak learning rate for one replica; scaled linearly with the replicas.
+            None picks the optimizer's default (3e-3 for Adam, 0.1 per 128 images of batch for SGD).
+        val_split: fraction of the training split held out for validation curves.
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (see :mod:`.precision`).
+        seed: seeds weights, shuffling and the validation hold-out.
+        strategy: ``auto``, ``none``, ``mirrored`` or ``multiworker`` (see :mod:`.strategy`).
+        schedule: ``cosine``, ``onecycle`` (default) or ``constant`` (see :mod:`.recipe`).
+        label_smoothing: in [0, 0.5); 0 turns it off. The default one-cycle schedule with 0.1
+            label smoothing gave ResNet-8 76.4% top-1 in 10 epochs on the shared CIFAR-10
+            JPEGs, against 74.2% for warm-up + cosine without smoothing.
+        optimizer: ``adam`` (default) or ``sgd`` (Nesterov momentum 0.9; see :mod:`.recipe`).
+        weight_decay: decoupled weight decay (AdamW for ``adam``); 0 turns it off.
+        patience: stop after this many epochs without a better validation loss (training loss
+            without a validation split) and keep the best weights; None trains every epoch.
+        augment: ``default``, ``rotate-shift``, ``zoom-shift`` or ``none`` (see :mod:`.input`).
+        cutout: add Cutout to the augmentation.
+        width: MobileNetV2 width multiplier.
+        weights: resnet50v2 backbone initialisation: ``imagenet``, a ``.h5`` path or ``none``.
+        backbone_size: resnet50v2: the side the inputs are upsampled to inside the model (224 is the
+            ImageNet resolution; smaller is much faster on a CPU).
+        freeze_epochs: resnet50v2 epochs with the backbone frozen (head only, peak lr) before
+            fine-tuning everything at lr/10; None picks a third of the epochs.
+        tensorboard: write TensorBoard logs to ``RUN/tensorboard``.
+        steps_per_execution: training steps per ``tf.function`` call (Keras ``compile``): fewer
+            Python round trips per epoch, at the price of per-batch callbacks (progress, the NaN
+            check) seeing only every k-th step.
+        low_res_epochs: progressive resizing: train the first this many epochs on images scaled
+            down to ``low_res`` (longer side, pixels), then the rest at full size, under one
+            learning-rate schedule; 0 turns it off. Fully convolutional models only (see
+            :func:`.models.any_input_size`); the exported model takes full-size images, and
+            validation always runs at full size (``--patience`` counts afresh at the switch). Smaller
+            images cost fewer FLOPs, so more epochs fit in a time budget (Howard & Gugger, 2020,
+            fastai's "progressive resizing"; Touvron et al., 2019, "Fixing the train-test
+            resolution discrepancy", on finishing at the test resolution).
+        low_res: the longer side of the low-resolution epochs, px; None is 3/4 of the images'.
+    """
+
+    data: DataSpec
+    model: str = "resnet8"
+    epochs: int = 10
+    batch_size: int = 128
+    learning_rate: float | None = None
+    val_split: float = 0.05
+    precision: str = "auto"
+    seed: int = 0
+    strategy: str = "auto"
+    schedule: str = "onecycle"
+    label_smoothing: float = 0.1
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    patience: int | None = None
+    augment: str = "default"
+    cutout: bool = False
+    width: float = 1.0
+    weights: str = "none"
+    backbone_size: int = 224
+    freeze_epochs: int | None = None
+    tensorboard: bool = True
+    steps_per_execution: int = 1
+    low_res_epochs: int = 0
+    low_res: int | None = None
+    quiet: bool = field(default=False, compare=False)
+
+    def __post_init__(self):
+        def choice(name, value, options):
+            if value not in options:
+                raise ConfigError(f"unknown {name} {value!r}; choose one of {', '.join(options)}")
+
+        if not is_known(self.model):
+            raise ConfigError(f"unknown model {self.model!r}; choose one of {model_names()}")
+        if self.epochs < 1:
+            raise ConfigError(f"--epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
+        choice("optimizer", self.optimizer, OPTIMIZERS)
+        if self.learning_rate is None:  # recorded resolved, so the manifest says what was used
+            object.__setattr__(self, "learning_rate", default_learning_rate(self.optimizer, self.batch_size))
+        if not 0 < self.learning_rate < 10:
+            raise ConfigError(f"--learning-rate must be in (0, 10), got {self.learning_rate}")
+        if not 0 <= self.val_split < 0.5:
+            raise ConfigError(f"--val-split must be in [0, 0.5), got {self.val_split}")
+        choice("precision", self.precision, PRECISION_CHOICES)
+        choice("strategy", self.strategy, STRATEGIES)
+        choice("schedule", self.schedule, SCHEDULES)
+        choice("augmentation", self.augment, AUGMENTS)
+        if not 0 <= self.label_smoothing < 0.5:
+            raise ConfigError(f"--label-smoothing must be in [0, 0.5), got {self.label_smoothing}")
+        if not 0 <= self.weight_decay < 1:
+            raise ConfigError(f"--weight-decay must be in [0, 1), got {self.weight_decay}")
+        if self.patience is not None and self.patience < 1:
+            raise ConfigError(f"--patience must be >= 1, got {self.patience}")
+        if not 0 < self.width <= 4:
+            raise ConfigError(f"--width must be in (0, 4], got {self.width}")
+        if not 32 <= self.backbone_size <= 1024:
+            raise ConfigError(f"--backbone-size must be in [32, 1024], got {self.backbone_size}")
+        if not 1 <= self.steps_per_execution <= 10_000:
+            raise ConfigError(f"--steps-per-execution must be in [1, 10000], got {self.steps_per_execution}")
+        if self.freeze_epochs is not None and not 0 <= self.freeze_epochs <= self.epochs:
+            raise ConfigError(f"--freeze-epochs must be in [0, --epochs], got {self.freeze_epochs}")
+        if not 0 <= self.low_res_epochs < self.epochs:
+            raise ConfigError(f"--low-res-epochs must be in [0, --epochs), got {self.low_res_epochs}")
+        if self.low_res_epochs and not any_input_size(self.model):
+            raise ConfigError(f"--low-res-epochs needs a fully convolutional model (resnet8, resnetN, "
+                              f"mobilenetv2), not {self.model}")
+        if self.low_res is not None and self.low_res < 8:
+            raise ConfigError(f"--low-res must be >= 8 pixels, got {self.low_res}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["data"] = self.data.to_dict()
+        d.pop("quiet")
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict, **overrides) -> "TrainConfig":
+        """Rebuild a config from :meth:`to_dict` output (unknown keys are ignored)."""
+        names = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names and k != "data"}
+        return cls(DataSpec.from_dict(d["data"]), **{**kw, **overrides})
+
+    def model_options(self) -> dict:
+        return {"width": self.width, "weights": self.weights, "size": self.backbone_size}
+
+    def phases(self) -> list[tuple[int, int, bool]]:
+        """``(first_epoch, end_epoch, backbone_frozen)`` per phase (two for resnet50v2)."""
+        if self.model != "resnet50v2":
+            return [(0, self.epochs, False)]
+        k = self.epochs // 3 if self.freeze_epochs is None else self.freeze_epochs
+        return [p for p in ((0, k, True), (k, self.epochs, False)) if p[1] > p[0]]
+
+    def resolutions(self, start: int, end: int, image_hw: tuple[int, int]) -> list[tuple[int, int, tuple | None]]:
+        """``(first_epoch, end_epoch, (h, w) or None)`` per ``fit`` call within the phase
+        ``[start, end)``: the low-resolution epochs first, then full size (None).
+
+        Raises:
+            ConfigError: ``low_res`` is not smaller than the images' longer side.
+        """
+        k = self.low_res_epochs
+        if not k:
+            return [(start, end, None)]
+        spans = [(start, min(end, k), self.low_res_hw(image_hw)), (max(start, k), end, None)]
+        return [s for s in spans if s[1] > s[0]]
+
+    def low_res_hw(self, image_hw: tuple[int, int]) -> tuple[int, int]:
+        """``(h, w)`` of the low-resolution epochs for ``image_hw`` images, aspect kept.
+
+        Raises:
+            ConfigError: ``low_res`` is not smaller than the images' longer side.
+        """
+        side = max(image_hw)
+        low = self.low_res if self.low_res is not None else round(side * 3 / 4)
+        if not 8 <= low < side:
+            raise ConfigError(f"--low-res must be in [8, {side}) for {image_hw[0]}x{image_hw[1]} images, got {low}")
+        return tuple(max(1, round(d * low / side)) for d in image_hw)
+
+
+def default(name: str):
+    """:class:`TrainConfig`'s default for field ``name`` (what the CLI shows and uses)."""
+    f = TrainConfig.__dataclass_fields__[name]
+    return f.default
+
+
+# --- presets ---------------------------------------------------------------------------
+
+# A preset gives values to the options not set explicitly (explicit flags win).
+# fast: ResNet-8, float32 (its 16-64-channel layers are too small for AMX to pay for bf16 casts),
+# SGD + weight decay, one-cycle at peak lr 0.3 per 128 images (scaled with the batch; an explicit
+# --lr wins), batch 512, progressive resizing (12 epochs at 16 px, then 8 at 32 px), no validation
+# hold-out. Why each value: docs/experiments.md (mean 81.4% top-1 over five runs, ~8 min on 2 cores).
+PRESETS = {"fast": {"model": "resnet8", "epochs": 20, "batch_size": 512, "learning_rate": None,
+                    "schedule": "onecycle", "label_smoothing": 0.1, "val_split": 0.0, "precision": "fp32",
+                    "optimizer": "sgd", "weight_decay": 5e-3, "lr_per_128": 0.3,
+                    "low_res_epochs": 12, "low_res": 16}}
+
+# The TrainConfig fields a preset may set (the keys of PRESETS' values, but lr_per_128).
+PRESET_OPTIONS = ("model", "epochs", "batch_size", "learning_rate", "schedule", "label_smoothing", "val_split",
+                  "precision", "optimizer", "weight_decay", "low_res_epochs", "low_res")
+TRAIN_DEFAULTS = {k: default(k) for k in PRESET_OPTIONS}
+
+
+def apply_preset(name: str, given: dict, explicit=frozenset()) -> dict:
+    """``given`` (TrainConfig field -> value, keys :data:`PRESET_OPTIONS`) with preset ``name``'s
+    values for the fields not in ``explicit`` (those set by the caller, even to their default).
+
+    An unset ``learning_rate`` becomes the preset's per-128-images rate scaled with the batch, and the
+    preset's low-resolution epochs keep their share of a different ``epochs``.
+
+    Raises:
+        ConfigError: unknown preset.
+    """
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    values = PRESETS[name]
+    out = {**given, **{k: v for k, v in values.items() if k in given and k not in explicit}}
+    if out["learning_rate"] is None and "lr_per_128" in values:
+        out["learning_rate"] = values["lr_per_128"] * out["batch_size"] / 128
+    if "low_res_epochs" not in explicit and values.get("low_res_epochs"):
+        share = values["low_res_epochs"] / values["epochs"]
+        out["low_res_epochs"] = min(out["epochs"] - 1, round(share * out["epochs"]))
+    return out
+
+
+def preset_config(name: str, data: DataSpec, **explicit) -> TrainConfig:
+    """The :class:`TrainConfig` of preset ``name`` on ``data``; ``explicit`` fields win over it.
+
+    Raises:
+        ConfigError: unknown preset or an invalid value.
+    """
+    given = {**TRAIN_DEFAULTS, **{k: v for k, v in explicit.items() if k in PRESET_OPTIONS}}
+    resolved = apply_preset(name, given, frozenset(explicit))
+    return TrainConfig(data, **{**explicit, **resolved})
