@@ -148,16 +148,7 @@ def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False, resu
     val_ds = (make_dataset(val_split.images, val_split.labels, batch_size=max(global_batch, 256), training=False)
               if val_split else None)
     saver = _ckpt.EpochCheckpoint(work, state)
-    extra = list(callbacks)
-    if config.patience:
-        extra.append(keras.callbacks.EarlyStopping(monitor="val_loss" if val_split else "loss",
-                                                   patience=config.patience, restore_best_weights=True))
-    if config.tensorboard and placement.is_chief and _has_tensorboard():
-        extra.append(keras.callbacks.TensorBoard(log_dir=str(work / "tensorboard"), profile_batch=0))
-    if not config.quiet and placement.is_chief:
-        from .progress import RichProgress
-
-        extra.append(RichProgress(config.epochs, steps))
+    extra = [*callbacks, *_callbacks(config, placement, work, steps, has_val=val_split is not None)]
     keras.mixed_precision.set_global_policy(policy)
     try:
         with placement.strategy.scope():
@@ -175,22 +166,8 @@ def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False, resu
                               weight_decay=config.weight_decay, label_smoothing=config.label_smoothing,
                               optimizer=config.optimizer, policy=policy,
                               steps_per_execution=config.steps_per_execution)
-                saver.set_model(model)
-                if state and done > start:
-                    saver.restore(state)  # weights + optimizer, mid-phase
-                elif state and done:
-                    tf.train.Checkpoint(model=model).read(
-                        str(work / "ckpt" / state["checkpoint"])).expect_partial()  # weights only
-            for _, stop, resize_to in config.resolutions(start, end, input_shape[:2]):
-                if done >= stop:
-                    continue
-                model.fit(fit_data(resize_to), validation_data=val_ds, initial_epoch=done, epochs=stop,
-                          verbose=0, callbacks=[saver, *extra])
-                if saver.nan_at is not None:
-                    raise saver.diverged_error()
-                done = saver.epochs_done
-                if model.stop_training or done < stop:  # early stopping
-                    break
+                _restore(model, saver, state, work, done, start)
+            done = _fit_phase(model, config, saver, extra, fit_data, val_ds, done, start, end, input_shape[:2])
             if model.stop_training or done < end:
                 break
     finally:
@@ -200,6 +177,54 @@ def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False, resu
         return None
     return _finish(config, out, work, model, saver, placement, policy, train_split, fit_split, val_split,
                    test_split, global_batch, peak_lr)
+
+
+def _callbacks(config: TrainConfig, placement, work: Path, steps: int, *, has_val: bool) -> list:
+    """Early stopping, TensorBoard (chief only) and the progress bar (chief, unless quiet)."""
+    extra = []
+    if config.patience:
+        extra.append(keras.callbacks.EarlyStopping(monitor="val_loss" if has_val else "loss",
+                                                   patience=config.patience, restore_best_weights=True))
+    if config.tensorboard and placement.is_chief and _has_tensorboard():
+        extra.append(keras.callbacks.TensorBoard(log_dir=str(work / "tensorboard"), profile_batch=0))
+    if not config.quiet and placement.is_chief:
+        from .progress import RichProgress
+
+        extra.append(RichProgress(config.epochs, steps))
+    return extra
+
+
+def _restore(model, saver, state: dict | None, work: Path, done: int, start: int) -> None:
+    """Attach the checkpoint saver; on resume, restore weights + optimizer mid-phase, or only the
+    weights when the phase starts afresh (resnet50v2's fine-tune phase has a new optimizer)."""
+    saver.set_model(model)
+    if state and done > start:
+        saver.restore(state)
+    elif state and done:
+        tf.train.Checkpoint(model=model).read(str(work / "ckpt" / state["checkpoint"])).expect_partial()
+
+
+def _fit_phase(model, config: TrainConfig, saver, extra: list, fit_data, val_ds, done: int, start: int,
+               end: int, image_hw: tuple[int, int]) -> int:
+    """Fit epochs ``[done, end)`` of the phase ``[start, end)``, one ``fit`` call per resolution.
+
+    Returns:
+        Epochs done after the phase (fewer than ``end`` when early stopping ended it).
+
+    Raises:
+        TrainingDiverged: the loss became NaN.
+    """
+    for _, stop, resize_to in config.resolutions(start, end, image_hw):
+        if done >= stop:
+            continue
+        model.fit(fit_data(resize_to), validation_data=val_ds, initial_epoch=done, epochs=stop,
+                  verbose=0, callbacks=[saver, *extra])
+        if saver.nan_at is not None:
+            raise saver.diverged_error()
+        done = saver.epochs_done
+        if model.stop_training or done < stop:  # early stopping
+            break
+    return done
 
 
 def _machine() -> dict:
