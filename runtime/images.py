@@ -1,67 +1,28 @@
 """Image files -> model input pixels, with Pillow only (no TensorFlow).
 
-Every file becomes ``(H, W, C) uint8`` at the model's input size:
-
-1. **Decode** with Pillow (JPEG, PNG, BMP, WebP, GIF, TIFF, ...); the first frame of an
-   animation; EXIF orientation applied (``ImageOps.exif_transpose``). Large JPEGs are
-   decoded at a reduced DCT scale (``Image.draft``) that is still at least the model size.
-2. **Mode** to the model's channels: 16-bit and 32-bit integer images are scaled to 8 bits
-   (``value * 255 / 65535`` for 16-bit), float images clipped to 0-1 or 0-255;
-   images with transparency (RGBA, LA, palette with a transparent colour) are composited
-   over **white**; then Pillow's ``convert`` to ``"RGB"`` (3 channels), ``"L"`` (1, ITU-R
-   601-2 luma) or ``"RGBA"`` (4).
-3. **Resize** the whole image to the model's ``W x H`` (no crop; the aspect ratio is not
-   kept) with Pillow's **bilinear** filter, which widens its support when downscaling so it
-   also antialiases. An image already at the model size is left untouched, so the shared
-   32x32 CIFAR JPEGs reach the model exactly as the dataset loader decodes them.
+Every file becomes ``(H, W, C) uint8`` at the model's input size through
+:func:`edgesmith.core.images.decode_image`, the decoder training uses too: EXIF orientation
+applied, 16/32-bit and float images scaled to 8 bits, transparency composited over white,
+Pillow's ``convert`` to the model's channels, then a bilinear resize of the whole image to
+the model's ``W x H`` (no crop). An image already at the model size is left untouched, so
+the shared 32x32 CIFAR JPEGs reach the model exactly as the dataset loader decodes them.
 """
 from __future__ import annotations
 
-import struct
-import warnings
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
-from edgesmith.core.errors import DataError
+from edgesmith.core.images import IMAGE_SUFFIXES, RESAMPLE, decode_image
 
 from .base import InputSpec
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
-RESAMPLE = "bilinear"
-_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
-
-
-def _to_8bit(im):
-    """16/32-bit integer and float images as an 8-bit ``L`` image."""
-    from PIL import Image
-
-    a = np.asarray(im)
-    if im.mode == "F":
-        a = a.astype(np.float64)
-        a = a * 255.0 if np.nanmax(a, initial=0.0) <= 1.0 else a
-    elif im.mode.startswith("I;16") or (im.mode == "I" and a.max(initial=0) > 255):
-        a = a.astype(np.float64) * (255.0 / 65535.0) if a.max(initial=0) <= 65535 else \
-            a.astype(np.float64) * (255.0 / float(a.max()))
-    return Image.fromarray(np.clip(np.nan_to_num(a), 0, 255).round().astype(np.uint8), mode="L")
-
-
-def _to_mode(im, mode: str):
-    from PIL import Image
-
-    if im.mode in ("I", "F") or im.mode.startswith("I;16"):
-        im = _to_8bit(im)
-    if mode != "RGBA" and (im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or
-                           (im.mode == "P" and "transparency" in im.info)):
-        rgba = im.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        im = Image.alpha_composite(background, rgba)
-    return im if im.mode == mode else im.convert(mode)
+__all__ = ["IMAGE_SUFFIXES", "RESAMPLE", "find_images", "load_image", "load_images"]
 
 
 def load_image(path: str | Path, spec: InputSpec | tuple[int, int, int]) -> np.ndarray:
-    """Decode one image file and fit it to a model input (see the module docstring).
+    """Decode one image file and fit it to a model input (see :mod:`edgesmith.core.images`).
 
     Args:
         path: an image file in any format and mode Pillow reads.
@@ -71,39 +32,11 @@ def load_image(path: str | Path, spec: InputSpec | tuple[int, int, int]) -> np.n
         ``(H, W, C) uint8`` pixels 0-255.
 
     Raises:
-        DataError: the file is missing, not an image, truncated or corrupt (one line
-            naming the file).
+        DataError: ``C`` is not 1, 3 or 4; the file is missing, not an image, truncated or
+            corrupt (one line naming the file).
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     h, w, c = spec.shape if isinstance(spec, InputSpec) else spec
-    if c not in _MODES:
-        raise DataError(f"models with {c} input channels are not supported (1, 3 or 4)")
-    path = Path(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                if im.format == "JPEG":
-                    im.draft("RGB" if c != 1 else "L", (w, h))
-                im.load()
-                im = ImageOps.exif_transpose(im) or im
-                im = _to_mode(im, _MODES[c])
-                if im.size != (w, h):
-                    im = im.resize((w, h), Image.Resampling.BILINEAR)
-                x = np.asarray(im, dtype=np.uint8)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory") from None
-    except UnidentifiedImageError:
-        raise DataError(f"{path}: not an image Pillow can read") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise DataError(f"{path}: refused, too many pixels ({e})") from None
-    except (OSError, ValueError, SyntaxError, EOFError, struct.error) as e:  # truncated / corrupt data
-        raise DataError(f"{path}: cannot decode image, corrupt or truncated? "
-                        f"({str(e).strip() or type(e).__name__})") from None
-    return x.reshape(h, w, c)
+    return decode_image(path, c, (h, w))
 
 
 def load_images(paths: Iterable[str | Path], spec: InputSpec | tuple[int, int, int]) -> np.ndarray:

@@ -5,7 +5,9 @@ Three sources behind one ``--data`` spec:
 * ``cifar10`` - the Keras CIFAR-10 (``cifar-10-batches-py``), downloaded on first use;
 * ``synthetic`` - small learnable generated images, for tests;
 * a directory ``ROOT/{train,test}/<class>/<image>`` - class folders, e.g. the shared
-  ``cifar10-jpeg`` copy. Class names are the sorted folder names.
+  ``cifar10-jpeg`` copy. Class names are the sorted folder names. Images decode with
+  :func:`edgesmith.core.images.decode_image` at their own size, as RGB: the decoder
+  ``edgesmith predict`` uses, so EXIF rotation and transparency come out the same.
 
 Every split is ``(N, H, W, C) uint8`` raw pixels plus ``(N,) int64`` labels; the
 preprocessing (scaling) lives inside the models, so nothing is normalised here.
@@ -23,8 +25,8 @@ import numpy as np
 from . import cifar10
 from .errors import DataError
 from .fsutil import atomic_path
+from .images import DECODER_VERSION, IMAGE_SUFFIXES, decode_image
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 SPLITS = ("train", "test")
 SYNTHETIC_DEFAULTS = {"train": 2000, "test": 500}
 
@@ -174,22 +176,12 @@ def _list_folder(root: Path, split: str) -> tuple[list[Path], np.ndarray, tuple[
     files, labels = [], []
     for c, name in enumerate(classes):
         found = sorted(p for p in (split_dir / name).iterdir()
-                       if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+                       if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         files += found
         labels += [c] * len(found)
     if not files:
         raise DataError(f"{split_dir} contains no images in class folders")
     return files, np.asarray(labels, dtype=np.int64), tuple(classes)
-
-
-def _decode(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, ValueError) as e:
-        raise DataError(f"cannot decode image {path}: {e}") from None
 
 
 def _cache_dir() -> Path:
@@ -202,8 +194,9 @@ def _load_folder_split(root: Path, split: str, limit: int | None, seed: int) -> 
     files = [files[i] for i in idx]
     labels = labels[idx]
     # Decoding tens of thousands of JPEGs takes a while: keep a decoded copy keyed by the
-    # exact file list, sizes and modification times, so any change to the data is a miss.
-    key = hashlib.sha256()
+    # decoder version and the exact file list, sizes and modification times, so any change
+    # to the data or to how it decodes is a miss.
+    key = hashlib.sha256(f"decoder {DECODER_VERSION}\n".encode())
     for f in files:
         st = f.stat()
         key.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
@@ -215,7 +208,8 @@ def _load_folder_split(root: Path, split: str, limit: int | None, seed: int) -> 
         except (OSError, ValueError, KeyError):
             pass  # unreadable cache: decode again and overwrite it
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
-        arrays = list(pool.map(_decode, files, chunksize=256))
+        # the serving decoder at native size, 3 channels: training sees what predict sees
+        arrays = list(pool.map(decode_image, files, chunksize=256))
     first = arrays[0].shape
     for f, a in zip(files, arrays):
         if a.shape != first:

@@ -34,6 +34,8 @@ def test_folder_converts_gray_and_rgba_to_rgb(tmp_path):
     Image.new("RGBA", (32, 32), (1, 2, 3, 4)).save(root / "train" / "cat" / "rgba.png")
     train = load_split(DataSpec(str(root)), "train")
     assert train.images.shape == (20, 32, 32, 3)
+    assert (train.images == 77).all(axis=(1, 2, 3)).any()  # gray -> R = G = B
+    assert (train.images >= 250).all(axis=(1, 2, 3)).any()  # nearly clear -> nearly white
 
 
 def test_limit_is_class_balanced_and_seeded(tmp_path):
@@ -52,6 +54,19 @@ def test_decoded_cache_is_reused_and_invalidated(tmp_path):
     Image.new("RGB", (32, 32), (255, 0, 0)).save(root / "test" / "cat" / "0000.png")
     changed = load_split(DataSpec(str(root)), "test")
     assert not np.array_equal(first.images, changed.images)
+
+
+def test_decoded_cache_is_keyed_by_the_decoder_version(tmp_path, monkeypatch):
+    from edgesmith.core import data
+
+    monkeypatch.setenv("EDGESMITH_CACHE", str(tmp_path / "cache"))
+    root = write_image_folders(tmp_path / "d")
+    load_split(DataSpec(str(root)), "test")
+    load_split(DataSpec(str(root)), "test")
+    assert len(list((tmp_path / "cache").glob("folder-*.npz"))) == 1
+    monkeypatch.setattr(data, "DECODER_VERSION", data.DECODER_VERSION + 1)
+    load_split(DataSpec(str(root)), "test")
+    assert len(list((tmp_path / "cache").glob("folder-*.npz"))) == 2
 
 
 @pytest.mark.parametrize("make, message", [
