@@ -1,21 +1,32 @@
-"""Export stage (needs ``pip install edgesmith[train]``): TFLite and ONNX, float and int8.
+"""Export stage: TFLite and ONNX, float and int8 (conversion needs ``pip install edgesmith[train]``).
 
-Staged, verb-first functions that compose: ``prune`` -> ``quantize_aware`` ->
-``to_tflite`` / ``to_onnx`` -> ``quantize_onnx``; ``export`` runs the whole plan for a run
-directory and verifies every file against the Keras model; ``import_model`` brings a model
-trained elsewhere into a run directory first.
+Staged, verb-first functions that compose: ``prune`` / ``cluster`` -> ``quantize_aware``
+-> ``to_tflite`` / ``to_onnx`` -> ``quantize_onnx``; ``export`` runs the whole plan for a
+run directory (made by ``edgesmith.train`` or ``edgesmith.importer``) and verifies every
+file against the Keras model. Each format is one backend module (:mod:`.tflite`,
+:mod:`.onnx`) that declares its variants (:mod:`.variants`).
+
+:class:`ExportConfig`, the formats, variants, ONNX presets and calibration methods need no
+TensorFlow (the CLI reads its choices from them); the converters import it on first use.
 """
-from . import byom_savedmodel  # noqa: F401  registers SavedModelLayer, so imported Keras 3 runs load
-from .byom import import_model
-from .diagnose import diagnose
-from .exporter import ARTIFACTS, ExportConfig, export
-from .fold import fold_rescaling
-from .onnx import PRESETS, quantize_onnx, to_onnx
-from .onnx_variants import quantize_onnx_dynamic, tflite_to_onnx
-from .prune import FineTune, layer_sparsity, prune
-from .qat import quantize_aware
-from .tflite import to_tflite
+from .config import ARTIFACTS, BACKENDS, FORMATS, VARIANTS, ExportConfig
+from .finetune import FineTune
+from .onnx import CALIBRATION_METHODS, PRESETS
 
-__all__ = ["export", "ExportConfig", "ARTIFACTS", "import_model", "prune", "FineTune", "layer_sparsity",
-           "quantize_aware", "fold_rescaling", "to_tflite", "to_onnx", "quantize_onnx", "PRESETS",
-           "quantize_onnx_dynamic", "tflite_to_onnx", "diagnose"]
+__all__ = ["export", "ExportConfig", "ARTIFACTS", "BACKENDS", "FORMATS", "VARIANTS", "CALIBRATION_METHODS", "prune",
+           "cluster", "FineTune", "fine_tune", "copy_model", "layer_sparsity", "quantize_aware", "fold_rescaling",
+           "to_tflite", "to_onnx", "quantize_onnx", "PRESETS", "quantize_onnx_dynamic", "tflite_to_onnx",
+           "diagnose"]
+
+_LAZY = {"export": ".exporter", "cluster": ".cluster", "diagnose": ".diagnose", "fine_tune": ".finetune",
+         "copy_model": ".finetune", "fold_rescaling": ".fold", "quantize_onnx": ".onnx",
+         "quantize_onnx_dynamic": ".onnx", "tflite_to_onnx": ".onnx", "to_onnx": ".onnx", "prune": ".prune",
+         "layer_sparsity": ".prune", "quantize_aware": ".qat", "to_tflite": ".tflite"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

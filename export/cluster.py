@@ -7,15 +7,20 @@ cluster. Source of the method: Han et al., "Deep Compression" (2016), as impleme
 ``tfmot.clustering.keras.cluster_weights``; combined with pruning and
 cluster-preserving QAT it is TF-MOT's "collaborative optimization"
 (https://www.tensorflow.org/model_optimization/guide/combine/collaborative_optimization).
+
+The steps compose (:func:`cluster` runs them all)::
+
+    wrapped = cluster_weights(model, clusters=16)
+    fine_tune(wrapped, images, labels, tune)
+    clustered = strip_clustering(wrapped)
 """
 from __future__ import annotations
 
 import numpy as np
 
 from edgesmith.core.errors import ConfigError
-from edgesmith.train._keras import keras, tf
 
-from .prune import PRUNABLE, FineTune, copy_model, fit
+from .finetune import FineTune, copy_model, fine_tune, is_prunable, wrap_layers
 
 
 def check_clusters(clusters: int) -> None:
@@ -24,15 +29,47 @@ def check_clusters(clusters: int) -> None:
         raise ConfigError(f"--cluster must be in 2..256 clusters, got {clusters}")
 
 
-def cluster(model: keras.Model, images: np.ndarray, labels: np.ndarray, *, clusters: int,
+def cluster_weights(model, *, clusters: int, preserve_sparsity: bool = False):
+    """A copy of ``model`` with its Conv2D/Dense/DepthwiseConv2D layers wrapped for clustering.
+
+    Centroids start at k-means++ (drawn from TF's global generator: seed it first).
+    Only those layers are wrapped: TF-MOT refuses preprocessing layers such as
+    ``Rescaling``. ``model`` is not modified.
+
+    Raises:
+        ConfigError: clusters outside 2..256.
+    """
+    import tensorflow_model_optimization as tfmot
+
+    check_clusters(clusters)
+    cl = tfmot.clustering.keras
+    init = cl.CentroidInitialization.KMEANS_PLUS_PLUS
+
+    def wrap(layer):
+        if is_prunable(layer):
+            return cl.cluster_weights(  # preserve_sparsity: passed through as a kwarg
+                layer, number_of_clusters=clusters, cluster_centroids_init=init,
+                preserve_sparsity=preserve_sparsity)
+        return layer
+
+    return wrap_layers(model, wrap)
+
+
+def strip_clustering(model):
+    """The clustered model without its wrappers: a plain float model with few values per kernel."""
+    import tensorflow_model_optimization as tfmot
+
+    return copy_model(tfmot.clustering.keras.strip_clustering(model))
+
+
+def cluster(model, images: np.ndarray, labels: np.ndarray, *, clusters: int,
             preserve_sparsity: bool = False,
-            tune: FineTune = FineTune(epochs=2, learning_rate=1e-4), seed: int = 0) -> keras.Model:
+            tune: FineTune = FineTune(epochs=2, learning_rate=1e-4), seed: int = 0):
     """Cluster ``model``'s Conv2D/Dense/DepthwiseConv2D kernels while fine-tuning, then strip.
 
-    Only those layers are wrapped (``clone_model`` with a ``clone_function``): TF-MOT
-    refuses preprocessing layers such as ``Rescaling``. Centroids start at k-means++
-    and are trained with the rest of the network; each weight follows its nearest
-    centroid. Layers with no more weights than clusters are left as they are.
+    Centroids start at k-means++ and are trained with the rest of the network; each
+    weight follows its nearest centroid. Layers with no more weights than clusters are
+    left as they are.
 
     Clustering is per tensor (one set of centroids per kernel), not per output channel
     (TF-MOT's ``cluster_per_channel``): on the README's pruned ResNet-8, per-channel
@@ -40,6 +77,10 @@ def cluster(model: keras.Model, images: np.ndarray, labels: np.ndarray, *, clust
     (48.1 vs 40.5 kB) than this per-tensor clustering, because every channel brings its
     own int8 levels and the layer's byte alphabet grows (gzip's Huffman tables are per
     block, not per channel).
+
+    Example::
+
+        clustered = cluster(pruned, train.images, train.labels, clusters=16, preserve_sparsity=True)
 
     Args:
         model: trained float tf_keras model (not modified), e.g. the pruned one.
@@ -54,26 +95,16 @@ def cluster(model: keras.Model, images: np.ndarray, labels: np.ndarray, *, clust
     Raises:
         ConfigError: clusters outside 2..256.
     """
-    import tensorflow_model_optimization as tfmot
+    from edgesmith.train._keras import tf
 
     check_clusters(clusters)
-    cl = tfmot.clustering.keras
-    init = cl.CentroidInitialization.KMEANS_PLUS_PLUS
-
-    def wrap(layer):  # layers of a private copy: their weights carry over
-        if type(layer).__name__ in PRUNABLE:
-            return cl.cluster_weights(  # preserve_sparsity: passed through as a kwarg
-                layer, number_of_clusters=clusters, cluster_centroids_init=init,
-                preserve_sparsity=preserve_sparsity)
-        return layer
-
     tf.random.set_seed(seed)  # k-means++ draws its first centroids from TF's generator
-    clone = keras.models.clone_model(copy_model(model), clone_function=wrap)
-    fit(clone, images, labels, tune, seed=seed)
-    return copy_model(cl.strip_clustering(clone))
+    wrapped = cluster_weights(model, clusters=clusters, preserve_sparsity=preserve_sparsity)
+    fine_tune(wrapped, images, labels, tune, seed=seed)
+    return strip_clustering(wrapped)
 
 
-def layer_unique_values(model: keras.Model) -> dict[str, int]:
+def layer_unique_values(model) -> dict[str, int]:
     """Distinct kernel values of each Conv2D/Dense/DepthwiseConv2D layer, by layer name."""
     return {layer.name: int(len(np.unique(layer.get_weights()[0])))
-            for layer in model.layers if type(layer).__name__ in PRUNABLE and layer.get_weights()}
+            for layer in model.layers if is_prunable(layer) and layer.get_weights()}

@@ -1,4 +1,16 @@
-"""ONNX conversion (tf2onnx) and int8 quantization (ONNX Runtime static quantization)."""
+"""ONNX backend: tf2onnx conversion, ONNX Runtime int8 quantization, and the file's metadata.
+
+Variants: ``fp32`` (tf2onnx); ``dynamic`` (ONNX Runtime ``quantize_dynamic``: int8
+weights, activation ranges computed per batch at run time); ``int8`` (ONNX Runtime static
+QDQ quantization calibrated on training images, laid out per hardware by a preset);
+``int8-tflite`` (tf2onnx ``from_tflite`` of the full-integer TFLite file, so the TFLite
+route and the ONNX route to an int8 ONNX file can be compared).
+
+Metadata: ``metadata_props`` ``edgesmith.schema``, ``edgesmith.layout``,
+``edgesmith.value_range``, ``edgesmith.input`` (the JSON input spec of
+:func:`.metadata.describe`) and ``edgesmith.labels``, written by :func:`stamp_metadata`,
+the one writer every converter here calls before saving.
+"""
 from __future__ import annotations
 
 import json
@@ -9,30 +21,83 @@ from pathlib import Path
 import numpy as np
 
 from edgesmith.core.fsutil import atomic_path
-from edgesmith.train._keras import keras, tf
+from edgesmith.runtime.modelmeta import SCHEMA
+
+from .metadata import describe
+from .variants import Job, Variant, fixed
 
 OPSET = 17
+_ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 10: "float16"}  # onnx.TensorProto enum
 
 
-def _stamp_metadata(model_proto, labels: list[str] | None, layout: str = "NHWC") -> None:
-    """Embed class names and input layout in ``metadata_props``, so the file describes itself."""
-    props = {"edgesmith.layout": layout, "edgesmith.value_range": "[0, 255]"}
+def _dim(d) -> int | None:
+    value = int(d.dim_value) if d.HasField("dim_value") else 0
+    return value if value > 0 else None
+
+
+def stamp_metadata(proto, labels: list[str] | None = None) -> dict:
+    """Set the ``edgesmith.*`` ``metadata_props`` of an ONNX ``ModelProto`` from its graph, in memory.
+
+    Reads the input shape (``(N, H, W, C)``, or NCHW when ``edgesmith.layout`` says so),
+    its element type and the output width from the graph; other metadata keys are kept.
+
+    Args:
+        proto: the model, changed in place (call this after the graph's last change).
+        labels: class names, index = class id; ``None`` keeps the labels already stamped.
+
+    Returns:
+        The document (:func:`.metadata.describe`).
+    """
+    props = {p.key: p.value for p in proto.metadata_props}
+    layout = props.get("edgesmith.layout", "NHWC")
+    t = proto.graph.input[0].type.tensor_type
+    dims = [_dim(d) for d in t.shape.dim]
+    h = w = ch = None
+    if len(dims) == 4:
+        h, w, ch = (dims[2], dims[3], dims[1]) if layout == "NCHW" else dims[1:]
+    out_dims = proto.graph.output[0].type.tensor_type.shape.dim
+    if labels is None and "edgesmith.labels" in props:
+        labels = json.loads(props["edgesmith.labels"])
+    doc = describe(height=h, width=w, channels=ch, tensor_dtype=_ONNX_DTYPES.get(t.elem_type, "unknown"),
+                   layout=layout, num_classes=_dim(out_dims[-1]) if out_dims else None, labels=labels)
+    new = {"edgesmith.schema": SCHEMA, "edgesmith.layout": layout, "edgesmith.value_range": "[0, 255]",
+           "edgesmith.input": json.dumps(doc["input"])}
     if labels:
-        props["edgesmith.labels"] = json.dumps(list(labels))
-    keep = [p for p in model_proto.metadata_props if p.key not in props]
-    del model_proto.metadata_props[:]
-    model_proto.metadata_props.extend(keep)
-    for k, v in props.items():
-        entry = model_proto.metadata_props.add()
+        new["edgesmith.labels"] = json.dumps(doc["labels"])
+    keep = [(p.key, p.value) for p in proto.metadata_props if p.key not in new]
+    del proto.metadata_props[:]
+    for k, v in keep + list(new.items()):
+        entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
+    return doc
 
 
-def to_onnx(model: keras.Model, path: str | Path, *, labels: list[str] | None = None,
+def embed_onnx(path: str | Path, *, labels: list[str] | None = None) -> dict:
+    """Add (or replace) the ``edgesmith.*`` ``metadata_props`` of an ``.onnx`` file, in place (atomically).
+
+    Returns:
+        The document embedded.
+    """
+    import onnx
+
+    proto = onnx.load(str(path))
+    doc = stamp_metadata(proto, labels)
+    with atomic_path(path) as tmp:
+        onnx.save(proto, str(tmp))
+    return doc
+
+
+def to_onnx(model, path: str | Path, *, labels: list[str] | None = None,
             opset: int = OPSET) -> Path:
     """Convert a float Keras model to float32 ONNX with tf2onnx.
 
     The graph takes ``images``: ``(N, H, W, C)`` float32 pixels 0-255, and returns
-    ``(N, num_classes)`` float32 probabilities. Class names go in ``metadata_props``.
+    ``(N, num_classes)`` float32 probabilities. Class names and the input spec go in
+    ``metadata_props`` (:func:`stamp_metadata`).
+
+    Example::
+
+        to_onnx(model, "model_fp32.onnx", labels=["airplane", ...])
 
     Raises:
         tf2onnx / TensorFlow errors for graphs it cannot convert (a bug, not bad input).
@@ -40,10 +105,12 @@ def to_onnx(model: keras.Model, path: str | Path, *, labels: list[str] | None = 
     import onnx
     import tf2onnx
 
+    from edgesmith.train._keras import tf
+
     spec = (tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="images"),)
     fn = tf.function(lambda images: model(images, training=False))
     model_proto, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=opset)
-    _stamp_metadata(model_proto, labels)
+    stamp_metadata(model_proto, labels)
     with atomic_path(path) as tmp:
         onnx.save(model_proto, str(tmp))
     return Path(path)
@@ -140,7 +207,7 @@ def quantize_onnx(float_path: str | Path, path: str | Path, *, calibration: np.n
         proto = onnx.load(str(tmp))
         if p.uint8_input:
             _feed_uint8(proto)
-        _stamp_metadata(proto, labels)
+        stamp_metadata(proto, labels)
         onnx.save(proto, str(tmp))
     return Path(path)
 
@@ -181,3 +248,124 @@ def _feed_uint8(proto) -> bool:
         if vi.name in path:
             vi.type.tensor_type.elem_type = TensorProto.UINT8
     return True
+
+
+def quantize_onnx_dynamic(float_path: str | Path, path: str | Path, *, labels: list[str] | None = None,
+                          per_channel: bool = True) -> Path:
+    """Dynamic-range quantization of a float ONNX file (ONNX Runtime ``quantize_dynamic``).
+
+    Weights become int8 (per output channel when ``per_channel``); activations are
+    quantized to uint8 with ranges measured on each batch at run time. Input stays
+    ``(N, H, W, C) float32`` pixels 0-255. Returns ``path``, written atomically.
+    """
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with tempfile.TemporaryDirectory() as scratch, atomic_path(path) as tmp:
+        pre = Path(scratch) / "pre.onnx"
+        quant_pre_process(str(float_path), str(pre), skip_symbolic_shape=True)
+        quantize_dynamic(str(pre), str(tmp), per_channel=per_channel, weight_type=QuantType.QInt8)
+        proto = onnx.load(str(tmp))
+        stamp_metadata(proto, labels)
+        onnx.save(proto, str(tmp))
+    return Path(path)
+
+
+def _io_quantization(tflite_path: Path) -> tuple[dict, dict]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(tflite_path))
+    return interp.get_input_details()[0], interp.get_output_details()[0]
+
+
+def tflite_to_onnx(tflite_path: str | Path, path: str | Path, *, labels: list[str] | None = None,
+                   opset: int = OPSET) -> Path:
+    """Convert a (quantized) ``.tflite`` file to ONNX with tf2onnx ``from_tflite``.
+
+    Quantized TFLite ops become QuantizeLinear/DequantizeLinear (QDQ) around float ops.
+    An int8 input (or a uint8 one with a scale other than 1) is replaced by a float32
+    input feeding a QuantizeLinear; an integer output gets a DequantizeLinear, so the
+    file returns ``(N, K) float32`` probabilities.
+
+    Returns:
+        ``path``, written atomically.
+    """
+    import onnx
+    import tf2onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    tflite_path = Path(tflite_path)
+    inp, out = _io_quantization(tflite_path)
+    proto, _ = tf2onnx.convert.from_tflite(str(tflite_path), opset=opset)
+    g = proto.graph
+    in_scale, in_zp = inp["quantization"]
+    in_dtype = np.dtype(inp["dtype"])
+    if in_dtype.kind in "iu" and (in_dtype == np.int8 or in_scale != 1.0 or in_zp != 0):
+        old = g.input[0]
+        inner = old.name + "_q"
+        for node in g.node:
+            node.input[:] = [inner if n == old.name else n for n in node.input]
+        g.initializer.extend([numpy_helper.from_array(np.array(in_scale, np.float32), "images_scale"),
+                              numpy_helper.from_array(np.array(in_zp, in_dtype), "images_zero_point")])
+        g.node.insert(0, helper.make_node("QuantizeLinear", [old.name, "images_scale", "images_zero_point"],
+                                          [inner], name="images_quantize"))
+        old.type.tensor_type.elem_type = TensorProto.FLOAT
+    out_scale, out_zp = out["quantization"]
+    if np.dtype(out["dtype"]).kind in "iu" and out_scale:
+        old = g.output[0]
+        raw = old.name + "_q"
+        for node in g.node:
+            node.output[:] = [raw if n == old.name else n for n in node.output]
+        g.initializer.extend([numpy_helper.from_array(np.array(out_scale, np.float32), "probs_scale"),
+                              numpy_helper.from_array(np.array(out_zp, np.dtype(out["dtype"])), "probs_zero_point")])
+        g.node.append(helper.make_node("DequantizeLinear", [raw, "probs_scale", "probs_zero_point"],
+                                       [old.name], name="probs_dequantize"))
+        old.type.tensor_type.elem_type = TensorProto.FLOAT
+    stamp_metadata(proto, labels)
+    onnx.checker.check_model(proto)
+    with atomic_path(path) as tmp:
+        onnx.save(proto, str(tmp))
+    return Path(path)
+
+
+def _convert_fp32(job: Job) -> None:
+    to_onnx(job.model, job.path, labels=job.labels)
+
+
+def _convert_dynamic(job: Job) -> None:
+    quantize_onnx_dynamic(job.sibling("onnx", "fp32"), job.path, labels=job.labels)
+
+
+def _convert_int8(job: Job) -> None:
+    quantize_onnx(job.sibling("onnx", "fp32"), job.path, calibration=job.calibration, labels=job.labels,
+                  method=job.calibration_method, preset=job.onnx_preset)
+
+
+def _describe_int8(job: Job) -> str:
+    form = {"x86": "U8S8, uint8 input", "s8s8": "S8S8", "tensorrt": "S8S8 symmetric"}[job.onnx_preset]
+    return (f"ONNX Runtime static quantization, QDQ {form} ({job.onnx_preset} preset), per-channel, "
+            f"{job.calibration_method} calibration on {len(job.calibration)} training images")
+
+
+def _convert_from_tflite(job: Job) -> None:
+    """The same source's int8 TFLite file (made in scratch, uint8 I/O, if the plan has none) via tf2onnx."""
+    from .tflite import to_tflite
+
+    tfl = job.sibling("tflite", "int8")
+    if not tfl.exists():
+        tfl = job.scratch / f"{job.source}_int8.tflite"
+        to_tflite(job.model, tfl, precision="int8", representative=job.calibration, io_dtype="uint8")
+    tflite_to_onnx(tfl, job.path, labels=job.labels)
+
+
+VARIANTS = (
+    Variant("onnx", "fp32", "fp32", "fp32", _convert_fp32, fixed("tf2onnx float32 conversion")),
+    Variant("onnx", "dynamic", "dynamic", "dynamic", _convert_dynamic,
+            fixed("ONNX Runtime dynamic quantization: per-channel int8 weights, uint8 activations at run time"),
+            needs_float_parent=True),
+    Variant("onnx", "int8", "int8", "int8", _convert_int8, _describe_int8, needs_float_parent=True),
+    Variant("onnx", "int8-tflite", "int8", "int8_from_tflite", _convert_from_tflite,
+            lambda job: f"tf2onnx from_tflite of the full-integer int8 TFLite ({'QAT' if job.qat else 'PTQ'})",
+            needs_float_parent=True),
+)

@@ -8,23 +8,77 @@ first convolution sees the int8 tensor it will see in the TFLite file). For a pr
 model, ``Default8BitPrunePreserveQuantizeScheme`` keeps the zeros through the fine-tune
 (TF-MOT collaborative optimization, "PQAT"); for a clustered model
 ``Default8BitClusterPreserveQuantizeScheme`` keeps the few shared values ("CQAT"/"PCQAT").
+
+The steps compose (:func:`quantize_aware` runs them all)::
+
+    qat = quantize_apply(quantize_annotate(model), quantize_scheme(preserve_sparsity=True))
+    calibrate_ranges(qat, images)
+    fine_tune(qat, images, labels, tune)
 """
 from __future__ import annotations
 
 import numpy as np
 
-from edgesmith.train._keras import keras
-
-from .prune import FineTune, copy_model, fit
+from .finetune import FineTune, fine_tune, wrap_layers
 
 PREPROCESSING = ("Rescaling", "Normalization", "Resizing", "CenterCrop")
 
 
-def quantize_aware(model: keras.Model, images: np.ndarray, labels: np.ndarray, *,
+def quantize_annotate(model):
+    """A copy of ``model`` with every layer annotated for 8-bit QAT (``model`` is not modified).
+
+    Preprocessing layers (:data:`PREPROCESSING`) get ``Default8BitOutputQuantizeConfig``
+    (no weights, output fake-quantized); every other layer TF-MOT's default config.
+    The ``InputLayer`` is not passed to ``clone_function`` and stays as it is.
+    """
+    import tensorflow_model_optimization as tfmot
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_configs as configs)
+
+    q = tfmot.quantization.keras
+
+    def annotate(layer):
+        if type(layer).__name__ in PREPROCESSING:
+            return q.quantize_annotate_layer(layer, configs.Default8BitOutputQuantizeConfig())
+        return q.quantize_annotate_layer(layer)
+
+    return wrap_layers(model, annotate)
+
+
+def quantize_scheme(*, preserve_sparsity: bool = False, preserve_clusters: bool = False):
+    """TF-MOT's 8-bit scheme: default, prune-preserving (PQAT) or cluster-preserving (CQAT / PCQAT)."""
+    import tensorflow_model_optimization as tfmot
+
+    q = tfmot.quantization.keras
+    if preserve_clusters:
+        return tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(
+            preserve_sparsity=preserve_sparsity)
+    if preserve_sparsity:
+        return q.collab_opts.Default8BitPrunePreserveQuantizeScheme()
+    return q.default_8bit.Default8BitQuantizeScheme()
+
+
+def quantize_apply(annotated, scheme):
+    """The fake-quantized model (``QuantizeWrapperV2`` layers) of an annotated one."""
+    import tensorflow_model_optimization as tfmot
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_configs as configs)
+
+    q = tfmot.quantization.keras
+    with q.quantize_scope({"Default8BitOutputQuantizeConfig": configs.Default8BitOutputQuantizeConfig}):
+        return q.quantize_apply(annotated, scheme)
+
+
+def quantize_aware(model, images: np.ndarray, labels: np.ndarray, *,
                    tune: FineTune = FineTune(epochs=1, learning_rate=1e-4),
                    preserve_sparsity: bool = False, preserve_clusters: bool = False,
-                   seed: int = 0) -> keras.Model:
+                   seed: int = 0):
     """Fine-tune a fake-quantized copy of ``model``; convert the result with int8 TFLite.
+
+    Example::
+
+        qat = quantize_aware(model, train.images, train.labels)
+        to_tflite(qat, "model_qat_int8.tflite", precision="int8", representative=calib)
 
     Args:
         model: trained float tf_keras model (not modified).
@@ -38,37 +92,17 @@ def quantize_aware(model: keras.Model, images: np.ndarray, labels: np.ndarray, *
         The QAT model (``QuantizeWrapperV2`` layers holding the learned ranges); pass it to
         :func:`edgesmith.export.tflite.to_tflite` with ``precision="int8"``.
     """
-    import tensorflow_model_optimization as tfmot
-    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
-        default_8bit_quantize_configs as configs)
-
-    q = tfmot.quantization.keras
-
-    def annotate(layer):
-        if type(layer).__name__ in PREPROCESSING:
-            return q.quantize_annotate_layer(layer, configs.Default8BitOutputQuantizeConfig())
-        return q.quantize_annotate_layer(layer)
-
-    # InputLayer is not passed to clone_function; annotate every other layer
-    annotated = keras.models.clone_model(copy_model(model), clone_function=annotate)
-    if preserve_clusters:
-        scheme = tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(
-            preserve_sparsity=preserve_sparsity)
-    elif preserve_sparsity:
-        scheme = q.collab_opts.Default8BitPrunePreserveQuantizeScheme()
-    else:
-        scheme = q.default_8bit.Default8BitQuantizeScheme()
-    with q.quantize_scope({"Default8BitOutputQuantizeConfig": configs.Default8BitOutputQuantizeConfig}):
-        qat = q.quantize_apply(annotated, scheme)
+    scheme = quantize_scheme(preserve_sparsity=preserve_sparsity, preserve_clusters=preserve_clusters)
+    qat = quantize_apply(quantize_annotate(model), scheme)
     calibrate_ranges(qat, images)
-    fit(qat, images, labels, tune, seed=seed)
+    fine_tune(qat, images, labels, tune, seed=seed)
     return qat
 
 
 EMA_DECAY = 0.999  # TF-MOT MovingAverageQuantizer's fixed decay (quantizers.py)
 
 
-def calibrate_ranges(qat: keras.Model, images: np.ndarray, *, batches: int = 8, batch_size: int = 128) -> None:
+def calibrate_ranges(qat, images: np.ndarray, *, batches: int = 8, batch_size: int = 128) -> None:
     """Start every activation range at its measured value instead of TF-MOT's [-6, 6].
 
     TF-MOT's activation ranges are exponential moving averages (decay 0.999, no

@@ -1,13 +1,19 @@
-"""TFLite conversion: float32, and the post-training quantization (PTQ) variants.
+"""TFLite backend: float32 and the post-training quantization (PTQ) variants, with their metadata.
 
 Variants (TFLite post-training quantization guide, ai.google.dev/edge/litert/models/post_training_quantization):
 ``fp32``; ``fp16`` (float16 weights, float compute); ``dynamic`` (dynamic-range: int8
 weights, activations quantized on the fly); ``int8`` (full-integer: per-channel int8
 weights, int8 activations calibrated on a representative dataset, uint8 or int8 I/O).
 A QAT model (:mod:`.qat`) converts with ``int8`` and carries its own ranges.
+
+Metadata: an entry named ``edgesmith`` in the flatbuffer's ``metadata`` list pointing at a
+buffer of UTF-8 JSON (:func:`.metadata.describe`), written with the TFLite schema's object
+API (``ai_edge_litert.tools.flatbuffer_utils``). The interpreter ignores metadata it does
+not know, so the model runs unchanged.
 """
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -15,7 +21,12 @@ from typing import Iterator
 import numpy as np
 
 from edgesmith.core.fsutil import atomic_path
-from edgesmith.train._keras import keras, tf
+from edgesmith.runtime.modelmeta import TFLITE_METADATA_NAME
+
+from .metadata import describe
+from .variants import Job, Variant, fixed
+
+PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
 
 
 def _representative(images: np.ndarray) -> "callable":
@@ -25,12 +36,29 @@ def _representative(images: np.ndarray) -> "callable":
     return gen
 
 
-PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
+def _converter(model, precision: str, representative: np.ndarray | None, io_dtype: str):
+    from edgesmith.train._keras import tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if precision in ("fp16", "dynamic", "int8"):
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if precision == "fp16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif precision == "int8":
+        converter.representative_dataset = _representative(representative)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = getattr(tf, io_dtype)
+        converter.inference_output_type = getattr(tf, io_dtype)
+    return converter
 
 
-def to_tflite(model: keras.Model, path: str | Path, *, precision: str = "fp32",
-              representative: np.ndarray | None = None, io_dtype: str = "uint8") -> Path:
-    """Convert a float Keras model to a ``.tflite`` file.
+def to_tflite(model, path: str | Path, *, precision: str = "fp32", representative: np.ndarray | None = None,
+              io_dtype: str = "uint8", labels: list[str] | None = None) -> Path:
+    """Convert a float (or QAT) Keras model to a ``.tflite`` file.
+
+    Example::
+
+        to_tflite(model, "model_int8.tflite", precision="int8", representative=train.images[:256])
 
     Args:
         model: float32 tf_keras model taking ``(N, H, W, C)`` float32 pixels 0-255.
@@ -42,6 +70,8 @@ def to_tflite(model: keras.Model, path: str | Path, *, precision: str = "fp32",
             dataset for int8 (a few hundred suffice).
         io_dtype: int8 only: ``"uint8"`` (raw pixels go straight in: scale 1, zero
             point 0 for a 0-255 input) or ``"int8"``.
+        labels: class names; when given, the file carries the ``edgesmith`` metadata
+            (labels + input spec) and describes itself.
 
     Returns:
         ``path``.
@@ -51,22 +81,12 @@ def to_tflite(model: keras.Model, path: str | Path, *, precision: str = "fp32",
     """
     if precision not in PRECISIONS:
         raise ValueError(f"unknown TFLite precision {precision!r}; choose {', '.join(PRECISIONS)}")
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if precision == "fp16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    elif precision == "dynamic":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif precision == "int8":
+    if precision == "int8":
         if representative is None or not len(representative):
             raise ValueError("int8 conversion needs a representative dataset")
         if io_dtype not in ("uint8", "int8"):
             raise ValueError(f"io_dtype must be uint8 or int8, got {io_dtype!r}")
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = _representative(representative)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = getattr(tf, io_dtype)
-        converter.inference_output_type = getattr(tf, io_dtype)
+    converter = _converter(model, precision, representative, io_dtype)
     with warnings.catch_warnings():
         # Two warnings TF gives on every int8 conversion, with nothing for the user to act on: its own
         # calibrator (tensorflow/lite/python/optimize/calibrator.py) still runs the deprecated
@@ -75,6 +95,87 @@ def to_tflite(model: keras.Model, path: str | Path, *, precision: str = "fp32",
         warnings.filterwarnings("ignore", message=r"\s*Warning: tf\.lite\.Interpreter is deprecated")
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
         flatbuffer = converter.convert()
+    if labels is not None:
+        flatbuffer, _ = with_metadata(flatbuffer, labels=labels)
     with atomic_path(path) as tmp:
         tmp.write_bytes(flatbuffer)
     return Path(path)
+
+
+def _dim(d) -> int | None:
+    d = int(d)
+    return d if d > 0 else None
+
+
+def with_metadata(flatbuffer: bytes, *, labels: list[str] | None = None) -> tuple[bytes, dict]:
+    """The flatbuffer with its ``edgesmith`` metadata entry added (or replaced), and the document.
+
+    Args:
+        flatbuffer: a ``.tflite`` model with one ``(N, H, W, C)`` image input.
+        labels: class names, index = class id.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils as fbu
+
+    model = fbu.read_model_from_bytearray(bytearray(flatbuffer))
+    graph = model.subgraphs[0]
+    inp, out = graph.tensors[graph.inputs[0]], graph.tensors[graph.outputs[0]]
+    shape = [int(d) for d in inp.shape]
+    h, w, c = (shape[1:4] + [None] * 3)[:3] if len(shape) == 4 else (None, None, None)
+    type_names = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    doc = describe(height=h, width=w, channels=c, tensor_dtype=type_names.get(inp.type, "unknown"),
+                   layout="NHWC", num_classes=_dim(out.shape[-1]) if len(out.shape) else None,
+                   labels=labels)
+    metadata = model.metadata or []
+    entry = next((m for m in metadata if m.name in (TFLITE_METADATA_NAME, TFLITE_METADATA_NAME.encode())),
+                 None)
+    if entry is None:
+        model.buffers.append(schema.BufferT())
+        entry = schema.MetadataT()
+        entry.name, entry.buffer = TFLITE_METADATA_NAME, len(model.buffers) - 1
+        metadata.append(entry)
+        model.metadata = metadata
+    buffer = model.buffers[entry.buffer]
+    buffer.data = np.frombuffer(json.dumps(doc).encode("utf-8"), dtype=np.uint8)
+    buffer.offset, buffer.size = 0, 0
+    return bytes(fbu.convert_object_to_bytearray(model)), doc
+
+
+def embed_tflite(path: str | Path, *, labels: list[str] | None = None) -> dict:
+    """Add (or replace) the ``edgesmith`` metadata entry of a ``.tflite`` file, in place.
+
+    Args:
+        path: a ``.tflite`` file with one ``(N, H, W, C)`` image input; rewritten atomically.
+        labels: class names, index = class id.
+
+    Returns:
+        The document embedded.
+    """
+    path = Path(path)
+    flatbuffer, doc = with_metadata(path.read_bytes(), labels=labels)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(flatbuffer)
+    return doc
+
+
+def _convert(precision: str):
+    def convert(job: Job) -> None:
+        to_tflite(job.model, job.path, precision=precision, representative=job.calibration,
+                  io_dtype=job.io_dtype, labels=job.labels)
+    return convert
+
+
+def _describe_int8(job: Job) -> str:
+    if job.qat:
+        return f"QAT ranges, full-integer int8, {job.io_dtype} I/O"
+    return (f"PTQ full-integer int8, per-channel weights, {job.io_dtype} I/O, "
+            f"representative dataset of {len(job.calibration)} training images")
+
+
+VARIANTS = (
+    Variant("tflite", "fp32", "fp32", "fp32", _convert("fp32"), fixed("float32 conversion")),
+    Variant("tflite", "fp16", "fp16", "fp16", _convert("fp16"), fixed("PTQ float16 weights (float compute)")),
+    Variant("tflite", "dynamic", "dynamic", "dynamic", _convert("dynamic"),
+            fixed("PTQ dynamic range: int8 weights, activations quantized at run time")),
+    Variant("tflite", "int8", "int8", "int8", _convert("int8"), _describe_int8),
+)

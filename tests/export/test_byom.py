@@ -13,8 +13,11 @@ from typer.testing import CliRunner
 
 from edgesmith.cli import app
 from edgesmith.core.data import DataSpec, synthetic_split
+from edgesmith.core.errors import ConfigError
+from edgesmith.core.rundir import RunDir, load_manifest
+from edgesmith.core.stages import keras_metrics
 from edgesmith.export import ExportConfig, export
-from edgesmith.export.byom import ModelFileError, ModelMismatchError, UnsafeModelError, import_model
+from edgesmith.importer import ModelFileError, ModelMismatchError, UnsafeModelError, import_model, resolve_run
 from edgesmith.runtime import load
 from edgesmith.train._keras import keras
 
@@ -126,10 +129,16 @@ def test_tutorial_h5_end_to_end_via_cli(foreign, tmp_path):
 def test_functional_keras_and_savedmodel_with_resize(foreign, tmp_path):
     """.keras (preprocessing inside, probabilities out) and a 64x64 [-1, 1] SavedModel (resize + minus1to1)."""
     run = import_model(foreign / "functional.keras", data=DATA, out=tmp_path / "keras")
-    src = json.loads(run.manifest.read_text())["model"]["source"]
+    m = load_manifest(run)
+    src = m["model"]["source"]
     assert src["format"] == "keras" and src["outputs"] == "probabilities" and src["resize"] is None
+    # an import stage, no train stage; the Keras model's metrics are found all the same
+    assert set(m["stages"]) == {"import"} and m["run"] == "keras"
+    assert keras_metrics(m) == json.loads(run.metrics.read_text()) == m["stages"]["import"]["metrics"]
     export(run.root, TFLITE_ONLY)
     assert _agree(run) >= 0.95
+    tunes = load_manifest(run)["stages"]["export"]["config"]
+    assert tunes["prune_tune"]["label_smoothing"] == tunes["qat_tune"]["label_smoothing"] == 0.0  # no recipe known
 
     run = import_model(foreign / "savedmodel", data=DATA, out=tmp_path / "sm", preprocess="minus1to1")
     m = json.loads(run.manifest.read_text())
@@ -207,7 +216,7 @@ def test_custom_object_refused_unless_trusted_savedmodel(tmp_path):
 
 
 def test_preprocess_layers_match_their_definitions():
-    from edgesmith.export.byom import IMAGENET_MEAN, IMAGENET_STD, _preprocess_layers
+    from edgesmith.importer.importer import IMAGENET_MEAN, IMAGENET_STD, _preprocess_layers
 
     px = np.array([[[[0.0, 127.5, 255.0]]]], dtype=np.float32)
     want = {"scale01": px / 255, "minus1to1": px / 127.5 - 1,
@@ -264,7 +273,26 @@ def test_pipeline_with_a_model_file_skips_training(foreign, tmp_path):
     m = json.loads((run_dir / "manifest.json").read_text())
     assert m["model"]["source"]["format"] == "h5" and "import" in m["stages"]
     assert not (run_dir / "history.csv").exists()  # nothing was trained
-    assert {"train", "export", "bench"} <= set(m["stages"])
+    assert {"import", "export", "bench"} <= set(m["stages"]) and "train" not in m["stages"]
     results = json.loads((run_dir / "bench" / "results.json").read_text())["results"]
     assert {x["artifact"] for x in results} == {"tflite_fp32", "tflite_int8", "onnx_fp32", "onnx_int8"}
     assert all(x["top1"] > 0.9 for x in results)
+
+
+def test_resolve_run_passes_runs_through_and_imports_model_files(foreign, tmp_path):
+    run, imported = resolve_run(foreign / "tutorial.h5", data="synthetic", preprocess="scale01",
+                                out=tmp_path / "run", limit_train=300, limit_test=200)
+    assert imported and run.root == tmp_path / "run"
+    assert load_manifest(run)["dataset"]["limit_test"] == 200
+    assert json.loads(run.metrics.read_text())["n_test"] == 200
+    again, imported = resolve_run(run.root)
+    assert again == RunDir(run.root) and not imported
+    with pytest.raises(ConfigError, match="already a run directory; --data/--labels/--out are for model files"):
+        resolve_run(run.root, data="synthetic")
+    with pytest.raises(ConfigError, match="is a model file, not a run directory: give --data"):
+        resolve_run(foreign / "tutorial.h5")
+    with pytest.raises(ConfigError, match="is a model file, not a run directory"):
+        resolve_run(foreign / "savedmodel")
+    assert resolve_run(tmp_path / "nothing") == (RunDir(tmp_path / "nothing"), False)  # export says why
+    with pytest.raises(ConfigError, match="already exists"):
+        resolve_run(foreign / "tutorial.h5", data="synthetic", out=run.root.parent / "run")

@@ -9,7 +9,7 @@ from edgesmith.cli import app
 from edgesmith.core.errors import ConfigError
 from edgesmith.core.rundir import RunDir, load_manifest, verify_file
 from edgesmith.export import ExportConfig, export
-from edgesmith.export.prune import FineTune
+from edgesmith.export.finetune import FineTune
 from edgesmith.runtime import load
 
 CLUSTERS = 8

@@ -1,11 +1,10 @@
 import json
 
-import numpy as np
 import pytest
 
 from edgesmith.core.errors import ConfigError, RunDirError
-from edgesmith.core.rundir import RunDir, load_manifest, verify_file
-from edgesmith.export import ExportConfig, export
+from edgesmith.core.rundir import RunDir, load_manifest, save_manifest, verify_file
+from edgesmith.export import ARTIFACTS, ExportConfig, export
 
 
 def test_every_artifact_is_recorded_and_matches_its_sha256(trained_run):
@@ -59,3 +58,50 @@ def test_export_config_rejects_impossible_combinations():
         ExportConfig(artifacts=("tflite_fp64",))
     with pytest.raises(ConfigError, match="onnx_int8 is quantized from onnx_fp32"):
         ExportConfig(artifacts=("onnx_int8",))
+
+
+def test_artifact_names_and_files_come_from_the_backends_declarations():
+    from edgesmith.export.config import BACKENDS
+
+    declared = {f"{v.format}_{v.suffix}": (v.format, v.precision, f"model_{v.suffix}.{v.format}")
+                for variants in BACKENDS.values() for v in variants}
+    assert {name: rec[:3] for name, rec in ARTIFACTS.items()} == declared
+    assert list(ARTIFACTS) == ["tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8",
+                               "onnx_fp32", "onnx_dynamic", "onnx_int8", "onnx_int8_from_tflite"]
+    plan = ExportConfig(variants=("int8",), prune=0.5, qat=True).plan()
+    assert [(p.name, p.file, p.precision, p.float_parent) for p in plan] == [
+        ("tflite_fp32", "model_fp32.tflite", "fp32", None),
+        ("tflite_int8", "model_int8.tflite", "int8", "tflite_fp32"),
+        ("onnx_fp32", "model_fp32.onnx", "fp32", None),
+        ("onnx_int8", "model_int8.onnx", "int8", "onnx_fp32"),
+        ("pruned_tflite_fp32", "model_pruned_fp32.tflite", "fp32", "tflite_fp32"),
+        ("pruned_tflite_int8", "model_pruned_int8.tflite", "int8", "tflite_fp32"),
+        ("pruned_onnx_fp32", "model_pruned_fp32.onnx", "fp32", "onnx_fp32"),
+        ("pruned_onnx_int8", "model_pruned_int8.onnx", "int8", "onnx_fp32"),
+        ("qat_tflite_int8", "model_qat_int8.tflite", "int8", "tflite_fp32"),
+        ("qat_onnx_int8_from_tflite", "model_qat_int8_from_tflite.onnx", "int8", "onnx_fp32"),
+        ("pruned_qat_tflite_int8", "model_pruned_qat_int8.tflite", "int8", "tflite_fp32"),
+        ("pruned_qat_onnx_int8_from_tflite", "model_pruned_qat_int8_from_tflite.onnx", "int8", "onnx_fp32")]
+    with pytest.raises(ConfigError, match="onnx_int8_from_tflite is quantized from onnx_fp32"):
+        ExportConfig(artifacts=("tflite_int8", "onnx_int8_from_tflite"))
+
+
+def test_re_export_records_its_stage_and_drops_the_stale_bench(trained_run, tmp_path):
+    import shutil
+
+    run = RunDir(tmp_path / "run")
+    shutil.copytree(trained_run.root, run.root, ignore=shutil.ignore_patterns("artifacts"))
+    run.bench.mkdir(exist_ok=True)
+    (run.bench / "results.json").write_text("{}")
+    manifest = load_manifest(run)
+    manifest["stages"]["bench"] = {"reports": ["bench/results.json"]}
+    save_manifest(run, manifest)
+
+    records = export(run, ExportConfig(artifacts=("tflite_fp32",), calibration_size=16, verify_size=50))
+    manifest = load_manifest(run)
+    assert not run.bench.exists() and "bench" not in manifest["stages"]
+    assert manifest["artifacts"] == records and [r["name"] for r in records] == ["tflite_fp32"]
+    recorded = manifest["stages"]["export"]
+    assert recorded["config"]["artifacts"] == ["tflite_fp32"] and recorded["config"]["verify_size"] == 50
+    assert recorded["sources"]["base"]["model"] == "model.keras" and "finished" in recorded
+    assert manifest["stages"]["train"] == load_manifest(trained_run)["stages"]["train"]  # upstream untouched

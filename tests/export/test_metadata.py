@@ -85,3 +85,16 @@ def test_unknown_suffix_is_a_config_error(tmp_path):
     (tmp_path / "m.pb").write_bytes(b"x")
     with pytest.raises(ConfigError, match="cannot embed"):
         embed_metadata(tmp_path / "m.pb", labels=LABELS)
+
+
+def test_onnx_converters_stamp_the_whole_document_themselves(trained_run, tmp_path):
+    import onnx
+
+    from edgesmith.export.onnx import quantize_onnx_dynamic
+
+    new = [f"n{i}" for i in range(10)]
+    out = quantize_onnx_dynamic(trained_run.artifacts / "model_fp32.onnx", tmp_path / "d.onnx", labels=new)
+    props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}  # no embed_metadata call
+    assert json.loads(props["edgesmith.labels"]) == new and props["edgesmith.schema"] == SCHEMA
+    assert json.loads(props["edgesmith.input"])["tensor_dtype"] == "float32"
+    assert load(out, threads=1).labels == tuple(new)

@@ -10,7 +10,7 @@ from edgesmith.core.errors import ParityError
 from edgesmith.core.rundir import RunDir, load_manifest, verify_file
 from edgesmith.export import ExportConfig, export
 from edgesmith.export.fidelity import gzip_bytes, weight_stats
-from edgesmith.export.prune import FineTune
+from edgesmith.export.finetune import FineTune
 from edgesmith.runtime import load
 
 ALL = ("fp32", "fp16", "dynamic", "int8", "int8-tflite")

@@ -1,10 +1,10 @@
-"""Bring your own model: turn a Keras model trained elsewhere into an edgesmith run.
+"""The import stage: turn a Keras model trained elsewhere into an edgesmith run.
 
 :func:`import_model` reads a ``.keras`` file, a legacy ``.h5`` file or a SavedModel
-directory **without executing code from it** (see :mod:`.byom_safety` for what is
+directory **without executing code from it** (see :mod:`.safety` for what is
 checked), wraps it so it takes raw pixels like edgesmith's own models, measures its test
-top-1 and writes a run directory + manifest exactly like ``edgesmith train`` does, so
-``export``, ``bench`` and the runtime work unchanged.
+top-1 and writes a run directory + manifest (an ``import`` stage record where ``train``
+writes a ``train`` one), so ``export``, ``bench`` and the runtime work unchanged.
 
 The wrapper, built from stock tf_keras layers only (input ``(N, H, W, C)`` float32
 pixels 0-255, the data's image size)::
@@ -25,22 +25,22 @@ pixels 0-255, the data's image size)::
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edgesmith.core.data import DataSpec, load_split
+from edgesmith.core.data import DataSpec, Split, load_split
 from edgesmith.core.errors import ConfigError, DataError
-from edgesmith.core.fsutil import atomic_path, write_json
-from edgesmith.core.rundir import RunDir, file_record, new_manifest, now_iso, save_manifest
+from edgesmith.core.fsutil import atomic_path, sha256_file, write_json
+from edgesmith.core.rundir import RunDir
+from edgesmith.core.stages import ImportStage, create_run_manifest, model_record
 
-from .byom_safety import ModelFileError, UnsafeModelError, inspect_model_file
+from .safety import ModelFileError, ModelInfo, UnsafeModelError, inspect_model_file
 
 __all__ = ["import_model", "ImportConfig", "PREPROCESS", "OUTPUTS", "ModelFileError", "UnsafeModelError",
-           "ModelMismatchError"]
+           "ModelMismatchError", "read_labels"]
 
 PREPROCESS = ("none", "scale01", "minus1to1", "imagenet")
 OUTPUTS = ("auto", "logits", "probabilities")
@@ -93,7 +93,7 @@ def read_labels(path: str | Path) -> list[str]:
 
 
 def _load(path: Path, kind: str, trusted: bool):
-    """tf_keras model from a checked file (see :func:`.byom_safety.inspect_model_file`)."""
+    """tf_keras model from a checked file (see :func:`.safety.inspect_model_file`)."""
     from edgesmith.train._keras import keras
 
     try:
@@ -140,8 +140,6 @@ def _sha256_tree(root: Path) -> str:
     """sha256 over ``relative/path\\0<sha256 of file>\\n`` of every file, sorted (a SavedModel dir)."""
     import hashlib
 
-    from edgesmith.core.fsutil import sha256_file
-
     h = hashlib.sha256()
     for f in sorted(p for p in root.rglob("*") if p.is_file()):
         h.update(f"{f.relative_to(root).as_posix()}\0{sha256_file(f)}\n".encode())
@@ -150,6 +148,104 @@ def _sha256_tree(root: Path) -> str:
 
 def _predict(model, images: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict(images.astype(np.float32), batch_size=256, verbose=0), dtype=np.float32)
+
+
+def _open(src: Path, info: ModelInfo, trust_model_code: bool):
+    """The foreign tf_keras model of a checked file (the serving-signature route for raw SavedModels)."""
+    if info.kind == "raw_savedmodel":
+        from .savedmodel import savedmodel_as_keras
+        return savedmodel_as_keras(src)
+    return _load(src, info.kind, trust_model_code)
+
+
+def _class_order(src: Path, k: int, names: list[str], labels: list[str] | None,
+                 labels_file) -> tuple[list[str], list[int] | None]:
+    """``(class names, order)``: ``order[i]`` is the model output of dataset class ``i`` (``None``: same order)."""
+    if labels is None:
+        return names, None
+    if len(labels) != k:
+        raise ModelMismatchError(f"labels file {labels_file} names {len(labels)} classes but {src} predicts {k}")
+    if sorted(labels) == sorted(names) and labels != names:
+        return names, [labels.index(n) for n in names]  # model output j -> dataset class
+    return labels, None  # same or different names: matched to the data's classes by index
+
+
+def _check_fit(src: Path, data: DataSpec, test: Split, channels: int | None, k: int) -> None:
+    c, names = test.image_shape[2], list(test.class_names)
+    if channels is not None and channels != c:
+        raise ModelMismatchError(f"{src} takes {channels}-channel images but {data.source} has {c}-channel images")
+    if k != len(names):
+        raise ModelMismatchError(f"{src} predicts {k} classes but {data.source} has {len(names)} "
+                                 f"({', '.join(names[:12])}{', ...' if len(names) > 12 else ''})")
+
+
+def _wrap(foreign, src: Path, image_shape: tuple, resize, config: ImportConfig, order, images: np.ndarray):
+    """``(model, outputs kind)``: raw pixels -> [resize] -> [preprocessing] -> foreign -> [softmax] -> [reorder]."""
+    from edgesmith.train._keras import keras
+
+    L = keras.layers
+    inp = keras.Input(shape=image_shape, name="images")
+    x = inp
+    if resize:
+        x = L.Resizing(resize[0], resize[1], interpolation="bilinear", name="resize")(x)
+    for layer in _preprocess_layers(config.preprocess):
+        x = layer(x)
+    body = keras.Model(inp, foreign(x), name="imported_body")
+    kind = config.outputs if config.outputs != "auto" else (
+        "probabilities" if _is_probabilities(_predict(body, images[:256])) else "logits")
+    y = body.output
+    if kind == "logits":
+        y = L.Softmax(name="probs")(y)
+    if order is not None:  # a 0/1 permutation matrix: exact in float and in int8 (weight 1 -> 127 * 1/127)
+        k = len(order)
+        perm = L.Dense(k, use_bias=False, name="reorder_classes")
+        y = perm(y)
+        perm.set_weights([np.eye(k, dtype=np.float32)[:, order]])  # out[i] = in[order[i]]
+    return keras.Model(inp, y, name=f"imported_{src.stem}"[:60]), kind
+
+
+def _measure(model, src: Path, kind: str, test: Split) -> dict:
+    """Test top-1 of the wrapped model (the metrics the import stage records)."""
+    started = time.perf_counter()
+    probs = _predict(model, test.images)
+    if not _is_probabilities(probs):
+        raise ModelMismatchError(f"{src}: outputs are not probabilities even after --outputs {kind} "
+                                 f"(rows must be non-negative and sum to 1); try --outputs logits")
+    return {"top1": float((probs.argmax(1) == test.labels).mean()), "n_test": len(test),
+            "eval_seconds": round(time.perf_counter() - started, 2),
+            "source": "imported model, measured by edgesmith on the test split"}
+
+
+def _source_record(src: Path, info: ModelInfo, model_input: tuple, k: int, resize, config: ImportConfig,
+                   kind: str, labels_file, order) -> dict:
+    """What the run's model was made from (``manifest["model"]["source"]``)."""
+    mh, mw, mc = model_input
+    return {"path": str(src.resolve()), "format": info.kind, "keras_version": info.keras_version,
+            "sha256": _sha256_tree(src) if src.is_dir() else sha256_file(src),
+            "bytes": None if src.is_dir() else src.stat().st_size,
+            "input_shape": [None, mh, mw, mc], "num_classes": k, "preprocess": config.preprocess,
+            "resize": None if resize is None else {"to": list(resize), "interpolation": "bilinear",
+                                                   "half_pixel_centers": True, "antialias": False},
+            "outputs": kind, "outputs_option": config.outputs, "trusted_code": info.code_layers,
+            "labels_from": str(labels_file) if labels_file is not None else "dataset class folders",
+            "labels_reordered": order is not None}
+
+
+def _write_run(out: Path, model, *, python_code: bool, run_config: dict, metrics: dict, dataset: dict,
+               architecture: str, source: dict, image_shape: tuple, k: int) -> RunDir:
+    """Build the run in a temporary sibling of ``out`` and rename it into place when complete."""
+    with atomic_path(out) as tmp:
+        tmp.mkdir(parents=True)
+        run = RunDir(tmp)
+        _save(model, run.model, code=python_code)
+        write_json(run.config, run_config)
+        write_json(run.metrics, metrics)
+        record = model_record(run.model, run.model.name, format="h5" if python_code else "keras",
+                              architecture=architecture,
+                              params=model.count_params(), image_shape=image_shape, num_classes=k, source=source)
+        create_run_manifest(run, out.name, dataset=dataset, model=record,
+                            record=ImportStage(config=run_config, metrics=metrics, imported_from=source["path"]))
+    return RunDir(out)
 
 
 def import_model(model_file: str | Path, *, data: DataSpec, out: str | Path, labels_file: str | Path | None = None,
@@ -162,6 +258,11 @@ def import_model(model_file: str | Path, *, data: DataSpec, out: str | Path, lab
     takes ``(N, H, W, C)`` float32 pixels 0-255 at the data's image size, measures test
     top-1 on ``data``'s test split and writes ``RUN/{model.keras, config.json,
     metrics.json, manifest.json}`` (built in a temporary sibling, renamed when complete).
+    The manifest records an ``import`` stage (:class:`edgesmith.core.stages.ImportStage`).
+
+    Example::
+
+        run = import_model("mobilenet.h5", data=DataSpec("cifar10"), out="runs/mine", preprocess="minus1to1")
 
     Args:
         model_file: ``.keras`` file (tf_keras / Keras 2 format), legacy ``.h5`` file, or a
@@ -193,97 +294,25 @@ def import_model(model_file: str | Path, *, data: DataSpec, out: str | Path, lab
     info = inspect_model_file(src, trust_model_code=trust_model_code)  # raises before anything is loaded
     labels = read_labels(labels_file) if labels_file is not None else None
     test = load_split(data, "test")
-
-    from edgesmith.train._keras import keras
-
-    if info.kind == "raw_savedmodel":
-        from .byom_savedmodel import savedmodel_as_keras
-        foreign = savedmodel_as_keras(src)
-    else:
-        foreign = _load(src, info.kind, trust_model_code)
+    foreign = _open(src, info, trust_model_code)
     (mh, mw, mc), k = _model_io(foreign, src)
+    _check_fit(src, data, test, mc, k)
+    names, order = _class_order(src, k, list(test.class_names), labels, labels_file)
     h, w, c = test.image_shape
-    if mc is not None and mc != c:
-        raise ModelMismatchError(f"{src} takes {mc}-channel images but {data.source} has {c}-channel images")
-    names = list(test.class_names)
-    if k != len(names):
-        raise ModelMismatchError(f"{src} predicts {k} classes but {data.source} has {len(names)} "
-                                 f"({', '.join(names[:12])}{', ...' if len(names) > 12 else ''})")
-    order = None
-    if labels is not None:
-        if len(labels) != k:
-            raise ModelMismatchError(f"labels file {labels_file} names {len(labels)} classes but {src} predicts {k}")
-        if sorted(labels) == sorted(names) and labels != names:
-            order = [labels.index(n) for n in names]  # model output j -> dataset class
-        elif labels != names:
-            names = labels  # different names: matched to the data's classes by index
     resize = (mh, mw) if (mh, mw) != (h, w) and mh is not None and mw is not None else None
-
-    L = keras.layers
-    inp = keras.Input(shape=(h, w, c), name="images")
-    x = inp
-    if resize:
-        x = L.Resizing(resize[0], resize[1], interpolation="bilinear", name="resize")(x)
-    for layer in _preprocess_layers(config.preprocess):
-        x = layer(x)
-    body = keras.Model(inp, foreign(x), name="imported_body")
-    raw = _predict(body, test.images[:256])
-    kind = config.outputs if config.outputs != "auto" else (
-        "probabilities" if _is_probabilities(raw) else "logits")
-    y = body.output
-    if kind == "logits":
-        y = L.Softmax(name="probs")(y)
-    if order is not None:  # a 0/1 permutation matrix: exact in float and in int8 (weight 1 -> 127 * 1/127)
-        perm = L.Dense(k, use_bias=False, name="reorder_classes")
-        y = perm(y)
-        perm.set_weights([np.eye(k, dtype=np.float32)[:, order]])  # out[i] = in[order[i]]
-    model = keras.Model(inp, y, name=f"imported_{src.stem}"[:60])
-
-    started = time.perf_counter()
-    probs = _predict(model, test.images)
-    if not _is_probabilities(probs):
-        raise ModelMismatchError(f"{src}: outputs are not probabilities even after --outputs {kind} "
-                                 f"(rows must be non-negative and sum to 1); try --outputs logits")
-    top1 = float((probs.argmax(1) == test.labels).mean())
-    eval_seconds = time.perf_counter() - started
-    source = {"path": str(src.resolve()), "format": info.kind, "keras_version": info.keras_version,
-              "sha256": _sha256_tree(src) if src.is_dir() else None, "bytes": None,
-              "input_shape": [None, mh, mw, mc], "num_classes": k, "preprocess": config.preprocess,
-              "resize": None if resize is None else {"to": list(resize), "interpolation": "bilinear",
-                                                     "half_pixel_centers": True, "antialias": False},
-              "outputs": kind, "outputs_option": config.outputs, "trusted_code": info.code_layers,
-              "labels_from": str(labels_file) if labels_file is not None else "dataset class folders",
-              "labels_reordered": order is not None}
-    if not src.is_dir():
-        from edgesmith.core.fsutil import sha256_file
-        source["sha256"], source["bytes"] = sha256_file(src), src.stat().st_size
+    model, kind = _wrap(foreign, src, (h, w, c), resize, config, order, test.images)
+    metrics = _measure(model, src, kind, test)
+    source = _source_record(src, info, (mh, mw, mc), k, resize, config, kind, labels_file, order)
     run_config = {"import": {"model_file": str(src), **asdict(config),
                              "labels_file": None if labels_file is None else str(labels_file)},
                   "data": data.to_dict()}
-    metrics = {"top1": top1, "n_test": len(test), "eval_seconds": round(eval_seconds, 2),
-               "source": "imported model, measured by edgesmith on the test split"}
-
-    with atomic_path(out) as tmp:
-        tmp.mkdir(parents=True)
-        run = RunDir(tmp)
-        # trusted Lambda layers are Python in the wrapper; on the SavedModel route they stay graph code
-        python_code = bool(info.code_layers) and info.kind != "raw_savedmodel"
-        _save(model, run.model, code=python_code)
-        write_json(run.config, run_config)
-        write_json(run.metrics, metrics)
-        manifest = new_manifest(RunDir(out), {
-            **data.to_dict(), "class_names": names, "image_shape": [h, w, c],
-            "n_train": None, "n_val": 0, "n_test": len(test)})
-        manifest["model"] = file_record(
-            run.model, run.model.name, format="h5" if python_code else "keras",
-            precision="fp32", architecture=f"imported:{src.name}", params=int(model.count_params()),
-            input={"shape": [None, h, w, c], "dtype": "float32", "layout": "NHWC", "value_range": [0, 255]},
-            output={"shape": [None, k], "dtype": "float32", "kind": "probabilities"}, source=source)
-        stage = {"finished": now_iso(), "config": run_config, "metrics": metrics, "imported_from": source["path"]}
-        manifest["stages"]["import"] = stage
-        manifest["stages"]["train"] = {"skipped": "model imported, not trained here", "metrics": metrics}
-        save_manifest(run, manifest)
-    return RunDir(out)
+    dataset = {**data.to_dict(), "class_names": names, "image_shape": [h, w, c],
+               "n_train": None, "n_val": 0, "n_test": len(test)}
+    # trusted Lambda layers are Python in the wrapper; on the SavedModel route they stay graph code
+    python_code = bool(info.code_layers) and info.kind != "raw_savedmodel"
+    return _write_run(out, model, python_code=python_code, run_config=run_config, metrics=metrics,
+                      dataset=dataset, architecture=f"imported:{src.name}", source=source, image_shape=(h, w, c),
+                      k=k)
 
 
 def _save(model, path: Path, *, code: bool) -> None:

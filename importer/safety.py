@@ -30,7 +30,8 @@ ZIP_MAGIC, HDF5_MAGIC = b"PK\x03\x04", b"\x89HDF\r\n\x1a\n"
 _SPECIAL = {"__tensor__", "__numpy__", "__bytes__", "__typespec__", "__tuple__", "__passive_serialization__"}
 _CODE = {"Lambda", "__lambda__"}
 _NOT_LOADED = {"training_config", "compile_config"}  # optimizer/loss: ignored by load_model(compile=False)
-_OURS = {"edgesmith.export.byom_savedmodel"}  # our own wrapper layer, in a re-imported run
+# our own wrapper layer, in a re-imported run (its module before and after the import stage moved)
+_OURS = {"edgesmith.importer.savedmodel", "edgesmith.export.byom_savedmodel"}
 _KERAS3_WAY_OUT = ("tf_keras (Keras 2), which edgesmith uses, cannot read Keras 3 files. Way out: in the "
                    "Keras 3 environment run `model.export('saved_model_dir')` and pass that SavedModel "
                    "directory instead (see README, 'Bring your own model')")

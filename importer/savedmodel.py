@@ -5,7 +5,8 @@ Keras metadata; tf_keras cannot rebuild layers from it. :class:`SavedModelLayer`
 its ``serving_default`` signature instead (TensorFlow graph code, no Python) and stores
 the whole SavedModel inside the run's ``model.keras`` (as the layer's assets), so the
 run stays one self-contained file that ``export`` loads in safe mode: the class is
-registered as ``edgesmith>SavedModelLayer`` when ``edgesmith.export`` is imported.
+registered as ``edgesmith>SavedModelLayer`` when this module is imported (``edgesmith.export``
+imports it, so every export can load an imported run).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from edgesmith.train._keras import keras, tf
 
-from .byom_safety import ModelFileError
+from .safety import ModelFileError
 
 ENDPOINT = "serving_default"
 

@@ -1,0 +1,228 @@
+"""What to export: :class:`ExportConfig`, checked on creation, and its plan of artifacts.
+
+An artifact is one (source model, format, variant):
+
+* source: ``base`` (the run's ``model.keras``), ``pruned`` (magnitude-pruned and
+  fine-tuned, :mod:`.prune`), ``clustered`` (weight clustering of the pruned model,
+  sparsity-preserving, or of the base one, :mod:`.cluster`), ``qat`` (quantization-aware
+  fine-tune, :mod:`.qat`), ``pruned_qat`` (prune-preserving QAT of the pruned model) and
+  ``clustered_qat`` (cluster-preserving QAT of the clustered model);
+* format: a backend of :data:`BACKENDS` (``tflite``, ``onnx``);
+* variant: one its backend declares (:class:`.variants.Variant`): ``fp32``; ``fp16``
+  (TFLite); ``dynamic`` (dynamic-range int8 weights); ``int8`` (full-integer PTQ: TFLite
+  per-channel with uint8/int8 I/O, ONNX static QDQ with a calibration method);
+  ``int8-tflite`` (ONNX: the int8 TFLite file through tf2onnx).
+
+Names: ``tflite_int8``, ``pruned_onnx_dynamic``, ``qat_tflite_int8``; files
+``model_int8.onnx``, ``model_pruned_fp32.tflite``, ...
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgesmith.core.errors import ConfigError
+
+from .cluster import check_clusters
+from .finetune import FineTune
+from .onnx import CALIBRATION_METHODS, PRESETS
+from .onnx import VARIANTS as ONNX_VARIANTS
+from .prune import check_sparsity
+from .tflite import VARIANTS as TFLITE_VARIANTS
+from .variants import Variant
+
+IO_DTYPES = ("uint8", "int8")  # full-integer TFLite input/output types
+# format -> the variants its backend declares, in a stable order
+BACKENDS: dict[str, tuple[Variant, ...]] = {"tflite": TFLITE_VARIANTS, "onnx": ONNX_VARIANTS}
+FORMATS = tuple(BACKENDS)
+_SPECS = {(v.format, v.name): v for variants in BACKENDS.values() for v in variants}
+# variant -> formats that offer it
+VARIANTS: dict[str, tuple[str, ...]] = {}
+for _fmt, _name in _SPECS:
+    VARIANTS[_name] = VARIANTS.get(_name, ()) + (_fmt,)
+SOURCES = ("base", "pruned", "clustered", "qat", "pruned_qat", "clustered_qat")
+DEFAULT_VARIANTS = ("fp32", "int8")
+
+
+def variant(fmt: str, name: str) -> Variant:
+    """The declaration of variant ``name`` of format ``fmt`` (a KeyError if it has none)."""
+    return _SPECS[(fmt, name)]
+
+
+def artifact_name(source: str, fmt: str, name: str) -> str:
+    """``tflite_int8``, ``pruned_onnx_dynamic``, ``qat_tflite_int8``, ..."""
+    return ("" if source == "base" else f"{source}_") + f"{fmt}_{variant(fmt, name).suffix}"
+
+
+def file_name(source: str, fmt: str, name: str) -> str:
+    """``model_int8.onnx``, ``model_pruned_fp32.tflite``, ..."""
+    return "model_" + ("" if source == "base" else f"{source}_") + f"{variant(fmt, name).suffix}.{fmt}"
+
+
+# base artifact name -> its variant declaration
+_BASE = {artifact_name("base", v.format, v.name): v for v in _SPECS.values()}
+# name -> (format, precision, file name, float parent) of the base model's artifacts
+ARTIFACTS = {a: (v.format, v.precision, file_name("base", v.format, v.name),
+                 None if v.name == "fp32" else f"{v.format}_fp32") for a, v in _BASE.items()}
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One artifact to write."""
+
+    name: str
+    source: str
+    format: str
+    variant: str
+    file: str
+    float_parent: str | None
+
+    @property
+    def spec(self) -> Variant:
+        """The backend's declaration of this artifact's variant."""
+        return variant(self.format, self.variant)
+
+    @property
+    def precision(self) -> str:
+        return self.spec.precision
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """How to export a run.
+
+    Attributes:
+        formats: ``tflite`` and/or ``onnx``.
+        variants: of :data:`VARIANTS`; each is made in every chosen format that offers it,
+            and ``fp32`` (the float parent) is always added for each format.
+        artifacts: explicit base artifact names (of :data:`ARTIFACTS`), overriding
+            formats x variants (int8 ONNX ones need their float parent).
+        calibration_size: training images in the representative dataset / calibration reader.
+        calibration: ONNX static quantization calibration method (minmax, entropy, percentile).
+        onnx_preset: int8 ONNX layout per hardware (:data:`edgesmith.export.onnx.PRESETS`):
+            ``x86`` (U8S8 with a uint8 input, ONNX Runtime's fast CPU form), ``s8s8`` or
+            ``tensorrt`` (symmetric S8S8 QDQ).
+        io_dtype: input/output type of full-integer TFLite files: ``uint8`` or ``int8``.
+        verify_size: held-out test images on which each artifact is compared with Keras.
+        min_agreement_fp32 / min_agreement_int8: top-1 agreement with the artifact's own
+            Keras source model below which export fails (a silent conversion bug).
+        max_accuracy_drop: fail if any artifact's test top-1 is more than this many
+            percentage points below the float Keras model's (``None``: no budget).
+        prune: target sparsity in (0, 1) for the ``pruned`` source (``None``: no pruning).
+        structured_2_4: prune with the 2:4 pattern instead (sparsity 0.5).
+        cluster: clusters per kernel (2..256) for the ``clustered`` source (``None``: no
+            clustering); clusters the pruned model, keeping its zeros, when pruning.
+        qat: add quantization-aware-trained int8 artifacts (``qat``; ``pruned_qat`` too
+            when pruning, with the prune-preserving scheme; ``clustered_qat`` when
+            clustering, with the cluster-preserving scheme).
+        prune_tune / cluster_tune / qat_tune: the fine-tunes.
+        diagnose: record a per-layer int8 diagnosis for every int8 artifact (always done
+            for an artifact over the accuracy budget).
+
+    Raises:
+        ConfigError: an unknown name or an impossible combination, named in the message.
+    """
+
+    formats: tuple[str, ...] = FORMATS
+    variants: tuple[str, ...] = DEFAULT_VARIANTS
+    artifacts: tuple[str, ...] | None = None
+    calibration_size: int = 256
+    calibration: str = "minmax"
+    onnx_preset: str = "x86"
+    io_dtype: str = "uint8"
+    verify_size: int = 500
+    min_agreement_fp32: float = 0.99
+    min_agreement_int8: float = 0.85
+    max_accuracy_drop: float | None = None
+    prune: float | None = None
+    structured_2_4: bool = False
+    cluster: int | None = None
+    qat: bool = False
+    prune_tune: FineTune = FineTune(epochs=4, learning_rate=5e-4)
+    cluster_tune: FineTune = FineTune(epochs=4, learning_rate=1e-4)
+    qat_tune: FineTune = FineTune(epochs=1, learning_rate=1e-4)
+    diagnose: bool = False
+
+    def __post_init__(self):
+        self._check_choices()
+        if self.calibration_size < 1 or self.verify_size < 1:
+            raise ConfigError("calibration and verification sizes must be >= 1")
+        if self.prune is not None:
+            check_sparsity(self.prune)
+        if self.cluster is not None:
+            check_clusters(self.cluster)
+        if self.structured_2_4 and self.prune not in (None, 0.5):
+            raise ConfigError(f"2:4 structured sparsity is 0.5; it cannot reach --prune {self.prune}")
+        if self.max_accuracy_drop is not None and self.max_accuracy_drop < 0:
+            raise ConfigError(f"--max-accuracy-drop must be >= 0 points, got {self.max_accuracy_drop}")
+
+    def _check_choices(self) -> None:
+        if self.artifacts is not None:
+            unknown = [a for a in self.artifacts if a not in ARTIFACTS]
+            if unknown or not self.artifacts:
+                raise ConfigError(f"unknown artifact(s) {unknown or '(none)'}; choose from {', '.join(ARTIFACTS)}")
+            for a in self.artifacts:
+                parent = ARTIFACTS[a][3]
+                if _BASE[a].needs_float_parent and parent not in self.artifacts:
+                    raise ConfigError(f"{a} is quantized from {parent}: export both")
+        bad = [f for f in self.formats if f not in FORMATS]
+        if bad or not self.formats:
+            raise ConfigError(f"unknown format(s) {bad or '(none)'}; choose from {', '.join(FORMATS)}")
+        bad = [v for v in self.variants if v not in VARIANTS]
+        if bad or not self.variants:
+            raise ConfigError(f"unknown variant(s) {bad or '(none)'}; choose from {', '.join(VARIANTS)}")
+        for v in self.variants:
+            if not set(VARIANTS[v]) & set(self.formats):
+                raise ConfigError(f"variant {v} exists only for {', '.join(VARIANTS[v])}, "
+                                  f"not in --formats {','.join(self.formats)}")
+        if self.calibration not in CALIBRATION_METHODS:
+            raise ConfigError(f"unknown calibration method {self.calibration!r}; choose {', '.join(CALIBRATION_METHODS)}")
+        if self.onnx_preset not in PRESETS:
+            raise ConfigError(f"unknown ONNX int8 preset {self.onnx_preset!r}; choose {', '.join(PRESETS)}")
+        if self.io_dtype not in IO_DTYPES:
+            raise ConfigError(f"--io-dtype must be one of {', '.join(IO_DTYPES)}, got {self.io_dtype!r}")
+
+    @property
+    def pruning(self) -> bool:
+        return self.prune is not None or self.structured_2_4
+
+    def _sources(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        """(source, [(format, variant), ...]) in plan order."""
+        if self.artifacts is not None:
+            base = [(_BASE[a].format, _BASE[a].name) for a in self.artifacts]
+        else:
+            variants = ["fp32", *[v for v in self.variants if v != "fp32"]]
+            base = [(f, v) for f in self.formats for v in variants if f in VARIANTS[v]]
+        sources = [("base", base)]
+        if self.pruning:
+            sources.append(("pruned", base))
+        if self.cluster is not None:
+            sources.append(("clustered", base))
+        qat_pairs = [("tflite", "int8")] + ([("onnx", "int8-tflite")] if "onnx" in self.formats else [])
+        if self.qat:
+            sources.append(("qat", qat_pairs))
+            if self.pruning:
+                sources.append(("pruned_qat", qat_pairs))
+            if self.cluster is not None:
+                sources.append(("clustered_qat", qat_pairs))
+        return sources
+
+    def plan(self) -> list[Planned]:
+        """The artifacts to write, float parents first, in a stable order."""
+        out = []
+        for source, pairs in self._sources():
+            for fmt, v in pairs:
+                parent = None if (source, v) == ("base", "fp32") else f"{fmt}_fp32"
+                if parent and artifact_name("base", fmt, "fp32") not in [p.name for p in out]:
+                    parent = None  # explicit artifact list without the float parent (tflite only)
+                out.append(Planned(artifact_name(source, fmt, v), source, fmt, v, file_name(source, fmt, v), parent))
+        return out
+
+    def to_dict(self) -> dict:
+        return {"formats": list(self.formats), "variants": list(self.variants),
+                "calibration_size": self.calibration_size, "calibration": self.calibration,
+                "onnx_preset": self.onnx_preset,
+                "io_dtype": self.io_dtype, "verify_size": self.verify_size,
+                "max_accuracy_drop": self.max_accuracy_drop, "prune": self.prune,
+                "structured_2_4": self.structured_2_4, "cluster": self.cluster, "qat": self.qat,
+                "prune_tune": vars(self.prune_tune), "cluster_tune": vars(self.cluster_tune),
+                "qat_tune": vars(self.qat_tune)}

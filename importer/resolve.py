@@ -1,0 +1,63 @@
+"""A run directory, or a model file imported into a new one: what ``edgesmith export PATH`` starts from."""
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+
+from edgesmith.core.errors import ConfigError
+from edgesmith.core.rundir import RunDir
+
+
+def default_out(model_file: str | Path) -> Path:
+    """``runs/import-<model file stem>-<local timestamp>``, the default run directory of an import."""
+    return Path("runs") / f"import-{Path(model_file).stem}-{_dt.datetime.now():%Y%m%d-%H%M%S}"
+
+
+def resolve_run(path: str | Path, *, data: str | None = None, labels: str | Path | None = None,
+                preprocess: str = "none", outputs: str = "auto", trust_model_code: bool = False,
+                out: str | Path | None = None, overwrite: bool = False, limit_train: int | None = None,
+                limit_test: int | None = None, seed: int = 0) -> tuple[RunDir, bool]:
+    """The run at ``path``; or, for a model file with ``data``, a new run importing it.
+
+    Side effects: an import writes a run directory at ``out`` (default :func:`default_out`).
+
+    Example::
+
+        run, imported = resolve_run("mobilenet.h5", data="cifar10", preprocess="minus1to1")
+
+    Args:
+        path: a run directory (has ``manifest.json``), or a ``.keras`` / ``.h5`` file or
+            SavedModel directory to import. Anything else is returned as it is, for the
+            next stage to report.
+        data: the dataset to import against (``synthetic``, ``cifar10`` or a folder); only
+            with a model file. ``limit_train`` / ``limit_test`` / ``seed`` shape it.
+        labels, preprocess, outputs, trust_model_code, overwrite: as
+            :func:`edgesmith.importer.import_model` (``labels`` is its ``labels_file``).
+        out: the run directory to create (model files only).
+
+    Returns:
+        ``(run, imported)``: ``imported`` is true when the model file was imported just now
+        (its test top-1 is in ``run.metrics``).
+
+    Raises:
+        ConfigError: import options given with a run directory, or a model file without ``data``.
+        ModelFileError, UnsafeModelError, ModelMismatchError, DataError: as
+            :func:`edgesmith.importer.import_model`.
+    """
+    path = Path(path)
+    if (path / "manifest.json").is_file():
+        if data or labels or out:
+            raise ConfigError(f"{path} is already a run directory; --data/--labels/--out are for model files")
+        return RunDir(path), False
+    if not data:
+        if path.is_file() or (path / "saved_model.pb").is_file():
+            raise ConfigError(f"{path} is a model file, not a run directory: give --data to import it")
+        return RunDir(path), False  # not a run either: export reports it
+    from edgesmith.core.data import DataSpec
+
+    from .importer import import_model
+
+    run = import_model(path, data=DataSpec(data, limit_train, limit_test, seed), out=out or default_out(path),
+                       labels_file=labels, preprocess=preprocess, outputs=outputs,
+                       trust_model_code=trust_model_code, overwrite=overwrite)
+    return run, True
