@@ -2,13 +2,14 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
+NOTF_VENV ?= .venv-notf
 DATA   ?= cifar10
 MODEL  ?= resnet8
 EPOCHS ?= 3
 OUT    ?= runs/demo
 DEMO_ARGS ?=
 
-.PHONY: install test demo bench clean
+.PHONY: install test test-notf demo bench clean
 
 # The venv is rebuilt whenever pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -25,19 +26,32 @@ install: $(VENV)/.installed
 test: $(VENV)/.installed
 	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m pytest -q -ra -n auto --dist loadfile
 
+# The TF-free tier as a device runs it: a second venv with the base install and ONNX Runtime (no
+# [train] extra, so no TensorFlow, no matplotlib), running every test not marked `tf` (tests/conftest.py marks them:
+# tests/train, tests/export, the trained_run fixture, @pytest.mark.tf).
+$(NOTF_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(NOTF_VENV)
+	$(NOTF_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(NOTF_VENV)/bin/python -m pip install --quiet -e '.[dev,onnx]'
+	touch $@
+
+test-notf: $(NOTF_VENV)/.installed
+	$(NOTF_VENV)/bin/python -m pytest -q -ra -m "not tf" -n auto --dist loadfile
+
 # Train, export and benchmark one model. On a machine without internet access pass a
 # class-folder dataset, e.g. `make demo DATA=../shared/data/cifar10-jpeg`.
 demo: $(VENV)/.installed
 	TF_CPP_MIN_LOG_LEVEL=3 $(VENV)/bin/edgesmith pipeline --data $(DATA) --model $(MODEL) \
 		--epochs $(EPOCHS) --out $(OUT) --overwrite --threads 1,2 $(DEMO_ARGS)
 
-# The project's own performance figures (printed, never asserted): export time per variant, wall time
-# and p50 stability of two full `edgesmith bench` runs on BENCH_RUN (default: runs/demo, else a small
-# synthetic run), then training throughput per precision.
+# The project's own performance figures (printed, never asserted; scripts in tools/, not installed):
+# export time per variant, wall time and p50 stability of two full `edgesmith bench` runs on BENCH_RUN
+# (default: runs/demo, else a small synthetic run), then training throughput per precision on DATA
+# (a class-folder dataset, cifar10 or synthetic).
 BENCH_RUN ?=
 bench: $(VENV)/.installed
-	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m edgesmith.benchmarks.perf_project $(BENCH_RUN)
-	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m edgesmith.benchmarks.perf_training
+	TF_CPP_MIN_LOG_LEVEL=3 $(PY) tools/perf_project.py $(BENCH_RUN)
+	TF_CPP_MIN_LOG_LEVEL=3 $(PY) tools/perf_training.py --data $(DATA)
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(NOTF_VENV) runs .pytest_cache

@@ -1,14 +1,19 @@
 """Benchmark suite: accuracy, latency, throughput and memory of every artifact on every target.
 
-No TensorFlow in this package's import path (the Keras reference target runs in a child process).
+``bench(RUN, bench_config("default"))`` measures a run, writes ``RUN/bench/`` and records the
+stage; :data:`BENCH_PRESETS` names the standard configurations (``default``, ``quick``,
+``int8-speed``). No TensorFlow in this package's import path (the Keras reference target runs
+in a child process) and no matplotlib until a plot is drawn.
 """
 from .compare import compare_reports, gate_failures, load_results
 from .env import environment
+from .presets import BENCH_PRESETS, bench_config, format_threads, parse_threads
 from .report import comparisons, markdown, write_reports
 from .stats import latency_summary, p50_noise_ms
-from .suite import RESULTS_SCHEMA, BenchConfig, bench_run
+from .suite import RESULTS_SCHEMA, BenchConfig, bench, bench_run
 from .targets import TARGETS, detect_targets, resolve_targets
 
-__all__ = ["BenchConfig", "bench_run", "RESULTS_SCHEMA", "write_reports", "markdown", "comparisons",
+__all__ = ["bench", "bench_run", "BenchConfig", "bench_config", "BENCH_PRESETS", "parse_threads",
+           "format_threads", "RESULTS_SCHEMA", "write_reports", "markdown", "comparisons",
            "latency_summary", "p50_noise_ms", "compare_reports", "gate_failures", "load_results",
            "environment", "TARGETS", "detect_targets", "resolve_targets"]

@@ -40,6 +40,8 @@ class KerasRunner:
             raise BackendUnavailable("TensorFlow sees no GPU (install tensorflow[and-cuda] and a CUDA driver)")
         self.path, self.target, self.threads = Path(path), device, threads
         self.providers = (f"tensorflow-{device}",)
+        from edgesmith.importer import savedmodel  # noqa: F401  the layer an imported Keras 3 model lives in
+
         self._model = tf_keras.models.load_model(self.path, compile=False)
         self._tf = tf
         self._fn = tf.function(lambda x: self._model(x, training=False), reduce_retracing=True)

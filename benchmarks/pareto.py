@@ -1,9 +1,16 @@
-"""Accuracy vs latency: the Pareto front and its plot (matplotlib, imported only when plotting)."""
+"""Accuracy vs latency: the Pareto front and its plot.
+
+matplotlib is the ``[plots]`` extra and is imported only when plotting: a device bench writes
+its JSON, CSV and Markdown without it, and the plot is drawn wherever matplotlib is.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
+from edgesmith.core.errors import BackendUnavailable
 from edgesmith.core.fsutil import atomic_path
+
+PLOTS_HINT = "pip install 'edgesmith[plots]'"
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
@@ -36,10 +43,16 @@ def plot_pareto(report: dict, path: str | Path) -> Path:
 
     Returns:
         ``path``.
+
+    Raises:
+        BackendUnavailable: matplotlib is not installed (the message names the extra to install).
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.lines import Line2D
+    except ImportError:
+        raise BackendUnavailable(f"drawing {Path(path).name} needs matplotlib: {PLOTS_HINT}") from None
 
     rows = [r for r in report["results"] if r.get("batch", 1) == 1]
     pts = [(r["latency_ms"]["p50"], r["top1"] * 100) for r in rows]

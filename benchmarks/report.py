@@ -1,4 +1,4 @@
-"""Benchmark reports: results.json, results.csv, report.md and pareto.png.
+"""Benchmark reports: results.json, results.csv, report.md and pareto.png (with matplotlib only).
 
 report.md holds one results table, then for every quantized variant its change against its
 float parent on each target (accuracy delta in points, speed-up x, size ratio) with a
@@ -10,9 +10,10 @@ import csv
 import io
 from pathlib import Path
 
+from edgesmith.core.errors import BackendUnavailable
 from edgesmith.core.fsutil import write_json, write_text
 
-from .pareto import plot_pareto
+from .pareto import PLOTS_HINT, plot_pareto
 
 CSV_FIELDS = ("artifact", "format", "precision", "target", "threads", "batch", "top1", "n_test",
               "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "throughput_ips", "load_ms",
@@ -109,9 +110,10 @@ def _fmt(v, spec: str, none: str = "-") -> str:
     return none if v is None else format(v, spec)
 
 
-def markdown(report: dict) -> str:
+def markdown(report: dict, notes: tuple[str, ...] = ()) -> str:
     """The report as Markdown: environment and method, one results table, float -> quantized
-    comparisons with verdicts, per-class accuracy, skipped targets."""
+    comparisons with verdicts, per-class accuracy, skipped targets, then ``notes`` (one
+    bullet each, e.g. why there is no plot)."""
     env, cfg = report["environment"], report["config"]
     gpus = ", ".join(g["name"] for g in env.get("gpus") or []) or "no GPU"
     lines = [f"# Benchmark: {report['run']}", "",
@@ -161,21 +163,26 @@ def markdown(report: dict) -> str:
         lines += ["", "## Skipped", ""]
         lines += [f"- {s['target']}" + (f" ({s['artifact']})" if s.get("artifact") else "") + f": {s['reason']}"
                   for s in report["skipped"]]
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
 
 
 def write_reports(report: dict, out_dir: str | Path, *, plot: bool = True) -> dict[str, Path]:
     """Write ``results.json``, ``results.csv``, ``report.md`` and ``pareto.png`` into ``out_dir``.
 
-    Every file is written atomically. Adds ``comparisons`` to ``report`` if absent.
+    Every file is written atomically. Adds ``comparisons`` to ``report`` if absent. Without
+    matplotlib (the ``[plots]`` extra) ``pareto.png`` is skipped and ``report.md`` says how to
+    get it; draw it later where matplotlib is, from ``results.json`` with
+    :func:`.pareto.plot_pareto`.
 
     Args:
         report: what :func:`.suite.bench_run` returned.
         out_dir: folder, created if missing.
-        plot: also draw ``pareto.png`` (matplotlib, imported only here).
+        plot: also draw ``pareto.png`` (when there are batch-1 rows).
 
     Returns:
-        The paths written, by kind (``json``, ``csv``, ``md``, ``png``).
+        The paths written, by kind (``json``, ``csv``, ``md``, and ``png`` when drawn).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -186,10 +193,14 @@ def write_reports(report: dict, out_dir: str | Path, *, plot: bool = True) -> di
     for r in report["results"]:
         w.writerow(_csv_row(r))
     paths = {"json": out_dir / "results.json", "csv": out_dir / "results.csv", "md": out_dir / "report.md"}
+    notes: tuple[str, ...] = ()
+    if plot and any(r.get("batch", 1) == 1 for r in report["results"]):
+        try:
+            paths["png"] = plot_pareto(report, out_dir / "pareto.png")
+        except BackendUnavailable:
+            notes = (f"No pareto.png: matplotlib is not installed here (`{PLOTS_HINT}`); the plot can be drawn "
+                     "from results.json wherever it is, with `edgesmith.benchmarks.pareto.plot_pareto`.",)
     write_json(paths["json"], report)
     write_text(paths["csv"], buf.getvalue())
-    write_text(paths["md"], markdown(report))
-    if plot and any(r.get("batch", 1) == 1 for r in report["results"]):
-        paths["png"] = out_dir / "pareto.png"
-        plot_pareto(report, paths["png"])
+    write_text(paths["md"], markdown(report, notes))
     return paths

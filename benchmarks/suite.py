@@ -30,10 +30,7 @@ Method (stated in every report):
 from __future__ import annotations
 
 import gzip
-import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -44,15 +41,16 @@ import numpy as np
 
 from edgesmith.core.data import DataSpec, load_split
 from edgesmith.core.errors import ConfigError, RunDirError
-from edgesmith.core.rundir import RunDir, load_manifest, now_iso, stage, verify_file
+from edgesmith.core.rundir import RunDir, load_manifest, now_iso, verify_file
+from edgesmith.core.stages import BenchStage, keras_metrics, record_stage
 from edgesmith.runtime import default_threads
 
 from .env import environment
 from .stats import latency_summary
 from .targets import GPU_TARGETS, GROUPS, TARGET_FORMAT, TARGETS, detect_targets
+from .worker import WorkerProcess
 
 RESULTS_SCHEMA = 2
-WORKER_TIMEOUT_S = 1800
 
 
 def _default_threads() -> tuple[int, ...]:
@@ -161,53 +159,120 @@ def _load_avg() -> float | None:
         return None
 
 
-class _Worker:
-    """The parent's handle on one cell's worker process (JSON lines over its stdin/stdout)."""
-
-    def __init__(self, job: dict, workdir: Path, tag: str):
-        self.tag = tag
-        job_file = workdir / f"{tag}.job.json"
-        job_file.write_text(json.dumps(job))
-        self.err_path = workdir / f"{tag}.stderr.txt"
-        self._err = open(self.err_path, "w")
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "edgesmith.benchmarks.worker", str(job_file)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err, text=True,
-                                     env=env)
-
-    def read(self) -> dict:
-        line = self.proc.stdout.readline()
-        if not line:
-            self.proc.wait(timeout=WORKER_TIMEOUT_S)
-            self._err.flush()
-            raise RuntimeError(f"benchmark worker for {self.tag} died (exit {self.proc.returncode}):\n"
-                               f"{self.err_path.read_text()[-3000:]}")
-        msg = json.loads(line)
-        if "bug" in msg:
-            self.close()
-            raise RuntimeError(f"benchmark worker for {self.tag} failed:\n{msg['bug']}")
-        return msg
-
-    def ask(self, cmd: dict) -> dict:
-        self.proc.stdin.write(json.dumps(cmd) + "\n")
-        self.proc.stdin.flush()
-        return self.read()
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        self._err.close()
-
-
 def _spread(total: int, parts: int, i: int) -> int:
     """The ``i``-th of ``parts`` near-equal integer shares of ``total``."""
     return total * (i + 1) // parts - total * i // parts
 
 
+def _select_targets(config: BenchConfig) -> tuple[dict, tuple[str, ...], list[dict]]:
+    """(status of every target, the requested ones usable here, skipped entries for the rest)."""
+    status = detect_targets(TARGETS)
+    skipped = [{"target": t, "reason": ("not requested" if s.usable else s.detail)
+                if t not in config.targets else s.detail}
+               for t, s in status.items() if t not in config.targets or not s.usable]
+    return status, tuple(t for t in config.targets if status[t].usable), skipped
+
+
+def _start_cells(run: RunDir, plan: list[tuple], config: BenchConfig, workdir: Path, num_classes: int,
+                 skipped: list[dict], say) -> tuple[dict, dict, dict]:
+    """Start one worker per (artifact, target, threads), one at a time (load time is measured alone).
+
+    Returns ``(workers, hello, file_info)``: key -> worker, key -> (artifact record, its hello
+    message), artifact name -> (verified path, gzip bytes). A cell whose target fails at load
+    becomes a ``skipped`` entry, and so do the other thread counts of that artifact x target.
+    """
+    workers, hello, files, dead = {}, {}, {}, set()
+    try:
+        for art, target, t in plan:
+            if (art["name"], target) in dead:
+                continue
+            if art["name"] not in files:  # sha256 check and gzip once per file, not per cell
+                path = verify_file(run, art)
+                files[art["name"]] = (path, gzip_size(path))
+            key = (art["name"], target, t)
+            need_acc = not any(k[:2] == key[:2] for k in workers)  # once per artifact x target
+            job = {"path": str(files[art["name"]][0]), "target": target, "threads": t,
+                   "batches": list(config.batches), "warmup": config.warmup, "accuracy": need_acc,
+                   "data": str(workdir), "num_classes": num_classes}
+            w = WorkerProcess(job, workdir, f"{art['name']}-{target}-t{t}")
+            r = w.read()
+            if not r["ok"]:
+                w.close()
+                dead.add(key[:2])
+                skipped.append({"target": target, "artifact": art["name"], "reason": r["reason"]})
+                say(f"  {w.tag}: skipped ({r['reason']})")
+                continue
+            workers[key], hello[key] = w, (art, r)
+            say(f"  {w.tag}: loaded in {r['load_ms']:.0f} ms")
+    except BaseException:
+        for w in workers.values():
+            w.close()
+        raise
+    return workers, hello, files
+
+
+def _time_interleaved(workers: dict, config: BenchConfig, say) -> dict:
+    """Time every cell in ``config.rounds`` rounds, each visiting every cell once in a fresh random
+    order; returns key -> batch -> samples (ms)."""
+    rng = np.random.default_rng(0)
+    keys = list(workers)
+    slice_s = config.seconds / (config.rounds * max(len(keys), 1))
+    min_calls = -(-config.runs // config.rounds)
+    samples: dict = {key: {} for key in keys}
+    timing_start = time.perf_counter()
+    for i in range(config.rounds):
+        for j in rng.permutation(len(keys)):
+            key = keys[j]
+            for b in config.batches:
+                cmd = ({"op": "time", "batch": 1, "seconds": slice_s} if b == 1 else
+                       {"op": "time", "batch": b, "calls": _spread(config.batch_runs, config.rounds, i)})
+                if cmd.get("calls") == 0:
+                    continue
+                xs = workers[key].ask(cmd)["samples_ms"]
+                if b == 1 and len(xs) < min_calls:
+                    xs += workers[key].ask({"op": "time", "batch": 1, "calls": min_calls - len(xs)})["samples_ms"]
+                samples[key].setdefault(b, []).extend(xs)
+        if (i + 1) % max(1, config.rounds // 5) == 0 or i + 1 == config.rounds:
+            say(f"  timing: round {i + 1}/{config.rounds}, {time.perf_counter() - timing_start:.0f} s")
+    return samples
+
+
+def _rows(hello: dict, finished: dict, samples: dict, files: dict, config: BenchConfig, n_test: int,
+          class_names: list[str], say) -> tuple[list[dict], list[dict], list[float]]:
+    """(result rows, accuracy entries, CPU probe ms per cell) from what the workers measured."""
+    results, accuracy, probes, acc_by = [], [], [], {}
+    for key in hello:  # plan order: the cell that measured an artifact x target's accuracy comes first
+        name, target, t = key
+        (art, r), f = hello[key], finished[key]
+        if "accuracy" in f:
+            acc = acc_by[(name, target)] = f["accuracy"]
+            accuracy.append({"artifact": name, "target": target, "top1": acc["top1"], "n_test": n_test,
+                             "per_class": {c: (k / n if n else None)
+                                           for c, k, n in zip(class_names, acc["correct"], acc["total"])}})
+        probes.append(f["cpu_probe_ms"])
+        b1 = samples[key].get(1)
+        say(f"  {name}-{target}-t{t}: top-1 {acc_by[(name, target)]['top1']:.2%}"
+            + (f", p50 {float(np.median(b1)):.3f} ms over {len(b1)} calls" if b1 else ""))
+        for b in config.batches:
+            lat = latency_summary(samples[key][b])
+            results.append({
+                "artifact": name, "file": art["file"], "format": art["format"],
+                "precision": art["precision"], "float_parent": art.get("float_parent"),
+                "target": target, "backend": r["backend"], "providers": r["providers"],
+                "threads": t, "batch": b, "top1": acc_by[(name, target)]["top1"], "n_test": n_test,
+                # img/s from the median call: on a shared machine one preempted call must not halve it
+                "latency_ms": lat, "throughput_ips": round(min(b, n_test) * 1e3 / lat["p50"], 1),
+                "load_ms": r["load_ms"], "rss_peak_mib": f["rss_peak_mib"],
+                "rss_model_mib": f["rss_model_mib"], "bytes": art["bytes"],
+                "gzip_bytes": files[name][1], "cpu_probe_ms": f["cpu_probe_ms"]})
+    return results, accuracy, probes
+
+
 def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
               progress: Callable[[str], None] | None = None) -> dict:
     """Measure every artifact of a run on every requested target that this machine has.
+
+    Writes nothing into the run (see :func:`bench` for the reports and the manifest record).
 
     Args:
         run_dir: a run directory with exported artifacts (``manifest.json``).
@@ -217,8 +282,8 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
     Returns:
         The report (schema :data:`RESULTS_SCHEMA`): ``run``, ``created``, ``wall_s``,
         ``environment`` (:func:`.env.environment`), ``config`` (with the ``method`` text),
-        ``reference`` (Keras top-1 from training), ``targets`` (name -> status and detail),
-        ``skipped`` (target, reason), ``accuracy`` (top-1 and per-class per artifact x
+        ``reference`` (Keras top-1 from training or import), ``targets`` (name -> status and
+        detail), ``skipped`` (target, reason), ``accuracy`` (top-1 and per-class per artifact x
         target), ``results`` (one row per artifact x target x threads x batch; latency in
         ms, throughput in img/s, load ms, RSS MiB, bytes). :mod:`.report` writes it out.
 
@@ -233,11 +298,7 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
     manifest = load_manifest(run)
     if not manifest.get("artifacts"):
         raise RunDirError(f"{run.root} has no exported artifacts (run `edgesmith export {run.root}` first)")
-    status = detect_targets(TARGETS)
-    skipped = [{"target": t, "reason": ("not requested" if s.usable else s.detail)
-                if t not in config.targets else s.detail}
-               for t, s in status.items() if t not in config.targets or not s.usable]
-    usable = tuple(t for t in config.targets if status[t].usable)
+    status, usable, skipped = _select_targets(config)
     cells, no_artifact = _cells(run, manifest, usable)
     skipped += no_artifact
     spec = DataSpec.from_dict(manifest["dataset"])
@@ -247,89 +308,22 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
     class_names = list(manifest["dataset"].get("class_names") or test.class_names)
     say(f"test split: {len(test)} images; {len(cells)} artifact x target pairs, threads {list(config.threads)}, "
         f"batches {list(config.batches)}")
-
-    results, accuracy, sizes, paths, probes = [], [], {}, {}, []
+    plan = [(art, target, t) for art, target in cells
+            for t in ((max(config.threads),) if target in GPU_TARGETS else config.threads)]
     with tempfile.TemporaryDirectory(prefix="edgesmith-bench-") as tmp:
         workdir = Path(tmp)
         np.save(workdir / "images.npy", test.images)
         np.save(workdir / "labels.npy", test.labels)
-        plan = [(art, target, t) for art, target in cells
-                for t in ((max(config.threads),) if target in GPU_TARGETS else config.threads)]
-        workers: dict[tuple, _Worker] = {}
-        hello, acc_by, dead, samples = {}, {}, set(), {}
+        workers, hello, files = _start_cells(run, plan, config, workdir, len(class_names), skipped, say)
         try:
-            # 1. start the cells one at a time (load time is measured alone), keep them alive
-            for art, target, t in plan:
-                if (art["name"], target) in dead:
-                    continue
-                if art["name"] not in paths:  # sha256 check and gzip once per file, not per cell
-                    paths[art["name"]] = verify_file(run, art)
-                    sizes[art["name"]] = gzip_size(paths[art["name"]])
-                key = (art["name"], target, t)
-                need_acc = not any(k[:2] == key[:2] for k in workers)  # once per artifact x target
-                job = {"path": str(paths[art["name"]]), "target": target, "threads": t,
-                       "batches": list(config.batches), "warmup": config.warmup, "accuracy": need_acc,
-                       "data": str(workdir), "num_classes": len(class_names)}
-                w = _Worker(job, workdir, f"{art['name']}-{target}-t{t}")
-                r = w.read()
-                if not r["ok"]:
-                    w.close()
-                    dead.add(key[:2])
-                    skipped.append({"target": target, "artifact": art["name"], "reason": r["reason"]})
-                    say(f"  {w.tag}: skipped ({r['reason']})")
-                    continue
-                workers[key], hello[key] = w, (art, r)
-                say(f"  {w.tag}: loaded in {r['load_ms']:.0f} ms")
-            # 2. interleaved timing: every round visits every cell once, in a fresh random order
-            rng = np.random.default_rng(0)
-            keys = list(workers)
-            slice_s = config.seconds / (config.rounds * max(len(keys), 1))
-            min_calls = -(-config.runs // config.rounds)
-            timing_start = time.perf_counter()
-            for i in range(config.rounds):
-                for j in rng.permutation(len(keys)):
-                    key = keys[j]
-                    for b in config.batches:
-                        cmd = ({"op": "time", "batch": 1, "seconds": slice_s} if b == 1 else
-                               {"op": "time", "batch": b, "calls": _spread(config.batch_runs, config.rounds, i)})
-                        if cmd.get("calls") == 0:
-                            continue
-                        xs = workers[key].ask(cmd)["samples_ms"]
-                        if b == 1 and len(xs) < min_calls:
-                            xs += workers[key].ask({"op": "time", "batch": 1, "calls": min_calls - len(xs)})["samples_ms"]
-                        samples.setdefault(key, {}).setdefault(b, []).extend(xs)
-                if (i + 1) % max(1, config.rounds // 5) == 0 or i + 1 == config.rounds:
-                    say(f"  timing: round {i + 1}/{config.rounds}, {time.perf_counter() - timing_start:.0f} s")
-            # 3. finish one at a time: memory, CPU probe, and accuracy where asked
-            finished = {key: workers[key].ask({"op": "finish"}) for key in keys}
+            samples = _time_interleaved(workers, config, say)
+            # finish one at a time: memory, CPU probe, and accuracy where asked
+            finished = {key: w.ask({"op": "finish"}) for key, w in workers.items()}
         finally:
             for w in workers.values():
                 w.close()
-        for key in keys:  # plan order: the cell that measured an artifact x target's accuracy comes first
-            name, target, t = key
-            (art, r), f = hello[key], finished[key]
-            if "accuracy" in f:
-                acc = acc_by[(name, target)] = f["accuracy"]
-                accuracy.append({"artifact": name, "target": target, "top1": acc["top1"], "n_test": len(test),
-                                 "per_class": {c: (k / n if n else None)
-                                               for c, k, n in zip(class_names, acc["correct"], acc["total"])}})
-            probes.append(f["cpu_probe_ms"])
-            b1 = samples[key].get(1)
-            say(f"  {name}-{target}-t{t}: top-1 {acc_by[(name, target)]['top1']:.2%}"
-                + (f", p50 {float(np.median(b1)):.3f} ms over {len(b1)} calls" if b1 else ""))
-            for b in config.batches:
-                lat = latency_summary(samples[key][b])
-                results.append({
-                    "artifact": name, "file": art["file"], "format": art["format"],
-                    "precision": art["precision"], "float_parent": art.get("float_parent"),
-                    "target": target, "backend": r["backend"], "providers": r["providers"],
-                    "threads": t, "batch": b, "top1": acc_by[(name, target)]["top1"], "n_test": len(test),
-                    # img/s from the median call: on a shared machine one preempted call must not halve it
-                    "latency_ms": lat, "throughput_ips": round(min(b, len(test)) * 1e3 / lat["p50"], 1),
-                    "load_ms": r["load_ms"], "rss_peak_mib": f["rss_peak_mib"],
-                    "rss_model_mib": f["rss_model_mib"], "bytes": art["bytes"],
-                    "gzip_bytes": sizes[name], "cpu_probe_ms": f["cpu_probe_ms"]})
-    keras_metrics = stage(manifest, "train").get("metrics", {})
+    results, accuracy, probes = _rows(hello, finished, samples, files, config, len(test), class_names, say)
+    reference = keras_metrics(manifest)
     env = environment()
     env["load_avg_start"] = load_start
     # median over all cells of the fixed CPU workload timed in each worker (see worker.cpu_probe_ms)
@@ -341,8 +335,43 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
                        "batch_runs": config.batch_runs, "seconds": config.seconds,
                        "rounds": config.rounds, "n_test": len(test),
                        "method": config.method()},
-            "reference": {"name": "keras_fp32", "top1": keras_metrics.get("top1"),
-                          "n_test": keras_metrics.get("n_test")},
+            "reference": {"name": "keras_fp32", "top1": reference.get("top1"), "n_test": reference.get("n_test")},
             "targets": {t: {"usable": s.usable, "detail": s.detail, "requested": t in config.targets}
                         for t, s in status.items()},
             "skipped": skipped, "class_names": class_names, "accuracy": accuracy, "results": results}
+
+
+def bench(run_dir: str | Path, config: BenchConfig = BenchConfig(),
+          progress: Callable[[str], None] | None = None, *, plot: bool = True) -> tuple[dict, dict[str, Path]]:
+    """Benchmark a run, write its reports into ``RUN/bench/`` and record the bench stage.
+
+    Side effects: writes ``RUN/bench/{results.json,results.csv,report.md,pareto.png}``
+    (``pareto.png`` only with matplotlib, see :func:`.report.write_reports`) and records
+    :class:`~edgesmith.core.stages.BenchStage` with their run-relative paths in
+    ``RUN/manifest.json``.
+
+    Example::
+
+        report, paths = bench("runs/demo", bench_config("quick"), progress=print)
+
+    Args:
+        run_dir: a run directory with exported artifacts.
+        config: what to measure (see :func:`.presets.bench_config` for the named presets).
+        progress: called with one progress line at a time.
+        plot: also draw ``pareto.png``.
+
+    Returns:
+        ``(report, paths)``: the report of :func:`bench_run` (with ``comparisons``) and the
+        files written, by kind (``json``, ``csv``, ``md``, ``png``).
+
+    Raises:
+        RunDirError: no manifest, no artifacts, or an artifact changed since export.
+        ConfigError: a bad config.
+    """
+    from .report import write_reports
+
+    run = RunDir(run_dir)
+    report = bench_run(run, config, progress)
+    paths = write_reports(report, run.bench, plot=plot)
+    record_stage(run, BenchStage(reports=[p.relative_to(run.root).as_posix() for p in paths.values()]))
+    return report, paths

@@ -123,7 +123,7 @@ def detect(name: str, *, gpus: list[dict] | None = None) -> TargetStatus:
     if name.startswith("ort-"):
         providers = _ort_providers()
         if providers is None:
-            return TargetStatus(name, False, "onnxruntime is not installed (pip install onnxruntime)")
+            return TargetStatus(name, False, "onnxruntime is not installed (pip install 'edgesmith[onnx]', or [gpu] for CUDA)")
         provider = ORT_PROVIDER[name]
         version = _version("onnxruntime-gpu") if "CUDAExecutionProvider" in providers else _version("onnxruntime")
         if provider not in providers:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import subprocess
 import sys
 import time
 import traceback
@@ -45,6 +46,7 @@ from edgesmith.core.errors import BackendUnavailable, EdgesmithError
 ACCURACY_CHUNK = 256  # images per predict call in the (untimed) accuracy pass
 TIMING_IMAGES = 1024  # the first images of the split, cycled through by the timed calls
 SLICE_WARMUP = 2  # untimed calls before each timed slice (a cell resumes after idling)
+WORKER_TIMEOUT_S = 1800  # the parent waits this long for a worker that closed its stdout
 
 
 def _rss_mib() -> tuple[float | None, float | None]:
@@ -269,6 +271,49 @@ def serve(job: dict, send, commands) -> None:
             return
         else:
             raise ValueError(f"unknown worker command {cmd!r}")
+
+
+class WorkerProcess:
+    """The parent's handle on one cell's worker process (JSON lines over its stdin/stdout).
+
+    Raises (from :meth:`read` / :meth:`ask`):
+        RuntimeError: the worker died or reported a bug (its stderr / traceback attached).
+    """
+
+    def __init__(self, job: dict, workdir: Path, tag: str):
+        self.tag = tag
+        job_file = workdir / f"{tag}.job.json"
+        job_file.write_text(json.dumps(job))
+        self.err_path = workdir / f"{tag}.stderr.txt"
+        self._err = open(self.err_path, "w")
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "edgesmith.benchmarks.worker", str(job_file)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err, text=True,
+                                     env=env)
+
+    def read(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait(timeout=WORKER_TIMEOUT_S)
+            self._err.flush()
+            raise RuntimeError(f"benchmark worker for {self.tag} died (exit {self.proc.returncode}):\n"
+                               f"{self.err_path.read_text()[-3000:]}")
+        msg = json.loads(line)
+        if "bug" in msg:
+            self.close()
+            raise RuntimeError(f"benchmark worker for {self.tag} failed:\n{msg['bug']}")
+        return msg
+
+    def ask(self, cmd: dict) -> dict:
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        return self.read()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self._err.close()
 
 
 def main(argv: list[str]) -> int:

@@ -1,14 +1,57 @@
-"""Shared fixtures: isolated caches, small image folders, and one trained + exported run."""
+"""Shared fixtures: isolated caches, small image folders, runs to test on, and the test tiers.
+
+Two tiers: tests that need TensorFlow (everything under ``tests/train`` and ``tests/export``,
+every test using ``trained_run`` or marked ``realdata``, and tests marked ``@pytest.mark.tf``) get the ``tf`` marker,
+and are skipped with the reason when TensorFlow is not installed; ``pytest -m "not tf"`` runs
+the rest, which is what a device install (``pip install edgesmith``) can run (``make test-notf``).
+Runtime and benchmark tests use ``tiny_run``, built from the checked-in model files in
+``tests/fixtures/models`` (made by ``tools/make_test_models.py``), so they need no TensorFlow.
+"""
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg"
+TESTS = Path(__file__).resolve().parent
+SHARED_DATA = TESTS.parents[1] / "shared" / "data" / "cifar10-jpeg"
+FIXTURE_MODELS = TESTS / "fixtures" / "models"
+HAS_TF = importlib.util.find_spec("tensorflow") is not None
+TF_DIRS = (TESTS / "train", TESTS / "export")
+NO_TF_REASON = "needs TensorFlow (pip install 'edgesmith[train]'); the TF-free tier is `pytest -m 'not tf'`"
+
+
+def _in_tf_dir(path: Path) -> bool:
+    return any(d == path or d in path.parents for d in TF_DIRS)
+
+
+class _NeedsTensorFlow(pytest.Module):
+    """A test module of a TF tier, reported as skipped without importing it (it imports TensorFlow)."""
+
+    def collect(self):
+        pytest.skip(NO_TF_REASON, allow_module_level=True)
+
+
+def pytest_pycollect_makemodule(module_path, parent):
+    if not HAS_TF and _in_tf_dir(Path(module_path)):
+        return _NeedsTensorFlow.from_parent(parent, path=module_path)
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        # realdata runs the whole pipeline, training included
+        if (_in_tf_dir(Path(item.path)) or "trained_run" in getattr(item, "fixturenames", ())
+                or item.get_closest_marker("realdata")):
+            item.add_marker(pytest.mark.tf)
+        if not HAS_TF and item.get_closest_marker("tf"):
+            item.add_marker(pytest.mark.skip(reason=NO_TF_REASON))
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -53,4 +96,43 @@ def trained_run(tmp_path_factory):
                          epochs=4, batch_size=64, quiet=True)
     run = train(config, out)
     export(run.root)
+    return run
+
+
+def tiny_models() -> dict:
+    """``tests/fixtures/models/models.json``: dataset, Keras model and export records of the fixture files."""
+    return json.loads((FIXTURE_MODELS / "models.json").read_text())
+
+
+@pytest.fixture
+def tiny_run(tmp_path_factory):
+    """A trained + exported run built from the checked-in fixture models, without TensorFlow.
+
+    A tiny CNN (``tools/make_test_models.py``) on ``DataSpec("synthetic", limit_train=1500,
+    limit_test=300)``: ``model.keras``, the four standard artifacts in ``artifacts/`` and a
+    real manifest (dataset, model, train and export stages, sha256 of every file). A fresh
+    copy per test, so a test may write into it.
+    """
+    from edgesmith.core.fsutil import sha256_file
+    from edgesmith.core.rundir import RunDir, file_record
+    from edgesmith.core.stages import ExportStage, TrainStage, create_run_manifest, record_stage
+
+    info = tiny_models()
+    run = RunDir(tmp_path_factory.mktemp("tiny") / info["run"])
+    run.artifacts.mkdir(parents=True)
+    shutil.copy(FIXTURE_MODELS / info["model"]["file"], run.model)
+    model = {**info["model"], **file_record(run.model, info["model"]["file"])}
+    train = info["train"]
+    create_run_manifest(run, info["run"], dataset=info["dataset"], model=model,
+                        record=TrainStage(config=train["config"], precision_policy=train["precision_policy"],
+                                          metrics=train["metrics"]))
+    artifacts = []
+    for rec in info["artifacts"]:
+        path = Path(shutil.copy(FIXTURE_MODELS / rec["file"], run.artifacts / rec["file"]))
+        if sha256_file(path) != rec["sha256"]:
+            raise RuntimeError(f"{FIXTURE_MODELS / rec['file']} differs from models.json: rerun tools/make_test_models.py")
+        fields = {k: v for k, v in rec.items() if k not in ("file", "sha256", "bytes")}
+        artifacts.append(file_record(path, f"{run.artifacts.name}/{rec['file']}", **fields))
+    export = info["export"]
+    record_stage(run, ExportStage(config=export["config"], sources=export["sources"]), artifacts=artifacts)
     return run

@@ -28,7 +28,7 @@ def test_runtime_benchmarks_and_cli_import_without_tensorflow():
     assert r.stdout.split() == ["ok", "False"]
 
 
-def test_predict_and_bench_run_without_tensorflow(trained_run):
+def test_predict_and_bench_run_without_tensorflow(tiny_run):
     r = _run(f"""
         import numpy as np
         from edgesmith.runtime import load
@@ -36,8 +36,8 @@ def test_predict_and_bench_run_without_tensorflow(trained_run):
         from edgesmith.core.data import synthetic_split
         x = synthetic_split("test", 8).images
         for f in ("model_int8.tflite", "model_int8.onnx"):
-            assert load({str(trained_run.artifacts)!r} + "/" + f).predict(x).shape == (8, 10)
-        rep = bench_run({str(trained_run.root)!r}, BenchConfig(runs=10, warmup=1, limit_test=50, threads=(1,), batches=(1,), seconds=0.5, rounds=2))
+            assert load({str(tiny_run.artifacts)!r} + "/" + f).predict(x).shape == (8, 10)
+        rep = bench_run({str(tiny_run.root)!r}, BenchConfig(runs=10, warmup=1, limit_test=50, threads=(1,), batches=(1,), seconds=0.5, rounds=2))
         print(len(rep["results"]), "tensorflow" in sys.modules)
     """)
     assert r.returncode == 0, r.stderr
@@ -45,22 +45,30 @@ def test_predict_and_bench_run_without_tensorflow(trained_run):
 
 
 def test_training_without_the_extra_names_the_fix():
+    """The config part of the train stage works anywhere; training itself says what to install."""
     r = _run("""
+        from edgesmith.core.data import DataSpec
         from edgesmith.core.errors import BackendUnavailable
+        from edgesmith.train import TrainConfig, preset_config
+        print(TrainConfig(DataSpec("synthetic"), model="cnn").model, preset_config("fast", DataSpec("synthetic")).model)
         try:
-            import edgesmith.train
+            from edgesmith.train import train
         except BackendUnavailable as e:
             print(e)
+        print("tensorflow" in sys.modules)
     """)
-    assert "pip install 'edgesmith[train]'" in r.stdout, r.stderr
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert lines[0] == "cnn resnet8" and lines[-1] == "False"
+    assert "pip install 'edgesmith[train]'" in lines[1], r.stdout
 
 
-def test_predict_cli_runs_without_tensorflow_from_the_model_file_alone(trained_run, tmp_path):
+def test_predict_cli_runs_without_tensorflow_from_the_model_file_alone(tiny_run, tmp_path):
     import shutil
 
     from PIL import Image
 
-    model = shutil.copy(trained_run.artifacts / "model_fp32.tflite", tmp_path / "m.tflite")
+    model = shutil.copy(tiny_run.artifacts / "model_fp32.tflite", tmp_path / "m.tflite")
     Image.new("RGB", (300, 200), (200, 30, 30)).save(tmp_path / "red.webp")
     r = _run(f"""
         import json

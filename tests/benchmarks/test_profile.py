@@ -1,12 +1,10 @@
 import json
-import shutil
 
 from edgesmith.benchmarks.profile import write_profiles
 
 
-def test_profiles_show_operators_per_artifact(trained_run, tmp_path):
-    run = tmp_path / "run"
-    shutil.copytree(trained_run.root, run)
+def test_profiles_show_operators_per_artifact(tiny_run):
+    run = tiny_run.root
     paths = write_profiles(run, runs=20)
     names = {p.name for p in paths}
     assert {"tflite_int8.json", "onnx_int8.json", "profiles.md"} <= names
@@ -20,13 +18,12 @@ def test_profiles_show_operators_per_artifact(trained_run, tmp_path):
     assert "| QLinearConv |" in (run / "bench" / "profiles" / "profiles.md").read_text()
 
 
-def test_bench_profile_option_writes_the_profiles(trained_run, tmp_path):
+def test_bench_profile_option_writes_the_profiles(tiny_run):
     from typer.testing import CliRunner
 
     from edgesmith.cli import app
 
-    run = tmp_path / "run"
-    shutil.copytree(trained_run.root, run)
+    run = tiny_run.root
     r = CliRunner().invoke(app, ["bench", str(run), "--targets", "litert-cpu", "--threads", "1", "--batch", "1",
                                  "--runs", "20", "--warmup", "2", "--seconds", "0.3", "--rounds", "2", "--limit-test", "50", "--profile"])
     assert r.exit_code == 0, r.output

@@ -1,11 +1,19 @@
 import csv
+import importlib.util
 import json
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
+from conftest import tiny_models
 
-from edgesmith.benchmarks import BenchConfig, bench_run, comparisons, latency_summary, write_reports
+from edgesmith.benchmarks import (BENCH_PRESETS, BenchConfig, bench, bench_config, bench_run, comparisons,
+                                  format_threads, latency_summary, parse_threads, write_reports)
 from edgesmith.benchmarks.pareto import pareto_front
+from edgesmith.core.rundir import load_manifest
+from edgesmith.runtime import default_threads
 from edgesmith.benchmarks.stats import median_standard_error, p50_noise_ms
 from edgesmith.core.errors import ConfigError, RunDirError
 
@@ -62,14 +70,24 @@ def test_comparisons_pair_each_int8_with_its_float_parent():
     assert lossy[0]["verdict"].endswith("too much accuracy lost")
 
 
-def test_bench_writes_json_csv_markdown_and_plot(trained_run, tmp_path):
-    report = bench_run(trained_run, BenchConfig(targets=("litert-cpu", "ort-cpu", "ort-cuda"), threads=(1,),
+HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+SMALL = dict(threads=(1,), batches=(1,), runs=10, warmup=1, limit_test=40, seconds=0.3, rounds=2)
+
+
+def test_bench_writes_json_csv_markdown_and_plot(tiny_run, tmp_path):
+    report = bench_run(tiny_run, BenchConfig(targets=("litert-cpu", "ort-cpu", "ort-cuda"), threads=(1,),
                                                 batches=(1, 16), runs=20, warmup=2, batch_runs=4, limit_test=200,
                                                 seconds=1.0, rounds=2))
     paths = write_reports(report, tmp_path)
-    assert set(paths) == {"json", "csv", "md", "png"}
-    assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if HAS_MATPLOTLIB:
+        assert set(paths) == {"json", "csv", "md", "png"}
+        assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    else:  # a base install: no plot, and the report says how to get one
+        assert set(paths) == {"json", "csv", "md"} and not (tmp_path / "pareto.png").exists()
+        assert "pip install 'edgesmith[plots]'" in paths["md"].read_text()
     data = json.loads(paths["json"].read_text())
+    keras = tiny_models()["train"]["metrics"]
+    assert data["reference"] == {"name": "keras_fp32", "top1": keras["top1"], "n_test": keras["n_test"]}
     assert data["schema_version"] == 2 and data["environment"]["cores"] >= 1
     assert data["environment"]["cpu"] and "versions" in data["environment"]
     assert 0 < data["environment"]["cpu_probe_ms"] < 500
@@ -117,3 +135,81 @@ def test_bench_needs_artifacts_and_sane_options(tmp_path):
         BenchConfig(rounds=0)
     with pytest.raises(ConfigError, match="--seconds"):
         BenchConfig(seconds=0)
+
+
+def test_presets_hold_what_bench_and_pipeline_measure():
+    assert bench_config() == bench_config("default") == BenchConfig()
+    assert BenchConfig().threads == tuple(sorted({1, default_threads()}))
+    quick = bench_config("quick")
+    assert (quick.targets, quick.threads, quick.batches, quick.seconds) == (("litert-cpu", "ort-cpu"), (1,), (1, 64), 10.0)
+    speed = bench_config("int8-speed")
+    assert speed.threads == (1,) and speed.batches == (1, 64) and speed.rounds == speed.runs == 2000
+    assert -(-speed.runs // speed.rounds) == 1  # one timed call per round at least: the old harness's interleave
+    for name, values in BENCH_PRESETS.items():  # every field named, so the CLI can show each default
+        assert set(values) | {"limit_test"} == set(BenchConfig.__dataclass_fields__), name
+    assert format_threads(BENCH_PRESETS["default"]["threads"]) == "1,all"
+
+
+def test_bench_config_overrides_text_and_errors():
+    c = bench_config("quick", threads="1,all", targets="ort-cpu", batches="64,1", limit_test=50, seconds=None)
+    assert c.threads == tuple(sorted({1, default_threads()})) and c.targets == ("ort-cpu",)
+    assert c.batches == (1, 64) and c.limit_test == 50 and c.seconds == 10.0
+    assert parse_threads("2, all") == (2, default_threads())
+    with pytest.raises(ConfigError, match="unknown bench preset 'fastest'; choose one of default, quick, int8-speed"):
+        bench_config("fastest")
+    with pytest.raises(ConfigError, match="unknown bench setting.*thread\\b"):
+        bench_config(thread=(1,))
+    with pytest.raises(ConfigError, match="--threads"):
+        bench_config(threads="1,many")
+    with pytest.raises(ConfigError, match="--batch"):
+        bench_config(batches="1,x")
+    with pytest.raises(ConfigError, match="--runs"):
+        bench_config("int8-speed", runs=5)
+
+
+def test_bench_writes_the_reports_and_records_the_stage(tiny_run):
+    report, paths = bench(tiny_run, BenchConfig(targets=("litert-cpu",), **SMALL))
+    assert {p.parent for p in paths.values()} == {tiny_run.bench}
+    assert {(r["artifact"], r["target"]) for r in report["results"]} == {
+        ("tflite_fp32", "litert-cpu"), ("tflite_int8", "litert-cpu")}
+    assert json.loads(paths["json"].read_text())["results"] == report["results"]
+    manifest = load_manifest(tiny_run)
+    record = manifest["stages"]["bench"]
+    assert record["reports"] == [p.relative_to(tiny_run.root).as_posix() for p in paths.values()]
+    assert record["reports"][:3] == ["bench/results.json", "bench/results.csv", "bench/report.md"]
+    assert record["finished"] and set(manifest["stages"]) == {"train", "export", "bench"}
+
+
+BLOCK_MATPLOTLIB = textwrap.dedent("""
+    import importlib.abc, sys
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "matplotlib":
+                raise ImportError(f"{name} is not installed (blocked by test)")
+    sys.meta_path.insert(0, Block())
+""")
+
+
+def test_without_matplotlib_the_reports_skip_the_plot_and_say_how_to_get_it(tiny_run):
+    code = BLOCK_MATPLOTLIB + textwrap.dedent(f"""
+        import json
+        from edgesmith.benchmarks import BenchConfig, bench
+        report, paths = bench({str(tiny_run.root)!r}, BenchConfig(targets=("ort-cpu",), **{SMALL!r}))
+        print(json.dumps(sorted(paths)), "matplotlib" in sys.modules)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ['["csv",', '"json",', '"md"]', "False"]
+    assert not (tiny_run.bench / "pareto.png").exists()
+    md = (tiny_run.bench / "report.md").read_text()
+    assert "## Notes" in md and "No pareto.png: matplotlib is not installed here (`pip install 'edgesmith[plots]'`)" in md
+    assert load_manifest(tiny_run)["stages"]["bench"]["reports"] == [
+        "bench/results.json", "bench/results.csv", "bench/report.md"]
+
+
+@pytest.mark.skipif(not HAS_MATPLOTLIB, reason="matplotlib (the [plots] extra) is not installed")
+def test_with_matplotlib_the_plot_is_drawn_and_no_note_is_added(tiny_run):
+    _, paths = bench(tiny_run, BenchConfig(targets=("ort-cpu",), **SMALL))
+    assert paths["png"] == tiny_run.bench / "pareto.png" and paths["png"].read_bytes()[:4] == b"\x89PNG"
+    assert "## Notes" not in paths["md"].read_text()
+    assert load_manifest(tiny_run)["stages"]["bench"]["reports"][-1] == "bench/pareto.png"

@@ -1,5 +1,6 @@
 """Target detection and skipping, --compare and gate exit codes, doctor, bad input."""
 import copy
+import importlib.util
 import json
 
 import pytest
@@ -50,12 +51,12 @@ def test_detection_reasons(monkeypatch):
         tg.detect("tpu")
 
 
-def test_a_target_that_fails_at_load_is_a_skip_not_a_crash(trained_run, tmp_path):
+def test_a_target_that_fails_at_load_is_a_skip_not_a_crash(tiny_run, tmp_path):
     import numpy as np
 
     np.save(tmp_path / "images.npy", np.zeros((4, 32, 32, 3), np.uint8))
     np.save(tmp_path / "labels.npy", np.zeros(4, np.int64))
-    job = {"path": str(trained_run.artifacts / "model_fp32.onnx"), "target": "ort-cuda", "threads": 1,
+    job = {"path": str(tiny_run.artifacts / "model_fp32.onnx"), "target": "ort-cuda", "threads": 1,
            "batches": [1], "warmup": 1, "runs": 10, "batch_runs": 3, "accuracy": True, "data": str(tmp_path),
            "num_classes": 10}
     import onnxruntime
@@ -65,17 +66,23 @@ def test_a_target_that_fails_at_load_is_a_skip_not_a_crash(trained_run, tmp_path
     assert r["ok"] is False and "CUDAExecutionProvider" in r["reason"]
 
 
-def test_unavailable_targets_are_listed_as_skipped(trained_run):
-    rep = bench_run(trained_run, BenchConfig(targets=("ort-tensorrt",), threads=(1,), runs=10, warmup=0, limit_test=20,
-                                             seconds=0.5, rounds=2))
-    assert rep["results"] == [] or all(r["target"] == "ort-tensorrt" for r in rep["results"])
-    reasons = {s["target"]: s["reason"] for s in rep["skipped"]}
+def test_unavailable_targets_are_listed_as_skipped(tiny_run):
+    rep = bench_run(tiny_run, BenchConfig(targets=("ort-tensorrt",), threads=(1,), runs=10, warmup=0, limit_test=20,
+                                          seconds=0.5, rounds=2))
+    reasons = {s["target"]: s["reason"] for s in rep["skipped"] if "artifact" not in s}
     assert set(reasons) >= {"litert-cpu", "ort-cpu", "keras-gpu"}
     assert reasons["litert-cpu"] == "not requested"
-    if not rep["targets"]["ort-tensorrt"]["usable"]:
+    assert rep["targets"]["ort-tensorrt"]["requested"] is True
+    if not rep["targets"]["ort-tensorrt"]["usable"]:  # detection said no: nothing measured, and why
+        assert rep["results"] == [] and rep["accuracy"] == []
         assert "TensorrtExecutionProvider" in reasons["ort-tensorrt"] or "GPU" in reasons["ort-tensorrt"]
         with pytest.raises(ConfigError, match="no batch-1 row"):
             gate_failures(rep, max_latency_ms=1.0)
+    else:  # detected: every ONNX artifact was measured on it, or failed to load there and says why
+        measured = {r["artifact"] for r in rep["results"]}
+        assert {r["target"] for r in rep["results"]} <= {"ort-tensorrt"}
+        failed = {s["artifact"] for s in rep["skipped"] if s.get("artifact")}
+        assert measured | failed == {"onnx_fp32", "onnx_int8"} and not measured & failed
 
 
 def _report(p50=1.0, top1=0.8, schema=2, n=500, ips=900.0):
@@ -132,7 +139,7 @@ def test_compare_cli_exit_codes(tmp_path):
     assert r.exit_code == 0 and "gates passed" in r.output
 
 
-def test_bad_results_files_and_targets_are_one_line_errors(tmp_path, trained_run):
+def test_bad_results_files_and_targets_are_one_line_errors(tmp_path, tiny_run):
     old = _write(tmp_path, "old.json", _report(schema=1))
     new = _write(tmp_path, "new.json", _report())
     assert "schema 1" in _one_line_error(cli.invoke(app, ["bench", "--compare", old, new]))
@@ -141,7 +148,7 @@ def test_bad_results_files_and_targets_are_one_line_errors(tmp_path, trained_run
     assert "does not exist" in _one_line_error(cli.invoke(app, ["bench", "--compare", str(tmp_path / "x.json"), new]))
     (tmp_path / "junk.json").write_text("{not json")
     assert "cannot read" in _one_line_error(cli.invoke(app, ["bench", "--compare", str(tmp_path / "junk.json"), new]))
-    r = cli.invoke(app, ["bench", str(trained_run.root), "--targets", "ort-cpu,tpu"])
+    r = cli.invoke(app, ["bench", str(tiny_run.root), "--targets", "ort-cpu,tpu"])
     assert "unknown target 'tpu'" in _one_line_error(r)
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "manifest.json").write_text(json.dumps(
@@ -150,13 +157,15 @@ def test_bad_results_files_and_targets_are_one_line_errors(tmp_path, trained_run
     assert "give a run directory" in _one_line_error(cli.invoke(app, ["bench"]))
 
 
-def test_bench_cli_gate_on_a_fresh_run(trained_run):
-    r = cli.invoke(app, ["bench", str(trained_run.root), "--targets", "litert-cpu", "--threads", "1",
+def test_bench_cli_gate_on_a_fresh_run(tiny_run):
+    r = cli.invoke(app, ["bench", str(tiny_run.root), "--targets", "litert-cpu", "--threads", "1",
                          "--batch", "1", "--runs", "10", "--warmup", "1", "--limit-test", "50", "--seconds", "0.3", "--rounds", "2",
                          "--fail-under-accuracy", "100.1"])
     assert r.exit_code == 3, r.output
     assert "gate failed" in r.output and "skipped ort-cpu: not requested" in r.output
-    assert (trained_run.bench / "pareto.png").is_file()
+    assert (tiny_run.bench / "pareto.png").is_file() == (importlib.util.find_spec("matplotlib") is not None)
+    reports = json.loads(tiny_run.manifest.read_text())["stages"]["bench"]["reports"]
+    assert reports[:3] == ["bench/results.json", "bench/results.csv", "bench/report.md"]
 
 
 def test_doctor_lists_every_target_with_a_reason():
@@ -170,9 +179,9 @@ def test_doctor_lists_every_target_with_a_reason():
     assert all(v["detail"] for v in data["targets"].values())
 
 
-def test_keras_reference_target_runs_in_a_child_process(trained_run):
-    pytest.importorskip("tf_keras")
-    rep = bench_run(trained_run, BenchConfig(targets=("keras-cpu", "litert-cpu"), threads=(1,), batches=(1,),
+@pytest.mark.tf
+def test_keras_reference_target_runs_in_a_child_process(tiny_run):
+    rep = bench_run(tiny_run, BenchConfig(targets=("keras-cpu", "litert-cpu"), threads=(1,), batches=(1,),
                                              runs=10, warmup=2, limit_test=60, seconds=0.5, rounds=2))
     rows = {r["artifact"]: r for r in rep["results"]}
     assert rows["keras_fp32"]["target"] == "keras-cpu" and rows["keras_fp32"]["backend"] == "keras"

@@ -4,6 +4,7 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import FIXTURE_MODELS
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -16,10 +17,10 @@ SPEC = (32, 32, 3)
 
 
 @pytest.fixture(scope="module")
-def model_alone(trained_run, tmp_path_factory):
-    """The int8 TFLite file copied to an empty folder: no manifest, labels only inside it."""
+def model_alone(tmp_path_factory):
+    """The fixture int8 TFLite file copied to an empty folder: no manifest, labels only inside it."""
     path = tmp_path_factory.mktemp("alone") / "model_int8.tflite"
-    shutil.copy(trained_run.artifacts / "model_int8.tflite", path)
+    shutil.copy(FIXTURE_MODELS / "model_int8.tflite", path)
     return path
 
 

@@ -17,8 +17,8 @@ def images():
 
 
 @pytest.mark.parametrize("name", FILES)
-def test_predict_returns_probabilities_for_any_batch_size(trained_run, images, name):
-    runner = load(trained_run.artifacts / name, threads=1)
+def test_predict_returns_probabilities_for_any_batch_size(tiny_run, images, name):
+    runner = load(tiny_run.artifacts / name, threads=1)
     assert runner.input_spec.shape == (32, 32, 3)
     assert runner.labels[0] == "class0" and runner.target == "cpu"
     full = runner.predict(images)
@@ -29,8 +29,8 @@ def test_predict_returns_probabilities_for_any_batch_size(trained_run, images, n
 
 
 @pytest.mark.parametrize("name", FILES)
-def test_one_runner_shared_by_8_threads_matches_sequential_calls(trained_run, images, name):
-    runner = load(trained_run.artifacts / name, threads=1)
+def test_one_runner_shared_by_8_threads_matches_sequential_calls(tiny_run, images, name):
+    runner = load(tiny_run.artifacts / name, threads=1)
     batches = [images[i * 30:(i + 1) * 30 + i] for i in range(8)]  # different sizes, too
     expected = [runner.predict(b) for b in batches]
     got = [None] * 8
@@ -48,18 +48,18 @@ def test_one_runner_shared_by_8_threads_matches_sequential_calls(trained_run, im
         np.testing.assert_array_equal(e, g)
 
 
-def test_bad_inputs_are_clear_errors(trained_run, images):
-    runner = load(trained_run.artifacts / "model_int8.tflite")
+def test_bad_inputs_are_clear_errors(tiny_run, images):
+    runner = load(tiny_run.artifacts / "model_int8.tflite")
     with pytest.raises(DataError, match="uint8"):
         runner.predict(images.astype(np.float32))
     with pytest.raises(DataError, match=r"\(N, 32, 32, 3\)"):
         runner.predict(images[:, :16])
     with pytest.raises(ConfigError, match="unknown model format"):
-        load(trained_run.model)
+        load(tiny_run.model)
     with pytest.raises(ConfigError, match="unknown target"):
-        load(trained_run.artifacts / "model_int8.tflite", target="tpu")
+        load(tiny_run.artifacts / "model_int8.tflite", target="tpu")
     with pytest.raises(EdgesmithError, match="does not exist"):
-        load(trained_run.artifacts / "missing.onnx")
+        load(tiny_run.artifacts / "missing.onnx")
 
 
 def test_corrupt_model_file_is_an_edgesmith_error(tmp_path):
@@ -69,16 +69,16 @@ def test_corrupt_model_file_is_an_edgesmith_error(tmp_path):
             load(tmp_path / name)
 
 
-def test_gpu_target_without_a_gpu_says_what_is_missing(trained_run):
+def test_gpu_target_without_a_gpu_says_what_is_missing(tiny_run):
     import onnxruntime as ort
 
     if set(ort.get_available_providers()) & {"CUDAExecutionProvider", "TensorrtExecutionProvider"}:
         pytest.skip("this machine has a GPU execution provider")
     with pytest.raises(BackendUnavailable, match="onnxruntime-gpu"):
-        load(trained_run.artifacts / "model_fp32.onnx", target="gpu")
+        load(tiny_run.artifacts / "model_fp32.onnx", target="gpu")
     with pytest.raises(BackendUnavailable, match="GPU delegate"):
-        load(trained_run.artifacts / "model_fp32.tflite", target="gpu")
-    auto = load(trained_run.artifacts / "model_fp32.onnx", target="auto")
+        load(tiny_run.artifacts / "model_fp32.tflite", target="gpu")
+    auto = load(tiny_run.artifacts / "model_fp32.onnx", target="auto")
     assert auto.target == "cpu" and "no CUDA/TensorRT" in auto.target_reason
 
 
@@ -102,13 +102,13 @@ def test_explicit_execution_providers_override_the_target():
         select_providers("auto", ["CPUExecutionProvider"], ["CUDAExecutionProvider"])
 
 
-def test_load_with_providers(trained_run):
-    r = load(trained_run.artifacts / "model_int8.onnx", providers=["CPUExecutionProvider"])
+def test_load_with_providers(tiny_run):
+    r = load(tiny_run.artifacts / "model_int8.onnx", providers=["CPUExecutionProvider"])
     assert r.providers == ("CPUExecutionProvider",) and "requested" in r.target_reason
     with pytest.raises(ConfigError, match=".onnx files only"):
-        load(trained_run.artifacts / "model_int8.tflite", providers=["CPUExecutionProvider"])
+        load(tiny_run.artifacts / "model_int8.tflite", providers=["CPUExecutionProvider"])
     import onnxruntime as ort
 
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         with pytest.raises(BackendUnavailable, match="CUDAExecutionProvider"):
-            load(trained_run.artifacts / "model_int8.onnx", providers=["CUDAExecutionProvider"])
+            load(tiny_run.artifacts / "model_int8.onnx", providers=["CUDAExecutionProvider"])

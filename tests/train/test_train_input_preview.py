@@ -50,9 +50,35 @@ def test_cutout_greys_one_square_per_image():
     assert (grey > 0).all() and (grey <= 17 * 17).all()
 
 
-def test_pipeline_throughput_is_measured_alone():
+def test_pipeline_throughput_counts_images_after_the_warm_up_batch(monkeypatch):
+    """img/s = images delivered after one untimed batch / the time they took, on a fake clock
+    that advances 0.125 s per batch the pipeline delivers (so no real timing is involved)."""
+    import time
+
+    import edgesmith.train.input as input_mod
+
+    clock = {"now": 0.0}
+    asked = {}
+
+    class FakePipeline:
+        def repeat(self):
+            return self
+
+        def __iter__(self):
+            while True:
+                clock["now"] += 0.125
+                yield np.zeros((asked["batch_size"], 32, 32, 3), np.float32), np.zeros(asked["batch_size"])
+
+    def fake_make_dataset(images, labels, *, batch_size, training, **kw):
+        asked.update(batch_size=batch_size, training=training, n=len(images), **kw)
+        return FakePipeline()
+
+    monkeypatch.setattr(input_mod, "make_dataset", fake_make_dataset)
+    monkeypatch.setattr(time, "perf_counter", lambda: clock["now"])
     s = synthetic_split("train", 256)
-    assert pipeline_throughput(s.images, s.labels, batch_size=64, seconds=0.3) > 0
+    # warm-up batch at 0.125 s, then 4 timed batches of 48 images until 0.5 s have passed
+    assert pipeline_throughput(s.images, s.labels, batch_size=48, seconds=0.5, augment="none") == 4 * 48 / 0.5
+    assert asked == {"batch_size": 48, "training": True, "n": 256, "augment": "none", "use_cutout": False}
 
 
 def test_data_preview_writes_a_grid_and_counts(tmp_path):

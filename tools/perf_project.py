@@ -3,13 +3,13 @@ time of a full ``edgesmith bench``, run twice to show how far p50 moves between 
 
 Usage::
 
-    python -m edgesmith.benchmarks.perf_project [RUN] [--repeat N] [--skip-export] [BENCH OPTIONS...]
+    python tools/perf_project.py [RUN] [--repeat N] [--skip-export] [BENCH OPTIONS...]
 
 RUN defaults to ``$EDGESMITH_BENCH_RUN``, then ``runs/demo`` (what ``make demo`` writes);
 without any, a small synthetic cnn run is trained first. The run is copied into a temporary
 folder, never modified. Prints figures; asserts nothing (speed goals are not tests).
 Everything runs through the ``edgesmith`` CLI in child processes, so this script never
-imports TensorFlow itself.
+imports TensorFlow itself. A research script of the project, not part of the installed package.
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Training throughput per precision, input-pipeline throughput, and the fast preset.
 
-Run: ``python -m edgesmith.benchmarks.perf_training [--data DIR] [--fast OUT]``
+Run: ``python tools/perf_training.py --data DATA [--fast OUT] [--ceiling OUT]`` (needs the
+``[train]`` extra; DATA is a class-folder dataset, ``cifar10`` or ``synthetic``).
 
 * model training img/s for ResNet-8 under fp32, bf16 and auto (one ``fit`` epoch on
   ``--images`` training images after a warm-up epoch; includes the input pipeline, which
@@ -18,16 +19,14 @@ Run: ``python -m edgesmith.benchmarks.perf_training [--data DIR] [--fast OUT]``
   int8 top-1 on the whole test split plus the training minutes.
 
 Figures depend on what else the machine runs at the time; the script prints them, it does
-not assert them. TensorFlow is imported inside the functions only (this package must import
-without it).
+not assert them. A research script of the project (``make bench``), not part of the installed
+package; TensorFlow is imported inside the functions only.
 """
 from __future__ import annotations
 
 import argparse
 import time
 from pathlib import Path
-
-DEFAULT_DATA = "/work/shared/data/cifar10-jpeg"
 
 
 def train_throughput(images, labels, precision: str, *, batch_size: int = 128) -> tuple[str, float]:
@@ -60,15 +59,14 @@ def fast_preset(data: str, out: Path) -> dict:
 
     import numpy as np
 
-    from edgesmith.cli.train_cmd import TRAIN_DEFAULTS, apply_preset, config_from_options
     from edgesmith.core.data import DataSpec, load_dataset
     from edgesmith.export.tflite import to_tflite
     from edgesmith.runtime import load
     from edgesmith.train import train
     from edgesmith.train._keras import keras
+    from edgesmith.train.config import preset_config
 
-    # what `edgesmith train --preset fast` resolves to
-    config = config_from_options(DataSpec(data), **apply_preset("fast", TRAIN_DEFAULTS))
+    config = preset_config("fast", DataSpec(data))  # what `edgesmith train --preset fast` resolves to
     started = time.perf_counter()
     run = train(config, out, overwrite=True)
     wall = time.perf_counter() - started
@@ -130,7 +128,8 @@ def ceiling(data: str, out: Path, *, epochs: int, precision: str, model: str = "
     import json
 
     from edgesmith.core.data import DataSpec, load_split
-    from edgesmith.train import TrainConfig, train
+    from edgesmith.train import train
+    from edgesmith.train.config import TrainConfig
 
     test = load_split(DataSpec(data), "test")
     rows: list = []
@@ -150,7 +149,8 @@ def ceiling(data: str, out: Path, *, epochs: int, precision: str, model: str = "
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default=DEFAULT_DATA, help="class-folder dataset (default: the shared CIFAR-10 JPEGs)")
+    ap.add_argument("--data", default="cifar10",
+                    help="class-folder dataset (ROOT/{train,test}/<class>/), cifar10 (the default) or synthetic")
     ap.add_argument("--images", type=int, default=5120, help="training images per throughput epoch")
     ap.add_argument("--precisions", default="fp32,bf16,auto")
     ap.add_argument("--fast", type=Path, help="also train the fast preset into this run directory")
