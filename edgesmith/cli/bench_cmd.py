@@ -18,26 +18,42 @@ from rich.table import Table
 
 from edgesmith.core.errors import ConfigError
 
-from ._common import Target, errors, int_list, out
+from edgesmith.benchmarks.presets import BENCH_PRESETS, format_threads
+from edgesmith.benchmarks.targets import GROUPS
+
+from ._common import choice_enum, errors, out
 
 EXIT_GATE = 3
 EXIT_REGRESSION = 4
 
-ThreadsOpt = Annotated[str, typer.Option(help="Comma-separated intra-op thread counts; 'all' = every core.")]
-RunsOpt = Annotated[int, typer.Option(help="At least this many timed batch-1 runs per artifact, target and thread count.")]
-SecondsOpt = Annotated[float, typer.Option(
-    help="Seconds of batch-1 timing for all cells together, interleaved in --rounds rounds (longer = steadier).")]
-RoundsOpt = Annotated[int, typer.Option(
-    help="Interleaved rounds: each visits every cell once, in random order, for a short slice of timed calls.")]
-WarmupOpt = Annotated[int, typer.Option(help="Untimed warm-up runs before timing.")]
-TargetOpt = Annotated[Target, typer.Option(
-    help="Target group when --targets is not given: cpu (litert-cpu, ort-cpu), gpu (ort-cuda, ort-tensorrt) "
-         "or auto (all four; missing ones are listed as skipped).")]
+_D = BENCH_PRESETS["default"]
+PresetName = choice_enum("BenchPreset", BENCH_PRESETS)
+TargetGroup = choice_enum("TargetGroup", GROUPS)
+
+PresetOpt = Annotated[PresetName, typer.Option(
+    "--preset", help="Named settings (default, quick, int8-speed; see docs/benchmarks.md); the options below "
+                     "override single values of it.")]
+ThreadsOpt = Annotated[Optional[str], typer.Option(
+    help=f"Comma-separated intra-op thread counts; 'all' = every core [preset default: {format_threads(_D['threads'])}].")]
+RunsOpt = Annotated[Optional[int], typer.Option(
+    help=f"At least this many timed batch-1 runs per artifact, target and thread count [preset default: {_D['runs']}].")]
+SecondsOpt = Annotated[Optional[float], typer.Option(
+    help="Seconds of batch-1 timing for all cells together, interleaved in --rounds rounds (longer = steadier) "
+         f"[preset default: {_D['seconds']:g}].")]
+RoundsOpt = Annotated[Optional[int], typer.Option(
+    help="Interleaved rounds: each visits every cell once, in random order, for a short slice of timed calls "
+         f"[preset default: {_D['rounds']}].")]
+WarmupOpt = Annotated[Optional[int], typer.Option(help=f"Untimed warm-up runs before timing [preset default: {_D['warmup']}].")]
+TargetOpt = Annotated[Optional[TargetGroup], typer.Option(
+    help="Target group when --targets is not given: cpu (litert-cpu, ort-cpu), gpu (ort-cuda, ort-tensorrt), "
+         "auto (all four; missing ones are listed as skipped) or all [preset default: auto].")]
 TargetsOpt = Annotated[Optional[str], typer.Option(
     help="Comma-separated targets: litert-cpu, ort-cpu, ort-cuda, ort-tensorrt, keras-cpu, keras-gpu, or "
          "groups cpu/gpu/auto/all. Keras targets (TensorFlow reference) run only when named here.")]
-BatchOpt = Annotated[str, typer.Option("--batch", help="Comma-separated batch sizes: 1 = latency, larger = throughput.")]
-BatchRunsOpt = Annotated[int, typer.Option(help="Timed runs at each batch size > 1.")]
+BatchOpt = Annotated[Optional[str], typer.Option(
+    "--batch", help=f"Comma-separated batch sizes: 1 = latency, larger = throughput "
+                    f"[preset default: {','.join(map(str, _D['batches']))}].")]
+BatchRunsOpt = Annotated[Optional[int], typer.Option(help=f"Timed runs at each batch size > 1 [preset default: {_D['batch_runs']}].")]
 LimitTestOpt = Annotated[Optional[int], typer.Option(help="Use at most N test images (class-balanced).")]
 CompareOpt = Annotated[Optional[tuple[Path, Path]], typer.Option(
     help="Compare two results.json files (OLD NEW) instead of measuring; gates then apply to NEW.")]
@@ -49,16 +65,6 @@ RelTolOpt = Annotated[float, typer.Option(help="--compare: relative noise band f
 ProfileOpt = Annotated[bool, typer.Option(
     help="Also write per-operator time profiles (ONNX Runtime profiler; LiteRT op list, XNNPACK coverage and "
          "call split) at the first thread count to RUN/bench/profiles/.")]
-
-
-def parse_threads(text: str) -> tuple[int, ...]:
-    """``"1,all"`` -> ``(1, cores)``; raises ConfigError on anything but integers and 'all'."""
-    from edgesmith.runtime import default_threads
-
-    try:
-        return tuple(default_threads() if t.strip().lower() == "all" else int(t) for t in text.split(",") if t.strip())
-    except ValueError:
-        raise ConfigError(f"--threads takes comma-separated integers or 'all', got {text!r}") from None
 
 
 def print_report(report: dict) -> None:
@@ -85,43 +91,21 @@ def print_report(report: dict) -> None:
         out.print(f"  skipped {what}: {s['reason']}", highlight=False, markup=False)
 
 
-def run_bench(run_dir: Path, threads: str, runs: int, warmup: int, limit_test: int | None,
-              target: Target | str, *, targets: str | None = None, batches: str = "1",
-              batch_runs: int = 30, seconds: float = 30.0, rounds: int = 30) -> dict:
-    """Benchmark, write RUN/bench/{results.json,results.csv,report.md,pareto.png}, record it in the manifest.
-
-    Args:
-        run_dir: run directory with exported artifacts.
-        threads: e.g. ``"1,all"``.
-        runs / warmup: least timed and untimed batch-1 calls per cell.
-        limit_test: at most this many test images (None: all).
-        target: target group (``cpu``, ``gpu``, ``auto``, ``all``) used when ``targets`` is None.
-        targets: explicit comma-separated target names or groups.
-        batches: e.g. ``"1,64"`` (default ``"1"``: latency only, as `pipeline` has always run it;
-            `bench` passes its own ``--batch`` default of ``"1,64"``).
-        batch_runs: timed calls per batch size > 1.
-        seconds / rounds: batch-1 timing for all cells together, s, interleaved in this many rounds.
-
-    Returns:
-        The report dict (see :func:`edgesmith.benchmarks.bench_run`).
+def run_bench(run_dir: Path, preset: str = "default", **overrides) -> dict:
+    """Benchmark with preset ``preset`` and ``overrides`` (BenchConfig fields, None = the preset's; a
+    ``target`` group applies when ``targets`` is None), print the table; the library writes
+    RUN/bench/ and records the stage.
 
     Raises:
-        ConfigError: unknown target or bad numbers. RunDirError: not a run or no artifacts.
+        ConfigError: unknown preset, target or bad numbers. RunDirError: not a run or no artifacts.
     """
-    from edgesmith.benchmarks import BenchConfig, bench_run, resolve_targets, write_reports
-    from edgesmith.core.rundir import RunDir, load_manifest, now_iso, save_manifest
+    from edgesmith.benchmarks import bench, bench_config
 
-    group = target.value if isinstance(target, Target) else str(target)
-    config = BenchConfig(targets=resolve_targets(targets if targets is not None else group),
-                         threads=parse_threads(threads), batches=int_list(batches, "--batch"), runs=runs,
-                         warmup=warmup, batch_runs=batch_runs, limit_test=limit_test, seconds=seconds,
-                         rounds=rounds)
-    run = RunDir(run_dir)
-    report = bench_run(run, config, progress=lambda line: out.print(line, highlight=False, markup=False))
-    paths = write_reports(report, run.bench)
-    manifest = load_manifest(run)
-    manifest["stages"]["bench"] = {"finished": now_iso(), "reports": [f"bench/{p.name}" for p in paths.values()]}
-    save_manifest(run, manifest)
+    group = overrides.pop("target", None)
+    if overrides.get("targets") is None and group is not None:
+        overrides["targets"] = getattr(group, "value", group)
+    config = bench_config(preset, **overrides)
+    report, paths = bench(run_dir, config, progress=lambda line: out.print(line, highlight=False, markup=False))
     print_report(report)
     out.print(f"reports: {', '.join(str(p) for p in paths.values())}", highlight=False)
     return report
@@ -164,34 +148,42 @@ def check_gates(report: dict, fail_under_accuracy: float | None, fail_over_laten
 
 
 def bench_cmd(run_dir: Annotated[Optional[Path], typer.Argument(help="Run directory with exported artifacts.")] = None,
-              targets: TargetsOpt = None, target: TargetOpt = Target.auto, threads: ThreadsOpt = "1,all",
-              batch: BatchOpt = "1,64", runs: RunsOpt = 200, warmup: WarmupOpt = 50,
-              batch_runs: BatchRunsOpt = 30, seconds: SecondsOpt = 30.0, rounds: RoundsOpt = 30, limit_test: LimitTestOpt = None,
-              compare: CompareOpt = None,
+              preset: PresetOpt = PresetName("default"), targets: TargetsOpt = None, target: TargetOpt = None,
+              threads: ThreadsOpt = None, batch: BatchOpt = None, runs: RunsOpt = None, warmup: WarmupOpt = None,
+              batch_runs: BatchRunsOpt = None, seconds: SecondsOpt = None, rounds: RoundsOpt = None,
+              limit_test: LimitTestOpt = None, compare: CompareOpt = None,
               fail_under_accuracy: AccGateOpt = None, fail_over_latency: LatGateOpt = None,
               rel_tol: RelTolOpt = 0.10, profile: ProfileOpt = False):
     """Benchmark every artifact on every target: top-1 (and per class), latency p50/p90/p99, throughput,
     load time, peak RSS, size. Or compare two results.json files (--compare OLD NEW)."""
     with errors():
         if compare is not None:
-            from edgesmith.benchmarks import compare_reports, load_results
-
             if run_dir is not None:
                 raise ConfigError("give either a run directory or --compare OLD NEW, not both")
-            old, new = (load_results(p) for p in compare)
-            result = compare_reports(old, new, rel_tol=rel_tol)
-            print_comparison(compare[0], compare[1], result)
-            check_gates(new, fail_under_accuracy, fail_over_latency)
-            if any(not c.better for c in result["changes"]):
-                raise typer.Exit(EXIT_REGRESSION)
+            _compare(compare, rel_tol, fail_under_accuracy, fail_over_latency)
             return
         if run_dir is None:
             raise ConfigError("give a run directory to benchmark (or --compare OLD.json NEW.json)")
-        report = run_bench(run_dir, threads, runs, warmup, limit_test, target, targets=targets, batches=batch,
-                           batch_runs=batch_runs, seconds=seconds, rounds=rounds)
+        report = run_bench(run_dir, preset.value, targets=targets, target=target, threads=threads, batches=batch,
+                           runs=runs, warmup=warmup, batch_runs=batch_runs, seconds=seconds, rounds=rounds,
+                           limit_test=limit_test)
         if profile:
+            from edgesmith.benchmarks import bench_config
             from edgesmith.benchmarks.profile import write_profiles
 
-            paths = write_profiles(run_dir, threads=parse_threads(threads)[0], runs=runs)
+            config = bench_config(preset.value, threads=threads, runs=runs)
+            paths = write_profiles(run_dir, threads=config.threads[0], runs=config.runs)
             out.print(f"profiles: {paths[-1]}", highlight=False)
         check_gates(report, fail_under_accuracy, fail_over_latency)
+
+
+def _compare(paths: tuple[Path, Path], rel_tol: float, fail_under_accuracy, fail_over_latency) -> None:
+    """``--compare OLD NEW``: print what changed beyond noise; exit 3 on a failed gate, 4 on a regression."""
+    from edgesmith.benchmarks import compare_reports, load_results
+
+    old, new = (load_results(p) for p in paths)
+    result = compare_reports(old, new, rel_tol=rel_tol)
+    print_comparison(paths[0], paths[1], result)
+    check_gates(new, fail_under_accuracy, fail_over_latency)
+    if any(not c.better for c in result["changes"]):
+        raise typer.Exit(EXIT_REGRESSION)

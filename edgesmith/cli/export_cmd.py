@@ -1,35 +1,27 @@
 """``edgesmith export``: TFLite and ONNX artifacts (float, PTQ, pruned, clustered, QAT) from a trained run."""
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from ._common import errors, out
-from .import_opts import (DataImportOpt, ImportOutOpt, LabelsOpt, OutputsOpt, PreprocessOpt, TrustOpt,
-                          run_import)
+from edgesmith.export import CALIBRATION_METHODS, FORMATS, ExportConfig
+from edgesmith.export import PRESETS as ONNX_PRESETS
+from edgesmith.export.config import IO_DTYPES
+
+from ._common import choice_enum, errors, out
+from .import_opts import (OUTPUTS_DEFAULT, PREPROCESS_DEFAULT, DataImportOpt, ImportOutOpt, LabelsOpt, OutputsOpt,
+                          PreprocessOpt, TrustOpt, run_import)
 
 CalibOpt = Annotated[int, typer.Option(help="Training images in the int8 representative dataset / "
                                             "ONNX calibration set (error if the training split has fewer).")]
 
 
-class Calibration(str, Enum):
-    minmax = "minmax"
-    entropy = "entropy"
-    percentile = "percentile"
-
-
-class OnnxPreset(str, Enum):
-    x86 = "x86"
-    s8s8 = "s8s8"
-    tensorrt = "tensorrt"
-
-
-class IoDtype(str, Enum):
-    uint8 = "uint8"
-    int8 = "int8"
+Calibration = choice_enum("Calibration", CALIBRATION_METHODS)
+OnnxPreset = choice_enum("OnnxPreset", ONNX_PRESETS)
+IoDtype = choice_enum("IoDtype", IO_DTYPES)
+_D = ExportConfig()
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -51,7 +43,7 @@ def print_table(records: list[dict]) -> None:
     out.print(t)
 
 
-def run_export(run_dir: Path, calibration_size: int = 256, config=None) -> list[dict]:
+def run_export(run_dir: Path, calibration_size: int = ExportConfig().calibration_size, config=None) -> list[dict]:
     """Export with ``config`` (default: an ExportConfig with ``calibration_size``); prints a table.
 
     When an artifact is over the accuracy budget, its worst layers are printed before the error.
@@ -79,22 +71,22 @@ def run_export(run_dir: Path, calibration_size: int = 256, config=None) -> list[
 def export_cmd(
     run_dir: Annotated[Path, typer.Argument(help="Run directory made by `edgesmith train`, or a model trained "
                                                   "elsewhere (.keras, .h5, SavedModel dir) to import first.")],
-    data: DataImportOpt = None, labels: LabelsOpt = None, preprocess: PreprocessOpt = "none",
-    outputs: OutputsOpt = "auto", trust_model_code: TrustOpt = False, out_dir: ImportOutOpt = None,
+    data: DataImportOpt = None, labels: LabelsOpt = None, preprocess: PreprocessOpt = PREPROCESS_DEFAULT,
+    outputs: OutputsOpt = OUTPUTS_DEFAULT, trust_model_code: TrustOpt = False, out_dir: ImportOutOpt = None,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists (model files only).")] = False,
     variants: Annotated[str, typer.Option(
         help="Comma-separated: fp32 (always made, the float parent), fp16 (TFLite float16 weights), "
              "dynamic (dynamic-range int8 weights), int8 (full-integer PTQ: TFLite per-channel, ONNX "
-             "static QDQ), int8-tflite (ONNX converted from the int8 TFLite).")] = "fp32,int8",
-    formats: Annotated[str, typer.Option(help="Comma-separated: tflite, onnx.")] = "tflite,onnx",
+             "static QDQ), int8-tflite (ONNX converted from the int8 TFLite).")] = ",".join(_D.variants),
+    formats: Annotated[str, typer.Option(help=f"Comma-separated: {', '.join(FORMATS)}.")] = ",".join(_D.formats),
     calibration: Annotated[Calibration, typer.Option(
-        help="ONNX static quantization calibration method.")] = Calibration.minmax,
+        help="ONNX static quantization calibration method.")] = Calibration(_D.calibration),
     onnx_preset: Annotated[OnnxPreset, typer.Option(
         help="int8 ONNX form: x86 (U8S8 + uint8 input, fastest on ONNX Runtime CPU), s8s8 (ARM, generic) "
-             "or tensorrt (symmetric S8S8 QDQ for TensorRT).")] = OnnxPreset.x86,
-    calibration_size: CalibOpt = 256,
+             "or tensorrt (symmetric S8S8 QDQ for TensorRT).")] = OnnxPreset(_D.onnx_preset),
+    calibration_size: CalibOpt = _D.calibration_size,
     io_dtype: Annotated[IoDtype, typer.Option(
-        help="Input/output type of full-integer TFLite files (uint8 takes raw pixels).")] = IoDtype.uint8,
+        help="Input/output type of full-integer TFLite files (uint8 takes raw pixels).")] = IoDtype(_D.io_dtype),
     prune: Annotated[Optional[float], typer.Option(
         help="Also export a magnitude-pruned model at this sparsity in (0, 1), e.g. 0.5 "
              "(PolynomialDecay schedule + fine-tune; shrinks the gzip size, not the raw size).")] = None,
@@ -107,12 +99,12 @@ def export_cmd(
         "--qat", help="Also export quantization-aware-trained int8 (prune-preserving for the pruned model, "
                       "cluster-preserving for the clustered one).")] = False,
     fine_tune_epochs: Annotated[int, typer.Option(
-        help="Pruning / clustering fine-tune epochs (on a 10-epoch ResNet-8, 2 lost 1.5 pt to pruning, 4 lost 0.3).")] = 4,
-    qat_epochs: Annotated[int, typer.Option(help="QAT fine-tune epochs.")] = 1,
+        help="Pruning / clustering fine-tune epochs (on a 10-epoch ResNet-8, 2 lost 1.5 pt to pruning, 4 lost 0.3).")] = _D.prune_tune.epochs,
+    qat_epochs: Annotated[int, typer.Option(help="QAT fine-tune epochs.")] = _D.qat_tune.epochs,
     fine_tune_limit: Annotated[Optional[int], typer.Option(
         help="Fine-tune on at most this many training images (default: all).")] = None,
     verify_size: Annotated[int, typer.Option(
-        help="Held-out test images each artifact is checked on (10000: the whole CIFAR-10 test set).")] = 500,
+        help="Held-out test images each artifact is checked on (10000: the whole CIFAR-10 test set).")] = _D.verify_size,
     max_accuracy_drop: Annotated[Optional[float], typer.Option(
         help="Fail (nothing written) if any artifact's top-1 is more than this many points below the "
              "float model's; prints the worst int8 layers.")] = None,
@@ -121,21 +113,15 @@ def export_cmd(
 ):
     """Export a run to TFLite and ONNX (float, PTQ, pruned, QAT), each verified against the Keras model."""
     with errors():
-        from edgesmith.export import ExportConfig
-        from edgesmith.export.cluster import check_clusters
-        from edgesmith.export.prune import FineTune
+        from dataclasses import replace
 
-        if cluster is not None:
-            check_clusters(cluster)  # before importing anything
-        run_dir = run_import(run_dir, data, labels, preprocess, outputs, trust_model_code, out_dir, overwrite)
-
-        config = ExportConfig(
+        config = ExportConfig(  # checked before a model file is imported
             formats=_csv(formats), variants=_csv(variants), calibration=calibration.value,
             onnx_preset=onnx_preset.value,
             calibration_size=calibration_size, io_dtype=io_dtype.value, verify_size=verify_size,
             max_accuracy_drop=max_accuracy_drop, prune=prune, structured_2_4=structured_2_4, qat=qat,
-            cluster=cluster, prune_tune=FineTune(epochs=fine_tune_epochs, learning_rate=5e-4, limit=fine_tune_limit),
-            cluster_tune=FineTune(epochs=fine_tune_epochs, learning_rate=1e-4, limit=fine_tune_limit),
-            qat_tune=FineTune(epochs=qat_epochs, learning_rate=1e-4, limit=fine_tune_limit),
-            diagnose=diagnose)
+            cluster=cluster, prune_tune=replace(_D.prune_tune, epochs=fine_tune_epochs, limit=fine_tune_limit),
+            cluster_tune=replace(_D.cluster_tune, epochs=fine_tune_epochs, limit=fine_tune_limit),
+            qat_tune=replace(_D.qat_tune, epochs=qat_epochs, limit=fine_tune_limit), diagnose=diagnose)
+        run_dir = run_import(run_dir, data, labels, preprocess, outputs, trust_model_code, out_dir, overwrite)
         run_export(run_dir, config=config)

@@ -6,35 +6,46 @@ from typing import Annotated, Optional
 
 import typer
 
-from .bench_cmd import RunsOpt, TargetOpt, ThreadsOpt, WarmupOpt, run_bench
-from ._common import Target, errors
-from .export_cmd import CalibOpt, run_export
-from .import_opts import LabelsOpt, OutputsOpt, PreprocessOpt, TrustOpt, run_import
+from edgesmith.benchmarks.presets import BENCH_PRESETS
+from edgesmith.export import ExportConfig
 from edgesmith.train import config as tc
 
+from ._common import errors
+from .bench_cmd import PresetName, RunsOpt, TargetOpt, ThreadsOpt, WarmupOpt, run_bench
+from .export_cmd import CalibOpt, run_export
+from .import_opts import (OUTPUTS_DEFAULT, PREPROCESS_DEFAULT, LabelsOpt, OutputsOpt, PreprocessOpt,
+                          TrustOpt, run_import)
 from .train_cmd import (BatchOpt, DataOpt, EpochsOpt, LimitTestOpt, LimitTrainOpt, LrOpt, ModelOpt, OutOpt,
                         OverwriteOpt, Precision, PrecisionOpt, SeedOpt, build_config, run_train)
 
-BenchBatchOpt = Annotated[str, typer.Option(help="Batch sizes to benchmark: 1 = latency, larger = throughput.")]
-BenchSecondsOpt = Annotated[float, typer.Option(
-    help="Seconds of interleaved batch-1 timing in the bench step (`edgesmith bench` defaults to 30).")]
+_Q = BENCH_PRESETS["quick"]
+BenchPresetOpt = Annotated[PresetName, typer.Option(
+    help="Bench settings for the bench step (see `edgesmith bench --help`); the options below override "
+         "single values of it.")]
+BenchBatchOpt = Annotated[Optional[str], typer.Option(
+    help=f"Batch sizes to benchmark: 1 = latency, larger = throughput [preset default: "
+         f"{','.join(map(str, _Q['batches']))}].")]
+BenchSecondsOpt = Annotated[Optional[float], typer.Option(
+    help=f"Seconds of interleaved batch-1 timing in the bench step [preset default: {_Q['seconds']:g}].")]
 
 
 def pipeline_cmd(data: DataOpt, model: ModelOpt = tc.default("model"), epochs: EpochsOpt = tc.default("epochs"),
                  batch_size: BatchOpt = tc.default("batch_size"), lr: LrOpt = None,
                  precision: PrecisionOpt = Precision(tc.default("precision")),
                  limit_train: LimitTrainOpt = None, limit_test: LimitTestOpt = None, seed: SeedOpt = 0,
-                 out_dir: OutOpt = None, overwrite: OverwriteOpt = False, calibration_size: CalibOpt = 256,
-                 threads: ThreadsOpt = "1", runs: RunsOpt = 200, warmup: WarmupOpt = 50,
-                 target: TargetOpt = Target.cpu, bench_batch: BenchBatchOpt = "1,64",
-                 bench_seconds: BenchSecondsOpt = 10.0,
+                 out_dir: OutOpt = None, overwrite: OverwriteOpt = False, 
+                 calibration_size: CalibOpt = ExportConfig().calibration_size,
+                 bench_preset: BenchPresetOpt = PresetName("quick"), threads: ThreadsOpt = None,
+                 runs: RunsOpt = None, warmup: WarmupOpt = None, target: TargetOpt = None,
+                 bench_batch: BenchBatchOpt = None, bench_seconds: BenchSecondsOpt = None,
                  model_file: Annotated[Optional[Path], typer.Option(help="Skip training: import this model "
                                        "(.keras, .h5, SavedModel dir) instead; see `export --help`.")] = None,
-                 labels: LabelsOpt = None, preprocess: PreprocessOpt = "none", outputs: OutputsOpt = "auto",
+                 labels: LabelsOpt = None, preprocess: PreprocessOpt = PREPROCESS_DEFAULT,
+                 outputs: OutputsOpt = OUTPUTS_DEFAULT,
                  trust_model_code: TrustOpt = False):
     """Train, export and benchmark in one go (what `make demo` runs)."""
     with errors():
-        if model_file is not None:  # bring your own model (export/byom.py) instead of training
+        if model_file is not None:  # bring your own model (edgesmith.importer) instead of training
             root = run_import(model_file, data, labels, preprocess, outputs, trust_model_code, out_dir, overwrite,
                               limit_train=limit_train, limit_test=limit_test, seed=seed)
         else:
@@ -42,4 +53,5 @@ def pipeline_cmd(data: DataOpt, model: ModelOpt = tc.default("model"), epochs: E
                                   epochs=epochs, batch_size=batch_size, lr=lr, precision=precision)
             root = run_train(config, out_dir, overwrite).root
         run_export(root, calibration_size)
-        run_bench(root, threads, runs, warmup, None, target, batches=bench_batch, seconds=bench_seconds)
+        run_bench(root, bench_preset.value, threads=threads, runs=runs, warmup=warmup, target=target,
+                  batches=bench_batch, seconds=bench_seconds)
