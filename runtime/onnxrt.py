@@ -66,7 +66,7 @@ class OrtRunner:
         try:
             import onnxruntime as ort
         except ImportError:
-            raise BackendUnavailable("onnxruntime is not installed: pip install onnxruntime") from None
+            raise BackendUnavailable("onnxruntime is not installed: pip install 'edgesmith[onnx]' (or [gpu] for CUDA)") from None
         self.path = Path(path)
         self.threads = threads or default_threads()
         requested = providers
