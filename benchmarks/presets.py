@@ -7,7 +7,7 @@ default        what ``edgesmith bench`` does: targets auto, threads 1 and every 
                and 64, 30 s of interleaved batch-1 timing in 30 rounds
 quick          what ``edgesmith pipeline`` runs: the CPU targets at 1 thread, batch 1 and 64,
                10 s of timing
-int8-speed     the long run behind the README's int8 latencies: the CPU targets at 1 thread,
+int8-speed     the long run behind the int8 latencies of docs/int8.md: the CPU targets at 1 thread,
                batch 1 and 64, 2,000 interleaved rounds (at least 2,000 timed batch-1 calls
                per artifact) over 60 s
 =============  ===========================================================================

@@ -13,8 +13,8 @@ Method (stated in every report):
   started one at a time and kept alive; cells are then timed **interleaved**: ``rounds``
   rounds, each visiting every cell once in a fresh random order for a short slice of calls,
   while the other workers sleep on a blocking read. A slow spell of the machine (other
-  tenants of a virtual machine, frequency changes: seconds long on the machine the README
-  figures come from) then falls on every cell alike instead of on whichever cell ran at
+  tenants of a virtual machine, frequency changes: seconds long on the machines of
+  docs/benchmarks.md) then falls on every cell alike instead of on whichever cell ran at
   the time, and each cell's samples span the whole ``seconds`` of timing;
 * batch-1 latency: ``warmup`` untimed calls at start-up, then slices of timed
   ``runner.predict`` calls on one image each (consecutive test images) of

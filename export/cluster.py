@@ -72,7 +72,7 @@ def cluster(model, images: np.ndarray, labels: np.ndarray, *, clusters: int,
     left as they are.
 
     Clustering is per tensor (one set of centroids per kernel), not per output channel
-    (TF-MOT's ``cluster_per_channel``): on the README's pruned ResNet-8, per-channel
+    (TF-MOT's ``cluster_per_channel``): on the pruned ResNet-8 of docs/shrinking.md, per-channel
     16-level k-means followed by per-channel int8 gave kernels that gzip ~19% larger
     (48.1 vs 40.5 kB) than this per-tensor clustering, because every channel brings its
     own int8 levels and the layer's byte alphabet grows (gzip's Huffman tables are per

@@ -153,9 +153,9 @@ class OnnxQuantPreset:
             raise ValueError("a uint8 graph input needs uint8 activations")
 
 
-# Measured on an AVX-512 VNNI Xeon, ResNet-8, 1 thread, batch 1 (benchmarks/int8_speed.py):
+# Measured on an AVX-512 VNNI Xeon, ResNet-8, 1 thread, batch 1 (docs/int8.md):
 # ONNX Runtime's x86 int8 kernels want U8S8; S8S8 QDQ ran ~1.6x slower than float.
-# CPUs without VNNI can saturate U8S8 products; see the README before using "x86" there.
+# CPUs without VNNI can saturate U8S8 products; see docs/int8.md before using "x86" there.
 PRESETS = {
     "x86": OnnxQuantPreset("x86", activations="uint8", uint8_input=True),
     "s8s8": OnnxQuantPreset("s8s8", activations="int8", uint8_input=False),

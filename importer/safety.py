@@ -15,7 +15,7 @@ is checked:
 
 A SavedModel additionally holds TensorFlow graphs that run when it is loaded and called
 (TF ops, not Python: they can read and write files the process can reach, and TF kernels
-have had memory-safety bugs); that risk cannot be removed by inspection, see the README.
+have had memory-safety bugs); that risk cannot be removed by inspection, see docs/import.md.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ _NOT_LOADED = {"training_config", "compile_config"}  # optimizer/loss: ignored b
 _OURS = {"edgesmith.importer.savedmodel", "edgesmith.export.byom_savedmodel"}
 _KERAS3_WAY_OUT = ("tf_keras (Keras 2), which edgesmith uses, cannot read Keras 3 files. Way out: in the "
                    "Keras 3 environment run `model.export('saved_model_dir')` and pass that SavedModel "
-                   "directory instead (see README, 'Bring your own model')")
+                   "directory instead (see docs/import.md)")
 
 
 class ModelFileError(DataError):

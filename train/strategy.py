@@ -121,7 +121,7 @@ def resolve_kind(name: str, *, gpus: int, cfg: dict | None = None) -> str:
         return "multiworker" if n_workers > 1 else "mirrored" if gpus >= 2 else "none"
     if name == "multiworker" and not cfg:
         raise ConfigError("--strategy multiworker needs TF_CONFIG describing the cluster "
-                          "(see the README, 'Training on several machines')")
+                          "(see docs/training.md, 'Training on several GPUs or machines')")
     return name
 
 
