@@ -17,11 +17,13 @@ from .export_cmd import export_cmd
 from .pipeline_cmd import pipeline_cmd
 from .predict_cmd import predict_cmd
 from .train_cmd import train_cmd
+from .tune_cmd import tune_cmd
 
 app = typer.Typer(help="Train, quantize, export, run and benchmark image classifiers for edge devices.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   rich_markup_mode="markdown")
 app.command("train")(train_cmd)
+app.command("tune")(tune_cmd)
 app.command("export")(export_cmd)
 app.command("bench")(bench_cmd)
 app.command("pipeline")(pipeline_cmd)

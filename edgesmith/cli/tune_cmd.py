@@ -1,0 +1,104 @@
+"""``edgesmith tune``: search training hyperparameters under a wall-clock budget (see :mod:`edgesmith.train.tune`)."""
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from edgesmith.core.errors import ConfigError
+from edgesmith.train import config as tc
+from edgesmith.train import tune as tn
+from edgesmith.train import tune_report
+
+from ._common import choice_enum, errors, out
+from .train_cmd import LimitTestOpt, LimitTrainOpt, ModelOpt, OptData, Preset, SeedOpt
+
+Objective = choice_enum("Objective", tn.OBJECTIVES)
+Pruner = choice_enum("Pruner", tn.PRUNERS)
+
+
+def base_config(data: str, *, explicit: dict, preset: str | None, limit_train: int | None = None,
+                limit_test: int | None = None, seed: int = 0) -> "tc.TrainConfig":
+    """The recipe every trial starts from: ``preset`` (if any) with the ``explicit`` fields winning.
+
+    Raises:
+        ConfigError: unknown preset or an invalid value.
+        DataError: a bad ``--limit-train/--limit-test``.
+    """
+    from edgesmith.core.data import DataSpec
+
+    spec = DataSpec(data, limit_train, limit_test, seed)
+    if preset is None:
+        return tc.TrainConfig(spec, seed=seed, **explicit)
+    return tc.preset_config(preset, spec, seed=seed, **explicit)
+
+
+def _print(result: "tn.TuneResult", objective: str) -> None:
+    table = Table(title=f"{len(result.rows)} trials ({result.ran} this session, {result.seconds:.0f} s, "
+                        f"stopped by {result.stopped})")
+    keys = tune_report.columns(result.rows)
+    for k in keys:
+        table.add_column(f"val top-1 ({objective})" if k == "objective" else k,
+                         justify="right" if k in (*tune_report.TAIL, "trial") else "left")
+    for r in result.rows:
+        table.add_row(*(tune_report.cell(k, r.get(k)) for k in keys))
+    out.print(table)
+    if result.best is None:
+        out.print(f"no trial finished yet; continue with: edgesmith tune --resume {result.out} --budget ...")
+        return
+    out.print(f"best: trial {result.best['trial']}, {objective} validation top-1 {result.best['value']:.2%}; "
+              f"reports in {result.out}, its run in {result.out / 'best-run'}")
+    out.print(result.best["command"], highlight=False, soft_wrap=True)
+
+
+def tune_cmd(ctx: typer.Context, data: OptData = None, model: ModelOpt = tc.default("model"),
+             epochs: Annotated[int, typer.Option(help="Training epochs per trial (what the pruner's rungs count "
+                                                 "and the best command line trains).")] = tc.default("epochs"),
+             limit_train: LimitTrainOpt = None, limit_test: LimitTestOpt = None, seed: SeedOpt = tc.default("seed"),
+             preset: Annotated[Optional[Preset], typer.Option(help="Start every trial from this `train` recipe "
+                                                              "(explicit --model/--epochs win).")] = None,
+             search: Annotated[str, typer.Option(help="Comma-separated parameters to search: " + tn.search_help()
+                                                 + ".")] = "lr,weight_decay",
+             budget: Annotated[str, typer.Option(help="Wall-clock budget of this session, e.g. 90s, 20m, 1h, 1h30m. "
+                                                 "No trial starts that would not finish in time, and the running "
+                                                 "one is stopped at the deadline: the command ends within the "
+                                                 "budget plus a few seconds (stopping one step, the reports).")]
+             = "20m",
+             objective: Annotated[Objective, typer.Option(help="What a trial scores: validation top-1 of the float "
+                                                          "Keras model, or of its full-integer int8 TFLite export.")]
+             = Objective("float"),
+             pruner: Annotated[Pruner, typer.Option(help="Stop bad trials early: Hyperband, ASHA-style successive "
+                                                    "halving, or none.")] = Pruner("hyperband"),
+             trials: Annotated[Optional[int], typer.Option(help="Stop after N trials in this session "
+                                                           "[default: only the budget stops it].")] = None,
+             val_split: Annotated[float, typer.Option(help="Fraction of train held out to score trials on (the "
+                                                      "test split is never used).")] = 0.1,
+             out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Tune directory; an existing "
+                                                             "one with the same options is continued "
+                                                             "[default: `runs/tune-<model>-<timestamp>`].")] = None,
+             resume: Annotated[Optional[Path], typer.Option(help="Continue the study in DIR with its own options "
+                                                            "(only --budget and --trials are read).",
+                                                            metavar="DIR")] = None):
+    """Search learning rate, weight decay, batch size, width or augmentation with Optuna (TPE sampler,
+    Hyperband pruning) under a time budget; resumable. Writes trials.csv/.md/.png, best.json and the best
+    trial's run, and prints the `edgesmith train` command line of the best config."""
+    with errors():
+        budget_s = tn.parse_budget(budget)
+        if resume is not None:
+            config, where = tn.load_tune_config(resume, budget_s=budget_s, max_trials=trials), resume
+        else:
+            if data is None:
+                raise ConfigError("--data is required (or --resume DIR)")
+            set_here = {k: v for k, v in (("model", model), ("epochs", epochs))
+                        if preset is None or ctx.get_parameter_source(k).name not in ("DEFAULT", "DEFAULT_MAP")}
+            base = base_config(data, explicit={**set_here, "val_split": val_split}, seed=seed,
+                               preset=preset.value if preset else None, limit_train=limit_train,
+                               limit_test=limit_test)
+            names = tuple(s.strip() for s in search.split(",") if s.strip())
+            config = tn.TuneConfig(base, names, budget_s, objective.value, pruner.value, trials)
+            where = out_dir or Path("runs") / f"tune-{base.model}-{_dt.datetime.now():%Y%m%d-%H%M%S}"
+        result = tn.tune(config, where, log=lambda line: out.print(line, highlight=False))
+        _print(result, config.objective)
