@@ -1,9 +1,15 @@
 """Shared fixtures: isolated caches, small image folders, runs to test on, and the test tiers.
 
-Two tiers: tests that need TensorFlow (everything under ``tests/train`` and ``tests/export``,
-every test using ``trained_run`` or marked ``realdata``, and tests marked ``@pytest.mark.tf``) get the ``tf`` marker,
-and are skipped with the reason when TensorFlow is not installed; ``pytest -m "not tf"`` runs
-the rest, which is what a device install (``pip install edgesmith``) can run (``make test-notf``).
+Tiers follow the install extras. A test that needs an optional package carries its marker and
+is skipped, with the ``pip install`` that fixes it, when the package is missing:
+
+* ``tf`` (``[train]``: TensorFlow): set for everything under ``tests/train`` and
+  ``tests/export``, every test using ``trained_run`` or marked ``realdata``, and tests marked
+  ``@pytest.mark.tf``. ``pytest -m "not tf"`` is what a device install can run (``make test-notf``).
+* ``onnx`` (``[onnx]``: ONNX Runtime): set for parametrized cases on a ``.onnx`` file and tests
+  marked ``@pytest.mark.onnx``.
+* ``plots`` (``[plots]``: matplotlib): tests marked ``@pytest.mark.plots``.
+
 Runtime and benchmark tests use ``tiny_run``, built from the checked-in model files in
 ``tests/fixtures/models`` (made by ``tools/make_test_models.py``), so they need no TensorFlow.
 """
@@ -13,6 +19,9 @@ import importlib.util
 import json
 import os
 import shutil
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +31,16 @@ from PIL import Image
 TESTS = Path(__file__).resolve().parent
 SHARED_DATA = TESTS.parents[1] / "shared" / "data" / "cifar10-jpeg"
 FIXTURE_MODELS = TESTS / "fixtures" / "models"
-HAS_TF = importlib.util.find_spec("tensorflow") is not None
 TF_DIRS = (TESTS / "train", TESTS / "export")
 NO_TF_REASON = "needs TensorFlow (pip install 'edgesmith[train]'); the TF-free tier is `pytest -m 'not tf'`"
+# marker -> (the package it needs, the skip reason when that package is missing)
+EXTRAS = {
+    "tf": ("tensorflow", NO_TF_REASON),
+    "onnx": ("onnxruntime", "needs ONNX Runtime (pip install 'edgesmith[onnx]')"),
+    "plots": ("matplotlib", "needs matplotlib (pip install 'edgesmith[plots]')"),
+}
+HAS = {marker: importlib.util.find_spec(module) is not None for marker, (module, _) in EXTRAS.items()}
+HAS_TF, HAS_ORT, HAS_MATPLOTLIB = HAS["tf"], HAS["onnx"], HAS["plots"]
 
 
 def _in_tf_dir(path: Path) -> bool:
@@ -44,14 +60,41 @@ def pytest_pycollect_makemodule(module_path, parent):
     return None
 
 
+def _runs_an_onnx_file(item) -> bool:
+    """A parametrized case whose parameters name a ``.onnx`` file."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return any(isinstance(v, str) and v.endswith(".onnx") for v in params.values())
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         # realdata runs the whole pipeline, training included
         if (_in_tf_dir(Path(item.path)) or "trained_run" in getattr(item, "fixturenames", ())
                 or item.get_closest_marker("realdata")):
             item.add_marker(pytest.mark.tf)
-        if not HAS_TF and item.get_closest_marker("tf"):
-            item.add_marker(pytest.mark.skip(reason=NO_TF_REASON))
+        if _runs_an_onnx_file(item):
+            item.add_marker(pytest.mark.onnx)
+        for marker, (_, reason) in EXTRAS.items():
+            if not HAS[marker] and item.get_closest_marker(marker):
+                item.add_marker(pytest.mark.skip(reason=reason))
+                break
+
+
+def python_without(blocked: tuple[str, ...], code: str, *, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter in which importing any of the ``blocked`` top-level
+    packages fails as if they were not installed (a meta-path finder raising ImportError), so
+    a test can check what a smaller install does whatever this venv has."""
+    blocker = textwrap.dedent(f"""
+        import importlib.abc, sys
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in {tuple(blocked)!r}:
+                    raise ImportError(f"{{name}} is not installed (blocked by test)")
+        sys.meta_path.insert(0, Block())
+    """)
+    return subprocess.run([sys.executable, "-c", blocker + textwrap.dedent(code)], capture_output=True, check=False,
+                          text=True, timeout=timeout, env={**os.environ, "COLUMNS": "200"},
+                          cwd=TESTS)  # not the repository root, whose edgesmith/ would shadow an installed one
 
 
 @pytest.fixture(autouse=True, scope="session")

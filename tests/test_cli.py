@@ -1,6 +1,7 @@
 """The CLI: exit codes, one-line errors, nothing half-written, and one full synthetic pipeline."""
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from edgesmith.cli import app
@@ -16,12 +17,14 @@ def _one_line_error(result):
     return lines[0]
 
 
+@pytest.mark.tf
 def test_missing_data_directory(tmp_path):
     r = runner.invoke(app, ["train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "run")])
     assert "does not exist" in _one_line_error(r)
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.tf
 def test_empty_data_directory(tmp_path):
     (tmp_path / "data" / "train").mkdir(parents=True)
     r = runner.invoke(app, ["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run")])
@@ -34,8 +37,13 @@ def test_unknown_model(tmp_path):
     assert "unknown model 'vgg99'" in _one_line_error(r)
 
 
-def test_export_and_bench_of_a_directory_without_model(tmp_path):
+@pytest.mark.tf
+def test_export_of_a_directory_without_model(tmp_path):
     assert "not an edgesmith run" in _one_line_error(runner.invoke(app, ["export", str(tmp_path)]))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_of_a_directory_without_model(tmp_path):
     assert "not an edgesmith run" in _one_line_error(runner.invoke(app, ["bench", str(tmp_path)]))
     assert list(tmp_path.iterdir()) == []
 
@@ -45,6 +53,7 @@ def test_bad_threads_option(trained_run):
     assert "comma-separated integers" in _one_line_error(r)
 
 
+@pytest.mark.tf
 def test_pipeline_end_to_end_on_synthetic_data(tmp_path):
     out = tmp_path / "run"
     r = runner.invoke(app, ["pipeline", "--data", "synthetic", "--model", "cnn", "--epochs", "2",
@@ -61,6 +70,7 @@ def test_pipeline_end_to_end_on_synthetic_data(tmp_path):
     assert manifest["stages"]["export"]["config"]["calibration_size"] == 64
 
 
+@pytest.mark.tf
 def test_train_with_sgd_records_the_resolved_recipe(tmp_path):
     out = tmp_path / "run"
     r = runner.invoke(app, ["train", "--data", "synthetic", "--model", "cnn", "--epochs", "1", "--limit-train", "300",
@@ -74,6 +84,7 @@ def test_train_with_sgd_records_the_resolved_recipe(tmp_path):
     assert abs(config["learning_rate"] - 0.05) < 1e-9  # SGD's default: 0.1 per 128 images of batch
 
 
+@pytest.mark.tf
 def test_fast_preset_fills_defaults_and_explicit_flags_win(tmp_path):
     out = tmp_path / "run"
     # --batch-size 128 is also the option's default: given on the command line, it still wins

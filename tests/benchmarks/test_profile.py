@@ -1,8 +1,18 @@
 import json
 
-from edgesmith.benchmarks.profile import write_profiles
+import pytest
+
+from edgesmith.benchmarks.profile import profile_litert, write_profiles
 
 
+def test_litert_profile_lists_the_converted_ops_and_the_call_phases(tiny_run):
+    litert = profile_litert(tiny_run.artifacts / "model_int8.tflite", runs=20)
+    assert litert["backend"] == "litert" and litert["runs"] == 20
+    assert litert["delegated"] and {o["op"] for o in litert["ops"]} >= {"CONV_2D"}
+    assert litert["phases_us"]["invoke"] > 0 and litert["predict_p50_us"] > 0
+
+
+@pytest.mark.onnx
 def test_profiles_show_operators_per_artifact(tiny_run):
     run = tiny_run.root
     paths = write_profiles(run, runs=20)
@@ -18,6 +28,7 @@ def test_profiles_show_operators_per_artifact(tiny_run):
     assert "| QLinearConv |" in (run / "bench" / "profiles" / "profiles.md").read_text()
 
 
+@pytest.mark.onnx
 def test_bench_profile_option_writes_the_profiles(tiny_run):
     from typer.testing import CliRunner
 

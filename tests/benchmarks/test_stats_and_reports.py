@@ -1,13 +1,9 @@
 import csv
-import importlib.util
 import json
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
-from conftest import tiny_models
+from conftest import HAS_MATPLOTLIB, HAS_ORT, python_without, tiny_models
 
 from edgesmith.benchmarks import (BENCH_PRESETS, BenchConfig, bench, bench_config, bench_run, comparisons,
                                   format_threads, latency_summary, parse_threads, write_reports)
@@ -70,11 +66,13 @@ def test_comparisons_pair_each_int8_with_its_float_parent():
     assert lossy[0]["verdict"].endswith("too much accuracy lost")
 
 
-HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 SMALL = dict(threads=(1,), batches=(1,), runs=10, warmup=1, limit_test=40, seconds=0.3, rounds=2)
 
 
 def test_bench_writes_json_csv_markdown_and_plot(tiny_run, tmp_path):
+    """Every artifact the installed runtimes can run is measured; without ONNX Runtime (a base
+    install) the .onnx files are not, and its targets are skipped naming the [onnx] extra."""
+    artifacts = ("tflite_fp32", "tflite_int8") + (("onnx_fp32", "onnx_int8") if HAS_ORT else ())
     report = bench_run(tiny_run, BenchConfig(targets=("litert-cpu", "ort-cpu", "ort-cuda"), threads=(1,),
                                                 batches=(1, 16), runs=20, warmup=2, batch_runs=4, limit_test=200,
                                                 seconds=1.0, rounds=2))
@@ -91,8 +89,7 @@ def test_bench_writes_json_csv_markdown_and_plot(tiny_run, tmp_path):
     assert data["schema_version"] == 2 and data["environment"]["cores"] >= 1
     assert data["environment"]["cpu"] and "versions" in data["environment"]
     assert 0 < data["environment"]["cpu_probe_ms"] < 500
-    assert {(r["artifact"], r["batch"]) for r in data["results"]} == {
-        (a, b) for a in ("tflite_fp32", "tflite_int8", "onnx_fp32", "onnx_int8") for b in (1, 16)}
+    assert {(r["artifact"], r["batch"]) for r in data["results"]} == {(a, b) for a in artifacts for b in (1, 16)}
     for r in data["results"]:
         assert r["n_test"] == 200 and r["top1"] > 0.5
         lat = r["latency_ms"]
@@ -107,12 +104,14 @@ def test_bench_writes_json_csv_markdown_and_plot(tiny_run, tmp_path):
     skipped = {s["target"]: s["reason"] for s in data["skipped"]}
     assert skipped["keras-cpu"] == "not requested" or "TensorFlow" in skipped["keras-cpu"]
     assert "ort-tensorrt" in skipped
-    if not data["targets"]["ort-cuda"]["usable"]:
+    if not HAS_ORT:
+        assert all("pip install 'edgesmith[onnx]'" in skipped[t] for t in ("ort-cpu", "ort-cuda", "ort-tensorrt"))
+    elif not data["targets"]["ort-cuda"]["usable"]:
         assert "CUDAExecutionProvider" in skipped["ort-cuda"] or "GPU" in skipped["ort-cuda"]
-    assert len(data["comparisons"]) == 2
+    assert len(data["comparisons"]) == len(artifacts) // 2
     with open(paths["csv"]) as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 8 and float(rows[0]["p50_ms"]) > 0 and float(rows[0]["throughput_ips"]) > 0
+    assert len(rows) == 2 * len(artifacts) and float(rows[0]["p50_ms"]) > 0 and float(rows[0]["throughput_ips"]) > 0
     md = paths["md"].read_text()
     assert "| tflite_int8 | litert-cpu | 1 | 1 |" in md and "tflite_int8 vs tflite_fp32" in md
     assert "## Per-class top-1" in md and "## Skipped" in md and "- ort-tensorrt:" in md
@@ -180,24 +179,13 @@ def test_bench_writes_the_reports_and_records_the_stage(tiny_run):
     assert record["finished"] and set(manifest["stages"]) == {"train", "export", "bench"}
 
 
-BLOCK_MATPLOTLIB = textwrap.dedent("""
-    import importlib.abc, sys
-    class Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] == "matplotlib":
-                raise ImportError(f"{name} is not installed (blocked by test)")
-    sys.meta_path.insert(0, Block())
-""")
-
-
 def test_without_matplotlib_the_reports_skip_the_plot_and_say_how_to_get_it(tiny_run):
-    code = BLOCK_MATPLOTLIB + textwrap.dedent(f"""
+    r = python_without(("matplotlib",), f"""
         import json
         from edgesmith.benchmarks import BenchConfig, bench
-        report, paths = bench({str(tiny_run.root)!r}, BenchConfig(targets=("ort-cpu",), **{SMALL!r}))
+        report, paths = bench({str(tiny_run.root)!r}, BenchConfig(targets=("litert-cpu",), **{SMALL!r}))
         print(json.dumps(sorted(paths)), "matplotlib" in sys.modules)
     """)
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ['["csv",', '"json",', '"md"]', "False"]
     assert not (tiny_run.bench / "pareto.png").exists()
@@ -207,9 +195,9 @@ def test_without_matplotlib_the_reports_skip_the_plot_and_say_how_to_get_it(tiny
         "bench/results.json", "bench/results.csv", "bench/report.md"]
 
 
-@pytest.mark.skipif(not HAS_MATPLOTLIB, reason="matplotlib (the [plots] extra) is not installed")
+@pytest.mark.plots
 def test_with_matplotlib_the_plot_is_drawn_and_no_note_is_added(tiny_run):
-    _, paths = bench(tiny_run, BenchConfig(targets=("ort-cpu",), **SMALL))
+    _, paths = bench(tiny_run, BenchConfig(targets=("litert-cpu",), **SMALL))
     assert paths["png"] == tiny_run.bench / "pareto.png" and paths["png"].read_bytes()[:4] == b"\x89PNG"
     assert "## Notes" not in paths["md"].read_text()
     assert load_manifest(tiny_run)["stages"]["bench"]["reports"][-1] == "bench/pareto.png"

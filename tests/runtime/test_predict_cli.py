@@ -135,7 +135,7 @@ def test_bad_model_files_are_one_line_errors(tmp_path, content, name, message):
 
 def _onnx_model(path, in_shape, out_classes=2, layout=None):
     """A tiny ONNX classifier (flatten -> matmul -> softmax) with a given input shape."""
-    onnx = pytest.importorskip("onnx")
+    onnx = pytest.importorskip("onnx", reason="writing a model needs the onnx package (pip install 'edgesmith[train]')")
     from onnx import TensorProto, helper, numpy_helper
 
     n_in = int(np.prod(in_shape[1:]))
@@ -152,12 +152,14 @@ def _onnx_model(path, in_shape, out_classes=2, layout=None):
     return path
 
 
+@pytest.mark.onnx
 def test_a_model_whose_input_is_not_an_image_is_refused(tmp_path):
     path = _onnx_model(tmp_path / "vector.onnx", ["N", 10])
     with pytest.raises(EdgesmithError, match="not an image tensor"):
         load(path)
 
 
+@pytest.mark.onnx
 def test_a_fixed_batch_model_takes_any_n(tmp_path):
     path = _onnx_model(tmp_path / "fixed.onnx", [1, 4, 4, 3])
     runner = load(path, threads=1)

@@ -62,13 +62,19 @@ def test_bad_inputs_are_clear_errors(tiny_run, images):
         load(tiny_run.artifacts / "missing.onnx")
 
 
-def test_corrupt_model_file_is_an_edgesmith_error(tmp_path):
-    for name in ("bad.tflite", "bad.onnx"):
-        (tmp_path / name).write_bytes(b"\x00garbage" * 10)
-        with pytest.raises(EdgesmithError, match="not a"):
-            load(tmp_path / name)
+@pytest.mark.parametrize("name", ["bad.tflite", "bad.onnx"])
+def test_corrupt_model_file_is_an_edgesmith_error(tmp_path, name):
+    (tmp_path / name).write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(EdgesmithError, match="not a"):
+        load(tmp_path / name)
 
 
+def test_gpu_target_on_a_tflite_file_says_what_is_missing(tiny_run):
+    with pytest.raises(BackendUnavailable, match="GPU delegate"):
+        load(tiny_run.artifacts / "model_fp32.tflite", target="gpu")
+
+
+@pytest.mark.onnx
 def test_gpu_target_without_a_gpu_says_what_is_missing(tiny_run):
     import onnxruntime as ort
 
@@ -76,8 +82,6 @@ def test_gpu_target_without_a_gpu_says_what_is_missing(tiny_run):
         pytest.skip("this machine has a GPU execution provider")
     with pytest.raises(BackendUnavailable, match="onnxruntime-gpu"):
         load(tiny_run.artifacts / "model_fp32.onnx", target="gpu")
-    with pytest.raises(BackendUnavailable, match="GPU delegate"):
-        load(tiny_run.artifacts / "model_fp32.tflite", target="gpu")
     auto = load(tiny_run.artifacts / "model_fp32.onnx", target="auto")
     assert auto.target == "cpu" and "no CUDA/TensorRT" in auto.target_reason
 
@@ -102,11 +106,15 @@ def test_explicit_execution_providers_override_the_target():
         select_providers("auto", ["CPUExecutionProvider"], ["CUDAExecutionProvider"])
 
 
+def test_execution_providers_apply_to_onnx_files_only(tiny_run):
+    with pytest.raises(ConfigError, match=".onnx files only"):
+        load(tiny_run.artifacts / "model_int8.tflite", providers=["CPUExecutionProvider"])
+
+
+@pytest.mark.onnx
 def test_load_with_providers(tiny_run):
     r = load(tiny_run.artifacts / "model_int8.onnx", providers=["CPUExecutionProvider"])
     assert r.providers == ("CPUExecutionProvider",) and "requested" in r.target_reason
-    with pytest.raises(ConfigError, match=".onnx files only"):
-        load(tiny_run.artifacts / "model_int8.tflite", providers=["CPUExecutionProvider"])
     import onnxruntime as ort
 
     if "CUDAExecutionProvider" not in ort.get_available_providers():
