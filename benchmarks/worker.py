@@ -287,7 +287,10 @@ class WorkerProcess:
         self.err_path = workdir / f"{tag}.stderr.txt"
         self._err = open(self.err_path, "w")
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "edgesmith.benchmarks.worker", str(job_file)],
+        # -P (3.11+): no current directory on sys.path, so a source checkout's edgesmith/ folder
+        # cannot shadow the installed package in the worker
+        safe_path = ["-P"] if sys.version_info >= (3, 11) else []
+        self.proc = subprocess.Popen([sys.executable, *safe_path, "-m", "edgesmith.benchmarks.worker", str(job_file)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err, text=True,
                                      env=env)
 
