@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgesmith.core.errors import BackendUnavailable
 from edgesmith.core.fsutil import write_json, write_text
 from edgesmith.core.rundir import RunDir, load_manifest, verify_file
 from edgesmith.runtime import load
@@ -48,9 +49,9 @@ def profile_onnx(path: str | Path, *, threads: int = 1, runs: int = 200) -> dict
         ``{"backend", "threads", "runs", "kernel_us", "predict_p50_us", "ops": [{"op", "us",
         "nodes", "share"}...] (slowest first), "nodes": [{"name", "op", "us"}...]}``.
     """
+    runner = load(path, target="cpu", threads=threads)  # BackendUnavailable, naming the extra, without ORT
     import onnxruntime as ort
 
-    runner = load(path, target="cpu", threads=threads)
     x = to_model_input(_sample(runner), runner.input_spec)
     warmup = 20
     with tempfile.TemporaryDirectory() as scratch:
@@ -127,6 +128,9 @@ def profile_litert(path: str | Path, *, threads: int = 1, runs: int = 200) -> di
 def _markdown(profiles: dict[str, dict]) -> str:
     lines = ["# Per-operator profiles", ""]
     for name, p in profiles.items():
+        if "skipped" in p:
+            lines += [f"## {name}", "", f"Not profiled: {p['skipped']}", ""]
+            continue
         lines.append(f"## {name} ({p['backend']}, {p['threads']} thread(s), {p['runs']} batch-1 runs)")
         lines.append("")
         if p["backend"] == "onnxruntime":
@@ -147,6 +151,9 @@ def _markdown(profiles: dict[str, dict]) -> str:
 def write_profiles(run_dir: str | Path, *, threads: int = 1, runs: int = 200) -> list[Path]:
     """Profile every artifact of a run; write ``RUN/bench/profiles/<artifact>.json`` and ``profiles.md``.
 
+    An artifact whose runtime is not installed (e.g. ``.onnx`` without the ``[onnx]`` extra) is
+    listed in ``profiles.md`` as not profiled, with the reason, and gets no JSON file.
+
     Returns:
         The paths written. Raises RunDirError (via the manifest helpers) for a run
         without artifacts or with changed files.
@@ -159,7 +166,11 @@ def write_profiles(run_dir: str | Path, *, threads: int = 1, runs: int = 200) ->
     for art in manifest.get("artifacts", []):
         path = verify_file(run, art)
         fn = profile_onnx if art["format"] == "onnx" else profile_litert
-        profiles[art["name"]] = fn(path, threads=threads, runs=runs)
+        try:
+            profiles[art["name"]] = fn(path, threads=threads, runs=runs)
+        except BackendUnavailable as e:
+            profiles[art["name"]] = {"skipped": str(e)}
+            continue
         paths.append(out_dir / f"{art['name']}.json")
         write_json(paths[-1], profiles[art["name"]])
     paths.append(out_dir / "profiles.md")

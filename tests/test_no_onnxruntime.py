@@ -47,3 +47,15 @@ def test_predict_on_an_onnx_file_is_one_line_naming_the_extra(tiny_run, tmp_path
     assert r.returncode == 1
     lines = [line for line in (r.stdout + r.stderr).splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and EXTRA in lines[0], r.stdout + r.stderr
+
+
+def test_bench_profile_profiles_the_tflite_files_and_lists_the_onnx_ones_as_not_profiled(tiny_run):
+    r = _edgesmith("bench", str(tiny_run.root), "--targets", "cpu", "--threads", "1", "--batch", "1",
+                   "--runs", "10", "--warmup", "1", "--limit-test", "40", "--seconds", "0.3", "--rounds", "2",
+                   "--profile")
+    assert r.returncode == 0, r.stdout + r.stderr
+    profiles = tiny_run.bench / "profiles"
+    assert sorted(p.name for p in profiles.glob("*.json")) == ["tflite_fp32.json", "tflite_int8.json"]
+    md = (profiles / "profiles.md").read_text()
+    assert md.count("Not profiled: onnxruntime is not installed") == 2 and EXTRA in md
+    assert json.loads((profiles / "tflite_int8.json").read_text())["backend"] == "litert"
