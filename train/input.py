@@ -5,7 +5,11 @@ module only shuffles, augments (in parallel), batches and prefetches the decoded
 
 Augmentation presets (``--augment``):
 
+``auto``          the default: chosen from the data (:func:`.config.resolve_augment`): ``shift`` for
+                  gray images (digits, characters), ``default`` for colour images.
 ``default``       random horizontal flip + pad-4-and-crop (He et al., 2016, the CIFAR-10 recipe).
+``shift``         pad-and-crop by up to 8% of the side (2 px at 28x28), no flip: for digits and
+                  characters, where a flip changes the class (the LeNet-5 / MNIST recipe).
 ``rotate-shift``  flip, rotation up to 15 degrees, shifts up to 10% of height/width.
 ``zoom-shift``    flip, zoom up to 5%, shifts up to 5%.
 ``none``          no augmentation (e.g. digits, where a flip changes the class).
@@ -22,24 +26,34 @@ from __future__ import annotations
 import numpy as np
 
 from ._keras import keras, tf
-from .config import AUGMENTS  # noqa: F401  (re-exported)
+from .config import AUGMENTS, resolve_augment
 
 PAD = 4  # pad-and-crop: up to 4 px shift each way
+SHIFT_FRACTION = 0.08  # ``shift``: up to 8% of the shorter side each way (2 px at 28x28)
 
 
-def _pad_crop_flip(images, labels):
-    """Flip half the images of a ``(B, H, W, C)`` batch left-right, then crop each at its own
-    random offset from the batch padded by :data:`PAD` with zeros. One op per batch, not per
-    image: about half the CPU time of per-image ``tf.image`` calls (31,000 against 17,000 img/s
-    on 2 cores), which the model's training steps get back."""
-    shape = tf.shape(images)
-    b, h, w = shape[0], shape[1], shape[2]
-    images = tf.where(tf.random.uniform([b, 1, 1, 1]) < 0.5, tf.reverse(images, [2]), images)
-    padded = tf.pad(images, [[0, 0], [PAD, PAD], [PAD, PAD], [0, 0]])
-    rows = tf.random.uniform([b, 1], 0, 2 * PAD + 1, tf.int32) + tf.range(h)[None]
-    cols = tf.random.uniform([b, 1], 0, 2 * PAD + 1, tf.int32) + tf.range(w)[None]
-    images = tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
-    return images, labels
+def shift_pad(image_hw: tuple[int, int]) -> int:
+    """Pixels the ``shift`` preset pads (and so shifts) by at most, for ``(H, W)`` images."""
+    return max(1, round(SHIFT_FRACTION * min(image_hw)))
+
+
+def _pad_crop(pad: int, flip: bool):
+    """A batch map: [flip half the images of a ``(B, H, W, C)`` batch left-right], then crop
+    each at its own random offset from the batch padded by ``pad`` with zeros. One op per batch,
+    not per image: about half the CPU time of per-image ``tf.image`` calls (31,000 against 17,000
+    img/s on 2 cores), which the model's training steps get back."""
+
+    def fn(images, labels):
+        shape = tf.shape(images)
+        b, h, w = shape[0], shape[1], shape[2]
+        if flip:
+            images = tf.where(tf.random.uniform([b, 1, 1, 1]) < 0.5, tf.reverse(images, [2]), images)
+        padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+        rows = tf.random.uniform([b, 1], 0, 2 * pad + 1, tf.int32) + tf.range(h)[None]
+        cols = tf.random.uniform([b, 1], 0, 2 * pad + 1, tf.int32) + tf.range(w)[None]
+        return tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1), labels
+
+    return fn
 
 
 def _layer_augment(preset: str, seed: int) -> "keras.Sequential":
@@ -66,12 +80,13 @@ def cutout(images, size: int):
 
 
 def make_dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, training: bool,
-                 seed: int = 0, augment: str = "default", use_cutout: bool = False,
+                 seed: int = 0, augment: str = "auto", use_cutout: bool = False,
                  resize_to: tuple[int, int] | None = None) -> "tf.data.Dataset":
     """Batched dataset of ``((B, H, W, C) float32 0-255, (B,) int64)``.
 
     Training datasets are reshuffled every epoch and augmented by the ``augment`` preset
-    (see the module docstring), in parallel, with prefetch. Pixels stay raw: the model
+    (see the module docstring; ``auto`` is resolved from the images' channels), in parallel,
+    with prefetch. Pixels stay raw: the model
     scales them itself. Multi-worker training shards it by element (``AutoShardPolicy.DATA``).
     ``resize_to`` ``(h, w)`` resizes every batch last (antialiased bilinear), giving
     ``(B, h, w, C)`` float32 batches.
@@ -81,12 +96,14 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, tra
     """
     if augment not in AUGMENTS:
         raise ValueError(f"unknown augmentation {augment!r}")
+    augment, _ = resolve_augment(augment, images.shape[1:])
     ds = tf.data.Dataset.from_tensor_slices((images, labels))
     if training:
         ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=False)
-    if training and augment == "default":
-        ds = ds.map(_pad_crop_flip, num_parallel_calls=tf.data.AUTOTUNE)
+    if training and augment in ("default", "shift"):
+        crop = _pad_crop(PAD, flip=True) if augment == "default" else _pad_crop(shift_pad(images.shape[1:3]), flip=False)
+        ds = ds.map(crop, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
     if training and augment in ("rotate-shift", "zoom-shift"):
         aug = _layer_augment(augment, seed)
@@ -103,7 +120,7 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, tra
 
 
 def pipeline_throughput(images: np.ndarray, labels: np.ndarray, *, batch_size: int = 128,
-                        augment: str = "default", use_cutout: bool = False, seconds: float = 5.0) -> float:
+                        augment: str = "auto", use_cutout: bool = False, seconds: float = 5.0) -> float:
     """Images per second the training pipeline alone delivers (no model), img/s.
 
     Iterates the augmented, batched training dataset for about ``seconds`` after one warm-up

@@ -24,7 +24,7 @@ from edgesmith.core.rundir import RunDir
 from edgesmith.core.stages import TrainStage, create_run_manifest, model_record
 
 from . import checkpoint as _ckpt
-from .config import TrainConfig
+from .config import TrainConfig, resolve_augment
 from . import precision as _precision
 from ._keras import keras, tf
 from .input import make_dataset
@@ -131,6 +131,7 @@ def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False, resu
     input_shape, num_classes = train_split.image_shape, len(train_split.class_names)
     if config.low_res_epochs:
         config.low_res_hw(input_shape[:2])  # refuse a bad --low-res before any work
+    augment = _augment_choice(config, input_shape, log=placement.is_chief and not config.quiet)
     work.mkdir(parents=True, exist_ok=True)
     write_json(work / "config.json", config.to_dict())
 
@@ -143,7 +144,7 @@ def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False, resu
     @functools.cache  # one dataset per resolution, shared by the phases (resnet50v2 has two)
     def fit_data(resize_to):
         return make_dataset(fit_split.images, fit_split.labels, batch_size=global_batch, training=True,
-                            seed=config.seed, augment=config.augment, use_cutout=config.cutout, resize_to=resize_to)
+                            seed=config.seed, augment=augment["preset"], use_cutout=config.cutout, resize_to=resize_to)
 
     val_ds = (make_dataset(val_split.images, val_split.labels, batch_size=max(global_batch, 256), training=False)
               if val_split else None)
@@ -176,7 +177,18 @@ def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False, resu
         _ckpt.remove(work)
         return None
     return _finish(config, out, work, model, saver, placement, policy, train_split, fit_split, val_split,
-                   test_split, global_batch, peak_lr)
+                   test_split, global_batch, peak_lr, augment)
+
+
+def _augment_choice(config: TrainConfig, input_shape, *, log: bool) -> dict:
+    """``{"asked", "preset", "why"}``: the augmentation ``config.augment`` resolves to on these images
+    (``auto`` depends on the data, see :func:`.config.resolve_augment`), printed to the training log."""
+    preset, why = resolve_augment(config.augment, input_shape, config.data.source)
+    if log:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"augmentation: {preset} ({why})", highlight=False)
+    return {"asked": config.augment, "preset": preset, "why": why}
 
 
 def _callbacks(config: TrainConfig, placement, work: Path, steps: int, *, has_val: bool) -> list:
@@ -240,7 +252,7 @@ def _machine() -> dict:
 
 
 def _finish(config, out, work, model, saver, placement, policy, train_split, fit_split, val_split,
-            test_split, global_batch, peak_lr) -> RunDir:
+            test_split, global_batch, peak_lr, augment: dict) -> RunDir:
     input_shape, num_classes = train_split.image_shape, len(train_split.class_names)
     model = _float32_copy(model, config, input_shape, num_classes)
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
@@ -252,7 +264,8 @@ def _finish(config, out, work, model, saver, placement, policy, train_split, fit
         tmp.mkdir(parents=True)
         run = RunDir(tmp)
         model.save(run.model)
-        write_json(run.config, config.to_dict())
+        recorded = {**config.to_dict(), "augment_used": augment}  # what `auto` chose, and why
+        write_json(run.config, recorded)
         _write_history(history, run.history)
         plot_curves(history, run.curves)
         if (work / "tensorboard").is_dir():
@@ -272,6 +285,6 @@ def _finish(config, out, work, model, saver, placement, policy, train_split, fit
         create_run_manifest(run, Path(out).name, dataset=dataset, model=model_record(
             run.model, run.model.name, architecture=config.model, params=model.count_params(),
             image_shape=input_shape, num_classes=num_classes),
-            record=TrainStage(config=config.to_dict(), precision_policy=policy, metrics=metrics))
+            record=TrainStage(config=recorded, precision_policy=policy, metrics=metrics))
     _ckpt.remove(work)
     return RunDir(out)

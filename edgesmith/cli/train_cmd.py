@@ -34,14 +34,18 @@ def _preset_help() -> str:
             "; lr_per_128 scales with --batch-size).")
 
 
-DataOpt = Annotated[str, typer.Option("--data", "-d", help="'cifar10' (Keras download), 'synthetic', "
-                                      "or a directory with `train/<class>/` and `test/<class>/` image folders.")]
+_DATA_HELP = ("'cifar10', 'mnist' or 'fashion_mnist' (Keras downloads, read without TensorFlow), 'synthetic', or a "
+              "directory with `train/<class>/` and `test/<class>/` image folders (all-gray images load as 1 channel).")
+DataOpt = Annotated[str, typer.Option("--data", "-d", help=_DATA_HELP)]
 ModelOpt = Annotated[str, typer.Option(help=f"Architecture: {tc.model_names()} (resnet8: MLPerf Tiny; cnn: TF "
-                                       "tutorial; lenet5: gray 28x28; resnet50v2: ImageNet transfer).")]
+                                       "tutorial; lenet5: gray 28x28, e.g. --data mnist, trains with the defaults "
+                                       "(Adam, one-cycle, --augment auto = small shifts, no flip); resnet50v2: "
+                                       "ImageNet transfer, see --weights).")]
 EpochsOpt = Annotated[int, typer.Option(help="Training epochs.")]
 BatchOpt = Annotated[int, typer.Option(help="Training batch size.")]
 LrOpt = Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate per replica (scaled by replicas; see "
-                                                "--schedule) [default: 3e-3 for Adam, 0.1 x batch/128 for SGD].")]
+                                                "--schedule) [default: 3e-3 for Adam (lenet5: 1e-2), 0.1 x batch/128 "
+                                                "for SGD].")]
 PrecisionOpt = Annotated[Precision, typer.Option(help="auto: fp16 on CUDA, bf16 on AMX/AVX512-BF16 CPUs, else fp32.")]
 LimitTrainOpt = Annotated[Optional[int], typer.Option(help="Use at most N training images (class-balanced).")]
 LimitTestOpt = Annotated[Optional[int], typer.Option(help="Use at most N test images (class-balanced).")]
@@ -49,8 +53,7 @@ SeedOpt = Annotated[int, typer.Option(help="Random seed (weights, shuffling, sub
 OutOpt = Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory to create "
                                                 "[default: `runs/<model>-<timestamp>`].")]
 OverwriteOpt = Annotated[bool, typer.Option(help="Replace --out if it exists.")]
-OptData = Annotated[Optional[str], typer.Option("--data", "-d", help="'cifar10' (Keras download), 'synthetic', or a "
-                                                "directory with `train/<class>/` and `test/<class>/` image folders.")]
+OptData = Annotated[Optional[str], typer.Option("--data", "-d", help=_DATA_HELP)]
 
 # CLI option name -> TrainConfig field, where they differ
 _FIELD = {"lr": "learning_rate"}
@@ -120,12 +123,18 @@ def train_cmd(ctx: typer.Context, data: OptData = None, model: ModelOpt = tc.def
                                                               "validation loss.")] = tc.default("patience"),
               val_split: Annotated[float, typer.Option(help="Fraction of train held out for validation.")]
               = tc.default("val_split"),
-              augment: Annotated[Augment, typer.Option(help="Augmentation preset.")] = Augment(tc.default("augment")),
+              augment: Annotated[Augment, typer.Option(help="Augmentation preset. auto: chosen from the data "
+                                                         "and printed: gray images (digits, characters; 1 channel, or "
+                                                         "--data mnist/fashion_mnist) get 'shift' (up to 8% shifts, no "
+                                                         "flip), colour images 'default' (flip + pad-4 crop). shift, "
+                                                         "rotate-shift, zoom-shift, none: see docs/training.md.")] = Augment(tc.default("augment")),
               cutout: Annotated[bool, typer.Option(help="Add Cutout (one half-size grey square per image).")]
               = tc.default("cutout"),
               width: Annotated[float, typer.Option(help="mobilenetv2 width multiplier.")] = tc.default("width"),
-              weights: Annotated[str, typer.Option(help="resnet50v2 backbone: imagenet, none, or a .h5 weights "
-                                                   "file.")] = tc.default("weights"),
+              weights: Annotated[str, typer.Option(help="resnet50v2 backbone: imagenet (Keras "
+                                                   "download), none, or a local .h5 file of ResNet50V2 no-top weights "
+                                                   "for offline use, e.g. ~/.keras/models/resnet50v2_weights_tf_dim_"
+                                                   "ordering_tf_kernels_notop.h5 or your own backbone.save_weights().")] = tc.default("weights"),
               backbone_size: Annotated[int, typer.Option(help="resnet50v2: input side after upsampling inside "
                                                          "the model.")] = tc.default("backbone_size"),
               freeze_epochs: Annotated[Optional[int], typer.Option(help="resnet50v2: epochs with the backbone "

@@ -1,13 +1,16 @@
 """Datasets as numpy arrays, read with numpy and Pillow only (no TensorFlow).
 
-Three sources behind one ``--data`` spec:
+Sources behind one ``--data`` spec:
 
 * ``cifar10`` - the Keras CIFAR-10 (``cifar-10-batches-py``), downloaded on first use;
+* ``mnist``, ``fashion_mnist`` - the Keras MNIST files (:mod:`.mnist`), 28x28 gray;
 * ``synthetic`` - small learnable generated images, for tests;
 * a directory ``ROOT/{train,test}/<class>/<image>`` - class folders, e.g. the shared
   ``cifar10-jpeg`` copy. Class names are the sorted folder names. Images decode with
-  :func:`edgesmith.core.images.decode_image` at their own size, as RGB: the decoder
-  ``edgesmith predict`` uses, so EXIF rotation and transparency come out the same.
+  :func:`edgesmith.core.images.decode_image` at their own size: the decoder
+  ``edgesmith predict`` uses, so EXIF rotation and transparency come out the same. A split
+  whose images are all gray (Pillow modes ``1``, ``L``, ``LA``, ``I``, ``I;16``, ``F``) loads
+  as 1 channel, anything else as RGB (3 channels).
 
 Every split is ``(N, H, W, C) uint8`` raw pixels plus ``(N,) int64`` labels; the
 preprocessing (scaling) lives inside the models, so nothing is normalised here.
@@ -22,12 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cifar10
+from . import cifar10, mnist
 from .errors import DataError
 from .fsutil import atomic_path
 from .images import DECODER_VERSION, IMAGE_SUFFIXES, decode_image
 
 SPLITS = ("train", "test")
+NAMED_SOURCES = ("cifar10", "synthetic", *mnist.SOURCES)
+# Pillow modes of single-channel images: a folder of only these loads as (N, H, W, 1)
+GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 SYNTHETIC_DEFAULTS = {"train": 2000, "test": 500}
 
 
@@ -65,7 +71,8 @@ class DataSpec:
     """What to load: a source and the quick-run limits, recorded in each run's manifest.
 
     Attributes:
-        source: ``"cifar10"``, ``"synthetic"`` or a directory path (stored as an absolute path).
+        source: ``"cifar10"``, ``"mnist"``, ``"fashion_mnist"``, ``"synthetic"`` or a directory path
+            (stored as an absolute path).
         limit_train / limit_test: keep at most this many images (class-balanced, fixed by
             ``seed``); ``None`` keeps the whole split (synthetic: 2,000 / 500).
         seed: selects which images a limit keeps.
@@ -83,7 +90,7 @@ class DataSpec:
                 raise DataError(f"--{name.replace('_', '-')} must be positive, got {v}")
         if not self.source:
             raise DataError("no dataset given (--data)")
-        if self.source not in ("cifar10", "synthetic"):
+        if self.source not in NAMED_SOURCES:
             # Record folders absolutely: later stages (export, bench) may run from elsewhere.
             object.__setattr__(self, "source", str(Path(self.source).expanduser().absolute()))
 
@@ -113,6 +120,9 @@ def load_split(spec: DataSpec, split: str) -> Split:
     elif spec.source == "cifar10":
         x, y, names = cifar10.read_cifar10(cifar10.ensure_cifar10(), split)
         out = _limit(Split(x, y, tuple(names)), spec.limit(split), spec.seed)
+    elif spec.source in mnist.SOURCES:
+        x, y, names = mnist.read_mnist(spec.source, mnist.ensure_mnist(spec.source), split)
+        out = _limit(Split(x, y, names), spec.limit(split), spec.seed)
     else:
         out = _load_folder_split(Path(spec.source), split, spec.limit(split), spec.seed)
     if len(out.class_names) < 2:
@@ -168,7 +178,7 @@ def _list_folder(root: Path, split: str) -> tuple[list[Path], np.ndarray, tuple[
     if not root.exists():
         raise DataError(f"data directory {root} does not exist")
     if not root.is_dir():
-        raise DataError(f"--data {root} is neither 'cifar10', 'synthetic' nor a directory")
+        raise DataError(f"--data {root} is neither one of {', '.join(NAMED_SOURCES)} nor a directory")
     split_dir = root / split
     if not split_dir.is_dir():
         raise DataError(f"{root} has no {split}/ folder (expected {root}/{{train,test}}/<class>/<image>)")
@@ -194,9 +204,9 @@ def _load_folder_split(root: Path, split: str, limit: int | None, seed: int) -> 
     files = [files[i] for i in idx]
     labels = labels[idx]
     # Decoding tens of thousands of JPEGs takes a while: keep a decoded copy keyed by the
-    # decoder version and the exact file list, sizes and modification times, so any change
-    # to the data or to how it decodes is a miss.
-    key = hashlib.sha256(f"decoder {DECODER_VERSION}\n".encode())
+    # decoder version, the channel rule and the exact file list, sizes and modification times,
+    # so any change to the data or to how it decodes is a miss.
+    key = hashlib.sha256(f"decoder {DECODER_VERSION}\nchannels gray-if-all-gray\n".encode())
     for f in files:
         st = f.stat()
         key.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
@@ -207,9 +217,7 @@ def _load_folder_split(root: Path, split: str, limit: int | None, seed: int) -> 
                 return Split(z["images"], z["labels"], classes)
         except (OSError, ValueError, KeyError):
             pass  # unreadable cache: decode again and overwrite it
-    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
-        # the serving decoder at native size, 3 channels: training sees what predict sees
-        arrays = list(pool.map(decode_image, files, chunksize=256))
+    arrays = _decode_all(files)
     first = arrays[0].shape
     for f, a in zip(files, arrays):
         if a.shape != first:
@@ -223,6 +231,27 @@ def _load_folder_split(root: Path, split: str, limit: int | None, seed: int) -> 
     except OSError:
         pass  # a read-only home is fine; we just decode again next time
     return out
+
+
+def _mode(path: Path) -> str:
+    """Pillow mode of an image file from its header (``?`` when unreadable: decoding reports it)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.mode
+    except (OSError, ValueError, SyntaxError):
+        return "?"
+
+
+def _decode_all(files: list[Path]) -> list[np.ndarray]:
+    """Every file as ``(H, W, C) uint8`` with the serving decoder at native size (training sees what
+    predict sees): C = 1 when every image is gray (:data:`GRAY_MODES`), else 3."""
+    workers = min(8, (os.cpu_count() or 1) * 2)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        gray = all(m in GRAY_MODES for m in pool.map(_mode, files, chunksize=256))
+        channels = 1 if gray else 3
+        return list(pool.map(lambda f: decode_image(f, channels), files, chunksize=256))
 
 
 # --- synthetic -------------------------------------------------------------------------
