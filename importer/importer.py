@@ -6,6 +6,10 @@ checked), wraps it so it takes raw pixels like edgesmith's own models, measures 
 top-1 and writes a run directory + manifest (an ``import`` stage record where ``train``
 writes a ``train`` one), so ``export``, ``bench`` and the runtime work unchanged.
 
+Keras 3 files (``.keras`` / ``.h5`` written by Keras 3) are loaded by Keras 3 in a child
+process and exported as a SavedModel there (:mod:`.keras3`); this process takes the
+SavedModel route, so Keras 3 is never imported beside tf_keras.
+
 The wrapper, built from stock tf_keras layers only (input ``(N, H, W, C)`` float32
 pixels 0-255, the data's image size)::
 
@@ -25,6 +29,8 @@ pixels 0-255, the data's image size)::
 """
 from __future__ import annotations
 
+import contextlib
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,6 +43,8 @@ from edgesmith.core.fsutil import atomic_path, sha256_file, write_json
 from edgesmith.core.rundir import RunDir
 from edgesmith.core.stages import ImportStage, create_run_manifest, model_record
 
+from .keras3 import KINDS as KERAS3_KINDS
+from .keras3 import keras3_to_savedmodel
 from .safety import ModelFileError, ModelInfo, UnsafeModelError, inspect_model_file
 
 __all__ = ["import_model", "ImportConfig", "PREPROCESS", "OUTPUTS", "ModelFileError", "UnsafeModelError",
@@ -46,6 +54,12 @@ PREPROCESS = ("none", "scale01", "minus1to1", "imagenet")
 OUTPUTS = ("auto", "logits", "probabilities")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+# how each kind of file became the run's tf_keras model (manifest["model"]["source"]["route"])
+_ROUTES = {"raw_savedmodel": "SavedModel serving signature (edgesmith>SavedModelLayer)",
+           "keras3": "Keras 3 child process: load_model + model.export -> SavedModel serving signature",
+           "keras3_h5": "Keras 3 child process: load_model + model.export -> SavedModel serving signature"}
 
 
 class ModelMismatchError(DataError):
@@ -150,12 +164,21 @@ def _predict(model, images: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict(images.astype(np.float32), batch_size=256, verbose=0), dtype=np.float32)
 
 
+@contextlib.contextmanager
 def _open(src: Path, info: ModelInfo, trust_model_code: bool):
-    """The foreign tf_keras model of a checked file (the serving-signature route for raw SavedModels)."""
+    """The foreign tf_keras model of a checked file: the serving-signature route for raw SavedModels
+    and for Keras 3 files (exported to a temporary SavedModel by a Keras 3 child process, removed
+    on exit; the run's ``model.keras`` keeps a copy)."""
+    from .savedmodel import savedmodel_as_keras
+
     if info.kind == "raw_savedmodel":
-        from .savedmodel import savedmodel_as_keras
-        return savedmodel_as_keras(src)
-    return _load(src, info.kind, trust_model_code)
+        yield savedmodel_as_keras(src)
+    elif info.kind in KERAS3_KINDS:
+        with tempfile.TemporaryDirectory(prefix="edgesmith-keras3-") as tmp:
+            yield savedmodel_as_keras(keras3_to_savedmodel(src, Path(tmp) / "saved_model",
+                                                           trust_model_code=trust_model_code))
+    else:
+        yield _load(src, info.kind, trust_model_code)
 
 
 def _class_order(src: Path, k: int, names: list[str], labels: list[str] | None,
@@ -227,6 +250,7 @@ def _source_record(src: Path, info: ModelInfo, model_input: tuple, k: int, resiz
             "resize": None if resize is None else {"to": list(resize), "interpolation": "bilinear",
                                                    "half_pixel_centers": True, "antialias": False},
             "outputs": kind, "outputs_option": config.outputs, "trusted_code": info.code_layers,
+            "route": _ROUTES.get(info.kind, "tf_keras load_model"),
             "labels_from": str(labels_file) if labels_file is not None else "dataset class folders",
             "labels_reordered": order is not None}
 
@@ -265,8 +289,10 @@ def import_model(model_file: str | Path, *, data: DataSpec, out: str | Path, lab
         run = import_model("mobilenet.h5", data=DataSpec("cifar10"), out="runs/mine", preprocess="minus1to1")
 
     Args:
-        model_file: ``.keras`` file (tf_keras / Keras 2 format), legacy ``.h5`` file, or a
-            SavedModel directory written by tf_keras ``model.save`` or Keras 3 ``model.export``.
+        model_file: ``.keras`` or legacy ``.h5`` file (written by tf_keras / Keras 2, or by
+            Keras 3: loaded by Keras 3 in a child process and taken through a SavedModel, see
+            :mod:`.keras3`), or a SavedModel directory written by tf_keras ``model.save`` or
+            Keras 3 ``model.export``.
         data: the dataset the model classifies; its test split gives top-1, its classes
             the labels unless ``labels_file`` is given.
         out: run directory to create.
@@ -282,7 +308,8 @@ def import_model(model_file: str | Path, *, data: DataSpec, out: str | Path, lab
 
     Raises:
         ConfigError: bad option, or ``out`` exists without ``overwrite``.
-        ModelFileError: missing, corrupt, truncated or unsupported model file (incl. Keras 3 ``.keras``).
+        ModelFileError: missing, corrupt, truncated or unsupported model file, or Keras 3 (needed
+            for a Keras 3 file) missing or unable to load it.
         UnsafeModelError: ``Lambda`` layers without ``trust_model_code``, or custom objects.
         ModelMismatchError: channels, class count or labels disagree with the data.
         DataError: the dataset cannot be loaded.
@@ -294,25 +321,25 @@ def import_model(model_file: str | Path, *, data: DataSpec, out: str | Path, lab
     info = inspect_model_file(src, trust_model_code=trust_model_code)  # raises before anything is loaded
     labels = read_labels(labels_file) if labels_file is not None else None
     test = load_split(data, "test")
-    foreign = _open(src, info, trust_model_code)
-    (mh, mw, mc), k = _model_io(foreign, src)
-    _check_fit(src, data, test, mc, k)
-    names, order = _class_order(src, k, list(test.class_names), labels, labels_file)
-    h, w, c = test.image_shape
-    resize = (mh, mw) if (mh, mw) != (h, w) and mh is not None and mw is not None else None
-    model, kind = _wrap(foreign, src, (h, w, c), resize, config, order, test.images)
-    metrics = _measure(model, src, kind, test)
-    source = _source_record(src, info, (mh, mw, mc), k, resize, config, kind, labels_file, order)
-    run_config = {"import": {"model_file": str(src), **asdict(config),
-                             "labels_file": None if labels_file is None else str(labels_file)},
-                  "data": data.to_dict()}
-    dataset = {**data.to_dict(), "class_names": names, "image_shape": [h, w, c],
-               "n_train": None, "n_val": 0, "n_test": len(test)}
-    # trusted Lambda layers are Python in the wrapper; on the SavedModel route they stay graph code
-    python_code = bool(info.code_layers) and info.kind != "raw_savedmodel"
-    return _write_run(out, model, python_code=python_code, run_config=run_config, metrics=metrics,
-                      dataset=dataset, architecture=f"imported:{src.name}", source=source, image_shape=(h, w, c),
-                      k=k)
+    with _open(src, info, trust_model_code) as foreign:
+        (mh, mw, mc), k = _model_io(foreign, src)
+        _check_fit(src, data, test, mc, k)
+        names, order = _class_order(src, k, list(test.class_names), labels, labels_file)
+        h, w, c = test.image_shape
+        resize = (mh, mw) if (mh, mw) != (h, w) and mh is not None and mw is not None else None
+        model, kind = _wrap(foreign, src, (h, w, c), resize, config, order, test.images)
+        metrics = _measure(model, src, kind, test)
+        source = _source_record(src, info, (mh, mw, mc), k, resize, config, kind, labels_file, order)
+        run_config = {"import": {"model_file": str(src), **asdict(config),
+                                 "labels_file": None if labels_file is None else str(labels_file)},
+                      "data": data.to_dict()}
+        dataset = {**data.to_dict(), "class_names": names, "image_shape": [h, w, c],
+                   "n_train": None, "n_val": 0, "n_test": len(test)}
+        # trusted Lambda layers are Python in the wrapper; on the SavedModel route they stay graph code
+        python_code = bool(info.code_layers) and info.kind not in ("raw_savedmodel", *KERAS3_KINDS)
+        return _write_run(out, model, python_code=python_code, run_config=run_config, metrics=metrics,
+                          dataset=dataset, architecture=f"imported:{src.name}", source=source,
+                          image_shape=(h, w, c), k=k)
 
 
 def _save(model, path: Path, *, code: bool) -> None:

@@ -13,6 +13,9 @@ is checked:
   would ``import`` that module (running its top-level code) to find the class, so they
   are refused too, unless trusted.
 
+Files written by Keras 3 get the same checks (their built-in classes are recognised by
+their ``keras.*`` module) and are then loaded by Keras 3 in a child process (:mod:`.keras3`).
+
 A SavedModel additionally holds TensorFlow graphs that run when it is loaded and called
 (TF ops, not Python: they can read and write files the process can reach, and TF kernels
 have had memory-safety bugs); that risk cannot be removed by inspection, see docs/import.md.
@@ -32,9 +35,9 @@ _CODE = {"Lambda", "__lambda__"}
 _NOT_LOADED = {"training_config", "compile_config"}  # optimizer/loss: ignored by load_model(compile=False)
 # our own wrapper layer, in a re-imported run (its module before and after the import stage moved)
 _OURS = {"edgesmith.importer.savedmodel", "edgesmith.export.byom_savedmodel"}
-_KERAS3_WAY_OUT = ("tf_keras (Keras 2), which edgesmith uses, cannot read Keras 3 files. Way out: in the "
-                   "Keras 3 environment run `model.export('saved_model_dir')` and pass that SavedModel "
-                   "directory instead (see docs/import.md)")
+# Keras 3 objects that tf_keras has no class for (its layers carry their module, see _keras3_builtins)
+_KERAS3_CLASSES = {"DTypePolicy", "FloatDTypePolicy", "QuantizedDTypePolicy", "QuantizedFloat8DTypePolicy",
+                   "DTypePolicyMap", "Operation"}
 
 
 class ModelFileError(DataError):
@@ -50,8 +53,9 @@ class ModelInfo:
     """What :func:`inspect_model_file` found.
 
     Attributes:
-        kind: ``keras`` (tf_keras zip), ``h5``, ``savedmodel`` (tf_keras SavedModel with
-            Keras metadata) or ``raw_savedmodel`` (no Keras metadata: Keras 3
+        kind: ``keras`` (tf_keras zip), ``h5``, ``keras3`` / ``keras3_h5`` (written by Keras 3:
+            loaded by Keras 3 in a child process, see :mod:`.keras3`), ``savedmodel`` (tf_keras
+            SavedModel with Keras metadata) or ``raw_savedmodel`` (no Keras metadata: Keras 3
             ``model.export``, ``tf.saved_model.save``, or custom layers that are only graphs).
         keras_version: as recorded in the file, if any.
         code_layers: names of Lambda layers (only non-empty when trusted).
@@ -110,8 +114,26 @@ def scan_config(config, known: frozenset[str]) -> tuple[list[str], list[str]]:
     return code, custom
 
 
-def _check(path: Path, config, trusted: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    code, custom = scan_config(config, _known_classes())
+def _keras3_builtins(node) -> set[str]:
+    """Class names a Keras 3 config files under Keras's own modules and registers under no other name
+    (Keras 3 resolves those from its own namespace; a custom class names its module or a package)."""
+    found = set()
+    if isinstance(node, dict):
+        cls, module, reg = node.get("class_name"), node.get("module"), node.get("registered_name")
+        if isinstance(cls, str) and isinstance(module, str) and (module == "keras" or module.startswith("keras.")) \
+                and reg in (None, cls):
+            found.add(cls)
+        for v in node.values():
+            found |= _keras3_builtins(v)
+    elif isinstance(node, list):
+        for v in node:
+            found |= _keras3_builtins(v)
+    return found
+
+
+def _check(path: Path, config, trusted: bool, *, keras3: bool = False) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    known = _known_classes() | (_KERAS3_CLASSES | _keras3_builtins(config) if keras3 else set())
+    code, custom = scan_config(config, frozenset(known))
     code, custom = list(dict.fromkeys(code)), list(dict.fromkeys(custom))  # nested configs repeat layers
     if not trusted and code:
         raise UnsafeModelError(f"{path} contains Lambda layer {', '.join(code)}: Python code that would run "
@@ -134,10 +156,9 @@ def _read_keras_zip(path: Path, trusted: bool) -> ModelInfo:
     except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError, OSError, EOFError) as e:
         raise ModelFileError(f"{path} is not a readable .keras file (corrupt or truncated: {e})") from None
     version = str(meta.get("keras_version", "")) or None
-    if version and version.split(".")[0] == "3":
-        raise ModelFileError(f"{path} was written by Keras {version}; {_KERAS3_WAY_OUT}")
-    code, custom = _check(path, config, trusted)
-    return ModelInfo("keras", version, code, custom)
+    keras3 = bool(version and version.split(".")[0] == "3")
+    code, custom = _check(path, config, trusted, keras3=keras3)
+    return ModelInfo("keras3" if keras3 else "keras", version, code, custom)
 
 
 def _read_h5(path: Path, trusted: bool) -> ModelInfo:
@@ -153,14 +174,13 @@ def _read_h5(path: Path, trusted: bool) -> ModelInfo:
     if raw is None:
         raise ModelFileError(f"{path} holds weights only (no model_config): save the whole model with "
                              "model.save(), not model.save_weights()")
-    if version and version.split(".")[0] == "3":
-        raise ModelFileError(f"{path} was written by Keras {version}; {_KERAS3_WAY_OUT}")
+    keras3 = bool(version and version.split(".")[0] == "3")
     try:
         config = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ModelFileError(f"{path}: unreadable model_config ({e})") from None
-    code, custom = _check(path, config, trusted)
-    return ModelInfo("h5", version, code, custom)
+    code, custom = _check(path, config, trusted, keras3=keras3)
+    return ModelInfo("keras3_h5" if keras3 else "h5", version, code, custom)
 
 
 def _read_savedmodel(path: Path, trusted: bool) -> ModelInfo:
@@ -187,7 +207,7 @@ def inspect_model_file(path: str | Path, *, trust_model_code: bool = False) -> M
     """Identify and check a model file or SavedModel directory without loading it.
 
     Raises:
-        ModelFileError: missing, corrupt, truncated, weights-only, Keras 3, or not a model.
+        ModelFileError: missing, corrupt, truncated, weights-only, or not a model.
         UnsafeModelError: Lambda layers or custom objects and ``trust_model_code`` is false.
     """
     path = Path(path)

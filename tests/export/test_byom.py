@@ -150,7 +150,7 @@ def test_functional_keras_and_savedmodel_with_resize(foreign, tmp_path):
     assert _agree(run) >= 0.95
 
 
-def test_keras3_keras_file_explained_and_export_route_works(foreign, tmp_path):
+def test_keras3_keras_file_and_its_savedmodel_export_both_import(foreign, tmp_path):
     import keras as keras3  # Keras 3, as a user's own code would use it (tests only)
 
     inp = keras3.Input((32, 32, 3))
@@ -163,9 +163,9 @@ def test_keras3_keras_file_explained_and_export_route_works(foreign, tmp_path):
     model = keras3.Model(inp, keras3.layers.Dense(10)(x))
     model.set_weights(keras.models.load_model(foreign / "tutorial.h5", compile=False).get_weights())
     model.save(tmp_path / "k3.keras")
-    with pytest.raises(ModelFileError, match=r"Keras 3.*model.export"):
-        import_model(tmp_path / "k3.keras", data=DATA, out=tmp_path / "bad")
-    assert not (tmp_path / "bad").exists()
+    run = import_model(tmp_path / "k3.keras", data=DATA, out=tmp_path / "k3run")  # a Keras 3 child loads it
+    assert json.loads(run.manifest.read_text())["model"]["source"]["format"] == "keras3"
+    assert json.loads(run.metrics.read_text())["top1"] > 0.9
 
     model.export(str(tmp_path / "k3_export"), verbose=False)
     run = import_model(tmp_path / "k3_export", data=DATA, out=tmp_path / "run")
