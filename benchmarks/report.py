@@ -2,7 +2,10 @@
 
 report.md holds one results table, then for every quantized variant its change against its
 float parent on each target (accuracy delta in points, speed-up x, size ratio) with a
-one-line verdict, then per-class accuracy and the targets that were skipped and why.
+one-line verdict (naming the ISA cause when int8 is slower, :func:`.advice.slower_cause`),
+the artifacts whose top-1 here differs from their export-time top-1 (:func:`.advice.divergences`),
+the recommended artifact when asked (:func:`.advice.recommend`), then per-class accuracy and
+the targets that were skipped and why.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from pathlib import Path
 from edgesmith.core.errors import BackendUnavailable
 from edgesmith.core.fsutil import write_json, write_text
 
+from .advice import slower_cause
 from .pareto import PLOTS_HINT, plot_pareto
 
 CSV_FIELDS = ("artifact", "format", "precision", "target", "threads", "batch", "top1", "n_test",
@@ -28,7 +32,7 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'s' if n != 1 else ''}"
 
 
-def comparisons(results: list[dict]) -> list[dict]:
+def comparisons(results: list[dict], env: dict | None = None) -> list[dict]:
     """Each quantized result against its float parent at the same target and thread count.
 
     Pairs batch-1 rows for latency; the largest batch measured for both gives the throughput
@@ -37,6 +41,8 @@ def comparisons(results: list[dict]) -> list[dict]:
     Args:
         results: report rows (``artifact``, ``float_parent``, ``target``, ``threads``,
             ``batch``, ``top1``, ``latency_ms.p50``, ``throughput_ips``, ``bytes``).
+        env: the environment (``isa``, ``arch``); when given, a slower int8 variant's
+            verdict names the likely cause from the ISA.
 
     Returns:
         One dict per pair: ``accuracy_delta_pts`` (percentage points, negative = worse),
@@ -72,7 +78,8 @@ def comparisons(results: list[dict]) -> list[dict]:
                     "threads": threads, "accuracy_delta_pts": round(delta, 2),
                     "speedup": round(speedup, 3) if speedup else None,
                     "throughput_batch": tb, "throughput_speedup": round(tput, 3) if tput else None,
-                    "size_ratio": round(ratio, 3), "verdict": _verdict(q1, target, threads, delta, speedup, tput, tb, ratio)})
+                    "size_ratio": round(ratio, 3),
+                    "verdict": _verdict(q1, target, threads, delta, speedup, tput, tb, ratio, env)})
     return out
 
 
@@ -81,7 +88,7 @@ def _pace(x: float) -> str:
 
 
 def _verdict(q: dict, target: str, threads: int, delta: float, speedup: float | None,
-             tput: float | None, tb: int | None, ratio: float) -> str:
+             tput: float | None, tb: int | None, ratio: float, env: dict | None = None) -> str:
     main = speedup if speedup is not None else tput
     parts = [f"{q.get('precision') or q['artifact']} is {_pace(main)}" if main else q["artifact"],
              f"at {delta:+.2f} pt and {ratio:.0%} of the size on {target} ({_plural(threads, 'thread')})"]
@@ -93,6 +100,8 @@ def _verdict(q: dict, target: str, threads: int, delta: float, speedup: float | 
         call = ": ship it"
     elif main < 1 / WIN_SPEEDUP:
         call = ": slower here, keep the float model unless size matters"
+        if env is not None and q.get("precision") in ("int8", "dynamic"):
+            call += f" ({slower_cause(env.get('isa') or (), env.get('arch'), target, q['artifact'])})"
     elif round(delta, 2) < -WIN_MAX_DROP_PTS:
         call = ": too much accuracy lost"
     else:
@@ -159,6 +168,7 @@ def markdown(report: dict, notes: tuple[str, ...] = ()) -> str:
         for a in acc:
             lines.append(f"| {a['artifact']} | {a['target']} | "
                          + " | ".join(_fmt(a["per_class"].get(n), ".1%") for n in names) + " |")
+    lines += _advice_lines(report)
     if report.get("skipped"):
         lines += ["", "## Skipped", ""]
         lines += [f"- {s['target']}" + (f" ({s['artifact']})" if s.get("artifact") else "") + f": {s['reason']}"
@@ -166,6 +176,27 @@ def markdown(report: dict, notes: tuple[str, ...] = ()) -> str:
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
+
+
+def _advice_lines(report: dict) -> list[str]:
+    """report.md's "Accuracy here vs at export" and "Recommended" sections (empty when there is nothing to say)."""
+    lines = []
+    verify = report.get("verify_accuracy") or []
+    if verify:
+        flagged = report.get("divergences") or []
+        lines += ["", "## Accuracy here vs at export", "",
+                  f"Top-1 on the first {verify[0]['n']} test images (those export verified on): "
+                  + (f"{_plural(len(flagged), 'artifact')} differ by more than 0.3 pt." if flagged
+                     else f"all {len(verify)} artifact x target pairs within 0.3 pt of export.")]
+        if flagged:
+            lines += ["", "| artifact | target | top-1 here | at export | Δ pt | likely cause |",
+                      "|---|---|---:|---:|---:|---|"]
+            lines += [f"| {d['artifact']} | {d['target']} | {d['top1']:.2%} | {d['export_top1']:.2%} | "
+                      f"{d['delta_pts']:+.2f} | {d['cause']} |" for d in flagged]
+    rec = report.get("recommendation")
+    if rec:
+        lines += ["", "## Recommended for this machine", "", f"**{rec['artifact']}** ({rec['why']})."]
+    return lines
 
 
 def write_reports(report: dict, out_dir: str | Path, *, plot: bool = True) -> dict[str, Path]:
@@ -186,7 +217,7 @@ def write_reports(report: dict, out_dir: str | Path, *, plot: bool = True) -> di
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    report.setdefault("comparisons", comparisons(report["results"]))
+    report.setdefault("comparisons", comparisons(report["results"], report.get("environment")))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_FIELDS)
     w.writeheader()

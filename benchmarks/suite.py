@@ -25,7 +25,10 @@ Method (stated in every report):
 * load time: ``runtime.load`` in a fresh process (file in the page cache), ms;
 * peak RSS: see :mod:`.worker` (reset-and-read VmHWM around model load and inference);
 * sizes: file bytes and gzip -9 bytes;
-* GPU targets are measured at the largest thread count only (threads drive CPU work only).
+* GPU targets are measured at the largest thread count only (threads drive CPU work only);
+* export-time agreement: each artifact x target's top-1 on the first ``n`` test images, the
+  images export verified it on (one more short-lived worker when ``n`` is below the split),
+  is compared with the top-1 the manifest recorded (:func:`.advice.divergences`).
 """
 from __future__ import annotations
 
@@ -45,6 +48,7 @@ from edgesmith.core.rundir import RunDir, load_manifest, now_iso, verify_file
 from edgesmith.core.stages import BenchStage, keras_metrics, record_stage
 from edgesmith.runtime import default_threads
 
+from .advice import divergences, verify_accuracy
 from .env import environment
 from .stats import latency_summary
 from .targets import GPU_TARGETS, GROUPS, TARGET_FORMAT, TARGETS, detect_targets
@@ -285,7 +289,10 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
         ``reference`` (Keras top-1 from training or import), ``targets`` (name -> status and
         detail), ``skipped`` (target, reason), ``accuracy`` (top-1 and per-class per artifact x
         target), ``results`` (one row per artifact x target x threads x batch; latency in
-        ms, throughput in img/s, load ms, RSS MiB, bytes). :mod:`.report` writes it out.
+        ms, throughput in img/s, load ms, RSS MiB, bytes), ``verify_accuracy`` (top-1 per
+        artifact x target on the first ``n`` test images, the ones export verified on) and
+        ``divergences`` (artifacts whose top-1 there differs from export's by more than
+        :data:`.advice.DIVERGENCE_PTS`, with the likely cause). :mod:`.report` writes it out.
 
     Raises:
         RunDirError: no manifest, no artifacts, or an artifact changed since export.
@@ -322,7 +329,9 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
         finally:
             for w in workers.values():
                 w.close()
-    results, accuracy, probes = _rows(hello, finished, samples, files, config, len(test), class_names, say)
+        results, accuracy, probes = _rows(hello, finished, samples, files, config, len(test), class_names, say)
+        verify = verify_accuracy(accuracy, files, test, manifest, workdir, say=say, threads=min(config.threads),
+                                 same_split=config.limit_test in (None, manifest["dataset"].get("limit_test")))
     reference = keras_metrics(manifest)
     env = environment()
     env["load_avg_start"] = load_start
@@ -338,11 +347,14 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
             "reference": {"name": "keras_fp32", "top1": reference.get("top1"), "n_test": reference.get("n_test")},
             "targets": {t: {"usable": s.usable, "detail": s.detail, "requested": t in config.targets}
                         for t, s in status.items()},
-            "skipped": skipped, "class_names": class_names, "accuracy": accuracy, "results": results}
+            "skipped": skipped, "class_names": class_names, "accuracy": accuracy, "results": results,
+            "verify_accuracy": verify, "divergences": divergences({"verify_accuracy": verify, "environment": env},
+                                                                  manifest["artifacts"])}
 
 
 def bench(run_dir: str | Path, config: BenchConfig = BenchConfig(),
-          progress: Callable[[str], None] | None = None, *, plot: bool = True) -> tuple[dict, dict[str, Path]]:
+          progress: Callable[[str], None] | None = None, *, plot: bool = True,
+          recommend_budget: float | None = None) -> tuple[dict, dict[str, Path]]:
     """Benchmark a run, write its reports into ``RUN/bench/`` and record the bench stage.
 
     Side effects: writes ``RUN/bench/{results.json,results.csv,report.md,pareto.png}``
@@ -359,6 +371,9 @@ def bench(run_dir: str | Path, config: BenchConfig = BenchConfig(),
         config: what to measure (see :func:`.presets.bench_config` for the named presets).
         progress: called with one progress line at a time.
         plot: also draw ``pareto.png``.
+        recommend_budget: when given (percentage points), name the artifact to ship here
+            (:func:`.advice.recommend`: fastest batch-1 p50 within this budget of float top-1,
+            else the smallest) as ``report["recommendation"]``.
 
     Returns:
         ``(report, paths)``: the report of :func:`bench_run` (with ``comparisons``) and the
@@ -366,12 +381,17 @@ def bench(run_dir: str | Path, config: BenchConfig = BenchConfig(),
 
     Raises:
         RunDirError: no manifest, no artifacts, or an artifact changed since export.
-        ConfigError: a bad config.
+        ConfigError: a bad config or a negative ``recommend_budget``.
     """
+    from .advice import recommend
     from .report import write_reports
 
+    if recommend_budget is not None and recommend_budget < 0:
+        raise ConfigError(f"--accuracy-budget must be >= 0 points, got {recommend_budget}")
     run = RunDir(run_dir)
     report = bench_run(run, config, progress)
+    if recommend_budget is not None:
+        report["recommendation"] = recommend(report, recommend_budget)
     paths = write_reports(report, run.bench, plot=plot)
     record_stage(run, BenchStage(reports=[p.relative_to(run.root).as_posix() for p in paths.values()]))
     return report, paths

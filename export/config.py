@@ -15,6 +15,10 @@ An artifact is one (source model, format, variant):
 
 Names: ``tflite_int8``, ``pruned_onnx_dynamic``, ``qat_tflite_int8``; files
 ``model_int8.onnx``, ``model_pruned_fp32.tflite``, ...
+
+Targets (:mod:`.targets`): the int8 ONNX variant is made once per distinct form its targets
+need. The first form keeps the plain names (``onnx_int8``, ``model_int8.onnx``); the others
+add their preset (``onnx_int8_s8s8``, ``model_int8_x86_avx2.onnx``).
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ from .finetune import FineTune
 from .onnx import CALIBRATION_METHODS, PRESETS
 from .onnx import VARIANTS as ONNX_VARIANTS
 from .prune import check_sparsity
+from .targets import AUTO, TARGETS, Machine, onnx_forms, resolve_targets
 from .tflite import VARIANTS as TFLITE_VARIANTS
 from .variants import Variant
 
@@ -48,14 +53,20 @@ def variant(fmt: str, name: str) -> Variant:
     return _SPECS[(fmt, name)]
 
 
-def artifact_name(source: str, fmt: str, name: str) -> str:
-    """``tflite_int8``, ``pruned_onnx_dynamic``, ``qat_tflite_int8``, ..."""
-    return ("" if source == "base" else f"{source}_") + f"{fmt}_{variant(fmt, name).suffix}"
+def _form_suffix(form: str | None) -> str:
+    return "" if form is None else "_" + form.replace("-", "_")
 
 
-def file_name(source: str, fmt: str, name: str) -> str:
-    """``model_int8.onnx``, ``model_pruned_fp32.tflite``, ..."""
-    return "model_" + ("" if source == "base" else f"{source}_") + f"{variant(fmt, name).suffix}.{fmt}"
+def artifact_name(source: str, fmt: str, name: str, form: str | None = None) -> str:
+    """``tflite_int8``, ``pruned_onnx_dynamic``, ``qat_tflite_int8``, ``onnx_int8_s8s8`` (``form``: an
+    extra int8 ONNX preset), ..."""
+    return ("" if source == "base" else f"{source}_") + f"{fmt}_{variant(fmt, name).suffix}{_form_suffix(form)}"
+
+
+def file_name(source: str, fmt: str, name: str, form: str | None = None) -> str:
+    """``model_int8.onnx``, ``model_pruned_fp32.tflite``, ``model_int8_x86_avx2.onnx``, ..."""
+    return ("model_" + ("" if source == "base" else f"{source}_") + f"{variant(fmt, name).suffix}"
+            f"{_form_suffix(form)}.{fmt}")
 
 
 # base artifact name -> its variant declaration
@@ -67,7 +78,8 @@ ARTIFACTS = {a: (v.format, v.precision, file_name("base", v.format, v.name),
 
 @dataclass(frozen=True)
 class Planned:
-    """One artifact to write."""
+    """One artifact to write; ``onnx_preset`` and ``targets`` (the deployment targets its form
+    serves) are set for int8 ONNX files, ``targets`` also for the other quantized ones."""
 
     name: str
     source: str
@@ -75,6 +87,8 @@ class Planned:
     variant: str
     file: str
     float_parent: str | None
+    onnx_preset: str | None = None
+    targets: tuple[str, ...] = ()
 
     @property
     def spec(self) -> Variant:
@@ -98,9 +112,13 @@ class ExportConfig:
             formats x variants (int8 ONNX ones need their float parent).
         calibration_size: training images in the representative dataset / calibration reader.
         calibration: ONNX static quantization calibration method (minmax, entropy, percentile).
-        onnx_preset: int8 ONNX layout per hardware (:data:`edgesmith.export.onnx.PRESETS`):
-            ``x86`` (U8S8 with a uint8 input, ONNX Runtime's fast CPU form), ``s8s8`` or
-            ``tensorrt`` (symmetric S8S8 QDQ).
+        targets: deployment targets (:data:`edgesmith.export.targets.TARGETS`): ``auto`` (this
+            CPU), ``x86-vnni``, ``x86-avx2``, ``arm64``, ``tensorrt``, ``generic``; one int8
+            ONNX file per distinct form they need (:func:`~.targets.onnx_forms`).
+        onnx_preset: explicit int8 ONNX layout (:data:`edgesmith.export.onnx.PRESETS`),
+            overriding the targets' forms: ``x86`` (U8S8 with a uint8 input), ``x86-avx2``
+            (the same with 7-bit weights), ``s8s8`` or ``tensorrt`` (symmetric S8S8 QDQ);
+            ``None``: chosen per target.
         io_dtype: input/output type of full-integer TFLite files: ``uint8`` or ``int8``.
         verify_size: held-out test images on which each artifact is compared with Keras.
         min_agreement_fp32 / min_agreement_int8: top-1 agreement with the artifact's own
@@ -127,7 +145,8 @@ class ExportConfig:
     artifacts: tuple[str, ...] | None = None
     calibration_size: int = 256
     calibration: str = "minmax"
-    onnx_preset: str = "x86"
+    targets: tuple[str, ...] = (AUTO,)
+    onnx_preset: str | None = None
     io_dtype: str = "uint8"
     verify_size: int = 500
     min_agreement_fp32: float = 0.99
@@ -176,7 +195,10 @@ class ExportConfig:
                                   f"not in --formats {','.join(self.formats)}")
         if self.calibration not in CALIBRATION_METHODS:
             raise ConfigError(f"unknown calibration method {self.calibration!r}; choose {', '.join(CALIBRATION_METHODS)}")
-        if self.onnx_preset not in PRESETS:
+        bad = [t for t in self.targets if t not in TARGETS]
+        if bad or not self.targets:
+            raise ConfigError(f"unknown target(s) {bad or '(none)'}; choose from {', '.join(TARGETS)}")
+        if self.onnx_preset is not None and self.onnx_preset not in PRESETS:
             raise ConfigError(f"unknown ONNX int8 preset {self.onnx_preset!r}; choose {', '.join(PRESETS)}")
         if self.io_dtype not in IO_DTYPES:
             raise ConfigError(f"--io-dtype must be one of {', '.join(IO_DTYPES)}, got {self.io_dtype!r}")
@@ -206,21 +228,39 @@ class ExportConfig:
                 sources.append(("clustered_qat", qat_pairs))
         return sources
 
-    def plan(self) -> list[Planned]:
-        """The artifacts to write, float parents first, in a stable order."""
+    def onnx_forms(self, machine: Machine | None = None) -> list[tuple[str, tuple[str, ...]]]:
+        """``[(ONNX preset, targets it serves), ...]`` on ``machine`` (default: this one), first form first."""
+        return onnx_forms(self.targets, machine, self.onnx_preset)
+
+    def plan(self, machine: Machine | None = None) -> list[Planned]:
+        """The artifacts to write, float parents first, in a stable order.
+
+        Args:
+            machine: what the ``auto`` target means (default: this machine's CPU).
+        """
+        forms = self.onnx_forms(machine)
+        targets = resolve_targets(self.targets, machine)
         out = []
         for source, pairs in self._sources():
             for fmt, v in pairs:
                 parent = None if (source, v) == ("base", "fp32") else f"{fmt}_fp32"
                 if parent and artifact_name("base", fmt, "fp32") not in [p.name for p in out]:
                     parent = None  # explicit artifact list without the float parent (tflite only)
-                out.append(Planned(artifact_name(source, fmt, v), source, fmt, v, file_name(source, fmt, v), parent))
+                if (fmt, v) != ("onnx", "int8"):
+                    quantized = not variant(fmt, v).float_compute
+                    out.append(Planned(artifact_name(source, fmt, v), source, fmt, v, file_name(source, fmt, v),
+                                       parent, targets=targets if quantized else ()))
+                    continue
+                for i, (preset, served) in enumerate(forms):
+                    form = None if i == 0 else preset
+                    out.append(Planned(artifact_name(source, fmt, v, form), source, fmt, v,
+                                       file_name(source, fmt, v, form), parent, preset, served))
         return out
 
     def to_dict(self) -> dict:
         return {"formats": list(self.formats), "variants": list(self.variants),
                 "calibration_size": self.calibration_size, "calibration": self.calibration,
-                "onnx_preset": self.onnx_preset,
+                "targets": list(self.targets), "onnx_preset": self.onnx_preset,
                 "io_dtype": self.io_dtype, "verify_size": self.verify_size,
                 "max_accuracy_drop": self.max_accuracy_drop, "prune": self.prune,
                 "structured_2_4": self.structured_2_4, "cluster": self.cluster, "qat": self.qat,

@@ -13,6 +13,11 @@
 4. record: :func:`edgesmith.core.stages.record_stage` stores the artifacts and an
    :class:`~edgesmith.core.stages.ExportStage` in the manifest (dropping the bench stage).
 
+Targets (:mod:`.targets`): ``config.targets`` (default ``auto``, this CPU) decide the int8
+ONNX form(s); each quantized artifact records the ``targets`` it was made for and every
+artifact the CPU it was ``verified_on`` (model, arch, int8-relevant ISA flags), since an
+int8 file's accuracy can depend on the CPU that runs it.
+
 Every non-float-parent artifact records as its ``float_parent`` the base fp32 artifact of
 its format, so accuracy deltas are always against the original float model.
 """
@@ -36,6 +41,7 @@ from .config import (ARTIFACTS, DEFAULT_VARIANTS, FORMATS, SOURCES, VARIANTS, Ex
 from .fidelity import accuracy_drop_pts, compare, gzip_bytes, weight_stats
 from .fold import fold_rescaling
 from .sources import build_sources
+from .targets import Machine, resolve_targets
 from .variants import Job
 
 __all__ = ["export", "ExportConfig", "ARTIFACTS", "FORMATS", "VARIANTS", "SOURCES", "DEFAULT_VARIANTS",
@@ -57,6 +63,7 @@ class _Export:
     models: dict
     source_refs: dict
     sources: dict
+    machine: Machine
     staging: Path | None = None
     scratch: Path | None = None
 
@@ -97,7 +104,7 @@ def _prepare(run: RunDir, config: ExportConfig, log) -> _Export:
     for s, info in sources.items():
         info["keras_top1"] = float((source_refs[s].argmax(1) == verify_y).mean())
     return _Export(run, manifest, config, calib, verify_x, verify_y, reference, manifest["dataset"]["class_names"],
-                   models, source_refs, sources)
+                   models, source_refs, sources, Machine.here())
 
 
 def _convert(p: Planned, ex: _Export) -> tuple[str, float]:
@@ -105,7 +112,7 @@ def _convert(p: Planned, ex: _Export) -> tuple[str, float]:
     c = ex.config
     job = Job(model=ex.models[p.source], path=ex.staging / p.file, source=p.source,
               calibration=ex.calib.images, labels=ex.labels, io_dtype=c.io_dtype,
-              calibration_method=c.calibration, onnx_preset=c.onnx_preset,
+              calibration_method=c.calibration, onnx_preset=p.onnx_preset or c.onnx_preset or "x86",
               sibling=lambda fmt, v: ex.staging / file_name(p.source, fmt, v), scratch=ex.scratch)
     started = time.perf_counter()
     p.spec.convert(job)
@@ -129,9 +136,13 @@ def _verify(p: Planned, ex: _Export):
         fidelity["source_agreement"] = own["top1_agreement"]
     floor = ex.config.min_agreement_fp32 if p.spec.float_compute else ex.config.min_agreement_int8
     if own["top1_agreement"] < floor:
+        hint = ""
+        if p.onnx_preset == "x86" and "x86-vnni" not in resolve_targets(("auto",), ex.machine):
+            hint = (" (U8S8 with full-range weights saturates on this CPU without VNNI: "
+                    "export with --target auto or x86-avx2)")
         raise ParityError(f"{p.name} agrees with its Keras model ({p.source}) on only "
                           f"{own['top1_agreement']:.1%} of {len(ex.verify_y)} test images "
-                          f"(minimum {floor:.0%}); not written")
+                          f"(minimum {floor:.0%}){hint}; not written")
     return runner, fidelity
 
 
@@ -151,7 +162,12 @@ def _record(p: Planned, ex: _Export, method: str, seconds: float, runner, fideli
            "source": p.source, "float_parent": p.float_parent, "made_from": ex.manifest["model"]["file"],
            "method": method, "export_seconds": round(seconds, 2), "input": _io_record(runner),
            "output": {"shape": [None, runner.num_classes], "kind": "probabilities"},
-           "gzip_bytes": gzip_bytes(path), **weight_stats(path), "fidelity": fidelity}
+           "gzip_bytes": gzip_bytes(path), **weight_stats(path), "fidelity": fidelity,
+           "verified_on": ex.machine.record()}
+    if p.targets:
+        rec["targets"] = list(p.targets)
+    if p.onnx_preset:
+        rec["onnx_preset"] = p.onnx_preset
     if diagnosis is not None:
         rec["diagnosis"] = diagnosis
     # recorded relative to the run root, where the staging folder will land
@@ -205,7 +221,9 @@ def export(run_dir: str | Path, config: ExportConfig = ExportConfig(), *, log=la
     Returns:
         The manifest records of the artifacts written (file, sha256, bytes, gzip_bytes,
         format, precision, variant, source, float_parent, input/output specs, weight
-        dtypes and sparsity read back from the file, fidelity vs the float Keras model).
+        dtypes and sparsity read back from the file, fidelity vs the float Keras model on
+        the first ``verify_size`` test images, ``verified_on`` (CPU model, arch, ISA flags),
+        and for quantized files the ``targets`` they were made for (int8 ONNX: ``onnx_preset``).
 
     Raises:
         RunDirError: not a run, or it has no trained model.
@@ -215,7 +233,8 @@ def export(run_dir: str | Path, config: ExportConfig = ExportConfig(), *, log=la
             per-layer int8 diagnosis of the offenders, worst layers first).
     """
     run = RunDir(run_dir)
-    plan = config.plan()
+    machine = Machine.here()
+    plan = config.plan(machine)
     ex = _prepare(run, config, log)
     records, over = [], []
     with atomic_path(run.artifacts) as staging, tempfile.TemporaryDirectory() as scratch:
@@ -230,6 +249,7 @@ def export(run_dir: str | Path, config: ExportConfig = ExportConfig(), *, log=la
             raise _over_budget_error(records, over, ex)
     record_stage(run, ExportStage(
         config={**ex.config.to_dict(), "artifacts": [p.name for p in plan], "calibration_size": len(ex.calib),
-                "verify_size": int(len(ex.verify_y))},
+                "verify_size": int(len(ex.verify_y)), "resolved_targets": list(resolve_targets(config.targets, machine)),
+                "onnx_forms": {preset: list(t) for preset, t in config.onnx_forms(machine)}},
         sources=ex.sources), artifacts=records)
     return records

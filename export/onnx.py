@@ -139,12 +139,17 @@ class OnnxQuantPreset:
         uint8_input: feed raw uint8 pixels straight into the graph, dropping the input
             QuantizeLinear (only when calibration gives scale 1, zero point 0).
         symmetric_activations: int8 activations with zero point 0 (what TensorRT needs).
+        reduce_range: 7-bit weights (ONNX Runtime's ``reduce_range``), so a u8 x s8 pair sum
+            fits the int16 of the AVX2 / AVX-512 kernels of CPUs without VNNI.
+        form: the layout in words, for the artifact's method line.
     """
 
     name: str
     activations: str
     uint8_input: bool
     symmetric_activations: bool = False
+    reduce_range: bool = False
+    form: str = ""
 
     def __post_init__(self):
         if self.activations not in ("uint8", "int8"):
@@ -155,11 +160,15 @@ class OnnxQuantPreset:
 
 # Measured on an AVX-512 VNNI Xeon, ResNet-8, 1 thread, batch 1 (docs/int8.md):
 # ONNX Runtime's x86 int8 kernels want U8S8; S8S8 QDQ ran ~1.6x slower than float.
-# CPUs without VNNI can saturate U8S8 products; see docs/int8.md before using "x86" there.
+# Without VNNI the full-range U8S8 pair sums saturate (an AMD Zen 3 lost 1.5 pt): "x86-avx2"
+# keeps U8S8 with 7-bit weights there. Which target gets which preset: export/targets.py.
 PRESETS = {
-    "x86": OnnxQuantPreset("x86", activations="uint8", uint8_input=True),
-    "s8s8": OnnxQuantPreset("s8s8", activations="int8", uint8_input=False),
-    "tensorrt": OnnxQuantPreset("tensorrt", activations="int8", uint8_input=False, symmetric_activations=True),
+    "x86": OnnxQuantPreset("x86", activations="uint8", uint8_input=True, form="U8S8, uint8 input"),
+    "x86-avx2": OnnxQuantPreset("x86-avx2", activations="uint8", uint8_input=True, reduce_range=True,
+                                form="U8S8 with 7-bit weights (reduce_range), uint8 input"),
+    "s8s8": OnnxQuantPreset("s8s8", activations="int8", uint8_input=False, form="S8S8"),
+    "tensorrt": OnnxQuantPreset("tensorrt", activations="int8", uint8_input=False, symmetric_activations=True,
+                                form="S8S8 symmetric"),
 }
 
 
@@ -172,9 +181,10 @@ def quantize_onnx(float_path: str | Path, path: str | Path, *, calibration: np.n
     ``quantize_static`` calibrated on ``calibration`` (``(M, H, W, C) uint8`` training
     images, the calibration reader's data) with ``method``: ``minmax``, ``entropy`` or
     ``percentile`` (ONNX Runtime's CalibrationMethod). ``preset`` picks the layout for the
-    hardware (:data:`PRESETS`): ``x86`` (default: U8S8 and a uint8 graph input, the
-    fast form for ONNX Runtime's CPU kernels), ``s8s8`` (ARM, generic), ``tensorrt``
-    (S8S8 with symmetric activations).
+    hardware (:data:`PRESETS`; :mod:`.targets` picks one per target): ``x86`` (default:
+    U8S8 and a uint8 graph input, the fast form for ONNX Runtime's CPU kernels with VNNI),
+    ``x86-avx2`` (the same with 7-bit weights, exact on AVX2 without VNNI), ``s8s8`` (ARM,
+    generic), ``tensorrt`` (S8S8 with symmetric activations).
 
     Returns:
         ``path``, written atomically.
@@ -200,7 +210,7 @@ def quantize_onnx(float_path: str | Path, path: str | Path, *, calibration: np.n
         quantize_static(str(pre), str(tmp), reader_cls(input_name, calibration),
                         quant_format=QuantFormat.QDQ, per_channel=per_channel,
                         activation_type=QuantType.QUInt8 if p.activations == "uint8" else QuantType.QInt8,
-                        weight_type=QuantType.QInt8,
+                        weight_type=QuantType.QInt8, reduce_range=p.reduce_range,
                         calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                                           "percentile": CalibrationMethod.Percentile}[method],
                         extra_options={"ActivationSymmetric": p.symmetric_activations})
@@ -343,7 +353,7 @@ def _convert_int8(job: Job) -> None:
 
 
 def _describe_int8(job: Job) -> str:
-    form = {"x86": "U8S8, uint8 input", "s8s8": "S8S8", "tensorrt": "S8S8 symmetric"}[job.onnx_preset]
+    form = PRESETS[job.onnx_preset].form
     return (f"ONNX Runtime static quantization, QDQ {form} ({job.onnx_preset} preset), per-channel, "
             f"{job.calibration_method} calibration on {len(job.calibration)} training images")
 

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from edgesmith.core.errors import ConfigError
 
+from edgesmith.benchmarks.advice import DEFAULT_BUDGET_PTS, DIVERGENCE_PTS
 from edgesmith.benchmarks.presets import BENCH_PRESETS, format_threads
 from edgesmith.benchmarks.targets import GROUPS
 
@@ -62,6 +63,10 @@ AccGateOpt = Annotated[Optional[float], typer.Option(
 LatGateOpt = Annotated[Optional[float], typer.Option(
     help=f"Exit {EXIT_GATE} if any batch-1 p50 latency is above MS milliseconds.", metavar="MS")]
 RelTolOpt = Annotated[float, typer.Option(help="--compare: relative noise band for latency/throughput/memory.")]
+RecommendOpt = Annotated[bool, typer.Option(
+    "--recommend", help="Name the artifact to ship for this machine: the fastest batch-1 p50 within "
+                        "--accuracy-budget of the float model's top-1, else the smallest (also in results.json).")]
+BudgetOpt = Annotated[float, typer.Option(help="--recommend: accuracy budget in top-1 points.", metavar="PT")]
 ProfileOpt = Annotated[bool, typer.Option(
     help="Also write per-operator time profiles (ONNX Runtime profiler; LiteRT op list, XNNPACK coverage and "
          "call split) at the first thread count to RUN/bench/profiles/.")]
@@ -86,12 +91,18 @@ def print_report(report: dict) -> None:
     out.print(table)
     for c in report.get("comparisons", []):
         out.print(f"  {c['quantized']}: {c['verdict']}", highlight=False, markup=False)
+    for d in report.get("divergences", []):
+        out.print(f"  [yellow]accuracy differs from export:[/] {d['artifact']} on {d['target']}: top-1 "
+                  f"{d['top1']:.2%} here vs {d['export_top1']:.2%} at export on the first {d['n']} test images "
+                  f"({d['delta_pts']:+.2f} pt, over {DIVERGENCE_PTS} pt). Likely cause: {d['cause']}", highlight=False)
+    if report.get("recommendation"):
+        out.print(f"  [bold]recommended here:[/] {report['recommendation']['why']}", highlight=False)
     for s in report.get("skipped", []):
         what = f"{s['target']} ({s['artifact']})" if s.get("artifact") else s["target"]
         out.print(f"  skipped {what}: {s['reason']}", highlight=False, markup=False)
 
 
-def run_bench(run_dir: Path, preset: str = "default", **overrides) -> dict:
+def run_bench(run_dir: Path, preset: str = "default", recommend_budget: float | None = None, **overrides) -> dict:
     """Benchmark with preset ``preset`` and ``overrides`` (BenchConfig fields, None = the preset's; a
     ``target`` group applies when ``targets`` is None), print the table; the library writes
     RUN/bench/ and records the stage.
@@ -105,7 +116,8 @@ def run_bench(run_dir: Path, preset: str = "default", **overrides) -> dict:
     if overrides.get("targets") is None and group is not None:
         overrides["targets"] = getattr(group, "value", group)
     config = bench_config(preset, **overrides)
-    report, paths = bench(run_dir, config, progress=lambda line: out.print(line, highlight=False, markup=False))
+    report, paths = bench(run_dir, config, progress=lambda line: out.print(line, highlight=False, markup=False),
+                          recommend_budget=recommend_budget)
     print_report(report)
     out.print(f"reports: {', '.join(str(p) for p in paths.values())}", highlight=False)
     return report
@@ -153,7 +165,8 @@ def bench_cmd(run_dir: Annotated[Optional[Path], typer.Argument(help="Run direct
               batch_runs: BatchRunsOpt = None, seconds: SecondsOpt = None, rounds: RoundsOpt = None,
               limit_test: LimitTestOpt = None, compare: CompareOpt = None,
               fail_under_accuracy: AccGateOpt = None, fail_over_latency: LatGateOpt = None,
-              rel_tol: RelTolOpt = 0.10, profile: ProfileOpt = False):
+              rel_tol: RelTolOpt = 0.10, profile: ProfileOpt = False, recommend: RecommendOpt = False,
+              accuracy_budget: BudgetOpt = DEFAULT_BUDGET_PTS):
     """Benchmark every artifact on every target: top-1 (and per class), latency p50/p90/p99, throughput,
     load time, peak RSS, size. Or compare two results.json files (--compare OLD NEW)."""
     with errors():
@@ -166,7 +179,7 @@ def bench_cmd(run_dir: Annotated[Optional[Path], typer.Argument(help="Run direct
             raise ConfigError("give a run directory to benchmark (or --compare OLD.json NEW.json)")
         report = run_bench(run_dir, preset.value, targets=targets, target=target, threads=threads, batches=batch,
                            runs=runs, warmup=warmup, batch_runs=batch_runs, seconds=seconds, rounds=rounds,
-                           limit_test=limit_test)
+                           limit_test=limit_test, recommend_budget=accuracy_budget if recommend else None)
         if profile:
             from edgesmith.benchmarks import bench_config
             from edgesmith.benchmarks.profile import write_profiles

@@ -9,6 +9,7 @@ import typer
 from edgesmith.export import CALIBRATION_METHODS, FORMATS, ExportConfig
 from edgesmith.export import PRESETS as ONNX_PRESETS
 from edgesmith.export.config import IO_DTYPES
+from edgesmith.export.targets import TARGETS
 
 from ._common import choice_enum, errors, out
 from .import_opts import (OUTPUTS_DEFAULT, PREPROCESS_DEFAULT, DataImportOpt, ImportOutOpt, LabelsOpt, OutputsOpt,
@@ -26,6 +27,11 @@ _D = ExportConfig()
 
 def _csv(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def _targets(values: list[str] | None) -> tuple[str, ...]:
+    """``--target a,b --target c`` -> ``("a", "b", "c")``; none given: ExportConfig's default."""
+    return tuple(t for v in values or () for t in _csv(v)) or _D.targets
 
 
 def print_table(records: list[dict]) -> None:
@@ -81,9 +87,15 @@ def export_cmd(
     formats: Annotated[str, typer.Option(help=f"Comma-separated: {', '.join(FORMATS)}.")] = ",".join(_D.formats),
     calibration: Annotated[Calibration, typer.Option(
         help="ONNX static quantization calibration method.")] = Calibration(_D.calibration),
-    onnx_preset: Annotated[OnnxPreset, typer.Option(
-        help="int8 ONNX form: x86 (U8S8 + uint8 input, fastest on ONNX Runtime CPU), s8s8 (ARM, generic) "
-             "or tensorrt (symmetric S8S8 QDQ for TensorRT).")] = OnnxPreset(_D.onnx_preset),
+    target: Annotated[Optional[list[str]], typer.Option(
+        "--target", help=f"Where the int8 files will run, repeatable or comma-separated: {', '.join(TARGETS)}. "
+                         "auto = this CPU (see `edgesmith doctor`). One int8 ONNX file per distinct form: "
+                         "x86-vnni U8S8, x86-avx2 U8S8 with 7-bit weights, arm64/generic S8S8, tensorrt "
+                         f"symmetric S8S8 [default: {','.join(_D.targets)}].")] = None,
+    onnx_preset: Annotated[Optional[OnnxPreset], typer.Option(
+        help="Explicit int8 ONNX form, overriding --target: x86 (U8S8 + uint8 input, fastest on CPUs with "
+             "VNNI), x86-avx2 (the same with 7-bit weights, exact without VNNI), s8s8 (ARM, generic) or "
+             "tensorrt (symmetric S8S8 QDQ for TensorRT).")] = None,
     calibration_size: CalibOpt = _D.calibration_size,
     io_dtype: Annotated[IoDtype, typer.Option(
         help="Input/output type of full-integer TFLite files (uint8 takes raw pixels).")] = IoDtype(_D.io_dtype),
@@ -117,7 +129,7 @@ def export_cmd(
 
         config = ExportConfig(  # checked before a model file is imported
             formats=_csv(formats), variants=_csv(variants), calibration=calibration.value,
-            onnx_preset=onnx_preset.value,
+            targets=_targets(target), onnx_preset=onnx_preset.value if onnx_preset else None,
             calibration_size=calibration_size, io_dtype=io_dtype.value, verify_size=verify_size,
             max_accuracy_drop=max_accuracy_drop, prune=prune, structured_2_4=structured_2_4, qat=qat,
             cluster=cluster, prune_tune=replace(_D.prune_tune, epochs=fine_tune_epochs, limit=fine_tune_limit),

@@ -80,6 +80,7 @@ def test_cli_options_build_the_export_config_the_library_defaults_to(tiny_run, m
     assert seen[-1] == ExportConfig()
     args = {"--variants": ("fp32,fp16", "variants", ("fp32", "fp16")), "--formats": ("tflite", "formats", ("tflite",)),
             "--calibration": ("entropy", "calibration", "entropy"), "--onnx-preset": ("s8s8", "onnx_preset", "s8s8"),
+            "--target": ("x86-avx2,arm64", "targets", ("x86-avx2", "arm64")),
             "--calibration-size": ("64", "calibration_size", 64), "--io-dtype": ("int8", "io_dtype", "int8"),
             "--verify-size": ("100", "verify_size", 100), "--max-accuracy-drop": ("0.5", "max_accuracy_drop", 0.5),
             "--prune": ("0.5", "prune", 0.5), "--cluster": ("16", "cluster", 16)}

@@ -46,7 +46,8 @@ def _input_zero_points(path):
                    if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in inits]
 
 
-@pytest.mark.parametrize("preset, input_dtype", [("x86", "uint8"), ("s8s8", "float32"), ("tensorrt", "float32")])
+@pytest.mark.parametrize("preset, input_dtype", [("x86", "uint8"), ("x86-avx2", "uint8"), ("s8s8", "float32"),
+                                                 ("tensorrt", "float32")])
 def test_presets_agree_with_float_and_have_their_layout(float_onnx, tmp_path, preset, input_dtype):
     images = synthetic_split("train", 64, seed=5).images
     out = quantize_onnx(float_onnx, tmp_path / f"{preset}.onnx", calibration=images, preset=preset)

@@ -1,0 +1,102 @@
+"""Deployment targets: the int8 ONNX form chosen per target and per CPU (ISA flags injected), and the manifest."""
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from edgesmith.benchmarks import env as bench_env
+from edgesmith.core.errors import ConfigError
+from edgesmith.core.rundir import load_manifest
+from edgesmith.export import ExportConfig
+from edgesmith.export.targets import (ARM_DOT_FLAGS, VNNI_FLAGS, Machine, detect_target, onnx_forms,
+                                      resolve_targets)
+
+AVX2 = Machine("x86_64", frozenset({"sse4_2", "avx", "avx2", "fma", "f16c"}), "AMD EPYC (Zen 3)")
+AVX512_NO_VNNI = Machine("x86_64", AVX2.flags | {"avx512f", "avx512bw", "avx512vl"})
+VNNI = Machine("x86_64", AVX2.flags | {"avx512f", "avx512bw", "avx512_vnni"})
+AVX_VNNI = Machine("x86_64", AVX2.flags | {"avx_vnni"})
+AMX = Machine("x86_64", AVX2.flags | {"amx_tile", "amx_int8"})
+ARM_DOT = Machine("aarch64", frozenset({"fp", "asimd", "asimddp", "i8mm"}))
+ARM_PLAIN = Machine("aarch64", frozenset({"fp", "asimd"}))
+
+
+@pytest.mark.parametrize("machine, target, preset", [
+    (AVX2, "x86-avx2", "x86-avx2"), (AVX512_NO_VNNI, "x86-avx2", "x86-avx2"), (VNNI, "x86-vnni", "x86"),
+    (AVX_VNNI, "x86-vnni", "x86"), (AMX, "x86-vnni", "x86"), (ARM_DOT, "arm64", "s8s8"),
+    (ARM_PLAIN, "arm64", "s8s8"), (Machine("riscv64", frozenset()), "generic", "s8s8")])
+def test_auto_picks_the_exact_fast_form_for_the_cpu(machine, target, preset):
+    assert detect_target(machine) == target
+    assert onnx_forms(("auto",), machine) == [(preset, (target,))]
+    plan = {p.name: p for p in ExportConfig().plan(machine)}
+    assert plan["onnx_int8"].onnx_preset == preset and plan["onnx_int8"].file == "model_int8.onnx"
+    assert plan["onnx_int8"].targets == (target,) and plan["tflite_int8"].targets == (target,)
+
+
+def test_several_targets_give_one_file_per_distinct_form():
+    config = ExportConfig(targets=("x86-avx2", "x86-vnni", "arm64", "generic", "tensorrt"))
+    int8 = [(p.name, p.file, p.onnx_preset, p.targets) for p in config.plan(VNNI) if p.variant == "int8"
+            and p.format == "onnx"]
+    assert int8 == [("onnx_int8", "model_int8.onnx", "x86-avx2", ("x86-avx2",)),
+                    ("onnx_int8_x86", "model_int8_x86.onnx", "x86", ("x86-vnni",)),
+                    ("onnx_int8_s8s8", "model_int8_s8s8.onnx", "s8s8", ("arm64", "generic")),
+                    ("onnx_int8_tensorrt", "model_int8_tensorrt.onnx", "tensorrt", ("tensorrt",))]
+    names = [p.name for p in config.plan(VNNI)]
+    assert len(names) == len(set(names))
+    # auto and the target it resolves to are one form, one file
+    assert resolve_targets(("auto", "x86-vnni"), VNNI) == ("x86-vnni",)
+    assert [p.name for p in ExportConfig(targets=("auto", "x86-vnni")).plan(VNNI)] == [
+        "tflite_fp32", "tflite_int8", "onnx_fp32", "onnx_int8"]
+
+
+def test_explicit_preset_overrides_the_targets_and_bad_names_are_refused():
+    plan = ExportConfig(targets=("x86-avx2", "arm64"), onnx_preset="x86").plan(AVX2)
+    assert [(p.name, p.onnx_preset) for p in plan if p.onnx_preset] == [("onnx_int8", "x86")]
+    pruned = [p.name for p in ExportConfig(formats=("onnx",), targets=("x86-vnni", "arm64"), prune=0.5).plan(AVX2)]
+    assert "pruned_onnx_int8_s8s8" in pruned and "pruned_onnx_int8" in pruned
+    with pytest.raises(ConfigError, match="unknown target"):
+        ExportConfig(targets=("x86-avx3",))
+    with pytest.raises(ConfigError, match="unknown target"):
+        ExportConfig(targets=())
+
+
+def test_the_bench_keeps_the_same_int8_flag_sets():
+    assert bench_env.VNNI_FLAGS == VNNI_FLAGS and bench_env.ARM_DOT_FLAGS == ARM_DOT_FLAGS
+
+
+def test_machine_record_keeps_the_int8_relevant_flags():
+    rec = Machine("x86_64", frozenset({"avx2", "avx512_vnni", "pni", "sse2"}), "CPU X").record()
+    assert rec == {"cpu": "CPU X", "arch": "x86_64", "isa": ["avx2", "avx512_vnni"]}
+
+
+def test_avx2_preset_writes_7_bit_weights(tmp_path):
+    """reduce_range: every int8 weight fits in [-64, 64], so a u8 x s8 pair sum cannot overflow int16."""
+    from edgesmith.core.data import synthetic_split
+    from edgesmith.export.onnx import quantize_onnx, to_onnx
+    from edgesmith.train import build_model
+
+    model = build_model("cnn", (32, 32, 3), 10)
+    to_onnx(model, tmp_path / "fp32.onnx")
+    calib = synthetic_split("train", 32, seed=3).images
+    ranges = {}
+    for preset in ("x86", "x86-avx2"):
+        path = quantize_onnx(tmp_path / "fp32.onnx", tmp_path / f"{preset}.onnx", calibration=calib, preset=preset)
+        weights = [numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer
+                   if i.data_type == onnx.TensorProto.INT8 and i.dims]
+        ranges[preset] = max(int(np.abs(w.astype(np.int16)).max()) for w in weights)
+    assert ranges["x86-avx2"] <= 64 < ranges["x86"]
+
+
+def test_export_records_targets_and_the_cpu_and_stays_within_1_pt(trained_run):
+    """The real check on this CPU: the form auto picks here is within 1 pt of float (synthetic data)."""
+    manifest = load_manifest(trained_run)
+    here = detect_target()
+    by = {a["name"]: a for a in manifest["artifacts"]}
+    onnx_int8 = by["onnx_int8"]
+    assert onnx_int8["targets"] == [here] and onnx_int8["onnx_preset"] == onnx_forms(("auto",))[0][0]
+    assert by["tflite_int8"]["targets"] == [here] and "targets" not in by["tflite_fp32"]
+    for rec in manifest["artifacts"]:
+        assert rec["verified_on"] == Machine.here().record()
+    config = manifest["stages"]["export"]["config"]
+    assert config["targets"] == ["auto"] and config["resolved_targets"] == [here]
+    assert abs(onnx_int8["fidelity"]["accuracy_drop_pts"]) <= 1.0
+    assert abs(by["tflite_int8"]["fidelity"]["accuracy_drop_pts"]) <= 1.0
