@@ -35,6 +35,7 @@ from edgesmith.core.errors import DataError, ParityError
 from edgesmith.core.fsutil import atomic_path
 from edgesmith.core.rundir import RunDir, file_record, require_model, stage
 from edgesmith.core.stages import ExportStage, record_stage
+from edgesmith.importer.keras3 import require_tf_keras
 
 from .config import (ARTIFACTS, DEFAULT_VARIANTS, FORMATS, SOURCES, VARIANTS, ExportConfig, Planned,
                      artifact_name, file_name)
@@ -86,6 +87,7 @@ def _prepare(run: RunDir, config: ExportConfig, log) -> _Export:
     from edgesmith.train._keras import keras
 
     manifest, model_path = require_model(run)
+    require_tf_keras(manifest, config)  # fine-tunes need tf_keras layers, not an imported graph
     model = keras.models.load_model(model_path, compile=False)
     spec = DataSpec.from_dict(manifest["dataset"])
     calib = load_split(DataSpec(spec.source, limit_train=config.calibration_size, seed=spec.seed + 7), "train")

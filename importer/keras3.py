@@ -45,7 +45,7 @@ def require_tf_keras(manifest: dict, config) -> None:
         ConfigError: one of those options is set on such a run (one line, :data:`NEEDS_TF_KERAS`).
     """
     fmt = ((manifest.get("model") or {}).get("source") or {}).get("format")
-    asked = [flag for flag, on in (("--prune", getattr(config, "prune", None) is not None),
+    asked = [flag for flag, on in (("--prune", bool(getattr(config, "pruning", False))),
                                    ("--cluster", getattr(config, "cluster", None) is not None),
                                    ("--qat", bool(getattr(config, "qat", False)))) if on]
     if asked and fmt in (*KINDS, "raw_savedmodel"):

@@ -122,8 +122,12 @@ def test_a_file_keras3_cannot_load_is_one_clear_error(keras3_files, tmp_path):
 def test_prune_qat_cluster_say_they_need_a_tf_keras_model(keras3_files, tmp_path):
     run = import_model(keras3_files / "cnn.keras", data=DATA, out=tmp_path / "run")
     manifest = json.loads(run.manifest.read_text())
-    for config in (ExportConfig(prune=0.5), ExportConfig(qat=True), ExportConfig(cluster=16)):
+    for config in (ExportConfig(prune=0.5), ExportConfig(structured_2_4=True), ExportConfig(qat=True),
+                   ExportConfig(cluster=16)):
         with pytest.raises(ConfigError, match="need a tf_keras") as e:
             require_tf_keras(manifest, config)
         assert "\n" not in str(e.value) and str(e.value).startswith(NEEDS_TF_KERAS[:20])
     require_tf_keras(manifest, ExportConfig())  # float + PTQ are fine
+    with pytest.raises(ConfigError, match="drop --qat"):  # export itself refuses, before any work
+        export(run.root, ExportConfig(formats=("tflite",), qat=True, calibration_size=64))
+    assert not run.artifacts.exists()
