@@ -151,7 +151,7 @@ def divergences(report: dict, artifacts: list[dict], threshold_pts: float = DIVE
 
 
 def verify_accuracy(accuracy: list[dict], files: dict, test, manifest: dict, workdir: Path, *, threads: int,
-                    same_split: bool = True, say=lambda line: None) -> list[dict]:
+                    same_split: bool = True, say=lambda line: None, start_worker=None) -> list[dict]:
     """Top-1 of each measured artifact x target on the first ``fidelity.n`` test images (export's images).
 
     Export verifies every artifact on the first ``verify_size`` images of the run's test split;
@@ -169,6 +169,9 @@ def verify_accuracy(accuracy: list[dict], files: dict, test, manifest: dict, wor
         threads: intra-op threads of the scoring workers.
         same_split: False when the bench's test split is not export's (nothing is compared).
         say: progress lines.
+        start_worker: ``(job, workdir, tag) -> worker`` (default: a local
+            :class:`.worker.WorkerProcess`; the suite passes its device's, so an SSH device
+            scores on the device).
 
     Returns:
         ``[{artifact, target, top1, n}]``.
@@ -197,7 +200,7 @@ def verify_accuracy(accuracy: list[dict], files: dict, test, manifest: dict, wor
             np.save(data / "labels.npy", test.labels[:n])
         job = {"path": str(files[name][0]), "target": target, "threads": threads, "batches": [1], "warmup": 0,
                "accuracy": True, "data": str(data), "num_classes": int(test.labels.max()) + 1}
-        w = WorkerProcess(job, Path(workdir), f"{name}-{target}-first{n}")
+        w = (start_worker or WorkerProcess)(job, Path(workdir), f"{name}-{target}-first{n}")
         try:
             if w.read().get("ok"):
                 top1 = w.ask({"op": "finish"})["accuracy"]["top1"]

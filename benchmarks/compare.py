@@ -10,6 +10,11 @@ What counts as a change (see :func:`compare_reports`):
   the same artifact on the same data gives the same answer, so any drift is real, but
   runtime upgrades may flip a handful of borderline images);
 * file size: any change in bytes.
+
+Rows are matched by device, artifact, target, threads and batch. Results of several devices
+(``edgesmith bench --device ...``) compare device by device; ``FILE#DEVICE`` picks one
+device's rows, so ``--compare results.json#local results.json#ssh://pi`` compares two
+devices of one bench, and two one-device files compare whatever their devices are called.
 """
 from __future__ import annotations
 
@@ -24,11 +29,15 @@ from .suite import RESULTS_SCHEMA
 
 
 def load_results(path: str | Path) -> dict:
-    """Read a ``results.json`` written by this version of the suite.
+    """Read a ``results.json`` written by this version of the suite; ``FILE#DEVICE`` keeps one device's part.
 
     Raises:
-        ConfigError: missing or unreadable file, not a results file, or another schema version.
+        ConfigError: missing or unreadable file, not a results file, another schema version,
+            or no such device in it.
     """
+    device = None
+    if not Path(path).exists() and "#" in str(path):
+        path, device = str(path).split("#", 1)
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -41,6 +50,10 @@ def load_results(path: str | Path) -> dict:
     if data.get("schema_version") != RESULTS_SCHEMA:
         raise ConfigError(f"{path} has results schema {data.get('schema_version')!r}; this edgesmith reads "
                           f"schema {RESULTS_SCHEMA} (re-run `edgesmith bench` to refresh it)")
+    if device is not None:
+        from .device_report import select_device
+
+        data = select_device(data, device)
     return data
 
 
@@ -70,16 +83,40 @@ class Change:
 
 
 def _key(r: dict) -> tuple:
-    return (r["artifact"], r["target"], r["threads"], r.get("batch", 1))
+    return (r.get("device") or "local", r["artifact"], r["target"], r["threads"], r.get("batch", 1))
 
 
 def _name(k: tuple) -> str:
-    return f"{k[0]} {k[1]} t{k[2]} b{k[3]}"
+    return ("" if k[0] == "local" else f"{k[0]} ") + f"{k[1]} {k[2]} t{k[3]} b{k[4]}"
+
+
+def _device_envs(report: dict) -> dict[str, dict]:
+    """Device name -> its fingerprint (a report without ``devices`` is one device, its rows' one)."""
+    if report.get("devices"):
+        return {d["name"]: d.get("environment") or {} for d in report["devices"]}
+    names = {r.get("device") or "local" for r in report["results"]} or {"local"}
+    return {n: report.get("environment", {}) for n in names}
+
+
+def _env_notes(old: dict, new: dict, rel_tol: float, prefix: str) -> list[str]:
+    notes = []
+    if old.get("cpu") != new.get("cpu"):
+        notes.append(f"{prefix}measured on different CPUs: latency changes may be the machine")
+    lo, ln = _busy({"environment": old}), _busy({"environment": new})
+    if lo is not None and ln is not None and abs(ln - lo) > 1.0:
+        notes.append(f"{prefix}machine load differed (load average up to {lo:g} vs {ln:g}): latency changes may be "
+                     "other processes, not the model")
+    po, pn = old.get("cpu_probe_ms"), new.get("cpu_probe_ms")
+    if po and pn and abs(pn / po - 1) > rel_tol:
+        notes.append(f"{prefix}the CPU probe (a fixed sort, timed in every cell) took {abs(pn / po - 1):.0%} "
+                     f"{'longer' if pn > po else 'less time'} in NEW: the machine itself was in a different state")
+    return notes
 
 
 def compare_reports(old: dict, new: dict, *, rel_tol: float = 0.10, acc_tol_pts: float = 0.1,
                     z: float = 3.0) -> dict:
-    """Rows of ``new`` against the same artifact x target x threads x batch in ``old``.
+    """Rows of ``new`` against the same device x artifact x target x threads x batch in ``old``
+    (two one-device reports: the same artifact x target x threads x batch, whatever the devices).
 
     Args:
         old, new: reports as loaded by :func:`load_results`.
@@ -91,22 +128,19 @@ def compare_reports(old: dict, new: dict, *, rel_tol: float = 0.10, acc_tol_pts:
         ``{"changes": [Change], "only_old": [key], "only_new": [key], "compared": int,
         "notes": [str]}``.
     """
+    eo, en = _device_envs(old), _device_envs(new)
+    pairs = ({a: b for a, b in zip(eo, en)} if len(eo) == len(en) == 1  # one device each: compare them, whatever
+             else {d: d for d in eo if d in en})                      # their names; else device by device
     o = {_key(r): r for r in old["results"]}
-    n = {_key(r): r for r in new["results"]}
+    rename = {b: a for a, b in pairs.items()}
+    n = {(rename.get(k[0], k[0]), *k[1:]): r for k, r in ((_key(r), r) for r in new["results"])}
     changes, notes = [], []
     if old.get("config", {}).get("n_test") != new.get("config", {}).get("n_test"):
         notes.append(f"test sets differ ({old['config'].get('n_test')} vs {new['config'].get('n_test')} images): "
                      "top-1 is not comparable")
-    if old.get("environment", {}).get("cpu") != new.get("environment", {}).get("cpu"):
-        notes.append("measured on different CPUs: latency changes may be the machine")
-    lo, ln = _busy(old), _busy(new)
-    if lo is not None and ln is not None and abs(ln - lo) > 1.0:
-        notes.append(f"machine load differed (load average up to {lo:g} vs {ln:g}): latency changes may be "
-                     "other processes, not the model")
-    po, pn = old.get("environment", {}).get("cpu_probe_ms"), new.get("environment", {}).get("cpu_probe_ms")
-    if po and pn and abs(pn / po - 1) > rel_tol:
-        notes.append(f"the CPU probe (a fixed sort, timed in every cell) took {abs(pn / po - 1):.0%} "
-                     f"{'longer' if pn > po else 'less time'} in NEW: the machine itself was in a different state")
+    for a, b in pairs.items():
+        notes += _env_notes(eo[a], en[b], rel_tol, "" if len(pairs) == 1 and a == b else
+                            (f"{a}: " if a == b else f"{a} vs {b}: "))
     for k in sorted(set(o) & set(n), key=str):
         a, b = o[k], n[k]
         la, lb = a["latency_ms"], b["latency_ms"]

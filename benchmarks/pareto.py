@@ -35,7 +35,9 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 def plot_pareto(report: dict, path: str | Path) -> Path:
     """Draw top-1 vs batch-1 p50 latency for every measured row, marker area by file size.
 
-    Points on the Pareto front are outlined and joined by a step line. Written atomically.
+    Colour is the target; with several devices the marker shape is the device and each label
+    names it. Points on the Pareto front (over all devices) are outlined and joined by a step
+    line. Written atomically.
 
     Args:
         report: a benchmark report (rows with ``batch`` 1 are plotted).
@@ -63,18 +65,24 @@ def plot_pareto(report: dict, path: str | Path) -> Path:
     ax = fig.add_subplot()
     targets = sorted({r["target"] for r in rows})
     colors = {t: f"C{i}" for i, t in enumerate(targets)}
+    devices = list(dict.fromkeys(r.get("device") or "local" for r in rows))
+    markers = {d: "os^DvP*X"[i % 8] for i, d in enumerate(devices)}
+    at = (lambda r: f" @ {r.get('device') or 'local'}") if len(devices) > 1 else (lambda r: "")
     seen: dict[float, int] = {}
     for i, (r, (x, y)) in enumerate(zip(rows, pts)):
         j = seen[round(y, 2)] = seen.get(round(y, 2), -1) + 1  # rank among points of equal accuracy
         on = i in front
         ax.scatter(x, y, s=40 + 600 * r["bytes"] / biggest, color=colors[r["target"]], alpha=0.6,
+                   marker=markers[r.get("device") or "local"],
                    edgecolors="black" if on else "none", linewidths=1.5 if on else 0)
         # stagger labels so near-identical points (same model, other thread count) stay readable
-        ax.annotate(f"{r['artifact']} t{r['threads']}", (x, y), textcoords="offset points",
+        ax.annotate(f"{r['artifact']} t{r['threads']}{at(r)}", (x, y), textcoords="offset points",
                     xytext=(7, (10, -14, 22, -26, 34, -38, 46, -50)[j % 8]), fontsize=7)
     fx, fy = zip(*(pts[i] for i in front))
     ax.step(fx, fy, where="post", color="black", linewidth=1, linestyle="--")
     handles = [Line2D([], [], marker="o", linestyle="", color=colors[t], alpha=0.6, label=t) for t in targets]
+    if len(devices) > 1:
+        handles += [Line2D([], [], marker=markers[d], linestyle="", color="gray", label=d) for d in devices]
     handles.append(Line2D([], [], marker="o", linestyle="--", color="black", markerfacecolor="none",
                           label="Pareto front"))
     ax.set_xscale("log")

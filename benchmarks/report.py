@@ -19,7 +19,7 @@ from edgesmith.core.fsutil import write_json, write_text
 from .advice import slower_cause
 from .pareto import PLOTS_HINT, plot_pareto
 
-CSV_FIELDS = ("artifact", "format", "precision", "target", "threads", "batch", "top1", "n_test",
+CSV_FIELDS = ("device", "artifact", "format", "precision", "target", "threads", "batch", "top1", "n_test",
               "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "throughput_ips", "load_ms",
               "rss_peak_mib", "rss_model_mib", "bytes", "gzip_bytes")
 # A quantized variant "wins" on a target when it is at least this much faster at batch 1 ...
@@ -111,7 +111,8 @@ def _verdict(q: dict, target: str, threads: int, delta: float, speedup: float | 
 
 def _csv_row(r: dict) -> dict:
     lat = r["latency_ms"]
-    return {**{k: r.get(k) for k in CSV_FIELDS}, "p50_ms": round(lat["p50"], 4), "p90_ms": round(lat["p90"], 4),
+    return {**{k: r.get(k) for k in CSV_FIELDS}, "device": r.get("device") or "local",
+            "p50_ms": round(lat["p50"], 4), "p90_ms": round(lat["p90"], 4),
             "p99_ms": round(lat["p99"], 4), "mean_ms": round(lat["mean"], 4), "std_ms": round(lat["std"], 4)}
 
 
@@ -233,5 +234,7 @@ def write_reports(report: dict, out_dir: str | Path, *, plot: bool = True) -> di
                      "from results.json wherever it is, with `edgesmith.benchmarks.pareto.plot_pareto`.",)
     write_json(paths["json"], report)
     write_text(paths["csv"], buf.getvalue())
-    write_text(paths["md"], markdown(report, notes))
+    from .device_report import device_markdown, needs_device_markdown
+
+    write_text(paths["md"], (device_markdown if needs_device_markdown(report) else markdown)(report, notes))
     return paths

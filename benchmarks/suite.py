@@ -33,7 +33,6 @@ Method (stated in every report):
 from __future__ import annotations
 
 import gzip
-import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -49,10 +48,8 @@ from edgesmith.core.stages import BenchStage, keras_metrics, record_stage
 from edgesmith.runtime import default_threads
 
 from .advice import divergences, verify_accuracy
-from .env import environment
 from .stats import latency_summary
-from .targets import GPU_TARGETS, GROUPS, TARGET_FORMAT, TARGETS, detect_targets
-from .worker import WorkerProcess
+from .targets import GPU_TARGETS, GROUPS, TARGET_FORMAT, TARGETS
 
 RESULTS_SCHEMA = 2
 
@@ -155,22 +152,13 @@ def _cells(run: RunDir, manifest: dict, targets: tuple[str, ...]) -> tuple[list[
     return cells, skipped
 
 
-def _load_avg() -> float | None:
-    """1-minute load average (processes wanting a core), None where unknown."""
-    try:
-        return round(os.getloadavg()[0], 2)
-    except (AttributeError, OSError):
-        return None
-
-
 def _spread(total: int, parts: int, i: int) -> int:
     """The ``i``-th of ``parts`` near-equal integer shares of ``total``."""
     return total * (i + 1) // parts - total * i // parts
 
 
-def _select_targets(config: BenchConfig) -> tuple[dict, tuple[str, ...], list[dict]]:
-    """(status of every target, the requested ones usable here, skipped entries for the rest)."""
-    status = detect_targets(TARGETS)
+def _select_targets(config: BenchConfig, status: dict) -> tuple[dict, tuple[str, ...], list[dict]]:
+    """(``status`` of every target, the requested ones usable here, skipped entries for the rest)."""
     skipped = [{"target": t, "reason": ("not requested" if s.usable else s.detail)
                 if t not in config.targets else s.detail}
                for t, s in status.items() if t not in config.targets or not s.usable]
@@ -178,8 +166,8 @@ def _select_targets(config: BenchConfig) -> tuple[dict, tuple[str, ...], list[di
 
 
 def _start_cells(run: RunDir, plan: list[tuple], config: BenchConfig, workdir: Path, num_classes: int,
-                 skipped: list[dict], say) -> tuple[dict, dict, dict]:
-    """Start one worker per (artifact, target, threads), one at a time (load time is measured alone).
+                 skipped: list[dict], say, device) -> tuple[dict, dict, dict]:
+    """Start one worker per (artifact, target, threads) on ``device``, one at a time (load time is measured alone).
 
     Returns ``(workers, hello, file_info)``: key -> worker, key -> (artifact record, its hello
     message), artifact name -> (verified path, gzip bytes). A cell whose target fails at load
@@ -198,7 +186,7 @@ def _start_cells(run: RunDir, plan: list[tuple], config: BenchConfig, workdir: P
             job = {"path": str(files[art["name"]][0]), "target": target, "threads": t,
                    "batches": list(config.batches), "warmup": config.warmup, "accuracy": need_acc,
                    "data": str(workdir), "num_classes": num_classes}
-            w = WorkerProcess(job, workdir, f"{art['name']}-{target}-t{t}")
+            w = device.worker(job, workdir, f"{art['name']}-{target}-t{t}")
             r = w.read()
             if not r["ok"]:
                 w.close()
@@ -273,8 +261,8 @@ def _rows(hello: dict, finished: dict, samples: dict, files: dict, config: Bench
 
 
 def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
-              progress: Callable[[str], None] | None = None) -> dict:
-    """Measure every artifact of a run on every requested target that this machine has.
+              progress: Callable[[str], None] | None = None, *, device=None) -> dict:
+    """Measure every artifact of a run on every requested target that this machine (or ``device``) has.
 
     Writes nothing into the run (see :func:`bench` for the reports and the manifest record).
 
@@ -282,6 +270,8 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
         run_dir: a run directory with exported artifacts (``manifest.json``).
         config: what to measure.
         progress: called with one line per finished cell (e.g. to print it).
+        device: where to measure, an entered :class:`.devices.Device` (default: this machine;
+            see :func:`.devices.bench_devices` for SSH devices and several at once).
 
     Returns:
         The report (schema :data:`RESULTS_SCHEMA`): ``run``, ``created``, ``wall_s``,
@@ -298,14 +288,17 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
         RunDirError: no manifest, no artifacts, or an artifact changed since export.
         ConfigError: a bad config.
     """
+    from .devices import LocalDevice
+
+    device = device if device is not None else LocalDevice()
     started = time.perf_counter()
-    load_start = _load_avg()
+    load_start = device.load_avg()
     say = progress or (lambda line: None)
     run = RunDir(run_dir)
     manifest = load_manifest(run)
     if not manifest.get("artifacts"):
         raise RunDirError(f"{run.root} has no exported artifacts (run `edgesmith export {run.root}` first)")
-    status, usable, skipped = _select_targets(config)
+    status, usable, skipped = _select_targets(config, device.detect_targets())
     cells, no_artifact = _cells(run, manifest, usable)
     skipped += no_artifact
     spec = DataSpec.from_dict(manifest["dataset"])
@@ -321,7 +314,7 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
         workdir = Path(tmp)
         np.save(workdir / "images.npy", test.images)
         np.save(workdir / "labels.npy", test.labels)
-        workers, hello, files = _start_cells(run, plan, config, workdir, len(class_names), skipped, say)
+        workers, hello, files = _start_cells(run, plan, config, workdir, len(class_names), skipped, say, device)
         try:
             samples = _time_interleaved(workers, config, say)
             # finish one at a time: memory, CPU probe, and accuracy where asked
@@ -331,9 +324,10 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
                 w.close()
         results, accuracy, probes = _rows(hello, finished, samples, files, config, len(test), class_names, say)
         verify = verify_accuracy(accuracy, files, test, manifest, workdir, say=say, threads=min(config.threads),
-                                 same_split=config.limit_test in (None, manifest["dataset"].get("limit_test")))
+                                 same_split=config.limit_test in (None, manifest["dataset"].get("limit_test")),
+                                 start_worker=device.worker)
     reference = keras_metrics(manifest)
-    env = environment()
+    env = device.environment()
     env["load_avg_start"] = load_start
     # median over all cells of the fixed CPU workload timed in each worker (see worker.cpu_probe_ms)
     env["cpu_probe_ms"] = round(float(np.median(probes)), 4) if probes else None
@@ -347,14 +341,15 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
             "reference": {"name": "keras_fp32", "top1": reference.get("top1"), "n_test": reference.get("n_test")},
             "targets": {t: {"usable": s.usable, "detail": s.detail, "requested": t in config.targets}
                         for t, s in status.items()},
-            "skipped": skipped, "class_names": class_names, "accuracy": accuracy, "results": results,
+            "skipped": skipped, "class_names": class_names, "accuracy": accuracy,
+            "results": [{"device": device.name, **r} for r in results],
             "verify_accuracy": verify, "divergences": divergences({"verify_accuracy": verify, "environment": env},
                                                                   manifest["artifacts"])}
 
 
 def bench(run_dir: str | Path, config: BenchConfig = BenchConfig(),
           progress: Callable[[str], None] | None = None, *, plot: bool = True,
-          recommend_budget: float | None = None) -> tuple[dict, dict[str, Path]]:
+          recommend_budget: float | None = None, devices=None) -> tuple[dict, dict[str, Path]]:
     """Benchmark a run, write its reports into ``RUN/bench/`` and record the bench stage.
 
     Side effects: writes ``RUN/bench/{results.json,results.csv,report.md,pareto.png}``
@@ -374,6 +369,9 @@ def bench(run_dir: str | Path, config: BenchConfig = BenchConfig(),
         recommend_budget: when given (percentage points), name the artifact to ship here
             (:func:`.advice.recommend`: fastest batch-1 p50 within this budget of float top-1,
             else the smallest) as ``report["recommendation"]``.
+        devices: measure on these devices (:func:`.devices.parse_devices`: ``local`` and
+            ``ssh://`` ones), one after the other, into one report
+            (:func:`.devices.bench_devices`); None: this machine only.
 
     Returns:
         ``(report, paths)``: the report of :func:`bench_run` (with ``comparisons``) and the
@@ -389,9 +387,14 @@ def bench(run_dir: str | Path, config: BenchConfig = BenchConfig(),
     if recommend_budget is not None and recommend_budget < 0:
         raise ConfigError(f"--accuracy-budget must be >= 0 points, got {recommend_budget}")
     run = RunDir(run_dir)
-    report = bench_run(run, config, progress)
-    if recommend_budget is not None:
-        report["recommendation"] = recommend(report, recommend_budget)
+    if devices is not None:
+        from .devices import bench_devices
+
+        report = bench_devices(run, config, devices, progress, recommend_budget=recommend_budget)
+    else:
+        report = bench_run(run, config, progress)
+        if recommend_budget is not None:
+            report["recommendation"] = recommend(report, recommend_budget)
     paths = write_reports(report, run.bench, plot=plot)
     record_stage(run, BenchStage(reports=[p.relative_to(run.root).as_posix() for p in paths.values()]))
     return report, paths

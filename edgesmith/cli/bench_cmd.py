@@ -6,7 +6,8 @@ Two modes:
 * ``edgesmith bench --compare OLD.json NEW.json``: what got better or worse beyond noise.
 
 Exit codes: 0 fine; 1 bad input (one-line ``error:``); 3 a ``--fail-under-accuracy`` /
-``--fail-over-latency`` gate failed; 4 ``--compare`` found something worse beyond noise.
+``--fail-over-latency`` gate failed; 4 ``--compare`` found something worse beyond noise;
+5 with ``--strict``, a ``--device`` could not be measured (unreachable, no edgesmith, dropped).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from ._common import choice_enum, errors, out
 
 EXIT_GATE = 3
 EXIT_REGRESSION = 4
+EXIT_DEVICE = 5
 
 _D = BENCH_PRESETS["default"]
 PresetName = choice_enum("BenchPreset", BENCH_PRESETS)
@@ -67,6 +69,14 @@ RecommendOpt = Annotated[bool, typer.Option(
     "--recommend", help="Name the artifact to ship for this machine: the fastest batch-1 p50 within "
                         "--accuracy-budget of the float model's top-1, else the smallest (also in results.json).")]
 BudgetOpt = Annotated[float, typer.Option(help="--recommend: accuracy budget in top-1 points.", metavar="PT")]
+DeviceOpt = Annotated[Optional[list[str]], typer.Option(
+    "--device", help="Where to measure, repeatable: 'local' (this machine, the default) or "
+                     "ssh://[user@]host[:port][?python=PATH&name=NAME] (edgesmith copies the artifacts there and runs the "
+                     "workers over your ssh; the device needs `pip install edgesmith`). All devices go into one report.")]
+RemotePythonOpt = Annotated[Optional[str], typer.Option(
+    help="The Python of ssh:// devices that name none with ?python= [default: python3].", metavar="PATH")]
+StrictOpt = Annotated[bool, typer.Option(
+    help=f"Exit {EXIT_DEVICE} when a --device could not be measured (default: report its reason, keep the others).")]
 ProfileOpt = Annotated[bool, typer.Option(
     help="Also write per-operator time profiles (ONNX Runtime profiler; LiteRT op list, XNNPACK coverage and "
          "call split) at the first thread count to RUN/bench/profiles/.")]
@@ -78,19 +88,21 @@ def print_report(report: dict) -> None:
     table = Table(title=f"{report['run']}: top-1 on {cfg['n_test']} test images; latency from "
                         f"{cfg.get('seconds', '?')} s of interleaved batch-1 timing in {cfg.get('rounds', '?')} rounds; "
                         f"{report.get('wall_s')} s in all")
-    for col in ("artifact", "target", "threads", "batch", "top-1", "p50 ms", "p90 ms", "p99 ms", "img/s",
-                "load ms", "RSS MiB", "KiB"):
-        table.add_column(col, justify="left" if col in ("artifact", "target") else "right")
+    by_device = {r.get("device", "local") for r in report["results"]} != {"local"}
+    for col in ("device",) * by_device + ("artifact", "target", "threads", "batch", "top-1", "p50 ms", "p90 ms",
+                                          "p99 ms", "img/s", "load ms", "RSS MiB", "KiB"):
+        table.add_column(col, justify="left" if col in ("device", "artifact", "target") else "right")
     for r in report["results"]:
         lat = r["latency_ms"]
-        table.add_row(r["artifact"], r["target"], str(r["threads"]), str(r.get("batch", 1)), f"{r['top1']:.2%}",
+        table.add_row(*(r.get("device", "local"),) * by_device, r["artifact"], r["target"], str(r["threads"]), str(r.get("batch", 1)), f"{r['top1']:.2%}",
                       f"{lat['p50']:.3f}", f"{lat['p90']:.3f}", f"{lat['p99']:.3f}",
                       f"{r.get('throughput_ips') or 0:,.0f}", f"{r.get('load_ms') or 0:.0f}",
                       "-" if r.get("rss_peak_mib") is None else f"{r['rss_peak_mib']:.0f}",
                       f"{r['bytes'] / 1024:.1f}")
     out.print(table)
+    at = (lambda e: f"[{e.get('device', 'local')}] ") if by_device else (lambda e: "")
     for c in report.get("comparisons", []):
-        out.print(f"  {c['quantized']}: {c['verdict']}", highlight=False, markup=False)
+        out.print(f"  {at(c)}{c['quantized']}: {c['verdict']}", highlight=False, markup=False)
     for d in report.get("divergences", []):
         out.print(f"  [yellow]accuracy differs from export:[/] {d['artifact']} on {d['target']}: top-1 "
                   f"{d['top1']:.2%} here vs {d['export_top1']:.2%} at export on the first {d['n']} test images "
@@ -99,10 +111,14 @@ def print_report(report: dict) -> None:
         out.print(f"  [bold]recommended here:[/] {report['recommendation']['why']}", highlight=False)
     for s in report.get("skipped", []):
         what = f"{s['target']} ({s['artifact']})" if s.get("artifact") else s["target"]
-        out.print(f"  skipped {what}: {s['reason']}", highlight=False, markup=False)
+        out.print(f"  {at(s)}skipped {what}: {s['reason']}", highlight=False, markup=False)
+    for d in report.get("devices", []):
+        if not d["ok"]:
+            out.print(f"  [red]device failed:[/] {d['reason']}", highlight=False)
 
 
-def run_bench(run_dir: Path, preset: str = "default", recommend_budget: float | None = None, **overrides) -> dict:
+def run_bench(run_dir: Path, preset: str = "default", recommend_budget: float | None = None,
+              devices: list | None = None, **overrides) -> dict:
     """Benchmark with preset ``preset`` and ``overrides`` (BenchConfig fields, None = the preset's; a
     ``target`` group applies when ``targets`` is None), print the table; the library writes
     RUN/bench/ and records the stage.
@@ -117,7 +133,7 @@ def run_bench(run_dir: Path, preset: str = "default", recommend_budget: float | 
         overrides["targets"] = getattr(group, "value", group)
     config = bench_config(preset, **overrides)
     report, paths = bench(run_dir, config, progress=lambda line: out.print(line, highlight=False, markup=False),
-                          recommend_budget=recommend_budget)
+                          recommend_budget=recommend_budget, devices=devices)
     print_report(report)
     out.print(f"reports: {', '.join(str(p) for p in paths.values())}", highlight=False)
     return report
@@ -166,7 +182,8 @@ def bench_cmd(run_dir: Annotated[Optional[Path], typer.Argument(help="Run direct
               limit_test: LimitTestOpt = None, compare: CompareOpt = None,
               fail_under_accuracy: AccGateOpt = None, fail_over_latency: LatGateOpt = None,
               rel_tol: RelTolOpt = 0.10, profile: ProfileOpt = False, recommend: RecommendOpt = False,
-              accuracy_budget: BudgetOpt = DEFAULT_BUDGET_PTS):
+              accuracy_budget: BudgetOpt = DEFAULT_BUDGET_PTS, device: DeviceOpt = None,
+              remote_python: RemotePythonOpt = None, strict: StrictOpt = False):
     """Benchmark every artifact on every target: top-1 (and per class), latency p50/p90/p99, throughput,
     load time, peak RSS, size. Or compare two results.json files (--compare OLD NEW)."""
     with errors():
@@ -177,7 +194,10 @@ def bench_cmd(run_dir: Annotated[Optional[Path], typer.Argument(help="Run direct
             return
         if run_dir is None:
             raise ConfigError("give a run directory to benchmark (or --compare OLD.json NEW.json)")
-        report = run_bench(run_dir, preset.value, targets=targets, target=target, threads=threads, batches=batch,
+        from edgesmith.benchmarks.devices import parse_devices
+
+        devices = parse_devices(device, remote_python=remote_python) if device else None
+        report = run_bench(run_dir, preset.value, devices=devices, targets=targets, target=target, threads=threads, batches=batch,
                            runs=runs, warmup=warmup, batch_runs=batch_runs, seconds=seconds, rounds=rounds,
                            limit_test=limit_test, recommend_budget=accuracy_budget if recommend else None)
         if profile:
@@ -188,6 +208,8 @@ def bench_cmd(run_dir: Annotated[Optional[Path], typer.Argument(help="Run direct
             paths = write_profiles(run_dir, threads=config.threads[0], runs=config.runs)
             out.print(f"profiles: {paths[-1]}", highlight=False)
         check_gates(report, fail_under_accuracy, fail_over_latency)
+        if strict and any(not d["ok"] for d in report.get("devices", [])):
+            raise typer.Exit(EXIT_DEVICE)
 
 
 def _compare(paths: tuple[Path, Path], rel_tol: float, fail_under_accuracy, fail_over_latency) -> None:
