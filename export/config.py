@@ -46,6 +46,8 @@ for _fmt, _name in _SPECS:
     VARIANTS[_name] = VARIANTS.get(_name, ()) + (_fmt,)
 SOURCES = ("base", "pruned", "clustered", "qat", "pruned_qat", "clustered_qat")
 DEFAULT_VARIANTS = ("fp32", "int8")
+_ANY_MACHINE = Machine("x86_64", frozenset())  # plans a config without reading this CPU (which forms is moot)
+FALLBACKS = ("off", "auto")  # per-layer float fallback of PTQ int8 files (export/fallback.py)
 
 
 def variant(fmt: str, name: str) -> Variant:
@@ -135,6 +137,14 @@ class ExportConfig:
         prune_tune / cluster_tune / qat_tune: the fine-tunes.
         diagnose: record a per-layer int8 diagnosis for every int8 artifact (always done
             for an artifact over the accuracy budget).
+        float_layers: Keras layer names kept in float32 in every PTQ ``int8`` file (TFLite
+            and ONNX), the rest int8 (:mod:`.fallback` maps them to each format's ops).
+        fallback: ``off``, or ``auto``: per PTQ ``int8`` file, move the layers that cost most
+            to float, one at a time, until ``max_accuracy_drop`` holds on ``validation_size``
+            held-out training images (never the test split); if no mix meets it, keep the
+            closest and say so instead of failing.
+        validation_size: training images (the last ones, none of them calibration images)
+            the fallback search measures on.
 
     Raises:
         ConfigError: an unknown name or an impossible combination, named in the message.
@@ -160,6 +170,9 @@ class ExportConfig:
     cluster_tune: FineTune = FineTune(epochs=4, learning_rate=1e-4)
     qat_tune: FineTune = FineTune(epochs=1, learning_rate=1e-4)
     diagnose: bool = False
+    float_layers: tuple[str, ...] = ()
+    fallback: str = "off"
+    validation_size: int = 1000
 
     def __post_init__(self):
         self._check_choices()
@@ -173,6 +186,19 @@ class ExportConfig:
             raise ConfigError(f"2:4 structured sparsity is 0.5; it cannot reach --prune {self.prune}")
         if self.max_accuracy_drop is not None and self.max_accuracy_drop < 0:
             raise ConfigError(f"--max-accuracy-drop must be >= 0 points, got {self.max_accuracy_drop}")
+        self._check_fallback()
+
+    def _check_fallback(self) -> None:
+        if self.fallback not in FALLBACKS:
+            raise ConfigError(f"--fallback must be one of {', '.join(FALLBACKS)}, got {self.fallback!r}")
+        if self.validation_size < 1:
+            raise ConfigError(f"--validation-size must be >= 1, got {self.validation_size}")
+        if self.fallback == "auto" and self.max_accuracy_drop is None:
+            raise ConfigError("--fallback auto searches for the float layers that meet --max-accuracy-drop: give one")
+        if (self.float_layers or self.fallback != "off") and not any(p.variant == "int8" and "qat" not in p.source
+                                                                      for p in self.plan(_ANY_MACHINE)):
+            raise ConfigError("--float-layers / --fallback apply to PTQ int8 files, and nothing here makes one "
+                              "(add int8 to --variants)")
 
     def _check_choices(self) -> None:
         if self.artifacts is not None:
@@ -265,4 +291,5 @@ class ExportConfig:
                 "max_accuracy_drop": self.max_accuracy_drop, "prune": self.prune,
                 "structured_2_4": self.structured_2_4, "cluster": self.cluster, "qat": self.qat,
                 "prune_tune": vars(self.prune_tune), "cluster_tune": vars(self.cluster_tune),
-                "qat_tune": vars(self.qat_tune)}
+                "qat_tune": vars(self.qat_tune), "float_layers": list(self.float_layers),
+                "fallback": self.fallback, "validation_size": self.validation_size}

@@ -174,7 +174,7 @@ PRESETS = {
 
 def quantize_onnx(float_path: str | Path, path: str | Path, *, calibration: np.ndarray,
                   labels: list[str] | None = None, per_channel: bool = True,
-                  method: str = "minmax", preset: str = "x86") -> Path:
+                  method: str = "minmax", preset: str = "x86", nodes_to_exclude: tuple[str, ...] = ()) -> Path:
     """Static int8 quantization (QDQ format) of a float ONNX file.
 
     Runs ONNX Runtime's pre-processing (shape inference and graph optimisation), then
@@ -184,7 +184,8 @@ def quantize_onnx(float_path: str | Path, path: str | Path, *, calibration: np.n
     hardware (:data:`PRESETS`; :mod:`.targets` picks one per target): ``x86`` (default:
     U8S8 and a uint8 graph input, the fast form for ONNX Runtime's CPU kernels with VNNI),
     ``x86-avx2`` (the same with 7-bit weights, exact on AVX2 without VNNI), ``s8s8`` (ARM,
-    generic), ``tensorrt`` (S8S8 with symmetric activations).
+    generic), ``tensorrt`` (S8S8 with symmetric activations). ``nodes_to_exclude`` (node
+    names of the float file) stay float with float32 weights, fed through DequantizeLinear.
 
     Returns:
         ``path``, written atomically.
@@ -213,6 +214,7 @@ def quantize_onnx(float_path: str | Path, path: str | Path, *, calibration: np.n
                         weight_type=QuantType.QInt8, reduce_range=p.reduce_range,
                         calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                                           "percentile": CalibrationMethod.Percentile}[method],
+                        nodes_to_exclude=list(nodes_to_exclude),
                         extra_options={"ActivationSymmetric": p.symmetric_activations})
         proto = onnx.load(str(tmp))
         if p.uint8_input:

@@ -13,6 +13,7 @@ not know, so the model runs unchanged.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 from pathlib import Path
@@ -87,19 +88,101 @@ def to_tflite(model, path: str | Path, *, precision: str = "fp32", representativ
         if io_dtype not in ("uint8", "int8"):
             raise ValueError(f"io_dtype must be uint8 or int8, got {io_dtype!r}")
     converter = _converter(model, precision, representative, io_dtype)
-    with warnings.catch_warnings():
-        # Two warnings TF gives on every int8 conversion, with nothing for the user to act on: its own
-        # calibrator (tensorflow/lite/python/optimize/calibrator.py) still runs the deprecated
-        # tf.lite.Interpreter, and with uint8/int8 I/O it asks for the input statistics of the old
-        # TOCO path, which the representative dataset's calibration replaces.
-        warnings.filterwarnings("ignore", message=r"\s*Warning: tf\.lite\.Interpreter is deprecated")
-        warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+    with _quiet():
         flatbuffer = converter.convert()
+    return _write(flatbuffer, path, labels)
+
+
+def _write(flatbuffer: bytes, path: str | Path, labels: list[str] | None) -> Path:
     if labels is not None:
         flatbuffer, _ = with_metadata(flatbuffer, labels=labels)
     with atomic_path(path) as tmp:
         tmp.write_bytes(flatbuffer)
     return Path(path)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Two warnings TF gives on every int8 conversion, with nothing for the user to act on: its own
+    calibrator (tensorflow/lite/python/optimize/calibrator.py) still runs the deprecated
+    tf.lite.Interpreter, and with uint8/int8 I/O it asks for the input statistics of the old
+    TOCO path, which the representative dataset's calibration replaces."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"\s*Warning: tf\.lite\.Interpreter is deprecated")
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+        yield
+
+
+def calibrate_tflite(model, representative: np.ndarray) -> bytes:
+    """The float flatbuffer with calibration statistics: the step before int8 quantization.
+
+    Calibrating once lets :func:`quantize_calibrated` make many int8 files with different
+    layers kept in float, without re-running the representative dataset each time (what
+    ``tf.lite.experimental.QuantizationDebugger`` does with its ``denylisted_nodes``).
+
+    Args:
+        model: float32 tf_keras model taking ``(N, H, W, C)`` float32 pixels 0-255.
+        representative: ``(M, H, W, C) uint8`` training images.
+
+    Raises:
+        ValueError: an empty representative dataset.
+    """
+    if representative is None or not len(representative):
+        raise ValueError("int8 conversion needs a representative dataset")
+    converter = _converter(model, "int8", representative, "uint8")
+    converter._experimental_calibrate_only = True  # the route QuantizationDebugger takes
+    with _quiet():
+        return converter.convert()
+
+
+def op_names(flatbuffer: bytes) -> list[str]:
+    """Each operator's first output tensor name, in graph order: the names ``denylisted_nodes`` matches.
+
+    A name lists the TF ops fused into the operator, ``;``-separated, each a path such as
+    ``resnet8/conv2d_3/Conv2D`` that holds its Keras layer's name.
+    """
+    from ai_edge_litert.tools import flatbuffer_utils as fbu
+
+    graph = fbu.read_model_from_bytearray(bytearray(flatbuffer)).subgraphs[0]
+    names = []
+    for op in graph.operators:
+        if op.outputs is not None and len(op.outputs):
+            name = graph.tensors[op.outputs[0]].name
+            names.append(name.decode() if isinstance(name, bytes) else name)
+    return names
+
+
+def quantize_calibrated(calibrated: bytes, path: str | Path, *, io_dtype: str = "uint8",
+                        float_ops: tuple[str, ...] = (), labels: list[str] | None = None) -> Path:
+    """Full-integer int8 from a calibrated flatbuffer, keeping the ``float_ops`` in float32.
+
+    The kept operators compute in float with float32 weights; LiteRT runs them between a
+    DEQUANTIZE of their int8 inputs and a QUANTIZE of their outputs. Every other operator is
+    as in :func:`to_tflite` ``precision="int8"`` (per-channel int8 weights, ``io_dtype`` I/O).
+
+    Args:
+        calibrated: from :func:`calibrate_tflite`.
+        path: output file; written atomically.
+        io_dtype: ``"uint8"`` or ``"int8"`` input/output.
+        float_ops: operator names of :func:`op_names` to keep in float (``denylisted_nodes``).
+        labels: class names for the ``edgesmith`` metadata.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ValueError: unknown io_dtype.
+    """
+    if io_dtype not in ("uint8", "int8"):
+        raise ValueError(f"io_dtype must be uint8 or int8, got {io_dtype!r}")
+    from tensorflow.lite.python.convert import mlir_quantize
+
+    from edgesmith.train._keras import tf
+
+    with _quiet():
+        flatbuffer = mlir_quantize(calibrated, input_data_type=getattr(tf, io_dtype),
+                                   output_data_type=getattr(tf, io_dtype), denylisted_nodes=list(float_ops))
+    return _write(flatbuffer, path, labels)
 
 
 def _dim(d) -> int | None:

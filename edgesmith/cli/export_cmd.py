@@ -8,7 +8,7 @@ import typer
 
 from edgesmith.export import CALIBRATION_METHODS, FORMATS, ExportConfig
 from edgesmith.export import PRESETS as ONNX_PRESETS
-from edgesmith.export.config import IO_DTYPES
+from edgesmith.export.config import FALLBACKS, IO_DTYPES
 from edgesmith.export.targets import TARGETS
 
 from ._common import choice_enum, errors, out
@@ -22,6 +22,7 @@ CalibOpt = Annotated[int, typer.Option(help="Training images in the int8 represe
 Calibration = choice_enum("Calibration", CALIBRATION_METHODS)
 OnnxPreset = choice_enum("OnnxPreset", ONNX_PRESETS)
 IoDtype = choice_enum("IoDtype", IO_DTYPES)
+Fallback = choice_enum("Fallback", FALLBACKS)
 _D = ExportConfig()
 
 
@@ -57,6 +58,7 @@ def run_export(run_dir: Path, calibration_size: int = ExportConfig().calibration
     from edgesmith.core.errors import ParityError
     from edgesmith.export import ExportConfig, export
     from edgesmith.export.diagnose import format_diagnosis
+    from edgesmith.export.fallback import format_fallback
 
     config = config or ExportConfig(calibration_size=calibration_size)
     try:
@@ -71,6 +73,8 @@ def run_export(run_dir: Path, calibration_size: int = ExportConfig().calibration
         if "diagnosis" in r:
             for line in format_diagnosis(r["name"], r["diagnosis"]):
                 out.print(line, highlight=False)
+        for line in format_fallback(r["name"], r) if "fallback" in r else ():
+            out.print(line, highlight=False)
     return records
 
 
@@ -120,6 +124,15 @@ def export_cmd(
     max_accuracy_drop: Annotated[Optional[float], typer.Option(
         help="Fail (nothing written) if any artifact's top-1 is more than this many points below the "
              "float model's; prints the worst int8 layers.")] = None,
+    float_layers: Annotated[str, typer.Option(
+        help="Comma-separated Keras layer names kept in float32 in the int8 TFLite and ONNX files "
+             "(e.g. conv2d_3,logits); the rest stays int8.")] = "",
+    fallback: Annotated[Fallback, typer.Option(
+        help="auto: move the int8 layers that cost most to float, one at a time, until "
+             "--max-accuracy-drop holds on held-out training images (never the test split); keeps the "
+             "closest mix, and says so, when none does.")] = Fallback(_D.fallback),
+    validation_size: Annotated[int, typer.Option(
+        help="Held-out training images (not calibration ones) the --fallback search measures on.")] = _D.validation_size,
     diagnose: Annotated[bool, typer.Option(
         "--diagnose", help="Record and print a per-layer SNR diagnosis of every int8 artifact.")] = False,
 ):
@@ -134,6 +147,7 @@ def export_cmd(
             max_accuracy_drop=max_accuracy_drop, prune=prune, structured_2_4=structured_2_4, qat=qat,
             cluster=cluster, prune_tune=replace(_D.prune_tune, epochs=fine_tune_epochs, limit=fine_tune_limit),
             cluster_tune=replace(_D.cluster_tune, epochs=fine_tune_epochs, limit=fine_tune_limit),
-            qat_tune=replace(_D.qat_tune, epochs=qat_epochs, limit=fine_tune_limit), diagnose=diagnose)
+            qat_tune=replace(_D.qat_tune, epochs=qat_epochs, limit=fine_tune_limit), diagnose=diagnose,
+            float_layers=_csv(float_layers), fallback=fallback.value, validation_size=validation_size)
         run_dir = run_import(run_dir, data, labels, preprocess, outputs, trust_model_code, out_dir, overwrite)
         run_export(run_dir, config=config)

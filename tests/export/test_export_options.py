@@ -83,7 +83,9 @@ def test_cli_options_build_the_export_config_the_library_defaults_to(tiny_run, m
             "--target": ("x86-avx2,arm64", "targets", ("x86-avx2", "arm64")),
             "--calibration-size": ("64", "calibration_size", 64), "--io-dtype": ("int8", "io_dtype", "int8"),
             "--verify-size": ("100", "verify_size", 100), "--max-accuracy-drop": ("0.5", "max_accuracy_drop", 0.5),
-            "--prune": ("0.5", "prune", 0.5), "--cluster": ("16", "cluster", 16)}
+            "--prune": ("0.5", "prune", 0.5), "--cluster": ("16", "cluster", 16),
+            "--float-layers": ("conv2d,logits", "float_layers", ("conv2d", "logits")),
+            "--validation-size": ("500", "validation_size", 500)}
     for option, (value, field, expected) in args.items():
         extra = ["--formats", "tflite"] if option == "--variants" else []
         r = runner.invoke(app, ["export", str(tiny_run.root), option, value, *extra])
@@ -98,7 +100,10 @@ def test_cli_options_build_the_export_config_the_library_defaults_to(tiny_run, m
     assert (c.prune_tune.epochs, c.cluster_tune.epochs, c.qat_tune.epochs) == (2, 2, 3)
     assert {c.prune_tune.limit, c.cluster_tune.limit, c.qat_tune.limit} == {500}
     assert c.prune_tune.learning_rate == ExportConfig().prune_tune.learning_rate
+    assert runner.invoke(app, ["export", str(tiny_run.root), "--max-accuracy-drop", "0.3", "--fallback", "auto"]
+                         ).exit_code == 0
+    assert seen[-1].fallback == "auto"
     covered = {f for _, f, _ in args.values()} | {"qat", "structured_2_4", "diagnose", "prune_tune", "cluster_tune",
-                                                 "qat_tune"}
+                                                 "qat_tune", "fallback"}
     internal = {"artifacts", "min_agreement_fp32", "min_agreement_int8"}  # Python API only
     assert {f.name for f in dataclasses.fields(ExportConfig)} - internal == covered
