@@ -10,13 +10,12 @@ from __future__ import annotations
 import os
 import pickle
 import tarfile
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
 from .errors import DataError
-from .fsutil import atomic_path, sha256_file
+from .fsutil import atomic_path, fetch_checked
 
 ORIGIN = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
@@ -65,16 +64,7 @@ def ensure_cifar10(cache_dir: str | os.PathLike | None = None, *, origin: str = 
     if all((target / f).is_file() for f in TRAIN_FILES + TEST_FILES + ("batches.meta",)):
         return target
     archive = root / f"{DIRNAME}.tar.gz"
-    if not archive.is_file() or sha256_file(archive) != sha256:
-        try:
-            with atomic_path(archive) as tmp, urllib.request.urlopen(origin, timeout=60) as r:
-                with open(tmp, "wb") as f:
-                    while block := r.read(1 << 20):
-                        f.write(block)
-                if sha256_file(tmp) != sha256:
-                    raise DataError(f"CIFAR-10 download from {origin} has the wrong sha256")
-        except OSError as e:
-            raise DataError(f"cannot download CIFAR-10 from {origin}: {e}") from None
+    fetch_checked(archive, origin, sha256)
     try:
         with atomic_path(target) as tmp, tarfile.open(archive, "r:gz") as tar:
             kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}

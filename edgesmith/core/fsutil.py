@@ -1,4 +1,4 @@
-"""Small file helpers: hashing and atomic writes (write a temp name, then rename)."""
+"""Small file helpers: hashing, atomic writes (write a temp name, then rename), checked downloads."""
 from __future__ import annotations
 
 import contextlib
@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import tempfile
+import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -56,3 +57,39 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` as UTF-8, atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def md5_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Return the hex MD5 of a file's bytes (a published checksum, not a security measure)."""
+    h = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fetch_checked(path: str | os.PathLike, origin: str, digest: str, algorithm: str = "sha256") -> Path:
+    """``path``, downloaded from ``origin`` first when absent or when its checksum differs.
+
+    The download is written atomically and kept only when its ``algorithm`` (``sha256`` or
+    ``md5``) digest is ``digest``.
+
+    Raises:
+        DataError: the download fails (offline: says where to put the file) or its checksum differs.
+    """
+    from .errors import DataError
+
+    path = Path(path)
+    check = sha256_file if algorithm == "sha256" else md5_file
+    if path.is_file() and check(path) == digest:
+        return path
+    try:
+        with atomic_path(path) as tmp, urllib.request.urlopen(origin, timeout=60) as r:
+            with open(tmp, "wb") as f:
+                while block := r.read(1 << 20):
+                    f.write(block)
+            if check(tmp) != digest:
+                raise DataError(f"download from {origin} has the wrong {algorithm} (expected {digest})")
+    except OSError as e:
+        raise DataError(f"cannot download {origin}: {e} (offline? put the file at {path})") from None
+    return path

@@ -18,9 +18,7 @@ labels 0-9.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
-import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -28,7 +26,7 @@ import numpy as np
 
 from .cifar10 import keras_cache_dir
 from .errors import DataError
-from .fsutil import atomic_path, sha256_file
+from .fsutil import fetch_checked
 
 SOURCES = ("mnist", "fashion_mnist")
 BASE_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
@@ -47,35 +45,6 @@ CLASS_NAMES = {"mnist": tuple(str(d) for d in range(10)),
                                  "Sneaker", "Bag", "Ankle_boot")}
 
 
-def _md5(path: Path) -> str:
-    h = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _fetch(path: Path, origin: str, digest: str, algorithm: str) -> Path:
-    """``path``, downloaded from ``origin`` first when absent or when its checksum differs.
-
-    Raises:
-        DataError: the download fails or its checksum differs.
-    """
-    check = sha256_file if algorithm == "sha256" else _md5
-    if path.is_file() and check(path) == digest:
-        return path
-    try:
-        with atomic_path(path) as tmp, urllib.request.urlopen(origin, timeout=60) as r:
-            with open(tmp, "wb") as f:
-                while block := r.read(1 << 20):
-                    f.write(block)
-            if check(tmp) != digest:
-                raise DataError(f"download from {origin} has the wrong {algorithm} (expected {digest})")
-    except OSError as e:
-        raise DataError(f"cannot download {origin}: {e} (offline? put the file at {path})") from None
-    return path
-
-
 def ensure_mnist(name: str, cache_dir: str | os.PathLike | None = None) -> list[Path]:
     """The checked files of dataset ``name`` in the Keras cache, downloading what is missing.
 
@@ -91,9 +60,9 @@ def ensure_mnist(name: str, cache_dir: str | os.PathLike | None = None) -> list[
     """
     root = Path(cache_dir) if cache_dir else keras_cache_dir()
     if name == "mnist":
-        return [_fetch(root / MNIST_FILE, BASE_URL + MNIST_FILE, MNIST_SHA256, "sha256")]
+        return [fetch_checked(root / MNIST_FILE, BASE_URL + MNIST_FILE, MNIST_SHA256, "sha256")]
     if name == "fashion_mnist":
-        return [_fetch(root / FASHION_DIR / f, BASE_URL + f, FASHION_MD5[f], "md5")
+        return [fetch_checked(root / FASHION_DIR / f, BASE_URL + f, FASHION_MD5[f], "md5")
                 for split in ("train", "test") for f in FASHION_FILES[split]]
     raise DataError(f"unknown MNIST-family dataset {name!r}; expected one of {', '.join(SOURCES)}")
 
