@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .env import ARM_DOT_FLAGS, VNNI_FLAGS
+from edgesmith.core.cpuinfo import ARM_ARCHS as _ARM
+from edgesmith.core.cpuinfo import ARM_DOT_FLAGS, VNNI_FLAGS
 
 DIVERGENCE_PTS = 0.3  # more than sampling noise on the same images with the same file
 DEFAULT_BUDGET_PTS = 0.5
 PROFILE_HINT = "see the per-op profile: edgesmith bench RUN --profile"
-_ARM = ("aarch64", "arm64", "armv8l", "armv8b")
 
 
 def _is_arm(arch: str | None, isa: set[str]) -> bool:

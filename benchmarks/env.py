@@ -14,10 +14,6 @@ from edgesmith.runtime import default_threads
 ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
              "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16",
              "asimd", "asimddp", "asimdhp", "sve", "sve2", "i8mm", "bf16")
-# u8 x s8 products accumulate in int32 (no int16 saturation) with these x86 flags; Arm's int8
-# dot products. export/targets.py keeps the same sets (benchmarks may not import export).
-VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
-ARM_DOT_FLAGS = frozenset({"asimddp", "i8mm"})
 
 
 def gpu_info() -> list[dict]:

@@ -25,6 +25,7 @@ batch-1 latency before (all int8) and after.
 """
 from __future__ import annotations
 
+import abc
 import hashlib
 import shutil
 import time
@@ -114,7 +115,7 @@ def layer_nodes(nodes: dict[str, list[str]], layers: list[str]) -> dict[str, lis
     return {layer: out[layer] for layer in layers if layer in out}
 
 
-class _Writer:
+class _Writer(abc.ABC):
     """Writes one format's int8 file with some Keras layers in float; ``nodes`` maps layer -> nodes."""
 
     format = ""
@@ -133,8 +134,9 @@ class _Writer:
         chosen = {n for layer in layers for n in self.nodes[layer]}
         return [n for n in dict.fromkeys(n for ns in self.nodes.values() for n in ns) if n in chosen]
 
+    @abc.abstractmethod
     def write(self, path: Path, layers) -> None:
-        raise NotImplementedError
+        """Write the int8 file at ``path`` with ``layers`` (Keras names) kept in float."""
 
 
 class _TfliteWriter(_Writer):

@@ -27,7 +27,9 @@ from __future__ import annotations
 import platform
 from dataclasses import dataclass
 
-from edgesmith.core.cpuinfo import cpu_info
+from edgesmith.core.cpuinfo import ARM_ARCHS as _ARM
+from edgesmith.core.cpuinfo import ARM_DOT_FLAGS, VNNI_FLAGS, cpu_info
+from edgesmith.core.cpuinfo import X86_ARCHS as _X86
 from edgesmith.core.errors import ConfigError
 
 AUTO = "auto"
@@ -35,12 +37,6 @@ AUTO = "auto"
 TARGET_PRESETS = {"x86-vnni": "x86", "x86-avx2": "x86-avx2", "arm64": "s8s8", "tensorrt": "tensorrt",
                   "generic": "s8s8"}
 TARGETS = (AUTO, *TARGET_PRESETS)
-# Flags (/proc/cpuinfo) under which u8 x s8 products accumulate in int32 without saturating.
-# benchmarks/env.py keeps the same sets for the bench's advice (benchmarks may not import export).
-VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
-ARM_DOT_FLAGS = frozenset({"asimddp", "i8mm"})
-_X86 = ("x86_64", "amd64", "i686", "i386", "x86")
-_ARM = ("aarch64", "arm64", "armv8l", "armv8b")
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,10 @@ from .recipe import compile_model
 from .strategy import make_strategy
 
 
-def _hold_out(train: Split, fraction: float, seed: int) -> tuple[Split, Split | None]:
+def hold_out(train: Split, fraction: float, seed: int) -> tuple[Split, Split | None]:
+    """The training split as ``(fit, validation)``: a seeded random ``fraction`` held out for
+    validation (``seed + 1``), so a run and its tune trial hold out the same images; validation
+    is None when the fraction rounds to no image."""
     n_val = int(round(len(train) * fraction))
     if n_val == 0:
         return train, None
@@ -127,7 +130,7 @@ def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False, resu
     work = _ckpt.work_dir(out, placement.task_index)
     state = _prepare_work(config, out, work, overwrite=overwrite, resume=resume, chief=placement.is_chief)
     train_split, test_split = load_dataset(config.data)
-    fit_split, val_split = _hold_out(train_split, config.val_split, config.seed)
+    fit_split, val_split = hold_out(train_split, config.val_split, config.seed)
     input_shape, num_classes = train_split.image_shape, len(train_split.class_names)
     if config.low_res_epochs:
         config.low_res_hw(input_shape[:2])  # refuse a bad --low-res before any work

@@ -149,9 +149,9 @@ def int8_top1(model_path: Path, config: TrainConfig) -> float:
     from edgesmith.export.tflite import to_tflite
     from edgesmith.runtime import load
 
-    from .loop import _hold_out
+    from .loop import hold_out
 
-    fit, val = _hold_out(load_split(config.data, "train"), config.val_split, config.seed)
+    fit, val = hold_out(load_split(config.data, "train"), config.val_split, config.seed)
     model = fold_rescaling(keras.models.load_model(model_path, compile=False))
     with tempfile.TemporaryDirectory() as tmp:
         path = to_tflite(model, Path(tmp) / "model_int8.tflite", precision="int8",

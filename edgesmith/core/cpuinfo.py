@@ -1,12 +1,20 @@
 """What the CPU is: model name, feature flags and clock, from ``/proc/cpuinfo`` (Linux).
 
-Shared by the training precision policy (AMX / AVX512-BF16 detection) and the benchmark
-fingerprint; empty results elsewhere rather than errors.
+Shared by the training precision policy (AMX / AVX512-BF16 detection), export's int8 targets and
+the benchmark fingerprint and advice; empty results elsewhere rather than errors.
 """
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+
+# Flags under which u8 x s8 products accumulate in int32 without int16 saturation (x86
+# VNNI: vpdpbusd; AMX), and Arm's int8 dot products; used by export's --target auto and the
+# bench's int8 advice alike.
+VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+ARM_DOT_FLAGS = frozenset({"asimddp", "i8mm"})
+X86_ARCHS = ("x86_64", "amd64", "i686", "i386", "x86")  # platform.machine() names, lower case
+ARM_ARCHS = ("aarch64", "arm64", "armv8l", "armv8b")
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,18 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Return the hex sha256 of a file's bytes (streamed in 1 MiB chunks)."""
-    h = hashlib.sha256()
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
+    """Return the hex ``algorithm`` (a :mod:`hashlib` name) digest of a file's bytes, read in 1 MiB chunks."""
+    h = hashlib.new(algorithm, usedforsecurity=algorithm != "md5")
     with open(path, "rb") as f:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Return the hex sha256 of a file's bytes."""
+    return file_digest(path, "sha256")
 
 
 @contextlib.contextmanager
@@ -59,15 +64,6 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def md5_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Return the hex MD5 of a file's bytes (a published checksum, not a security measure)."""
-    h = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def fetch_checked(path: str | os.PathLike, origin: str, digest: str, algorithm: str = "sha256") -> Path:
     """``path``, downloaded from ``origin`` first when absent or when its checksum differs.
 
@@ -80,15 +76,14 @@ def fetch_checked(path: str | os.PathLike, origin: str, digest: str, algorithm: 
     from .errors import DataError
 
     path = Path(path)
-    check = sha256_file if algorithm == "sha256" else md5_file
-    if path.is_file() and check(path) == digest:
+    if path.is_file() and file_digest(path, algorithm) == digest:
         return path
     try:
         with atomic_path(path) as tmp, urllib.request.urlopen(origin, timeout=60) as r:
             with open(tmp, "wb") as f:
                 while block := r.read(1 << 20):
                     f.write(block)
-            if check(tmp) != digest:
+            if file_digest(tmp, algorithm) != digest:
                 raise DataError(f"download from {origin} has the wrong {algorithm} (expected {digest})")
     except OSError as e:
         raise DataError(f"cannot download {origin}: {e} (offline? put the file at {path})") from None

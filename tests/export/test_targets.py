@@ -4,7 +4,6 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from edgesmith.benchmarks import env as bench_env
 from edgesmith.core.errors import ConfigError
 from edgesmith.core.rundir import load_manifest
 from edgesmith.export import ExportConfig
@@ -59,8 +58,10 @@ def test_explicit_preset_overrides_the_targets_and_bad_names_are_refused():
         ExportConfig(targets=())
 
 
-def test_the_bench_keeps_the_same_int8_flag_sets():
-    assert bench_env.VNNI_FLAGS == VNNI_FLAGS and bench_env.ARM_DOT_FLAGS == ARM_DOT_FLAGS
+def test_export_and_the_bench_read_one_set_of_int8_flags():
+    from edgesmith.benchmarks import advice
+
+    assert advice.VNNI_FLAGS is VNNI_FLAGS and advice.ARM_DOT_FLAGS is ARM_DOT_FLAGS
 
 
 def test_machine_record_keeps_the_int8_relevant_flags():
