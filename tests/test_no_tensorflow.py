@@ -10,7 +10,7 @@ def _run(code: str):
 
 def test_runtime_benchmarks_and_cli_import_without_tensorflow():
     r = _run("""
-        import edgesmith.runtime, edgesmith.benchmarks, edgesmith.cli, edgesmith.core.data
+        import edgesmith.runtime, edgesmith.benchmarks, edgesmith.cli, edgesmith.core.data, edgesmith.optimize.tune
         print("ok", "tensorflow" in sys.modules)
     """)
     assert r.returncode == 0, r.stderr

@@ -14,6 +14,7 @@ from .bench_cmd import bench_cmd
 from .data_cmd import data_app
 from .doctor_cmd import doctor_cmd
 from .export_cmd import export_cmd
+from .optimize_cmd import optimize_cmd
 from .pipeline_cmd import pipeline_cmd
 from .predict_cmd import predict_cmd
 from .train_cmd import train_cmd
@@ -25,6 +26,7 @@ app = typer.Typer(help="Train, quantize, export, run and benchmark image classif
 app.command("train")(train_cmd)
 app.command("tune")(tune_cmd)
 app.command("export")(export_cmd)
+app.command("optimize")(optimize_cmd)
 app.command("bench")(bench_cmd)
 app.command("pipeline")(pipeline_cmd)
 app.command("doctor")(doctor_cmd)

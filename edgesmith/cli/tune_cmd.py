@@ -1,4 +1,4 @@
-"""``edgesmith tune``: search training hyperparameters under a wall-clock budget (see :mod:`edgesmith.train.tune`)."""
+"""``edgesmith tune``: search training hyperparameters under a wall-clock budget (see :mod:`edgesmith.optimize.tune`)."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -10,8 +10,8 @@ from rich.table import Table
 
 from edgesmith.core.errors import ConfigError
 from edgesmith.train import config as tc
-from edgesmith.train import tune as tn
-from edgesmith.train import tune_report
+from edgesmith.optimize import tune as tn
+from edgesmith.optimize import tune_report
 
 from ._common import choice_enum, errors, out
 from .train_cmd import LimitTestOpt, LimitTrainOpt, ModelOpt, OptData, Preset, SeedOpt

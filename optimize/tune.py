@@ -29,7 +29,7 @@ Example::
 
     from edgesmith.core.data import DataSpec
     from edgesmith.train.config import TrainConfig
-    from edgesmith.train.tune import TuneConfig, tune
+    from edgesmith.optimize.tune import TuneConfig, tune
     base = TrainConfig(DataSpec("cifar10"), model="resnet8", epochs=5, val_split=0.1)
     result = tune(TuneConfig(base, ("lr", "weight_decay"), budget_s=1800), "runs/tune-resnet8")
     print(result.best["command"])        # the `edgesmith train ...` line of the best trial
@@ -37,7 +37,6 @@ Example::
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import statistics
 import time
@@ -45,11 +44,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from edgesmith.core.durations import parse_budget  # noqa: F401  (tune's --budget; shared with optimize)
 from edgesmith.core.errors import BackendUnavailable, ConfigError
 from edgesmith.core.fsutil import write_json
 from edgesmith.core.rundir import now_iso, package_versions
 
-from .config import AUGMENTS, TrainConfig
+from edgesmith.train.config import AUGMENTS, TrainConfig
 
 OBJECTIVES = ("float", "int8")
 PRUNERS = ("hyperband", "asha", "none")
@@ -103,22 +103,6 @@ SEARCH = {
 def search_help() -> str:
     """One line per searchable name, for ``--help``."""
     return "; ".join(f"{name}: {p.help}" for name, p in SEARCH.items())
-
-
-def parse_budget(text: str) -> float:
-    """Seconds in a duration such as ``90s``, ``20m``, ``1h`` or ``1h30m``.
-
-    Raises:
-        ConfigError: anything else, or zero.
-    """
-    m = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*", text or "")
-    if not m or not any(m.groups()):
-        raise ConfigError(f"--budget takes a duration like 90s, 20m, 1h or 1h30m, got {text!r}")
-    h, mins, s = (float(g or 0) for g in m.groups())
-    seconds = h * 3600 + mins * 60 + s
-    if seconds <= 0:
-        raise ConfigError(f"--budget must be longer than zero, got {text!r}")
-    return seconds
 
 
 # --- the config ------------------------------------------------------------------------

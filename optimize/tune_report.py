@@ -20,7 +20,7 @@ from pathlib import Path
 from edgesmith.core.fsutil import atomic_path, write_json, write_text
 from edgesmith.core.rundir import now_iso
 
-from .config import TrainConfig
+from edgesmith.train.config import TrainConfig
 
 COLUMNS = ("trial", "state", "note")
 TAIL = ("objective", "epochs", "seconds")
@@ -147,7 +147,7 @@ def plot_trials(rows: list[dict], path: Path, objective: str) -> None:
         for n, v in done:
             best = max(best, v)
             line.append((n, best))
-        line.append((rows[-1]["trial"], best))
+        line.append((rows[-1]["trial"] + 0.5, best))  # the last step gets a width, so a best last trial shows
         ax.step(*zip(*line), where="post", color="tab:green", label="best so far")
     if pruned:
         ax.scatter(*zip(*pruned), color="tab:red", marker="x", label="pruned (at the epoch it stopped)", zorder=3)

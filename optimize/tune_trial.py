@@ -18,9 +18,9 @@ import numpy as np
 
 from edgesmith.core.errors import ConfigError
 
-from . import checkpoint as _ckpt
-from ._keras import keras
-from .config import TrainConfig
+from edgesmith.train import checkpoint as _ckpt
+from edgesmith.train._keras import keras
+from edgesmith.train.config import TrainConfig
 
 CALIBRATION_SIZE = 256  # training images in the int8 representative dataset, as `edgesmith export`
 
@@ -96,8 +96,8 @@ def run_trial(trial, config: TrainConfig, run_dir: Path, deadline: float, object
     """
     import optuna
 
-    from .checkpoint import TrainingDiverged
-    from .loop import train
+    from edgesmith.train.checkpoint import TrainingDiverged
+    from edgesmith.train.loop import train
 
     reporter = TrialReporter(trial, deadline, config.epochs)
     tf_log = logging.getLogger("tensorflow")
@@ -149,7 +149,7 @@ def int8_top1(model_path: Path, config: TrainConfig) -> float:
     from edgesmith.export.tflite import to_tflite
     from edgesmith.runtime import load
 
-    from .loop import hold_out
+    from edgesmith.train.loop import hold_out
 
     fit, val = hold_out(load_split(config.data, "train"), config.val_split, config.seed)
     model = fold_rescaling(keras.models.load_model(model_path, compile=False))

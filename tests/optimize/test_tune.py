@@ -17,10 +17,10 @@ from typer.testing import CliRunner
 from edgesmith.cli import app
 from edgesmith.core.data import DataSpec
 from edgesmith.core.errors import ConfigError
-from edgesmith.train import tune as tn
-from edgesmith.train import tune_report
+from edgesmith.optimize import tune as tn
+from edgesmith.optimize import tune_report
 from edgesmith.train.config import TrainConfig
-from edgesmith.train.tune import TuneConfig, load_tune_config, parse_budget, tune
+from edgesmith.optimize.tune import TuneConfig, load_tune_config, parse_budget, tune
 
 runner = CliRunner()
 BASE = TrainConfig(DataSpec("synthetic", limit_train=300, limit_test=60), model="cnn", epochs=2, val_split=0.2)
@@ -207,7 +207,7 @@ def test_a_trial_that_trained_every_epoch_is_scored_not_pruned(tmp_path):
 
 
 def test_the_deadline_stops_a_running_trial_and_leaves_nothing(tmp_path):
-    from edgesmith.train.tune_trial import run_trial
+    from edgesmith.optimize.tune_trial import run_trial
 
     trial = optuna.create_study(direction="maximize").ask()
     run_dir = tmp_path / "trial-0"

@@ -1,0 +1,62 @@
+"""``optimize.md``: the candidates tried, the Pareto set and the recommended file with its export command."""
+from __future__ import annotations
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{x:.2%}"
+
+
+def markdown(result: dict, run_name: str = "RUN") -> str:
+    """The optimize report as Markdown.
+
+    Args:
+        result: what :func:`.search.optimize` returns.
+        run_name: the run's name, for the title.
+    """
+    cfg, env = result["config"], result.get("environment") or {}
+    ref = result.get("reference") or {}
+    lines = [f"# edgesmith optimize: {run_name}", "",
+             (f"{result['wall_s']:.0f} s of a {result['budget_s']:.0f} s budget on {env.get('cpu')} "
+             f"({env.get('arch')}; ISA {' '.join(env.get('isa') or [])}); targets {', '.join(cfg['targets'])}; "
+             f"accuracy budget {cfg['accuracy_budget']:g} pt against the float Keras model "
+             f"({_pct(ref.get('top1'))} on {ref.get('n_test')} test images); top-1 below on "
+             f"{result['n_test']} test images, batch-1 p50 at one thread."), "", "## Candidates", "",
+             "| candidate | what | status | export s | files |", "|---|---|---|---:|---|"]
+    for c in result["candidates"]:
+        status = c["status"] + (f": {c['error']}" if c["error"] else "")
+        lines.append(f"| {c['label']} | {c['why']} | {status} | {c['seconds']:.0f} | {', '.join(c['artifacts'])} |")
+    float_top1 = (result.get("recommendation") or {}).get("float_top1", ref.get("top1"))
+    lines += ["", "## Pareto set (no other file is both faster and more accurate)", "",
+              "| artifact | target | top-1 | p50 ms | KiB | remake it |", "|---|---|---:|---:|---:|---|"]
+    for p in result["pareto"]:
+        lines.append(f"| {p['artifact']} | {p['target']} | {_pct(p['top1'])} | {p['p50_ms']:.3f} | "
+                     f"{p['bytes'] / 1024:.1f} | `{p['export_command']}` |")
+    lines += ["", "## Every file, fastest first", "",
+              "| artifact | candidate | target | top-1 | Δ pt vs float | p50 ms | KiB | Pareto |",
+              "|---|---|---|---:|---:|---:|---:|---|"]
+    for f in result.get("files", []):
+        delta = "-" if float_top1 is None else f"{(f['top1'] - float_top1) * 100:+.2f}"
+        lines.append(f"| {f['artifact']} | {f['candidate']} | {f['target']} | {_pct(f['top1'])} | {delta} | "
+                     f"{f['p50_ms']:.3f} | {f['bytes'] / 1024:.1f} | {'yes' if f['pareto'] else ''} |")
+    rec = result.get("recommendation") or {}
+    lines += ["", "## Recommended", ""]
+    if rec:
+        lines += [rec["why"], "", "```bash", rec["export_command"], "```"]
+    else:
+        lines.append("Nothing was measured, so nothing is recommended.")
+    return "\n".join(lines) + "\n"
+
+
+def summary_lines(result: dict) -> list[str]:
+    """A few lines for the terminal: the Pareto set and the recommendation."""
+    out = [f"Pareto set ({len(result['pareto'])} of the files, batch-1 p50 at one thread):"]
+    for p in result["pareto"]:
+        out.append(f"  {p['artifact']:<28} {p['target']:<10} top-1 {_pct(p['top1'])}  p50 {p['p50_ms']:.3f} ms  "
+                   f"{p['bytes'] / 1024:.1f} KiB")
+    rec = result.get("recommendation") or {}
+    if rec:
+        out += [f"recommended: {rec['why']}", f"remake it:   {rec['export_command']}"]
+    skipped = [c["label"] for c in result["candidates"] if c["status"] == "skipped"]
+    if skipped:
+        out.append(f"not tried (time budget): {', '.join(skipped)}")
+    return out
