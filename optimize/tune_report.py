@@ -17,10 +17,10 @@ import shlex
 from dataclasses import fields, replace
 from pathlib import Path
 
+from edgesmith.train.config import TrainConfig
+
 from edgesmith.core.fsutil import atomic_path, write_json, write_text
 from edgesmith.core.rundir import now_iso
-
-from edgesmith.train.config import TrainConfig
 
 COLUMNS = ("trial", "state", "note")
 TAIL = ("objective", "epochs", "seconds")

@@ -15,12 +15,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from edgesmith.core.errors import ConfigError
-
 from edgesmith.train import checkpoint as _ckpt
 from edgesmith.train._keras import keras
 from edgesmith.train.config import TrainConfig
+
+from edgesmith.core.errors import ConfigError
 
 CALIBRATION_SIZE = 256  # training images in the int8 representative dataset, as `edgesmith export`
 
@@ -95,7 +94,6 @@ def run_trial(trial, config: TrainConfig, run_dir: Path, deadline: float, object
         DataError: the dataset cannot be loaded.
     """
     import optuna
-
     from edgesmith.train.checkpoint import TrainingDiverged
     from edgesmith.train.loop import train
 
@@ -144,12 +142,12 @@ def int8_top1(model_path: Path, config: TrainConfig) -> float:
     Raises:
         DataError: the dataset cannot be loaded.
     """
-    from edgesmith.core.data import load_split
     from edgesmith.export.fold import fold_rescaling
     from edgesmith.export.tflite import to_tflite
     from edgesmith.runtime import load
-
     from edgesmith.train.loop import hold_out
+
+    from edgesmith.core.data import load_split
 
     fit, val = hold_out(load_split(config.data, "train"), config.val_split, config.seed)
     model = fold_rescaling(keras.models.load_model(model_path, compile=False))
