@@ -160,8 +160,10 @@ class OnnxQuantPreset:
 
 # Measured on an AVX-512 VNNI Xeon, ResNet-8, 1 thread, batch 1 (docs/int8.md):
 # ONNX Runtime's x86 int8 kernels want U8S8; S8S8 QDQ ran ~1.6x slower than float.
-# Without VNNI the full-range U8S8 pair sums saturate (an AMD Zen 3 lost 1.5 pt): "x86-avx2"
-# keeps U8S8 with 7-bit weights there. Which target gets which preset: export/targets.py.
+# Without VNNI the full-range U8S8 pair sums saturate (an AMD Zen 3 lost 1.5 pt). "x86-avx2"
+# (U8S8 with 7-bit weights) avoids that but lost 0.6-1 pt to the coarser weights on the demo
+# ResNet-8, so no target picks it; it stays for users who trade that for U8S8 speed on AVX2.
+# Which target gets which preset: export/targets.py.
 PRESETS = {
     "x86": OnnxQuantPreset("x86", activations="uint8", uint8_input=True, form="U8S8, uint8 input"),
     "x86-avx2": OnnxQuantPreset("x86-avx2", activations="uint8", uint8_input=True, reduce_range=True,
@@ -183,7 +185,7 @@ def quantize_onnx(float_path: str | Path, path: str | Path, *, calibration: np.n
     ``percentile`` (ONNX Runtime's CalibrationMethod). ``preset`` picks the layout for the
     hardware (:data:`PRESETS`; :mod:`.targets` picks one per target): ``x86`` (default:
     U8S8 and a uint8 graph input, the fast form for ONNX Runtime's CPU kernels with VNNI),
-    ``x86-avx2`` (the same with 7-bit weights, exact on AVX2 without VNNI), ``s8s8`` (ARM,
+    ``x86-avx2`` (the same with 7-bit weights: no saturation on AVX2, but coarser weights), ``s8s8`` (ARM,
     generic), ``tensorrt`` (S8S8 with symmetric activations). ``nodes_to_exclude`` (node
     names of the float file) stay float with float32 weights, fed through DequantizeLinear.
 

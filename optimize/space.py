@@ -11,8 +11,10 @@ candidate          files
                    both formats; int8 ONNX in each target's form, MinMax calibration
 ``entropy``        int8 ONNX with entropy (KL) calibration
 ``percentile``     int8 ONNX with percentile (99.999%) calibration
-``s8s8``           int8 ONNX in the S8S8 form, where the targets' form is another one (on x86:
-                   exact on every kernel, slower than U8S8 where VNNI is present)
+``s8s8``           x86 with VNNI: int8 ONNX in the S8S8 form (exact on every kernel, slower
+                   than U8S8 there)
+``x86_avx2``       x86 without VNNI: int8 ONNX in the U8S8 form with 7-bit weights (no int16
+                   saturation, faster than the S8S8 form the target gets, coarser weights)
 ``fallback``       PTQ int8 in both formats with the layers that cost most kept in float until
                    the accuracy budget holds on held-out training images
                    (:mod:`edgesmith.export.fallback`); kept only when it keeps a layer in float
@@ -27,12 +29,16 @@ import shlex
 from dataclasses import dataclass, replace
 
 from edgesmith.export import CALIBRATION_METHODS, FORMATS, VARIANTS, ExportConfig
+from edgesmith.export.onnx import PRESETS
 from edgesmith.export.targets import AUTO, TARGETS, Machine, onnx_forms, resolve_targets
 
 from edgesmith.core.errors import ConfigError
 
+PRESET_FORMS = {name: p.form for name, p in PRESETS.items()}
 SEARCH_VARIANTS = ("fp32", "fp16", "dynamic", "int8")  # what the first candidate makes by default
-ALTERNATIVE_FORM = "s8s8"  # exact on every CPU kernel (no u8 x s8 pair-sum saturation)
+# target -> int8 ONNX forms also worth measuring there (edgesmith.export.onnx.PRESETS): the bench on the
+# target then shows what each trades (speed against exactness)
+ALTERNATIVE_FORMS = {"x86-vnni": ("s8s8",), "x86-avx2": ("x86-avx2",)}
 DEFAULT_BUDGET_PTS = 0.5  # accuracy budget (top-1 points vs float) of the recommendation and the fallback
 
 
@@ -48,7 +54,7 @@ class OptimizeConfig:
             always made: every quantized file is compared with it).
         calibrations: ONNX calibration methods to try (:data:`edgesmith.export.CALIBRATION_METHODS`;
             the first is the first candidate's).
-        forms: also try the S8S8 int8 ONNX form when the targets' forms are others.
+        forms: also try the int8 ONNX forms of :data:`ALTERNATIVE_FORMS` for the targets.
         fallback: also try per-layer float fallback for the PTQ int8 files.
         accuracy_budget: top-1 points a file may lose against the float Keras model (the
             recommendation's rule and the fallback's target), >= 0.
@@ -138,9 +144,10 @@ def candidates(config: OptimizeConfig, machine: Machine | None = None) -> list[C
             out.append(Candidate(method, replace(onnx_int8, calibration=method),
                                  f"int8 ONNX with {method} calibration"))
         forms = [preset for preset, _ in onnx_forms(config.targets, machine)]
-        if config.forms and ALTERNATIVE_FORM not in forms:
-            out.append(Candidate(ALTERNATIVE_FORM, replace(onnx_int8, onnx_preset=ALTERNATIVE_FORM),
-                                 "int8 ONNX in the S8S8 form (exact on every kernel)"))
+        extra = [f for t in resolve_targets(config.targets, machine) for f in ALTERNATIVE_FORMS.get(t, ())]
+        for form in dict.fromkeys(f for f in extra if f not in forms) if config.forms else ():
+            out.append(Candidate(form.replace("-", "_"), replace(onnx_int8, onnx_preset=form),
+                                 f"int8 ONNX in the {form} form ({PRESET_FORMS[form]})"))
     if int8 and config.fallback:
         out.append(Candidate("fallback", replace(first, variants=("int8",), max_accuracy_drop=config.accuracy_budget,
                                                  fallback="auto", validation_size=config.validation_size),

@@ -17,16 +17,17 @@ def _labels(machine, **kw):
     return [c.label for c in candidates(OptimizeConfig(**kw), machine)]
 
 
-@pytest.mark.parametrize("machine, first_form", [(VNNI, "x86"), (AVX2, "x86-avx2"), (ARM, "s8s8")])
-def test_candidates_follow_the_cpu(machine, first_form):
+@pytest.mark.parametrize("machine, first_form, extra", [(VNNI, "x86", "s8s8"), (AVX2, "s8s8", "x86_avx2"),
+                                                        (ARM, "s8s8", None)])
+def test_candidates_follow_the_cpu(machine, first_form, extra):
     cands = candidates(OptimizeConfig(), machine)
     first = cands[0]
     assert first.label == "" and first.config.variants == ("fp32", "fp16", "dynamic", "int8")
     assert [p for p, _ in first.config.onnx_forms(machine)] == [first_form]
     labels = [c.label for c in cands]
     assert labels[1:3] == ["entropy", "percentile"] and labels[-1] == "fallback"
-    # the S8S8 form is an extra candidate only where the target's own form is another one
-    assert ("s8s8" in labels) == (first_form != "s8s8")
+    # with VNNI the exact S8S8 form is measured too; without, the fast U8S8 form with 7-bit weights
+    assert labels[3:-1] == ([extra] if extra else [])
     by = {c.label: c.config for c in cands}
     assert by["entropy"].calibration == "entropy" and by["entropy"].formats == ("onnx",)
     assert by["fallback"].fallback == "auto" and by["fallback"].max_accuracy_drop == 0.5
@@ -57,7 +58,7 @@ def test_export_command_remakes_each_kind_of_file():
     assert cmd[:3] == ["edgesmith", "export", "runs/my run"]
     assert " ".join(cmd[3:]) == ("--formats onnx --variants int8 --target x86-avx2 --calibration entropy "
                                  "--calibration-size 128")
-    assert "--onnx-preset s8s8" in export_command("r", onnx, by["s8s8"])
+    assert "--onnx-preset x86-avx2" in export_command("r", onnx, by["x86_avx2"])
     tfl = {"format": "tflite", "variant": "int8", "targets": ["x86-avx2"], "float_layers": ["conv2d_1", "dense"]}
     cmd = export_command("r", tfl, by["fallback"])
     assert cmd.endswith("--float-layers conv2d_1,dense") and "--fallback" not in cmd  # exact, no search
