@@ -24,7 +24,9 @@ def markdown(result: dict, run_name: str = "RUN") -> str:
              "| candidate | what | status | export s | files |", "|---|---|---|---:|---|"]
     for c in result["candidates"]:
         status = c["status"] + (f": {c['error']}" if c["error"] else "")
-        lines.append(f"| {c['label']} | {c['why']} | {status} | {c['seconds']:.0f} | {', '.join(c['artifacts'])} |")
+        files = ", ".join(c["artifacts"]) or ("none kept: the same files as the first candidate's"
+                                              if c["status"] == "done" else "")
+        lines.append(f"| {c['label']} | {c['why']} | {status} | {c['seconds']:.0f} | {files} |")
     float_top1 = (result.get("recommendation") or {}).get("float_top1", ref.get("top1"))
     lines += ["", "## Pareto set (no other file is both faster and more accurate)", "",
               "| artifact | target | top-1 | p50 ms | KiB | remake it |", "|---|---|---:|---:|---:|---|"]
