@@ -12,7 +12,8 @@ Steps:
    ``candidate`` and the ``export_command`` that remakes it); float parents are taken from the
    first candidate only;
 4. bench ``OUT`` once (:func:`edgesmith.benchmarks.bench`, interleaved timing: every candidate
-   sees the same machine) on this machine or ``--device``\\ s, with the recommendation rule of
+   sees the same machine; CPU targets, and GPU ones where present, at one thread) on this
+   machine or ``--device``\\ s, with the recommendation rule of
    ``bench --recommend``: the fastest batch-1 p50 within the accuracy budget, else the smallest;
 5. write ``OUT/optimize.md`` / ``optimize.json``: the Pareto set (top-1 vs batch-1 p50 at one
    thread), the recommended file and the exact ``edgesmith export`` command that remakes it.
@@ -176,6 +177,7 @@ def optimize(run_dir: str | Path, out_dir: str | Path, config: OptimizeConfig = 
         ParityError / DataError: the first candidate's export failed (later ones are reported).
     """
     from edgesmith.benchmarks import bench, bench_config
+    from edgesmith.benchmarks.targets import GROUPS
 
     started = time.monotonic()
     deadline = started + config.budget_s
@@ -193,7 +195,8 @@ def optimize(run_dir: str | Path, out_dir: str | Path, config: OptimizeConfig = 
         record_stage(staging, ExportStage(config={"optimize": config.to_dict()}, sources={}), artifacts=records)
         left = deadline - time.monotonic()
         seconds = max(MIN_BENCH_SECONDS, min(_bench_seconds(config), left - BENCH_CELL_S * len(records)))
-        bench_cfg = bench_config("quick", seconds=seconds, limit_test=limit_test)
+        # the CPU targets, and the GPU ones where the device has them (a Jetson's TensorRT), at one thread
+        bench_cfg = bench_config("quick", targets=GROUPS["auto"], seconds=seconds, limit_test=limit_test)
         say(f"bench: {len(records)} files, {seconds:.0f} s of interleaved timing")
         report, _ = bench(staging, bench_cfg, lambda m: say("  " + m), plot=plot,
                           recommend_budget=config.accuracy_budget, devices=devices)

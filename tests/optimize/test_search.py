@@ -40,8 +40,11 @@ def test_every_candidate_is_exported_benched_and_reported(searched, trained_run)
     for a in manifest["artifacts"]:
         verify_file(RunDir(out), a)  # every file is where the manifest says, unchanged
         assert a["export_command"].startswith(f"edgesmith export {trained_run.root} --formats {a['format']}")
-    benched = {r["artifact"] for r in json.loads((out / "bench" / "results.json").read_text())["results"]}
-    assert benched == set(names)
+    report = json.loads((out / "bench" / "results.json").read_text())
+    assert {r["artifact"] for r in report["results"]} == set(names)
+    # the GPU targets are asked for too: measured where present, else skipped with the reason
+    assert {"ort-cuda", "ort-tensorrt"} <= set(report["targets"])
+    assert all(report["targets"][r["target"]]["usable"] for r in report["results"])
     assert (out / "optimize.md").read_text().count("|") > 20 and load_manifest(trained_run)["artifacts"]  # run intact
 
 
