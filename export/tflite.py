@@ -15,6 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import re
+import sys
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -113,6 +117,30 @@ def _quiet():
         yield
 
 
+# The MLIR quantizer's C++ prints its settings to stderr on every call ("fully_quantize: 0,
+# inference_type: 6, ..."): one line per file, dozens in a --fallback auto search.
+_MLIR_NOISE = re.compile(r"^fully_quantize: \d+, inference_type: ")
+
+
+@contextlib.contextmanager
+def _without_native_lines(noise: re.Pattern):
+    """Drop the lines matching ``noise`` that native code writes to file descriptor 2 meanwhile; the
+    others are written to ``sys.stderr`` afterwards (so a real native error still shows)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            for line in caught.read().decode(errors="replace").splitlines(keepends=True):
+                if not noise.search(line):
+                    sys.stderr.write(line)
+
+
 def calibrate_tflite(model, representative: np.ndarray) -> bytes:
     """The float flatbuffer with calibration statistics: the step before int8 quantization.
 
@@ -179,7 +207,7 @@ def quantize_calibrated(calibrated: bytes, path: str | Path, *, io_dtype: str = 
 
     from edgesmith.train._keras import tf
 
-    with _quiet():
+    with _quiet(), _without_native_lines(_MLIR_NOISE):
         flatbuffer = mlir_quantize(calibrated, input_data_type=getattr(tf, io_dtype),
                                    output_data_type=getattr(tf, io_dtype), denylisted_nodes=list(float_ops))
     return _write(flatbuffer, path, labels)

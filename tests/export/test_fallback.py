@@ -170,3 +170,15 @@ def test_cli_options_reach_the_config(tiny_run, monkeypatch):
     assert (seen[-1].float_layers, seen[-1].fallback, seen[-1].validation_size) == (("conv2d_3", "logits"), "auto", 500)
     r = CliRunner().invoke(app, ["export", str(tiny_run.root), "--fallback", "auto"])
     assert r.exit_code == 1 and "--max-accuracy-drop" in r.output
+
+
+def test_the_mlir_quantizers_settings_line_is_dropped_and_other_native_lines_kept(capfd):
+    import os
+
+    from edgesmith.export.tflite import _MLIR_NOISE, _without_native_lines
+
+    with _without_native_lines(_MLIR_NOISE):
+        os.write(2, b"fully_quantize: 0, inference_type: 6, input_inference_type: UINT8\n")
+        os.write(2, b"error: something native went wrong\n")
+    err = capfd.readouterr().err
+    assert "fully_quantize" not in err and "something native went wrong" in err
