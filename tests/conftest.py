@@ -180,3 +180,23 @@ def tiny_run(tmp_path_factory):
     export = info["export"]
     record_stage(run, ExportStage(config=export["config"], sources=export["sources"]), artifacts=artifacts)
     return run
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    """A real OpenSSH server on 127.0.0.1 (:class:`ssh_server.Sshd`), for the tests that bench over SSH."""
+    from ssh_server import SSHD, Sshd
+
+    if not SSHD.exists():
+        pytest.skip("needs /usr/sbin/sshd (apt-get install -y openssh-server)")
+    server = Sshd(tmp_path_factory.mktemp("sshd"))
+    yield server
+    server.proc.terminate()
+    server.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def ssh_env(sshd, monkeypatch):
+    """:func:`sshd`, with ``EDGESMITH_SSH_OPTIONS`` pointing ssh at its client config."""
+    monkeypatch.setenv("EDGESMITH_SSH_OPTIONS", sshd.options)
+    return sshd

@@ -8,133 +8,27 @@ explicitly (``?python=``); its bench cache is a temp folder (``?cache=``).
 """
 from __future__ import annotations
 
-import getpass
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
+from ssh_server import assert_nothing_left, free_port, needs_sshd, workers_running
 from typer.testing import CliRunner
 
 from edgesmith.benchmarks import BenchConfig, bench
 from edgesmith.benchmarks.device_report import select_device
-from edgesmith.benchmarks.devices import (DeviceError, LocalDevice, bench_devices, compatible, parse_device,
-                                          parse_devices)
-from edgesmith.benchmarks.remote import WORKER_MARK
+from edgesmith.benchmarks.devices import LocalDevice, bench_devices, compatible, parse_device, parse_devices
 from edgesmith.cli import app
 from edgesmith.core.errors import ConfigError
 
-SSHD = Path("/usr/sbin/sshd")
-needs_sshd = pytest.mark.skipif(
-    not SSHD.exists() or not shutil.which("ssh") or not shutil.which("scp"),
-    reason="needs OpenSSH: /usr/sbin/sshd, ssh and scp (apt-get install -y openssh-server openssh-client)")
 QUICK = dict(targets=("litert-cpu",), threads=(1,), batches=(1, 8), warmup=2, runs=10, batch_runs=3,
              seconds=0.3, rounds=3)
 QUICK_CLI = ["--targets", "litert-cpu", "--threads", "1", "--batch", "1,8", "--warmup", "2", "--runs", "10",
              "--batch-runs", "3", "--seconds", "0.3", "--rounds", "3"]
 cli = CliRunner()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _keygen(path: Path) -> str:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
-    return path.with_suffix(".pub").read_text().strip()
-
-
-class Sshd:
-    """A running sshd on 127.0.0.1:``port`` and the client options that log into it."""
-
-    def __init__(self, root: Path):
-        self.root, self.port, self.user = root, _free_port(), getpass.getuser()
-        host_pub = _keygen(root / "host_key")
-        (root / "authorized_keys").write_text(_keygen(root / "id_ed25519") + "\n")
-        (root / "sshd_config").write_text(
-            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {root}/host_key\nPidFile {root}/sshd.pid\n"
-            f"AuthorizedKeysFile {root}/authorized_keys\nUsePAM no\nStrictModes no\nPasswordAuthentication no\n"
-            "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\n"
-            "LogLevel ERROR\n")
-        (root / "known_hosts").write_text(f"[127.0.0.1]:{self.port} {' '.join(host_pub.split()[:2])}\n")
-        (root / "ssh_config").write_text(
-            f"Host 127.0.0.1\n  IdentityFile {root}/id_ed25519\n  IdentitiesOnly yes\n"
-            f"  UserKnownHostsFile {root}/known_hosts\n  StrictHostKeyChecking yes\n  LogLevel ERROR\n")
-        if os.geteuid() == 0:
-            Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation folder
-        self.proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(root / "sshd_config")],
-                                     stderr=open(root / "sshd.log", "w"))
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"sshd did not start: {(root / 'sshd.log').read_text()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        self.options = f"-F {root}/ssh_config"
-
-    def url(self, python: str = sys.executable, cache: Path | None = None, **extra) -> str:
-        query = {"python": python, **({"cache": str(cache)} if cache else {}), **extra}
-        return f"ssh://{self.user}@127.0.0.1:{self.port}?" + "&".join(f"{k}={v}" for k, v in query.items())
-
-    def children(self) -> list[int]:
-        """The per-connection sshd processes (one per open SSH session)."""
-        kids = []
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                stat = Path(f"/proc/{pid}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == self.proc.pid:
-                kids.append(int(pid))
-        return kids
-
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory):
-    if not SSHD.exists():
-        pytest.skip("needs /usr/sbin/sshd (apt-get install -y openssh-server)")
-    server = Sshd(tmp_path_factory.mktemp("sshd"))
-    yield server
-    server.proc.terminate()
-    server.proc.wait(timeout=10)
-
-
-@pytest.fixture
-def ssh_env(sshd, monkeypatch):
-    monkeypatch.setenv("EDGESMITH_SSH_OPTIONS", sshd.options)
-    return sshd
-
-
-def workers_running(marker: str) -> list[str]:
-    """Command lines of live bench workers whose job lies under ``marker`` (a device's cache folder)."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if WORKER_MARK in cmd and marker in cmd:
-            found.append(cmd)
-    return found
-
-
-def assert_nothing_left(cache: Path) -> None:
-    deadline = time.monotonic() + 10
-    while workers_running(str(cache)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert workers_running(str(cache)) == []
-    assert list((cache / "jobs").iterdir()) == []  # the job folder (job and pid files) is gone
 
 
 # ---------------------------------------------------------------------------------------------- no server
@@ -212,7 +106,7 @@ def test_two_devices_one_report_and_compare_across_them(tiny_run, ssh_env, tmp_p
 
 @needs_sshd
 def test_unreachable_device_is_a_reason_and_strict_makes_it_an_error(tiny_run, ssh_env):
-    closed = f"ssh://127.0.0.1:{_free_port()}"
+    closed = f"ssh://127.0.0.1:{free_port()}"
     result = cli.invoke(app, ["bench", str(tiny_run.root), "--device", "local", "--device", closed, *QUICK_CLI],
                         env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output

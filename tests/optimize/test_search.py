@@ -5,15 +5,16 @@ import shutil
 
 import numpy as np
 import pytest
-from edgesmith.benchmarks.pareto import pareto_front
-from edgesmith.optimize import OptimizeConfig, optimize
-from edgesmith.optimize.report import summary_lines
-from edgesmith.runtime import load
+from ssh_server import assert_nothing_left, needs_sshd
 from typer.testing import CliRunner
 
+from edgesmith.benchmarks.pareto import pareto_front
 from edgesmith.cli import app
 from edgesmith.core.data import DataSpec, load_split
 from edgesmith.core.rundir import RunDir, load_manifest, verify_file
+from edgesmith.optimize import OptimizeConfig, optimize
+from edgesmith.optimize.report import summary_lines
+from edgesmith.runtime import load
 
 BUDGET_S = 150.0  # the bench then times for 150 x 0.25 / 2 = 19 s
 
@@ -94,3 +95,20 @@ def test_a_short_budget_skips_candidates_and_says_so(trained_run, tmp_path):
 def test_an_existing_out_dir_is_refused(trained_run, tmp_path):
     res = CliRunner().invoke(app, ["optimize", str(trained_run.root), "--out", str(tmp_path)])
     assert res.exit_code == 1 and "exists" in res.output
+
+
+@needs_sshd
+def test_candidates_are_measured_on_an_ssh_device(trained_run, ssh_env, tmp_path):
+    """--device: every candidate is timed on the device (here an sshd on 127.0.0.1) and the choice is its."""
+    from edgesmith.benchmarks.devices import parse_devices
+
+    device = parse_devices([ssh_env.url(cache=tmp_path / "cache", name="board")])
+    config = OptimizeConfig(budget_s=90, variants=("fp32", "int8"), calibrations=("minmax", "entropy"), forms=False,
+                            fallback=False, verify_size=100)
+    result = optimize(trained_run.root, tmp_path / "opt", config, devices=device, limit_test=100, plot=False)
+    report = json.loads((tmp_path / "opt" / "bench" / "results.json").read_text())
+    assert {r["device"] for r in report["results"]} == {"board"}
+    assert {r["artifact"] for r in report["results"]} == {"tflite_fp32", "tflite_int8", "onnx_fp32", "onnx_int8",
+                                                            "onnx_int8_entropy"}
+    assert result["recommendation"]["device"] == "board" and {f["device"] for f in result["files"]} == {"board"}
+    assert_nothing_left(tmp_path / "cache")
