@@ -213,6 +213,13 @@ def verify_accuracy(accuracy: list[dict], files: dict, test, manifest: dict, wor
     return out
 
 
+def latency_rows(report: dict) -> list[dict]:
+    """The report's batch-1 rows at the fewest threads measured (one core: the usual edge deployment)."""
+    rows = [r for r in report.get("results") or [] if r.get("batch", 1) == 1]
+    threads = min((r["threads"] for r in rows), default=None)
+    return [r for r in rows if r["threads"] == threads]
+
+
 def recommend(report: dict, budget_pts: float = DEFAULT_BUDGET_PTS) -> dict:
     """The artifact to ship for this machine: the fastest batch-1 p50 within ``budget_pts`` of float, else the smallest.
 
@@ -234,11 +241,10 @@ def recommend(report: dict, budget_pts: float = DEFAULT_BUDGET_PTS) -> dict:
     """
     if budget_pts < 0:
         raise ValueError(f"--accuracy-budget must be >= 0 points, got {budget_pts}")
-    rows = [r for r in report.get("results") or [] if r.get("batch", 1) == 1]
+    rows = latency_rows(report)
     if not rows:
         return {}
-    threads = min(r["threads"] for r in rows)
-    rows = [r for r in rows if r["threads"] == threads]
+    threads = rows[0]["threads"]
     ref = report.get("reference") or {}
     floats = [r["top1"] for r in rows if r.get("precision") == "fp32"]
     if ref.get("top1") is not None and ref.get("n_test") == (report.get("config") or {}).get("n_test"):

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from edgesmith.core.errors import ConfigError
 
+from .device_report import LOCAL, device_names, device_of
 from .stats import p50_noise_ms
 from .suite import RESULTS_SCHEMA
 
@@ -83,19 +84,18 @@ class Change:
 
 
 def _key(r: dict) -> tuple:
-    return (r.get("device") or "local", r["artifact"], r["target"], r["threads"], r.get("batch", 1))
+    return (device_of(r), r["artifact"], r["target"], r["threads"], r.get("batch", 1))
 
 
 def _name(k: tuple) -> str:
-    return ("" if k[0] == "local" else f"{k[0]} ") + f"{k[1]} {k[2]} t{k[3]} b{k[4]}"
+    return ("" if k[0] == LOCAL else f"{k[0]} ") + f"{k[1]} {k[2]} t{k[3]} b{k[4]}"
 
 
 def _device_envs(report: dict) -> dict[str, dict]:
     """Device name -> its fingerprint (a report without ``devices`` is one device, its rows' one)."""
     if report.get("devices"):
         return {d["name"]: d.get("environment") or {} for d in report["devices"]}
-    names = {r.get("device") or "local" for r in report["results"]} or {"local"}
-    return {n: report.get("environment", {}) for n in names}
+    return {n: report.get("environment", {}) for n in device_names(report)}
 
 
 def _env_notes(old: dict, new: dict, rel_tol: float, prefix: str) -> list[str]:

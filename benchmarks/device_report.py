@@ -13,7 +13,8 @@ from pathlib import Path
 from edgesmith.core.errors import ConfigError
 from edgesmith.core.rundir import RunDir, load_manifest, now_iso
 
-LOCAL = "local"
+from .devices import LOCAL
+
 _PER_DEVICE = ("results", "accuracy", "skipped", "comparisons", "verify_accuracy", "divergences")
 
 
@@ -105,7 +106,7 @@ def select_device(report: dict, name: str) -> dict:
 def needs_device_markdown(report: dict) -> bool:
     """Whether report.md should be the several-devices layout (more than one device, or a remote one)."""
     devices = report.get("devices") or []
-    return len(devices) > 1 or any(d.get("kind") != "local" or not d.get("ok", True) for d in devices)
+    return len(devices) > 1 or any(d.get("kind") != LOCAL or not d.get("ok", True) for d in devices)
 
 
 def _temps(env: dict) -> str:

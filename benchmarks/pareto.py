@@ -10,6 +10,8 @@ from pathlib import Path
 from edgesmith.core.errors import BackendUnavailable
 from edgesmith.core.fsutil import atomic_path
 
+from .device_report import device_of
+
 PLOTS_HINT = "pip install 'edgesmith[plots]'"
 
 
@@ -65,15 +67,15 @@ def plot_pareto(report: dict, path: str | Path) -> Path:
     ax = fig.add_subplot()
     targets = sorted({r["target"] for r in rows})
     colors = {t: f"C{i}" for i, t in enumerate(targets)}
-    devices = list(dict.fromkeys(r.get("device") or "local" for r in rows))
+    devices = list(dict.fromkeys(device_of(r) for r in rows))
     markers = {d: "os^DvP*X"[i % 8] for i, d in enumerate(devices)}
-    at = (lambda r: f" @ {r.get('device') or 'local'}") if len(devices) > 1 else (lambda r: "")
+    at = (lambda r: f" @ {device_of(r)}") if len(devices) > 1 else (lambda r: "")
     seen: dict[float, int] = {}
     for i, (r, (x, y)) in enumerate(zip(rows, pts)):
         j = seen[round(y, 2)] = seen.get(round(y, 2), -1) + 1  # rank among points of equal accuracy
         on = i in front
         ax.scatter(x, y, s=40 + 600 * r["bytes"] / biggest, color=colors[r["target"]], alpha=0.6,
-                   marker=markers[r.get("device") or "local"],
+                   marker=markers[device_of(r)],
                    edgecolors="black" if on else "none", linewidths=1.5 if on else 0)
         # stagger labels so near-identical points (same model, other thread count) stay readable
         ax.annotate(f"{r['artifact']} t{r['threads']}{at(r)}", (x, y), textcoords="offset points",

@@ -25,6 +25,8 @@ import subprocess
 import uuid
 from pathlib import Path
 
+from edgesmith.core.fsutil import sha256_file
+
 from ._probe import MARKER
 from .devices import DeviceError, compatible, edgesmith_version, install_hint
 from .worker import WorkerProcess
@@ -57,14 +59,6 @@ def _probe_script() -> str:
     return Path(__file__).with_name("_probe.py").read_text(encoding="utf-8")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 class SshDevice:
     """A device reached with ``ssh [user@]host [-p port]`` (see :func:`.devices.parse_device`).
 
@@ -86,7 +80,8 @@ class SshDevice:
         self.job_id = uuid.uuid4().hex[:12]
         self.fingerprint: dict | None = None
         self._probe: dict = {}
-        self._staged: dict[str, str] = {}
+        self._staged: dict[str, str] = {}  # cache-relative name -> path on the device
+        self._names: dict[Path, str] = {}  # local file or data folder -> its cache-relative name (hashed once)
         self._pending: list[str] = []  # shell commands run before the next worker starts (moving uploads in)
 
     # -- transport -------------------------------------------------------------------------
@@ -114,15 +109,19 @@ class SshDevice:
         return done
 
     # -- the device's lifecycle ------------------------------------------------------------
-    def __enter__(self) -> "SshDevice":
-        done = self._call(f"exec {_shell_path(self.python)} - {shlex.quote(self.cache)} {self.job_id}",
-                          stdin=_probe_script(), what="the device probe")
+    def _run_probe(self, args: str = "") -> tuple[subprocess.CompletedProcess, dict | None]:
+        """Run :mod:`._probe` with the device's Python; ``(the call, its JSON line or None)``."""
+        done = self._call(f"exec {_shell_path(self.python)} -{args}", stdin=_probe_script(), what="the device probe")
         lines = [ln[len(MARKER):] for ln in done.stdout.splitlines() if ln.startswith(MARKER)]
-        if done.returncode == 127 or (done.returncode != 0 and not lines):
+        return done, json.loads(lines[-1]) if lines else None
+
+    def __enter__(self) -> "SshDevice":
+        done, probe = self._run_probe(f" {shlex.quote(self.cache)} {self.job_id}")
+        if done.returncode == 127 or (done.returncode != 0 and probe is None):
             raise DeviceError(f"{self.name}: cannot run {self.python} there ({_last_line(done.stderr)}): install "
                               f"Python 3.10+ and {install_hint('python3', edgesmith_version())}, or name the "
                               "interpreter with ?python=PATH / --remote-python")
-        self._probe = json.loads(lines[-1])
+        self._probe = probe
         self._check_edgesmith(self._probe)
         self.fingerprint = self._env(self._probe)
         self._staged = {name: f"{self._probe['cache']}/{name}" for name in self._probe.get("cached", [])}
@@ -167,11 +166,10 @@ class SshDevice:
         """The device's fingerprint now (a second probe: load and temperatures after the bench),
         with ``temperatures_c_start`` from the first."""
         start = self.fingerprint or {}
-        done = self._call(f"exec {_shell_path(self.python)} -", stdin=_probe_script(), what="the device probe")
-        lines = [ln[len(MARKER):] for ln in done.stdout.splitlines() if ln.startswith(MARKER)]
-        if not lines:
+        done, probe = self._run_probe()
+        if probe is None:
             raise DeviceError(f"{self.name}: the closing probe failed: {_last_line(done.stderr)}")
-        return {**self._env(json.loads(lines[-1])), "temperatures_c_start": start.get("temperatures_c")}
+        return {**self._env(probe), "temperatures_c_start": start.get("temperatures_c")}
 
     def worker(self, job: dict, workdir: Path, tag: str) -> "RemoteWorker":
         """Copy what ``job`` needs to the device (unless cached) and start its worker there."""
@@ -191,7 +189,9 @@ class SshDevice:
         return up
 
     def _stage_file(self, local: Path) -> str:
-        name = f"files/{_sha256(local)[:16]}-{local.name}"
+        if local not in self._names:  # every cell of an artifact stages the same file: hash it once
+            self._names[local] = f"files/{sha256_file(local)[:16]}-{local.name}"
+        name = self._names[local]
         if name not in self._staged:
             up, final = self._upload(local, name), f"{self._probe['cache']}/{name}"
             self._pending.append(f"mv -f {shlex.quote(up)} {shlex.quote(final)}")
@@ -199,10 +199,12 @@ class SshDevice:
         return self._staged[name]
 
     def _stage_data(self, local: Path) -> str:
-        h = hashlib.sha256()
-        for f in ("images.npy", "labels.npy"):
-            h.update(_sha256(local / f).encode())
-        name = f"data/{h.hexdigest()[:16]}"
+        if local not in self._names:  # the test split (30 MB for 10,000 images) is the same for every cell
+            h = hashlib.sha256()
+            for f in ("images.npy", "labels.npy"):
+                h.update(sha256_file(local / f).encode())
+            self._names[local] = f"data/{h.hexdigest()[:16]}"
+        name = self._names[local]
         if name not in self._staged:
             final = f"{self._probe['cache']}/{name}"
             tmp = shlex.quote(f"{final}.{self.job_id}")

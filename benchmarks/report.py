@@ -17,6 +17,7 @@ from edgesmith.core.errors import BackendUnavailable
 from edgesmith.core.fsutil import write_json, write_text
 
 from .advice import slower_cause
+from .device_report import device_of
 from .pareto import PLOTS_HINT, plot_pareto
 
 CSV_FIELDS = ("device", "artifact", "format", "precision", "target", "threads", "batch", "top1", "n_test",
@@ -111,7 +112,7 @@ def _verdict(q: dict, target: str, threads: int, delta: float, speedup: float | 
 
 def _csv_row(r: dict) -> dict:
     lat = r["latency_ms"]
-    return {**{k: r.get(k) for k in CSV_FIELDS}, "device": r.get("device") or "local",
+    return {**{k: r.get(k) for k in CSV_FIELDS}, "device": device_of(r),
             "p50_ms": round(lat["p50"], 4), "p90_ms": round(lat["p90"], 4),
             "p99_ms": round(lat["p99"], 4), "mean_ms": round(lat["mean"], 4), "std_ms": round(lat["std"], 4)}
 

@@ -23,7 +23,6 @@ the fallback candidate chooses its float layers on held-out training images only
 """
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import time
@@ -59,20 +58,16 @@ class Outcome:
     records: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"label": self.candidate.label or "(first)", "why": self.candidate.why, "status": self.status,
+        return {"label": self.candidate.shown, "why": self.candidate.why, "status": self.status,
                 "seconds": round(self.seconds, 1), "error": self.error}
 
 
-def _copy_run(run: RunDir, dest: Path, name: str | None = None) -> None:
-    """``dest``: a copy of the run without artifacts or bench results (export writes into it), named ``name``."""
-    manifest, _ = require_model(run)
+def _copy_run(run: RunDir, manifest: dict, dest: Path, name: str | None = None) -> None:
+    """``dest``: a copy of the run (``manifest`` is its manifest) without artifacts or bench results
+    (export writes into it), named ``name``."""
     shutil.copytree(run.root, dest, ignore=shutil.ignore_patterns(run.artifacts.name, run.bench.name, "*.tmp*"))
-    m = json.loads(json.dumps(manifest))
-    m["artifacts"] = []
-    m["run"] = name or m["run"]
-    for later in ("export", "bench"):
-        m["stages"].pop(later, None)
-    save_manifest(RunDir(dest), m)
+    stages = {k: v for k, v in manifest["stages"].items() if k not in ("export", "bench")}
+    save_manifest(RunDir(dest), {**manifest, "artifacts": [], "run": name or manifest["run"], "stages": stages})
 
 
 def _renamed(record: dict, label: str) -> tuple[str, str]:
@@ -99,7 +94,7 @@ def _gather(outcomes: list[Outcome], scratch: dict[str, Path], staging: Path, ru
             seen.add(r["sha256"])
             name, file = _renamed(r, label)
             shutil.copyfile(scratch[label] / r["file"], staging / file)
-            out.append({**r, "name": name, "file": f"artifacts/{file}", "candidate": label or "(first)",
+            out.append({**r, "name": name, "file": f"artifacts/{file}", "candidate": o.candidate.shown,
                         "export_command": export_command(run_arg, r, o.candidate)})
     return out
 
@@ -108,8 +103,8 @@ def _bench_seconds(config: OptimizeConfig) -> float:
     return max(MIN_BENCH_SECONDS, min(30.0, BENCH_SHARE * config.budget_s / 2))
 
 
-def _export_all(run: RunDir, plan: list[Candidate], config: OptimizeConfig, scratch_root: Path, deadline: float,
-                say) -> tuple[list[Outcome], dict[str, Path]]:
+def _export_all(run: RunDir, manifest: dict, plan: list[Candidate], config: OptimizeConfig, scratch_root: Path,
+                deadline: float, say) -> tuple[list[Outcome], dict[str, Path]]:
     """Export each candidate into its own scratch copy while the budget allows."""
     from edgesmith.export import export
 
@@ -123,7 +118,7 @@ def _export_all(run: RunDir, plan: list[Candidate], config: OptimizeConfig, scra
             say(f"skip {cand.label}: out of time budget")
             continue
         dest = scratch_root / (cand.label or "first")
-        _copy_run(run, dest)
+        _copy_run(run, manifest, dest)
         say(f"candidate {cand.label or '(first)'}: {cand.why}")
         started = time.monotonic()
         try:
@@ -183,13 +178,13 @@ def optimize(run_dir: str | Path, out_dir: str | Path, config: OptimizeConfig = 
     deadline = started + config.budget_s
     say = progress or (lambda m: None)
     run, out = RunDir(run_dir), RunDir(out_dir)
-    require_model(run)
+    manifest, _ = require_model(run)
     if out.root.exists():
         raise RunDirError(f"{out.root} exists; optimize writes a new directory (choose another --out)")
     plan = candidates(config)
     with tempfile.TemporaryDirectory(prefix="edgesmith-optimize-") as tmp, atomic_path(out.root) as staging:
-        outcomes, scratch = _export_all(run, plan, config, Path(tmp), deadline, say)
-        _copy_run(run, staging, out.root.name)
+        outcomes, scratch = _export_all(run, manifest, plan, config, Path(tmp), deadline, say)
+        _copy_run(run, manifest, staging, out.root.name)
         (staging / run.artifacts.name).mkdir()
         records = _gather(outcomes, scratch, staging / run.artifacts.name, str(run_dir))
         record_stage(staging, ExportStage(config={"optimize": config.to_dict()}, sources={}), artifacts=records)
@@ -208,15 +203,14 @@ def optimize(run_dir: str | Path, out_dir: str | Path, config: OptimizeConfig = 
 
 
 def _result(config: OptimizeConfig, outcomes: list[Outcome], records: list[dict], report: dict, wall: float) -> dict:
+    from edgesmith.benchmarks.advice import latency_rows
+    from edgesmith.benchmarks.device_report import device_of
     from edgesmith.benchmarks.pareto import pareto_front
 
     by_name = {r["name"]: r for r in records}
-    rows = [r for r in report["results"] if r.get("batch", 1) == 1]
-    if rows:
-        threads = min(r["threads"] for r in rows)
-        rows = [r for r in rows if r["threads"] == threads]
+    rows = latency_rows(report)
     front = set(pareto_front([(r["latency_ms"]["p50"], r["top1"]) for r in rows]))
-    files = [{"device": r.get("device", "local"), "artifact": r["artifact"], "target": r["target"],
+    files = [{"device": device_of(r), "artifact": r["artifact"], "target": r["target"],
               "candidate": by_name[r["artifact"]]["candidate"], "threads": r["threads"], "top1": r["top1"],
               "p50_ms": r["latency_ms"]["p50"], "bytes": r["bytes"], "pareto": i in front,
               "export_command": by_name[r["artifact"]]["export_command"]}
@@ -224,8 +218,7 @@ def _result(config: OptimizeConfig, outcomes: list[Outcome], records: list[dict]
     rec = dict(report.get("recommendation") or {})
     if rec:
         rec["export_command"] = by_name[rec["artifact"]]["export_command"]
-    tried = [{**o.to_dict(), "artifacts": [r["name"] for r in records if r["candidate"] == (o.candidate.label or
-                                                                                          "(first)")]}
+    tried = [{**o.to_dict(), "artifacts": [r["name"] for r in records if r["candidate"] == o.candidate.shown]}
              for o in outcomes]
     return {"created": now_iso(), "config": config.to_dict(), "budget_s": config.budget_s, "wall_s": round(wall, 1),
             "reference": report.get("reference"), "n_test": report["config"]["n_test"], "candidates": tried,

@@ -28,18 +28,17 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, replace
 
+from edgesmith.benchmarks.advice import DEFAULT_BUDGET_PTS  # bench --recommend's budget, top-1 points
 from edgesmith.export import CALIBRATION_METHODS, FORMATS, VARIANTS, ExportConfig
 from edgesmith.export.onnx import PRESETS
 from edgesmith.export.targets import AUTO, TARGETS, Machine, onnx_forms, resolve_targets
 
 from edgesmith.core.errors import ConfigError
 
-PRESET_FORMS = {name: p.form for name, p in PRESETS.items()}
 SEARCH_VARIANTS = ("fp32", "fp16", "dynamic", "int8")  # what the first candidate makes by default
 # target -> int8 ONNX forms also worth measuring there (edgesmith.export.onnx.PRESETS): the bench on the
 # target then shows what each trades (speed against exactness)
 ALTERNATIVE_FORMS = {"x86-vnni": ("s8s8",), "x86-avx2": ("x86-avx2",)}
-DEFAULT_BUDGET_PTS = 0.5  # accuracy budget (top-1 points vs float) of the recommendation and the fallback
 
 
 @dataclass(frozen=True)
@@ -125,6 +124,11 @@ class Candidate:
     config: ExportConfig
     why: str
 
+    @property
+    def shown(self) -> str:
+        """The label in reports: ``(first)`` for the first candidate."""
+        return self.label or "(first)"
+
 
 def candidates(config: OptimizeConfig, machine: Machine | None = None) -> list[Candidate]:
     """The candidate exports of ``config`` in the order the search runs them (see the module docstring).
@@ -147,7 +151,7 @@ def candidates(config: OptimizeConfig, machine: Machine | None = None) -> list[C
         extra = [f for t in resolve_targets(config.targets, machine) for f in ALTERNATIVE_FORMS.get(t, ())]
         for form in dict.fromkeys(f for f in extra if f not in forms) if config.forms else ():
             out.append(Candidate(form.replace("-", "_"), replace(onnx_int8, onnx_preset=form),
-                                 f"int8 ONNX in the {form} form ({PRESET_FORMS[form]})"))
+                                 f"int8 ONNX in the {form} form ({PRESETS[form].form})"))
     if int8 and config.fallback:
         out.append(Candidate("fallback", replace(first, variants=("int8",), max_accuracy_drop=config.accuracy_budget,
                                                  fallback="auto", validation_size=config.validation_size),

@@ -46,7 +46,6 @@ from pathlib import Path
 
 from edgesmith.train.config import AUGMENTS, TrainConfig
 
-from edgesmith.core.durations import parse_budget  # noqa: F401  (tune's --budget; shared with optimize)
 from edgesmith.core.errors import BackendUnavailable, ConfigError
 from edgesmith.core.fsutil import write_json
 from edgesmith.core.rundir import now_iso, package_versions

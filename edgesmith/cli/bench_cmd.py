@@ -20,6 +20,7 @@ from rich.table import Table
 from edgesmith.core.errors import ConfigError
 
 from edgesmith.benchmarks.advice import DEFAULT_BUDGET_PTS, DIVERGENCE_PTS
+from edgesmith.benchmarks.device_report import LOCAL, device_of
 from edgesmith.benchmarks.presets import BENCH_PRESETS, format_threads
 from edgesmith.benchmarks.targets import GROUPS
 
@@ -88,19 +89,19 @@ def print_report(report: dict) -> None:
     table = Table(title=f"{report['run']}: top-1 on {cfg['n_test']} test images; latency from "
                         f"{cfg.get('seconds', '?')} s of interleaved batch-1 timing in {cfg.get('rounds', '?')} rounds; "
                         f"{report.get('wall_s')} s in all")
-    by_device = {r.get("device", "local") for r in report["results"]} != {"local"}
+    by_device = {device_of(r) for r in report["results"]} != {LOCAL}
     for col in ("device",) * by_device + ("artifact", "target", "threads", "batch", "top-1", "p50 ms", "p90 ms",
                                           "p99 ms", "img/s", "load ms", "RSS MiB", "KiB"):
         table.add_column(col, justify="left" if col in ("device", "artifact", "target") else "right")
     for r in report["results"]:
         lat = r["latency_ms"]
-        table.add_row(*(r.get("device", "local"),) * by_device, r["artifact"], r["target"], str(r["threads"]), str(r.get("batch", 1)), f"{r['top1']:.2%}",
+        table.add_row(*(device_of(r),) * by_device, r["artifact"], r["target"], str(r["threads"]), str(r.get("batch", 1)), f"{r['top1']:.2%}",
                       f"{lat['p50']:.3f}", f"{lat['p90']:.3f}", f"{lat['p99']:.3f}",
                       f"{r.get('throughput_ips') or 0:,.0f}", f"{r.get('load_ms') or 0:.0f}",
                       "-" if r.get("rss_peak_mib") is None else f"{r['rss_peak_mib']:.0f}",
                       f"{r['bytes'] / 1024:.1f}")
     out.print(table)
-    at = (lambda e: f"[{e.get('device', 'local')}] ") if by_device else (lambda e: "")
+    at = (lambda e: f"[{device_of(e)}] ") if by_device else (lambda e: "")
     for c in report.get("comparisons", []):
         out.print(f"  {at(c)}{c['quantized']}: {c['verdict']}", highlight=False, markup=False)
     for d in report.get("divergences", []):

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from edgesmith.core.durations import parse_budget
 from edgesmith.core.errors import ConfigError
 from edgesmith.train import config as tc
 from edgesmith.optimize import tune as tn
@@ -86,7 +87,7 @@ def tune_cmd(ctx: typer.Context, data: OptData = None, model: ModelOpt = tc.defa
     Hyperband pruning) under a time budget; resumable. Writes trials.csv/.md/.png, best.json and the best
     trial's run, and prints the `edgesmith train` command line of the best config."""
     with errors():
-        budget_s = tn.parse_budget(budget)
+        budget_s = parse_budget(budget)
         if resume is not None:
             config, where = tn.load_tune_config(resume, budget_s=budget_s, max_trials=trials), resume
         else:

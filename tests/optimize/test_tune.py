@@ -20,7 +20,8 @@ from edgesmith.core.errors import ConfigError
 from edgesmith.optimize import tune as tn
 from edgesmith.optimize import tune_report
 from edgesmith.train.config import TrainConfig
-from edgesmith.optimize.tune import TuneConfig, load_tune_config, parse_budget, tune
+from edgesmith.core.durations import parse_budget
+from edgesmith.optimize.tune import TuneConfig, load_tune_config, tune
 
 runner = CliRunner()
 BASE = TrainConfig(DataSpec("synthetic", limit_train=300, limit_test=60), model="cnn", epochs=2, val_split=0.2)
