@@ -1,0 +1,64 @@
+"""tools/as_avx2.sh: a command sees an AVX2-only CPU, in /proc/cpuinfo and in ONNX Runtime's kernels.
+
+The check of the kernels is numeric, so it holds on every CPU kind: with 255 x 127 pairs, AVX2's
+u8 x s8 kernel (vpmaddubsw) saturates each pair sum at 32767, while VNNI / AMX kernels are exact.
+A real AVX2-only CPU saturates too, so the masked answer is the same there.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TOOL = Path(__file__).resolve().parents[2] / "tools" / "as_avx2.sh"
+NEEDS = ("gdb", "objdump", "unshare", "mount")
+
+pytestmark = pytest.mark.skipif(
+    platform.machine() != "x86_64" or os.geteuid() != 0 or any(shutil.which(t) is None for t in NEEDS),
+    reason="as_avx2.sh needs x86_64, root (a mount namespace) and " + ", ".join(NEEDS))
+
+K = 64
+_PROBE = f"""
+import subprocess, sys
+import numpy as np, onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+from edgesmith.core.cpuinfo import cpu_info
+from edgesmith.export.targets import detect_target
+
+b = numpy_helper.from_array(np.full(({K}, 1), 127, np.int8), "B")
+g = helper.make_graph([helper.make_node("MatMulInteger", ["A", "B"], ["Y"])], "g",
+                      [helper.make_tensor_value_info("A", TensorProto.UINT8, [1, {K}])],
+                      [helper.make_tensor_value_info("Y", TensorProto.INT32, [1, 1])], [b])
+m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+s = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+y = int(s.run(None, {{"A": np.full((1, {K}), 255, np.uint8)}})[0][0, 0])
+flags = sorted(f for f in cpu_info().flags if f.startswith(("avx512", "amx", "avx_vnni")))
+print(y, detect_target(), "avx2" in cpu_info().flags, flags)
+if len(sys.argv) == 1:  # a child started through sys.executable, as the bench starts its workers
+    sys.exit(subprocess.run([sys.executable, *sys.orig_argv[1:], "child"]).returncode)
+"""
+
+
+def test_the_command_and_its_child_pythons_see_an_avx2_cpu(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text(_PROBE)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "HOME": str(tmp_path)}  # objdump cache in tmp
+    r = subprocess.run([str(TOOL), sys.executable, str(probe)], capture_output=True, text=True, timeout=600, check=False,
+                       env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = r.stdout.split("\n")[:2]
+    saturated = (K // 2) * 32767  # each of the K/2 pair sums 2 x 255 x 127 = 64770 clipped to int16
+    for line in lines:
+        assert line == f"{saturated} x86-avx2 True []", r.stdout
+    assert saturated != 255 * 127 * K
+
+
+def test_a_failing_command_keeps_its_exit_status(tmp_path):
+    r = subprocess.run([str(TOOL), sys.executable, "-c", "import sys; print('out'); sys.exit(3)"],
+                       capture_output=True, text=True, timeout=300, check=False)
+    assert (r.returncode, r.stdout) == (3, "out\n")
