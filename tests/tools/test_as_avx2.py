@@ -18,9 +18,16 @@ import pytest
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "as_avx2.sh"
 NEEDS = ("gdb", "objdump", "unshare", "mount")
 
-pytestmark = pytest.mark.skipif(
-    platform.machine() != "x86_64" or os.geteuid() != 0 or any(shutil.which(t) is None for t in NEEDS),
-    reason="as_avx2.sh needs x86_64, root (a mount namespace) and " + ", ".join(NEEDS))
+
+
+def _usable() -> bool:
+    if platform.machine() != "x86_64" or os.geteuid() != 0 or any(shutil.which(t) is None for t in NEEDS):
+        return False
+    return subprocess.run(["unshare", "-m", "true"], capture_output=True, check=False).returncode == 0
+
+
+pytestmark = pytest.mark.skipif(not _usable(), reason="as_avx2.sh needs x86_64, root with a mount namespace "
+                                                      "(unshare -m) and " + ", ".join(NEEDS))
 
 K = 64
 _PROBE = f"""
