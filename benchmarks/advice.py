@@ -80,8 +80,8 @@ def int8_expectations(isa, arch: str | None = None) -> list[dict]:
                         "AVX2 (an AVX2-only AMD Zen 3 measured int8 1.39x slower)"},
                 {"runtime": "ONNX Runtime", "expect": "about the same or slower",
                  "why": "no VNNI: vpmaddubsw adds u8 x s8 pairs into a saturating int16, so U8S8 loses "
-                        "accuracy (about 1 pt on ResNet-8, 7-bit weights too); the exact form here is S8S8 "
-                        "(--target x86-avx2), slower than U8S8"}]
+                        "accuracy (about 1.5 pt on ResNet-8; so do the S8S8 convolutions it fuses); the exact "
+                        "form here is U8U8 (--target x86-avx2), at about float speed"}]
     return [{"runtime": "LiteRT (XNNPACK)", "expect": "about the same or slower",
              "why": "no AVX2 or Arm NEON flags seen: int8 kernels have little to gain"},
             {"runtime": "ONNX Runtime", "expect": "about the same or slower",
@@ -109,7 +109,7 @@ def slower_cause(isa, arch: str | None, target: str, artifact: str = "") -> str:
 def _likely_cause(artifact: dict, here: set[str], arch: str | None, exported_on: set[str]) -> str:
     preset = artifact.get("onnx_preset") or ("x86" if "U8S8, uint8 input (x86" in artifact.get("method", "") else None)
     if preset == "x86" and not here & VNNI_FLAGS and not _is_arm(arch, here):
-        return "U8S8 without VNNI: pair sums saturate in int16; use --target x86-avx2 (S8S8)"
+        return "U8S8 without VNNI: pair sums saturate in int16; use --target x86-avx2 (U8U8)"
     if (here & VNNI_FLAGS) != (exported_on & VNNI_FLAGS):
         return (f"exported on a CPU with {vnni_kind(exported_on) or 'no VNNI'}, run here with "
                 f"{vnni_kind(here) or 'no VNNI'}: different int8 kernels")

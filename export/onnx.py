@@ -135,7 +135,9 @@ class OnnxQuantPreset:
     """How an int8 ONNX file is laid out, per hardware target.
 
     Attributes:
-        activations: ``"uint8"`` (U8S8) or ``"int8"`` (S8S8) activations; weights are int8.
+        activations: ``"uint8"`` (U8S8) or ``"int8"`` (S8S8) activations.
+        weights: ``"int8"`` (U8S8, S8S8) or ``"uint8"`` (U8U8: ONNX Runtime's x86 kernels widen
+            u8 x u8 products to int16 operands of ``vpmaddwd``, so nothing saturates without VNNI).
         uint8_input: feed raw uint8 pixels straight into the graph, dropping the input
             QuantizeLinear (only when calibration gives scale 1, zero point 0).
         symmetric_activations: int8 activations with zero point 0 (what TensorRT needs).
@@ -150,24 +152,32 @@ class OnnxQuantPreset:
     symmetric_activations: bool = False
     reduce_range: bool = False
     form: str = ""
+    weights: str = "int8"
 
     def __post_init__(self):
         if self.activations not in ("uint8", "int8"):
             raise ValueError(f"activations must be uint8 or int8, got {self.activations!r}")
+        if self.weights not in ("uint8", "int8"):
+            raise ValueError(f"weights must be uint8 or int8, got {self.weights!r}")
         if self.uint8_input and self.activations != "uint8":
             raise ValueError("a uint8 graph input needs uint8 activations")
 
 
 # Measured on an AVX-512 VNNI Xeon, ResNet-8, 1 thread, batch 1 (docs/int8.md):
-# ONNX Runtime's x86 int8 kernels want U8S8; S8S8 QDQ ran ~1.6x slower than float.
-# Without VNNI the full-range U8S8 pair sums saturate (an AMD Zen 3 lost 1.5 pt). "x86-avx2"
-# (U8S8 with 7-bit weights) avoids that but lost 0.6-1 pt to the coarser weights on the demo
-# ResNet-8, so no target picks it; it stays for users who trade that for U8S8 speed on AVX2.
+# ONNX Runtime's x86 int8 kernels want U8S8; S8S8 QDQ ran ~1.6x slower than float (ONNX Runtime
+# 1.32 fuses 3 of its 9 convolutions, the rest stay float between Q/DQ pairs).
+# Without VNNI the full-range U8S8 pair sums saturate (an AMD Zen 3 lost 1.5 pt), and so do the
+# S8S8 convolutions ONNX Runtime fuses. U8U8 widens u8 x u8 to 16-bit vpmaddwd operands: exact
+# on AVX2 and about float speed there (docs/int8.md), so x86-avx2 gets it. "x86-avx2" (U8S8 with
+# 7-bit weights) is exact too but lost 0.6-1 pt to the coarser weights on the demo ResNet-8, so
+# no target picks it; it stays for users who trade that for U8S8 speed on AVX2.
 # Which target gets which preset: export/targets.py.
 PRESETS = {
     "x86": OnnxQuantPreset("x86", activations="uint8", uint8_input=True, form="U8S8, uint8 input"),
     "x86-avx2": OnnxQuantPreset("x86-avx2", activations="uint8", uint8_input=True, reduce_range=True,
                                 form="U8S8 with 7-bit weights (reduce_range), uint8 input"),
+    "u8u8": OnnxQuantPreset("u8u8", activations="uint8", uint8_input=True, weights="uint8",
+                            form="U8U8, uint8 input"),
     "s8s8": OnnxQuantPreset("s8s8", activations="int8", uint8_input=False, form="S8S8"),
     "tensorrt": OnnxQuantPreset("tensorrt", activations="int8", uint8_input=False, symmetric_activations=True,
                                 form="S8S8 symmetric"),
@@ -185,8 +195,9 @@ def quantize_onnx(float_path: str | Path, path: str | Path, *, calibration: np.n
     ``percentile`` (ONNX Runtime's CalibrationMethod). ``preset`` picks the layout for the
     hardware (:data:`PRESETS`; :mod:`.targets` picks one per target): ``x86`` (default:
     U8S8 and a uint8 graph input, the fast form for ONNX Runtime's CPU kernels with VNNI),
-    ``x86-avx2`` (the same with 7-bit weights: no saturation on AVX2, but coarser weights), ``s8s8`` (ARM,
-    generic), ``tensorrt`` (S8S8 with symmetric activations). ``nodes_to_exclude`` (node
+    ``u8u8`` (U8U8 and a uint8 graph input: exact without VNNI, e.g. AVX2), ``x86-avx2`` (U8S8 with
+    7-bit weights: no saturation on AVX2, but coarser weights), ``s8s8`` (ARM, generic),
+    ``tensorrt`` (S8S8 with symmetric activations). ``nodes_to_exclude`` (node
     names of the float file) stay float with float32 weights, fed through DequantizeLinear.
 
     Returns:
@@ -213,7 +224,8 @@ def quantize_onnx(float_path: str | Path, path: str | Path, *, calibration: np.n
         quantize_static(str(pre), str(tmp), reader_cls(input_name, calibration),
                         quant_format=QuantFormat.QDQ, per_channel=per_channel,
                         activation_type=QuantType.QUInt8 if p.activations == "uint8" else QuantType.QInt8,
-                        weight_type=QuantType.QInt8, reduce_range=p.reduce_range,
+                        weight_type=QuantType.QUInt8 if p.weights == "uint8" else QuantType.QInt8,
+                        reduce_range=p.reduce_range,
                         calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                                           "percentile": CalibrationMethod.Percentile}[method],
                         nodes_to_exclude=list(nodes_to_exclude),

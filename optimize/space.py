@@ -14,7 +14,7 @@ candidate          files
 ``s8s8``           x86 with VNNI: int8 ONNX in the S8S8 form (exact on every kernel, slower
                    than U8S8 there)
 ``x86_avx2``       x86 without VNNI: int8 ONNX in the U8S8 form with 7-bit weights (no int16
-                   saturation, faster than the S8S8 form the target gets, coarser weights)
+                   saturation, may be faster than the U8U8 form the target gets, coarser weights)
 ``fallback``       PTQ int8 in both formats with the layers that cost most kept in float until
                    the accuracy budget holds on held-out training images
                    (:mod:`edgesmith.export.fallback`); kept only when it keeps a layer in float

@@ -94,12 +94,12 @@ def export_cmd(
     target: Annotated[Optional[list[str]], typer.Option(
         "--target", help=f"Where the int8 files will run, repeatable or comma-separated: {', '.join(TARGETS)}. "
                          "auto = this CPU (see `edgesmith doctor`). One int8 ONNX file per distinct form: "
-                         "x86-vnni U8S8, x86-avx2/arm64/generic S8S8 (no saturation without VNNI), tensorrt "
+                         "x86-vnni U8S8, x86-avx2 U8U8 (no saturation without VNNI), arm64/generic S8S8, tensorrt "
                          f"symmetric S8S8 [default: {','.join(_D.targets)}].")] = None,
     onnx_preset: Annotated[Optional[OnnxPreset], typer.Option(
         help="Explicit int8 ONNX form, overriding --target: x86 (U8S8 + uint8 input, fastest on CPUs with "
-             "VNNI), x86-avx2 (the same with 7-bit weights: no saturation without VNNI, coarser weights), s8s8 "
-             "(AVX2, ARM, generic) or "
+             "VNNI), u8u8 (U8U8 + uint8 input: exact without VNNI), x86-avx2 (U8S8 with 7-bit weights: no "
+             "saturation without VNNI, coarser weights), s8s8 (ARM, generic) or "
              "tensorrt (symmetric S8S8 QDQ for TensorRT).")] = None,
     calibration_size: CalibOpt = _D.calibration_size,
     io_dtype: Annotated[IoDtype, typer.Option(

@@ -18,7 +18,7 @@ def _by_runtime(isa, arch="x86_64"):
 def test_doctor_advice_follows_the_isa():
     avx2 = _by_runtime(AVX2)
     assert avx2["LiteRT"]["expect"] == "about the same or slower" and "no VNNI" in avx2["LiteRT"]["why"]
-    assert "x86-avx2" in avx2["ONNX"]["why"] and "saturat" in avx2["ONNX"]["why"] and "S8S8" in avx2["ONNX"]["why"]
+    assert "x86-avx2" in avx2["ONNX"]["why"] and "saturat" in avx2["ONNX"]["why"] and "U8U8" in avx2["ONNX"]["why"]
     vnni = _by_runtime(AVX2 + ["avx512f", "avx512_vnni"])
     assert {e["expect"] for e in vnni.values()} == {"faster"} and "AVX512-VNNI" in vnni["LiteRT"]["why"]
     assert "AVX-VNNI" in _by_runtime(AVX2 + ["avx_vnni"])["ONNX"]["why"]
@@ -75,7 +75,7 @@ def test_divergence_is_flagged_with_its_likely_cause():
                                   {"artifact": "tflite_int8", "target": "litert-cpu", "top1": 0.802, "n": 500}]}
     (d,) = divergences(report, arts)
     assert (d["artifact"], d["delta_pts"]) == ("onnx_int8", -1.5)
-    assert d["cause"] == "U8S8 without VNNI: pair sums saturate in int16; use --target x86-avx2 (S8S8)"
+    assert d["cause"] == "U8S8 without VNNI: pair sums saturate in int16; use --target x86-avx2 (U8U8)"
     other_images = {**report, "verify_accuracy": [{**report["verify_accuracy"][0], "n": 300}]}
     assert divergences(other_images, arts) == []  # not the images export verified on: not compared
 

@@ -46,7 +46,8 @@ def _input_zero_points(path):
                    if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in inits]
 
 
-@pytest.mark.parametrize("preset, input_dtype", [("x86", "uint8"), ("x86-avx2", "uint8"), ("s8s8", "float32"),
+@pytest.mark.parametrize("preset, input_dtype", [("x86", "uint8"), ("x86-avx2", "uint8"), ("u8u8", "uint8"),
+                                                 ("s8s8", "float32"),
                                                  ("tensorrt", "float32")])
 def test_presets_agree_with_float_and_have_their_layout(float_onnx, tmp_path, preset, input_dtype):
     images = synthetic_split("train", 64, seed=5).images
@@ -61,6 +62,9 @@ def test_presets_agree_with_float_and_have_their_layout(float_onnx, tmp_path, pr
     assert zero_points and all(z.dtype == want for z in zero_points)
     if preset == "tensorrt":
         assert all(int(z) == 0 for z in zero_points)  # symmetric activations
+    weights = [w for w in (numpy_helper.to_array(i) for i in proto.graph.initializer if i.name.endswith("_quantized"))
+               if w.dtype != np.int32]  # not the int32 biases
+    assert weights and all(w.dtype == (np.uint8 if PRESETS[preset].weights == "uint8" else np.int8) for w in weights)
     assert {p.key for p in proto.metadata_props} >= {"edgesmith.labels"}
 
 

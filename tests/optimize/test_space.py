@@ -17,7 +17,7 @@ def _labels(machine, **kw):
     return [c.label for c in candidates(OptimizeConfig(**kw), machine)]
 
 
-@pytest.mark.parametrize("machine, first_form, extra", [(VNNI, "x86", "s8s8"), (AVX2, "s8s8", "x86_avx2"),
+@pytest.mark.parametrize("machine, first_form, extra", [(VNNI, "x86", "s8s8"), (AVX2, "u8u8", "x86_avx2"),
                                                         (ARM, "s8s8", None)])
 def test_candidates_follow_the_cpu(machine, first_form, extra):
     cands = candidates(OptimizeConfig(), machine)
