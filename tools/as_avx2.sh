@@ -10,7 +10,8 @@
 # - every Python process the command starts re-executes itself (sitecustomize) under gdb with
 #   tools/avx2_gdb.py, which hides the same features from ONNX Runtime's and LiteRT's CPUID,
 #   so their AVX2 kernels run.
-# TensorFlow (training, conversion) still uses the real CPU. The speeds are those of AVX2 code
+# TensorFlow's kernels still use the real CPU; edgesmith's training precision, read from
+# /proc/cpuinfo, follows the view (float32: no AVX512-BF16). The speeds are those of AVX2 code
 # on this core, not of a real Zen 3's. Needs gdb, objdump, unshare and mount.
 set -euo pipefail
 tools=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
