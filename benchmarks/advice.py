@@ -81,7 +81,8 @@ def int8_expectations(isa, arch: str | None = None) -> list[dict]:
                 {"runtime": "ONNX Runtime", "expect": "about the same or slower",
                  "why": "no VNNI: vpmaddubsw adds u8 x s8 pairs into a saturating int16, so U8S8 loses "
                         "accuracy (about 1.5 pt on ResNet-8; so do the S8S8 convolutions it fuses); the exact "
-                        "form here is U8U8 (--target x86-avx2), at about float speed"}]
+                        "form here is U8U8 (--target x86-avx2), no faster than float; U8S8 with 7-bit weights "
+                        "(--onnx-preset x86-avx2) is faster, at coarser weights"}]
     return [{"runtime": "LiteRT (XNNPACK)", "expect": "about the same or slower",
              "why": "no AVX2 or Arm NEON flags seen: int8 kernels have little to gain"},
             {"runtime": "ONNX Runtime", "expect": "about the same or slower",

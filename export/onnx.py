@@ -168,7 +168,8 @@ class OnnxQuantPreset:
 # 1.32 fuses 3 of its 9 convolutions, the rest stay float between Q/DQ pairs).
 # Without VNNI the full-range U8S8 pair sums saturate (an AMD Zen 3 lost 1.5 pt), and so do the
 # S8S8 convolutions ONNX Runtime fuses. U8U8 widens u8 x u8 to 16-bit vpmaddwd operands: exact
-# on AVX2 and about float speed there (docs/int8.md), so x86-avx2 gets it. "x86-avx2" (U8S8 with
+# on AVX2 and faster than S8S8 there, though no faster than float (docs/int8.md), so x86-avx2
+# gets it. "x86-avx2" (U8S8 with
 # 7-bit weights) is exact too but lost 0.6-1 pt to the coarser weights on the demo ResNet-8, so
 # no target picks it; it stays for users who trade that for U8S8 speed on AVX2.
 # Which target gets which preset: export/targets.py.

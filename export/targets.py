@@ -12,7 +12,8 @@ images natively (a VNNI CPU, no saturation) and 90.5% under an emulated AVX2 CPU
 ONNX Runtime runs most S8S8 convolutions in float (3 of the 9 fused): the fused ones saturate
 like U8S8. U8U8 widens u8 x u8 products to 16-bit ``vpmaddwd`` operands: nothing saturates, its
 AVX2 predictions are bit-identical to a VNNI CPU's, and every convolution is fused, so on AVX2
-it runs at about float speed (1.06x faster; S8S8 1.32x slower). So AVX2 gets U8U8. With VNNI
+it is 1.25-1.4x faster than S8S8, though no faster than float (0.93-1.26x float's time in four
+measurements). So AVX2 gets U8U8; ``edgesmith optimize`` also tries the 7-bit U8S8 form there. With VNNI
 (``vpdpbusd``: AVX512-VNNI,
 AVX-VNNI) or AMX the products accumulate in int32 and the full-range U8S8 form is exact and
 fastest.
