@@ -52,6 +52,8 @@ if len(sys.argv) == 1:  # a child started through sys.executable, as the bench s
 
 
 def test_the_command_and_its_child_pythons_see_an_avx2_cpu(tmp_path):
+    for module in ("onnxruntime", "onnx"):  # the probe builds and runs an ONNX model
+        pytest.importorskip(module, reason="needs ONNX Runtime and onnx (pip install 'edgesmith[train]')")
     probe = tmp_path / "probe.py"
     probe.write_text(_PROBE)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "HOME": str(tmp_path)}  # objdump cache in tmp
