@@ -163,16 +163,9 @@ class OnnxQuantPreset:
             raise ValueError("a uint8 graph input needs uint8 activations")
 
 
-# Measured on an AVX-512 VNNI Xeon, ResNet-8, 1 thread, batch 1 (docs/int8.md):
-# ONNX Runtime's x86 int8 kernels want U8S8; S8S8 QDQ ran ~1.6x slower than float (ONNX Runtime
-# 1.32 fuses 3 of its 9 convolutions, the rest stay float between Q/DQ pairs).
-# Without VNNI the full-range U8S8 pair sums saturate (an AMD Zen 3 lost 1.5 pt), and so do the
-# S8S8 convolutions ONNX Runtime fuses. U8U8 widens u8 x u8 to 16-bit vpmaddwd operands: exact
-# on AVX2 and faster than S8S8 there, though no faster than float (docs/int8.md), so x86-avx2
-# gets it. "x86-avx2" (U8S8 with
-# 7-bit weights) is exact too but lost 0.6-1 pt to the coarser weights on the demo ResNet-8, so
-# no target picks it; it stays for users who trade that for U8S8 speed on AVX2.
-# Which target gets which preset: export/targets.py.
+# Which target gets which preset, and the measurements behind it: export/targets.py and
+# docs/int8.md. No target picks "x86-avx2" (7-bit weights lost 0.6-1 pt on the demo ResNet-8);
+# it stays for users who trade that for U8S8 speed on AVX2.
 PRESETS = {
     "x86": OnnxQuantPreset("x86", activations="uint8", uint8_input=True, form="U8S8, uint8 input"),
     "x86-avx2": OnnxQuantPreset("x86-avx2", activations="uint8", uint8_input=True, reduce_range=True,

@@ -13,10 +13,9 @@ ONNX Runtime runs most S8S8 convolutions in float (3 of the 9 fused): the fused 
 like U8S8. U8U8 widens u8 x u8 products to 16-bit ``vpmaddwd`` operands: nothing saturates, its
 AVX2 predictions are bit-identical to a VNNI CPU's, and every convolution is fused, so on AVX2
 it is 1.25-1.4x faster than S8S8, though no faster than float (0.93-1.26x float's time in four
-measurements). So AVX2 gets U8U8; ``edgesmith optimize`` also tries the 7-bit U8S8 form there. With VNNI
-(``vpdpbusd``: AVX512-VNNI,
-AVX-VNNI) or AMX the products accumulate in int32 and the full-range U8S8 form is exact and
-fastest.
+measurements). So AVX2 gets U8U8; ``edgesmith optimize`` also tries the 7-bit U8S8 form there.
+With VNNI (``vpdpbusd``: AVX512-VNNI, AVX-VNNI) or AMX the products accumulate in int32 and the
+full-range U8S8 form is exact and fastest.
 
 =============  ==========  ==================================================================
 target         ONNX form   why

@@ -33,7 +33,10 @@ import os, sys
 if os.environ.pop("AVX2_UNDER_GDB", None) is None:  # popped: its children re-exec too
     os.execv("$tools/as_avx2.sh", ["$tools/as_avx2.sh", "--gdb", sys.executable, *sys.orig_argv[1:]])
 EOF
-  exec unshare -m --propagation private env AVX2_IN_NS="$work" "$0" "$@"
+  rc=0
+  unshare -m --propagation private env AVX2_IN_NS="$work" "$0" "$@" || rc=$?
+  rm -rf "$work"
+  exit $rc
 fi
 mount --bind "$AVX2_IN_NS/cpuinfo" /proc/cpuinfo
 export PYTHONPATH="$AVX2_IN_NS${PYTHONPATH:+:$PYTHONPATH}"

@@ -25,7 +25,7 @@ import subprocess
 
 import gdb
 
-LIBS = re.compile(r"onnxruntime|ai_edge_litert|litert|xnnpack", re.IGNORECASE)
+LIBS = re.compile(r"onnxruntime|litert|xnnpack", re.IGNORECASE)  # ai_edge_litert's libs say litert
 CACHE = os.path.join(os.path.expanduser("~"), ".cache", "edgesmith", "avx2-gdb")
 LOG = os.environ.get("AVX2_GDB_LOG") == "1"
 
@@ -54,28 +54,28 @@ _pending: dict[int, tuple[str, int, int]] = {}
 _done: set[str] = set()
 
 
-def _sites(path: str) -> list[tuple[int, int, str]]:
-    """(offset of the instruction, its length, 'cpuid'|'xgetbv') in ``path``, cached by size and mtime."""
+def _objdump(*args: str) -> str:
+    return subprocess.run(["objdump", *args], capture_output=True, text=True, check=True).stdout
+
+
+def _scan(path: str) -> tuple[int, list[tuple[int, int, str]]]:
+    """``(.text address, [(offset of the instruction, its length, 'cpuid'|'xgetbv'), ...])`` in
+    ``path``'s own addresses, cached by size and mtime (objdump takes seconds on ONNX Runtime)."""
     st = os.stat(path)
     key = os.path.join(CACHE, f"{os.path.basename(path)}-{st.st_size}-{int(st.st_mtime)}.json")
     if os.path.exists(key):
         with open(key, encoding="utf-8") as f:
-            return [tuple(s) for s in json.load(f)]
-    out = subprocess.run(["objdump", "-d", path], capture_output=True, text=True, check=True).stdout
-    sites = []
-    for m in re.finditer(r"^\s*([0-9a-f]+):\s+((?:[0-9a-f]{2} )+)\s*(cpuid|xgetbv)\s*$", out, re.MULTILINE):
-        sites.append((int(m.group(1), 16), len(m.group(2).split()), m.group(3)))
+            text, sites = json.load(f)
+        return text, [tuple(s) for s in sites]
+    text = int(re.search(r"^\s*\d+\s+\.text\s+[0-9a-f]+\s+([0-9a-f]+)", _objdump("-h", path), re.MULTILINE)[1], 16)
+    sites = [(int(m[1], 16), len(m[2].split()), m[3]) for m in
+             re.finditer(r"^\s*([0-9a-f]+):\s+((?:[0-9a-f]{2} )+)\s*(cpuid|xgetbv)\s*$", _objdump("-d", path),
+                         re.MULTILINE)]
     os.makedirs(CACHE, exist_ok=True)
     with open(key + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(sites, f)
+        json.dump([text, sites], f)
     os.replace(key + ".tmp", key)
-    return sites
-
-
-def _text_vma(path: str) -> int:
-    out = subprocess.run(["objdump", "-h", path], capture_output=True, text=True, check=True).stdout
-    m = re.search(r"^\s*\d+\s+\.text\s+[0-9a-f]+\s+([0-9a-f]+)", out, re.MULTILINE)
-    return int(m.group(1), 16)
+    return text, sites
 
 
 def _reg(name: str) -> int:
@@ -119,13 +119,13 @@ def _on_new_objfile(event) -> None:
     if not path or path in _done or not LIBS.search(os.path.basename(path)):
         return
     _done.add(path)
-    sites = _sites(path)
+    text, sites = _scan(path)
     libs = gdb.execute("info sharedlibrary", to_string=True)
     m = re.search(r"^(0x[0-9a-f]+)\s+0x[0-9a-f]+\s+\S+\s+(?:\(\*\)\s+)?" + re.escape(path) + r"\s*$", libs, re.MULTILINE)
     if m is None:
         gdb.write(f"avx2-gdb: cannot find {path} in 'info sharedlibrary'; not masked\n")
         return
-    base = int(m.group(1), 16) - _text_vma(path)
+    base = int(m.group(1), 16) - text  # 'From' is where .text was loaded
     for offset, length, kind in sites:
         _Before(base + offset, kind)
         _After(base + offset + length)
