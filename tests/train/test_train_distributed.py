@@ -22,15 +22,28 @@ config = TrainConfig(DataSpec("synthetic", limit_train=640, limit_test=200), mod
                      batch_size=32, val_split=0, quiet=True, tensorboard=False, strategy={strategy!r})
 """
 # A hard crash (SIGKILL) after step 4 of epoch 3; in a multi-worker run every worker dies there.
+# Workers first meet at a file barrier in ``barrier``: a worker can return from a step while
+# its peer still pulls that step's all-reduce buffer from it, and killing it then fails the
+# peer with "Socket closed" (exit 1) instead of the crash under test.
 CRASH = """
-import os, signal
+import json, os, pathlib, signal, time
 from edgesmith.train._keras import keras
 
 class Crash(keras.callbacks.Callback):
+    def __init__(self, barrier=None):
+        super().__init__()
+        self.barrier = barrier and pathlib.Path(barrier)
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
     def on_train_batch_end(self, batch, logs=None):
         if self.epoch == 2 and batch == 3:
+            if self.barrier:
+                cluster = json.loads(os.environ["TF_CONFIG"])
+                (self.barrier / str(cluster["task"]["index"])).touch()
+                deadline = time.monotonic() + 60
+                while (len(list(self.barrier.iterdir())) < len(cluster["cluster"]["worker"])
+                       and time.monotonic() < deadline):
+                    time.sleep(0.05)
             os.kill(os.getpid(), signal.SIGKILL)
 """
 
@@ -149,7 +162,9 @@ def test_a_killed_two_worker_run_resumes_on_both_workers(tmp_path):
     machines = [tmp_path / "machine0", tmp_path / "machine1"]
     for d in machines:
         d.mkdir()
-    crash = TRAIN.format(epochs=4, strategy="auto") + CRASH + "train(config, 'run', callbacks=[Crash()])\n"
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    crash = TRAIN.format(epochs=4, strategy="auto") + CRASH + f"train(config, 'run', callbacks=[Crash({str(barrier)!r})])\n"
     for p, _, stderr in _workers(crash, cwds=machines):
         assert p.returncode == -9, stderr[-3000:]
     assert sorted(p.name for p in tmp_path.glob("machine*/*")) == ["run.partial", "run.partial-worker1"]
