@@ -55,12 +55,13 @@ if [ ! -e "$cache/ready" ]; then
     libnsl2:arm64 libtirpc3:arm64 2>/dev/null)
   for d in "$cache"/debs/*.deb; do dpkg-deb -x "$d" "$cache/root"; done
   export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
-  python3 -m pip wheel -q --no-deps "$repo" -w "$cache/wheel"
+  # edgesmith[onnx]'s requirements, read from pyproject.toml (the code itself is linked in below)
+  mapfile -t reqs < <(python3 -c 'import sys, tomllib
+p = tomllib.load(open(sys.argv[1], "rb"))["project"]
+print("\n".join(p["dependencies"] + p["optional-dependencies"]["onnx"]))' "$repo/pyproject.toml")
   python3 -m pip install -q --no-warn-conflicts --target "$cache/site" --only-binary=:all: --python-version 3.11 \
     --implementation cp --platform manylinux_2_27_aarch64 --platform manylinux_2_28_aarch64 \
-    --platform manylinux2014_aarch64 --platform manylinux_2_17_aarch64 \
-    "$(ls "$cache"/wheel/edgesmith-*.whl)[onnx]" pytest
-  rm -rf "$cache"/site/edgesmith "$cache/wheel"  # the working tree's code is linked in below
+    --platform manylinux2014_aarch64 --platform manylinux_2_17_aarch64 "${reqs[@]}" pytest
   touch "$cache/ready"
 fi
 
