@@ -39,6 +39,7 @@ import numpy as np
 from edgesmith.core.data import DataSpec, load_split
 from edgesmith.core.errors import ConfigError, DataError
 
+from .fidelity import drop_ci95_pts
 from .variants import Job
 
 LATENCY_RUNS = 200  # batch-1 predictions per file and round (two interleaved rounds)
@@ -50,12 +51,15 @@ class Validation:
     """Held-out training images the search measures on, and the float Keras model's top-1 there.
 
     Attributes:
-        images: ``(N, H, W, C) uint8``; labels: ``(N,) int``; reference_top1: fraction 0-1.
+        images: ``(N, H, W, C) uint8``; labels: ``(N,) int``; reference_top1: fraction 0-1;
+        reference_correct: ``(N,) bool``, whether the float model's top-1 is right (for the
+        confidence interval of a drop), ``None`` when not known.
     """
 
     images: np.ndarray
     labels: np.ndarray
     reference_top1: float
+    reference_correct: np.ndarray | None = None
 
 
 def validation_split(spec: DataSpec, calibration: np.ndarray, size: int, model) -> Validation:
@@ -79,7 +83,7 @@ def validation_split(spec: DataSpec, calibration: np.ndarray, size: int, model) 
     keep = np.array(sorted(keep))
     x, y = train.images[keep], train.labels[keep]
     ref = model.predict(x.astype(np.float32), batch_size=256, verbose=0).argmax(1)
-    return Validation(x, y, float((ref == y).mean()))
+    return Validation(x, y, float((ref == y).mean()), ref == y)
 
 
 def keras_layers(model) -> list[str]:
@@ -180,10 +184,15 @@ class _OnnxWriter(_Writer):
 _WRITERS = {"tflite": _TfliteWriter, "onnx": _OnnxWriter}
 
 
-def _top1(path: Path, images: np.ndarray, labels: np.ndarray) -> float:
+def _correct(path: Path, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``(N,) bool``: whether the model file's top-1 is right on each image."""
     from edgesmith.runtime import load
 
-    return float((load(path, target="cpu").predict(images).argmax(1) == labels).mean())
+    return load(path, target="cpu").predict(images).argmax(1) == labels
+
+
+def _top1(path: Path, images: np.ndarray, labels: np.ndarray) -> float:
+    return float(_correct(path, images, labels).mean())
 
 
 class _Search:
@@ -193,6 +202,7 @@ class _Search:
         self.writer, self.val, self.scratch, self.order = writer, val, scratch, order
         self.files: dict[tuple[str, ...], Path] = {}
         self.drops: dict[tuple[str, ...], float] = {}
+        self.correct: dict[tuple[str, ...], np.ndarray] = {}
 
     def key(self, layers) -> tuple[str, ...]:
         return tuple(sorted(set(layers), key=self.order.index))
@@ -203,9 +213,16 @@ class _Search:
         if key not in self.drops:
             path = self.scratch / f"fallback_{len(self.files)}{Path(self.writer.job.path).suffix}"
             self.writer.write(path, key)
-            top1 = _top1(path, self.val.images, self.val.labels)
+            self.correct[key] = _correct(path, self.val.images, self.val.labels)
+            top1 = float(self.correct[key].mean())
             self.files[key], self.drops[key] = path, round(100 * (self.val.reference_top1 - top1), 3)
         return self.drops[key]
+
+    def ci95(self, layers) -> float | None:
+        """Half-width of the 95% CI of :meth:`drop`, in points (None without the reference's per-image results)."""
+        if self.val.reference_correct is None:
+            return None
+        return drop_ci95_pts(self.val.reference_correct, self.correct[self.key(layers)])
 
 
 def _rank(s: _Search, current: tuple[str, ...]) -> tuple[list[str], dict[str, float]]:
@@ -303,8 +320,9 @@ def make_int8(job: Job, fmt: str, float_layers: tuple[str, ...], *, fallback: st
 
     Returns:
         ``{"float_layers": [...], "float_nodes": [...]}``, plus with ``auto`` ``"fallback"``: the
-        search log (``met``, ``budget_pts``, ``validation_drop_pts``, ``validation_images``,
-        ``steps``, ``before``/``after`` test top-1, bytes and p50 ms, ``seconds``).
+        search log (``met``, ``budget_pts``, ``validation_drop_pts`` and its 95% CI half-width
+        ``validation_drop_ci95_pts``, ``validation_images``, ``steps``, ``before``/``after`` test
+        top-1, bytes and p50 ms, ``seconds``).
 
     Raises:
         ConfigError: a layer that is not in the model or left no node in this format.
@@ -326,6 +344,7 @@ def make_int8(job: Job, fmt: str, float_layers: tuple[str, ...], *, fallback: st
     out = {"float_layers": list(best), "float_nodes": writer.float_nodes(best)}
     out["fallback"] = {
         "met": s.drops[best] <= budget, "budget_pts": budget, "validation_drop_pts": s.drops[best],
+        "validation_drop_ci95_pts": s.ci95(best),
         "validation_images": len(validation.labels), "validation_reference_top1": validation.reference_top1,
         "candidates": len(s.order), "files_tried": len(s.files), "steps": steps,
         "before": _file_summary(s.files[s.key(start)], before, verify),
@@ -338,8 +357,10 @@ def format_fallback(name: str, rec: dict) -> list[str]:
     fb = rec["fallback"]
     b, a = fb["before"], fb["after"]
     verdict = "met" if fb["met"] else "NOT met (closest kept)"
+    ci = fb.get("validation_drop_ci95_pts")
+    ci = f", 95% CI ±{ci:.2f} pt" if ci is not None else ""
     head = (f"{name}: budget {fb['budget_pts']} pt {verdict} on {fb['validation_images']} validation images "
-            f"({fb['validation_drop_pts']:+.2f} pt lost); float layers: {', '.join(rec['float_layers']) or 'none'}")
+            f"({fb['validation_drop_pts']:+.2f} pt lost{ci}); float layers: {', '.join(rec['float_layers']) or 'none'}")
     cost = (f"  test top-1 {b['test_top1']:.2%} -> {a['test_top1']:.2%}, {b['bytes'] / 1024:.1f} -> "
             f"{a['bytes'] / 1024:.1f} KiB, batch-1 p50 {b['p50_ms_batch1']:.3f} -> {a['p50_ms_batch1']:.3f} ms")
     return [head, cost]

@@ -36,15 +36,17 @@ def _targets(values: list[str] | None) -> tuple[str, ...]:
 
 
 def print_table(records: list[dict]) -> None:
-    """One row per artifact: precision, top-1 and its drop, agreement, raw/gzip size, sparsity."""
+    """One row per artifact: precision, top-1 and its drop (± the 95% CI of that paired difference,
+    :func:`edgesmith.export.fidelity.drop_ci95_pts`), agreement, raw/gzip size, sparsity."""
     from rich.table import Table
 
     t = Table(title="artifacts vs the float Keras model")
-    for col in ("artifact", "precision", "top-1", "Δ pt", "agreement", "KiB", "gzip KiB", "sparsity"):
+    for col in ("artifact", "precision", "top-1", "Δ pt (95% CI)", "agreement", "KiB", "gzip KiB", "sparsity"):
         t.add_column(col, justify="left" if col in ("artifact", "precision") else "right")
     for r in records:
         f = r["fidelity"]
-        t.add_row(r["name"], r["precision"], f"{f['top1']:.2%}", f"{-f['accuracy_drop_pts']:+.2f}",
+        ci = f" ±{f['drop_ci95_pts']:.2f}" if "drop_ci95_pts" in f else ""  # absent in older manifests
+        t.add_row(r["name"], r["precision"], f"{f['top1']:.2%}", f"{-f['accuracy_drop_pts']:+.2f}{ci}",
                   f"{f['top1_agreement']:.1%}", f"{r['bytes'] / 1024:.1f}", f"{r['gzip_bytes'] / 1024:.1f}",
                   f"{r.get('weight_sparsity', 0):.0%}")
     out.print(t)

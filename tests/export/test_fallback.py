@@ -9,7 +9,7 @@ per-channel int8 gives each ``spiky`` output channel a scale of 60/127 and round
 import numpy as np
 import pytest
 from edgesmith.export import ExportConfig, export
-from edgesmith.export.fallback import layer_nodes
+from edgesmith.export.fallback import format_fallback, layer_nodes
 
 from edgesmith.core.data import DataSpec
 from edgesmith.core.errors import ConfigError
@@ -64,6 +64,7 @@ def test_int8_loses_the_spiky_model_without_fallback(spiky_run):
     assert fid["tflite_fp32"]["top1"] > 0.5, fid  # the model has learnt the data...
     for name in ("tflite_int8", "onnx_int8"):  # ...and int8 has lost most of it
         assert fid[name]["accuracy_drop_pts"] > 25 and fid[name]["top1_agreement"] < 0.5, fid
+        assert 0 < fid[name]["drop_ci95_pts"] < fid[name]["accuracy_drop_pts"], fid  # a drop beyond the noise
     assert all(r["float_layers"] == [] for r in records if r["variant"] == "int8")
 
 
@@ -84,6 +85,8 @@ def test_fallback_finds_the_broken_layer_in_both_formats(fallback_export):
         expected = [["spiky"]] if name == "tflite_int8" else [["spiky"], ["conv_in", "spiky"]]
         assert rec["float_layers"] in expected, (name, fb["steps"])
         assert fb["met"] and fb["validation_drop_pts"] <= 2.0
+        assert 0 <= fb["validation_drop_ci95_pts"] < 5  # 300 validation images, nearly all agreeing
+        assert f"95% CI ±{fb['validation_drop_ci95_pts']:.2f} pt" in format_fallback(name, rec)[0]
         ranked = next(s for s in fb["steps"] if s["step"] == "rank")["gain_pts"]
         if name == "tflite_int8":  # drop-one sensitivity points straight at it
             assert next(iter(ranked)) == "spiky" and ranked["spiky"] > 50
