@@ -15,7 +15,8 @@
 # First use builds ${EDGESMITH_ARM64:-~/.cache/edgesmith/arm64} (about 450 MB): Debian's arm64
 # python3.11 (apt-get download), and edgesmith's [onnx] dependencies as aarch64 wheels from PyPI.
 # The working tree's edgesmith is used live (a link farm), not a copy. Needs root, Debian
-# bookworm's apt, qemu-user (qemu-aarch64), unshare and binfmt_misc.
+# bookworm's apt, qemu-user (qemu-aarch64), unshare and binfmt_misc. Changes the machine: adds
+# dpkg's arm64 architecture (for apt-get download) and registers a qemu-aarch64 binfmt handler.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${EDGESMITH_ARM64:-$HOME/.cache/edgesmith/arm64}
