@@ -48,18 +48,21 @@ RERANKS = 3  # drop-one rankings after additions; later additions follow the las
 
 @dataclass(frozen=True)
 class Validation:
-    """Held-out training images the search measures on, and the float Keras model's top-1 there.
+    """Held-out training images the search measures on, and where the float Keras model is right.
 
     Attributes:
-        images: ``(N, H, W, C) uint8``; labels: ``(N,) int``; reference_top1: fraction 0-1;
-        reference_correct: ``(N,) bool``, whether the float model's top-1 is right (for the
-        confidence interval of a drop), ``None`` when not known.
+        images: ``(N, H, W, C) uint8``; labels: ``(N,) int``;
+        reference_correct: ``(N,) bool``, whether the float model's top-1 is right on each image.
     """
 
     images: np.ndarray
     labels: np.ndarray
-    reference_top1: float
-    reference_correct: np.ndarray | None = None
+    reference_correct: np.ndarray
+
+    @property
+    def reference_top1(self) -> float:
+        """The float model's top-1, fraction 0-1."""
+        return float(self.reference_correct.mean())
 
 
 def validation_split(spec: DataSpec, calibration: np.ndarray, size: int, model) -> Validation:
@@ -83,7 +86,7 @@ def validation_split(spec: DataSpec, calibration: np.ndarray, size: int, model) 
     keep = np.array(sorted(keep))
     x, y = train.images[keep], train.labels[keep]
     ref = model.predict(x.astype(np.float32), batch_size=256, verbose=0).argmax(1)
-    return Validation(x, y, float((ref == y).mean()), ref == y)
+    return Validation(x, y, ref == y)
 
 
 def keras_layers(model) -> list[str]:
@@ -218,10 +221,8 @@ class _Search:
             self.files[key], self.drops[key] = path, round(100 * (self.val.reference_top1 - top1), 3)
         return self.drops[key]
 
-    def ci95(self, layers) -> float | None:
-        """Half-width of the 95% CI of :meth:`drop`, in points (None without the reference's per-image results)."""
-        if self.val.reference_correct is None:
-            return None
+    def ci95(self, layers) -> float:
+        """Half-width of the 95% CI of :meth:`drop`, in points."""
         return drop_ci95_pts(self.val.reference_correct, self.correct[self.key(layers)])
 
 
@@ -357,10 +358,9 @@ def format_fallback(name: str, rec: dict) -> list[str]:
     fb = rec["fallback"]
     b, a = fb["before"], fb["after"]
     verdict = "met" if fb["met"] else "NOT met (closest kept)"
-    ci = fb.get("validation_drop_ci95_pts")
-    ci = f", 95% CI ±{ci:.2f} pt" if ci is not None else ""
     head = (f"{name}: budget {fb['budget_pts']} pt {verdict} on {fb['validation_images']} validation images "
-            f"({fb['validation_drop_pts']:+.2f} pt lost{ci}); float layers: {', '.join(rec['float_layers']) or 'none'}")
+            f"({fb['validation_drop_pts']:+.2f} pt lost, 95% CI ±{fb['validation_drop_ci95_pts']:.2f} pt); "
+            f"float layers: {', '.join(rec['float_layers']) or 'none'}")
     cost = (f"  test top-1 {b['test_top1']:.2%} -> {a['test_top1']:.2%}, {b['bytes'] / 1024:.1f} -> "
             f"{a['bytes'] / 1024:.1f} KiB, batch-1 p50 {b['p50_ms_batch1']:.3f} -> {a['p50_ms_batch1']:.3f} ms")
     return [head, cost]

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from edgesmith.export.fidelity import compare
 
 from edgesmith import runtime
 from edgesmith.core.data import DataSpec, load_split
@@ -42,17 +43,17 @@ def probabilities(run: Path, limit_test: int) -> dict[str, np.ndarray]:
     return out
 
 
-def compare(here: dict[str, np.ndarray], there: dict[str, np.ndarray]) -> None:
-    """Print, per file in both, top-1 on each side, identical predictions and max |Δ probability|."""
+def compare_runs(here: dict[str, np.ndarray], there: dict[str, np.ndarray]) -> None:
+    """Print, per file in both, top-1 on each side, identical predictions and max |Δ probability|
+    (:func:`edgesmith.export.fidelity.compare`, with ``there`` as the reference)."""
     labels = here["labels"]
     if not np.array_equal(labels, there["labels"]):
         raise SystemExit("error: the two files hold different test images")
     print(f"{'file':28s} {'top-1 here':>10s} {'there':>8s} {'same top-1':>10s} {'max |dp|':>9s}")
     for name in sorted(set(here) & set(there) - {"labels"}):
-        a, b = here[name], there[name]
-        top1 = [100 * float((p.argmax(1) == labels).mean()) for p in (a, b)]
-        same = 100 * float((a.argmax(1) == b.argmax(1)).mean())
-        print(f"{name:28s} {top1[0]:9.2f}% {top1[1]:7.2f}% {same:9.2f}% {float(np.abs(a - b).max()):9.2e}")
+        f = compare(there[name], here[name], labels)
+        print(f"{name:28s} {100 * f['top1']:9.2f}% {100 * f['reference_top1']:7.2f}% "
+              f"{100 * f['top1_agreement']:9.2f}% {f['max_abs_error']:9.2e}")
 
 
 def main() -> None:
@@ -65,7 +66,7 @@ def main() -> None:
     here = probabilities(args.run, args.limit_test)
     np.savez(args.out, **here)
     if args.against:
-        compare(here, dict(np.load(args.against)))
+        compare_runs(here, dict(np.load(args.against)))
 
 
 if __name__ == "__main__":

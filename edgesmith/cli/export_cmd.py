@@ -45,8 +45,8 @@ def print_table(records: list[dict]) -> None:
         t.add_column(col, justify="left" if col in ("artifact", "precision") else "right")
     for r in records:
         f = r["fidelity"]
-        ci = f" ±{f['drop_ci95_pts']:.2f}" if "drop_ci95_pts" in f else ""  # absent in older manifests
-        t.add_row(r["name"], r["precision"], f"{f['top1']:.2%}", f"{-f['accuracy_drop_pts']:+.2f}{ci}",
+        t.add_row(r["name"], r["precision"], f"{f['top1']:.2%}",
+                  f"{-f['accuracy_drop_pts']:+.2f} ±{f['drop_ci95_pts']:.2f}",
                   f"{f['top1_agreement']:.1%}", f"{r['bytes'] / 1024:.1f}", f"{r['gzip_bytes'] / 1024:.1f}",
                   f"{r.get('weight_sparsity', 0):.0%}")
     out.print(t)

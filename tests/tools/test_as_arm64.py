@@ -32,46 +32,14 @@ def _usable() -> bool:
 pytestmark = pytest.mark.skipif(not _usable(), reason="opt-in: needs root on x86_64, qemu-aarch64, unshare, "
                                                       "and the cache that `tools/as_arm64.sh true` builds")
 
-K = 64
-_PROBE = """
-import platform, subprocess, sys
-import numpy as np, onnxruntime as ort
-from edgesmith.core.cpuinfo import cpu_info
-from edgesmith.export.targets import detect_target
-
-s = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
-k = s.get_inputs()[0].shape[1]
-y = int(s.run(None, {"A": np.full((1, k), 255, np.uint8)})[0][0, 0])
-print(platform.machine(), y, detect_target(), "asimddp" in cpu_info().flags)
-if len(sys.argv) == 2:  # a child started through sys.executable, as the bench starts its workers
-    sys.exit(subprocess.run([sys.executable, *sys.orig_argv[1:], "child"]).returncode)
-"""
-
-
-def _matmul_integer(path: Path) -> None:
-    """A (1, K) uint8 x (K, 1) int8 -> int32 MatMulInteger whose weights are all 127."""
-    import numpy as np
-    from onnx import TensorProto, helper, numpy_helper, save
-
-    b = numpy_helper.from_array(np.full((K, 1), 127, np.int8), "B")
-    g = helper.make_graph([helper.make_node("MatMulInteger", ["A", "B"], ["Y"])], "g",
-                          [helper.make_tensor_value_info("A", TensorProto.UINT8, [1, K])],
-                          [helper.make_tensor_value_info("Y", TensorProto.INT32, [1, 1])], [b])
-    save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), str(path))
-
-
 @pytest.mark.parametrize("cpu,dotprod", [("a72", False), ("a76", True)])
-def test_arm_int8_kernels_do_not_saturate(tmp_path, cpu, dotprod):
-    pytest.importorskip("onnx", reason="the probe model is built with onnx (pip install 'edgesmith[train]')")
-    model, probe = tmp_path / "mm.onnx", tmp_path / "probe.py"
-    _matmul_integer(model)
-    probe.write_text(_PROBE)
-    r = subprocess.run([str(TOOL), "--cpu", cpu, "python", str(probe), str(model)], capture_output=True, text=True,
-                       timeout=600, check=False)
+def test_arm_int8_kernels_do_not_saturate(cpu, dotprod, int8_probe):
+    probe = int8_probe('print(platform.machine(), y, detect_target(), "asimddp" in cpu_info().flags)')
+    r = subprocess.run([str(TOOL), "--cpu", cpu, "python", *probe], capture_output=True, text=True, timeout=600,
+                       check=False)
     assert r.returncode == 0, r.stderr[-3000:]
-    exact = 255 * 127 * K
-    assert r.stdout.split("\n")[:2] == [f"aarch64 {exact} arm64 {dotprod}"] * 2, r.stdout
-    assert exact != (K // 2) * 32767  # what an AVX2 machine's U8S8 kernel returns
+    assert r.stdout.split("\n")[:2] == [f"aarch64 {int8_probe.exact} arm64 {dotprod}"] * 2, r.stdout
+    assert int8_probe.exact != int8_probe.saturated  # what an AVX2 machine's U8S8 kernel returns
 
 
 def test_a_failing_command_keeps_its_exit_status():

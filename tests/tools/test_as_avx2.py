@@ -29,42 +29,19 @@ def _usable() -> bool:
 pytestmark = pytest.mark.skipif(not _usable(), reason="as_avx2.sh needs x86_64, root with a mount namespace "
                                                       "(unshare -m) and " + ", ".join(NEEDS))
 
-K = 64
-_PROBE = f"""
-import subprocess, sys
-import numpy as np, onnxruntime as ort
-from onnx import TensorProto, helper, numpy_helper
-from edgesmith.core.cpuinfo import cpu_info
-from edgesmith.export.targets import detect_target
-
-b = numpy_helper.from_array(np.full(({K}, 1), 127, np.int8), "B")
-g = helper.make_graph([helper.make_node("MatMulInteger", ["A", "B"], ["Y"])], "g",
-                      [helper.make_tensor_value_info("A", TensorProto.UINT8, [1, {K}])],
-                      [helper.make_tensor_value_info("Y", TensorProto.INT32, [1, 1])], [b])
-m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
-s = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
-y = int(s.run(None, {{"A": np.full((1, {K}), 255, np.uint8)}})[0][0, 0])
-flags = sorted(f for f in cpu_info().flags if f.startswith(("avx512", "amx", "avx_vnni")))
-print(y, detect_target(), "avx2" in cpu_info().flags, flags)
-if len(sys.argv) == 1:  # a child started through sys.executable, as the bench starts its workers
-    sys.exit(subprocess.run([sys.executable, *sys.orig_argv[1:], "child"]).returncode)
-"""
+_SEEN = """flags = sorted(f for f in cpu_info().flags if f.startswith(("avx512", "amx", "avx_vnni")))
+print(y, detect_target(), "avx2" in cpu_info().flags, flags)"""
 
 
-def test_the_command_and_its_child_pythons_see_an_avx2_cpu(tmp_path):
-    for module in ("onnxruntime", "onnx"):  # the probe builds and runs an ONNX model
-        pytest.importorskip(module, reason="needs ONNX Runtime and onnx (pip install 'edgesmith[train]')")
-    probe = tmp_path / "probe.py"
-    probe.write_text(_PROBE)
+def test_the_command_and_its_child_pythons_see_an_avx2_cpu(tmp_path, int8_probe):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "HOME": str(tmp_path)}  # objdump cache in tmp
-    r = subprocess.run([str(TOOL), sys.executable, str(probe)], capture_output=True, text=True, timeout=600, check=False,
-                       env=env)
+    r = subprocess.run([str(TOOL), sys.executable, *int8_probe(_SEEN)], capture_output=True, text=True, timeout=600,
+                       check=False, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     lines = r.stdout.split("\n")[:2]
-    saturated = (K // 2) * 32767  # each of the K/2 pair sums 2 x 255 x 127 = 64770 clipped to int16
     for line in lines:
-        assert line == f"{saturated} x86-avx2 True []", r.stdout
-    assert saturated != 255 * 127 * K
+        assert line == f"{int8_probe.saturated} x86-avx2 True []", r.stdout
+    assert int8_probe.saturated != int8_probe.exact
 
 
 def test_a_failing_command_keeps_its_exit_status(tmp_path):
