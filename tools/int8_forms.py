@@ -18,6 +18,7 @@ machine and the moment they were taken; the script prints them and asserts nothi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     manifest, _ = require_model(src)
     config = bench_config("int8-speed", limit_test=args.limit_test, threads=args.threads)
     spec = DataSpec.from_dict(manifest["dataset"])
-    calib = load_split(DataSpec(spec.source, limit_train=256, seed=spec.seed + 7), "train").images
+    calib = load_split(dataclasses.replace(spec, limit_train=256, seed=spec.seed + 7), "train").images
     with tempfile.TemporaryDirectory(prefix="edgesmith-int8-forms-") as tmp:
         run, macs = forms_run(src, Path(tmp) / src.root.name, calib)
         report = bench_run(run, config, progress=print)

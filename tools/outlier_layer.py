@@ -25,6 +25,7 @@ A research script of the project, not part of the installed package; it prints w
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +92,7 @@ def main() -> None:
     manifest, path = require_model(RunDir(args.run))
     model = keras.models.load_model(path, compile=False)
     spec = DataSpec.from_dict(manifest["dataset"])
-    train = load_split(DataSpec(spec.source, limit_train=args.images, seed=spec.seed), "train")
+    train = load_split(dataclasses.replace(spec, limit_train=args.images), "train")
     test = load_split(spec, "test")
     before = float((model.predict(test.images.astype(np.float32), batch_size=256, verbose=0).argmax(1)
                     == test.labels).mean())

@@ -17,6 +17,7 @@ asserts nothing.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import platform
 import time
 from pathlib import Path
@@ -33,7 +34,7 @@ def probabilities(run: Path, limit_test: int) -> dict[str, np.ndarray]:
     """``{file name: (N, K) float32 probabilities}`` for every model file of ``run``, and
     ``"labels"``: ``(N,) int64``, on the first ``limit_test`` class-balanced test images."""
     data = load_manifest(RunDir(run))["stages"]["train"]["config"]["data"]
-    split = load_split(DataSpec(data["source"], limit_test=limit_test, seed=data.get("seed", 0)), "test")
+    split = load_split(dataclasses.replace(DataSpec.from_dict(data), limit_test=limit_test), "test")
     out = {"labels": split.labels}
     for f in sorted((run / "artifacts").iterdir()):
         if f.suffix in (".tflite", ".onnx"):

@@ -5,12 +5,16 @@ Sources behind one ``--data`` spec:
 * ``cifar10`` - the Keras CIFAR-10 (``cifar-10-batches-py``), downloaded on first use;
 * ``mnist``, ``fashion_mnist`` - the Keras MNIST files (:mod:`.mnist`), 28x28 gray;
 * ``synthetic`` - small learnable generated images, for tests;
-* a directory ``ROOT/{train,test}/<class>/<image>`` - class folders, e.g. the shared
-  ``cifar10-jpeg`` copy. Class names are the sorted folder names. Images decode with
-  :func:`edgesmith.core.images.decode_image` at their own size: the decoder
-  ``edgesmith predict`` uses, so EXIF rotation and transparency come out the same. A split
-  whose images are all gray (Pillow modes ``1``, ``L``, ``LA``, ``I``, ``I;16``, ``F``) loads
-  as 1 channel, anything else as RGB (3 channels).
+* a directory of class folders: ``ROOT/{train,test}/<class>/``, ``ROOT/{train,val,test}/<class>/``
+  or ``ROOT/<class>/`` alone (split here, stratified and seeded), read recursively; see
+  :mod:`.folders` for the layouts, the split rule and which files are skipped. Class names are
+  the sorted folder names. Images decode with :func:`edgesmith.core.images.decode_image` at
+  ``DataSpec.image_size`` by ``DataSpec.resize`` (or at their own size when all agree): the
+  decoder ``edgesmith predict`` uses, so EXIF rotation, transparency and the resize policy come
+  out the same. A split whose images are all gray (Pillow modes ``1``, ``L``, ``LA``, ``I``,
+  ``I;16``, ``F``) loads as 1 channel, anything else as RGB (3 channels). Files that cannot be
+  read are skipped, each named with its reason on stderr and in the run's data report
+  (:mod:`.datareport`), unless ``DataSpec.strict``.
 
 Every split is ``(N, H, W, C) uint8`` raw pixels plus ``(N,) int64`` labels; the
 preprocessing (scaling) lives inside the models, so nothing is normalised here.
@@ -19,21 +23,20 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import cifar10, mnist
+from . import cifar10, folders, mnist
 from .errors import DataError
+from .folders import DEFAULT_TEST_SPLIT, GRAY_MODES, SPLITS, FileSplit  # noqa: F401  re-exported
 from .fsutil import atomic_path
-from .images import DECODER_VERSION, IMAGE_SUFFIXES, decode_image
+from .images import DECODER_VERSION, IMAGE_SUFFIXES, RESIZE_MODES, check_resize, decode_image, resize_array  # noqa: F401
 
-SPLITS = ("train", "test")
 NAMED_SOURCES = ("cifar10", "synthetic", *mnist.SOURCES)
-# Pillow modes of single-channel images: a folder of only these loads as (N, H, W, 1)
-GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 SYNTHETIC_DEFAULTS = {"train": 2000, "test": 500}
 
 
@@ -50,6 +53,8 @@ class Split:
     images: np.ndarray
     labels: np.ndarray
     class_names: tuple[str, ...]
+    files: tuple[Path, ...] | None = field(default=None, compare=False)
+    skipped: tuple[tuple[Path, str], ...] = field(default=(), compare=False)
 
     def __post_init__(self):
         if self.images.dtype != np.uint8 or self.images.ndim != 4:
@@ -74,14 +79,31 @@ class DataSpec:
         source: ``"cifar10"``, ``"mnist"``, ``"fashion_mnist"``, ``"synthetic"`` or a directory path
             (stored as an absolute path).
         limit_train / limit_test: keep at most this many images (class-balanced, fixed by
-            ``seed``); ``None`` keeps the whole split (synthetic: 2,000 / 500).
+            ``seed``); ``None`` keeps the whole split (synthetic: 2,000 / 500). ``limit_train``
+            also limits ``val``.
         seed: selects which images a limit keeps.
+        image_size: ``(H, W)`` every image is decoded to, px; ``None`` keeps the images' own
+            size, which must then agree (named sources: their native size).
+        resize: how an image of another aspect ratio reaches ``image_size``: ``squash``,
+            ``crop`` or ``pad`` (:data:`RESIZE_MODES`, see :mod:`.images`).
+        test_split: share of each class held out as ``test`` when the folder is
+            ``ROOT/<class>/`` alone; ``None`` is :data:`DEFAULT_TEST_SPLIT` (0.2) there.
+        split_seed: seeds that split; kept apart from ``seed`` so that a later stage drawing
+            another subset (calibration) sees the same train/test split.
+        strict: refuse the dataset on any unreadable image instead of skipping it.
+
+    Manifests written before a field existed load with its default.
     """
 
     source: str
     limit_train: int | None = None
     limit_test: int | None = None
     seed: int = 0
+    image_size: tuple[int, int] | None = None
+    resize: str = "squash"
+    test_split: float | None = None
+    split_seed: int = 0
+    strict: bool = False
 
     def __post_init__(self):
         for name in ("limit_train", "limit_test"):
@@ -93,28 +115,108 @@ class DataSpec:
         if self.source not in NAMED_SOURCES:
             # Record folders absolutely: later stages (export, bench) may run from elsewhere.
             object.__setattr__(self, "source", str(Path(self.source).expanduser().absolute()))
+        if self.image_size is not None:
+            size = tuple(int(v) for v in self.image_size)
+            if len(size) != 2 or min(size) < 1:
+                raise DataError(f"--image-size must be H or HxW with positive sides, got {self.image_size}")
+            object.__setattr__(self, "image_size", size)
+        check_resize(self.resize)
+        if self.test_split is not None and not 0 < self.test_split < 1:
+            raise DataError(f"--test-split must be a fraction in (0, 1), got {self.test_split}")
 
     def limit(self, split: str) -> int | None:
-        return self.limit_train if split == "train" else self.limit_test
+        return self.limit_test if split == "test" else self.limit_train
 
     def to_dict(self) -> dict:
         return {"source": self.source, "limit_train": self.limit_train,
-                "limit_test": self.limit_test, "seed": self.seed}
+                "limit_test": self.limit_test, "seed": self.seed,
+                "image_size": list(self.image_size) if self.image_size else None, "resize": self.resize,
+                "test_split": self.test_split, "split_seed": self.split_seed, "strict": self.strict}
 
     @classmethod
     def from_dict(cls, d: dict) -> "DataSpec":
-        return cls(d["source"], d.get("limit_train"), d.get("limit_test"), d.get("seed", 0))
+        size = d.get("image_size")
+        return cls(d["source"], d.get("limit_train"), d.get("limit_test"), d.get("seed", 0),
+                   image_size=tuple(size) if size else None, resize=d.get("resize", "squash"),
+                   test_split=d.get("test_split"), split_seed=d.get("split_seed", 0),
+                   strict=bool(d.get("strict", False)))
+
+
+def parse_image_size(text: str) -> tuple[int, int]:
+    """``"64"`` -> ``(64, 64)``, ``"48x64"`` -> ``(48, 64)`` (``H x W``).
+
+    Raises:
+        DataError: anything else, or a side below 1.
+    """
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        size = tuple(int(p) for p in parts)
+    except ValueError:
+        size = ()
+    if len(size) == 1:
+        size = size * 2
+    if len(size) != 2 or min(size) < 1:
+        raise DataError(f"--image-size must be H or HxW in pixels, e.g. 64 or 48x64, got {text!r}")
+    return size
+
+
+def has_split(spec: DataSpec, split: str) -> bool:
+    """True when the dataset provides ``split``: always ``train``/``test``; ``val`` only for a
+    folder with ``ROOT/val/``."""
+    if spec.source in NAMED_SOURCES:
+        return split in ("train", "test")
+    return folders.has_split(spec.source, split)
+
+
+def list_split(spec: DataSpec, split: str) -> FileSplit:
+    """The files of one split of a folder dataset, without decoding pixels (for streaming).
+
+    The limit of ``spec`` applies (class-balanced); the order is shuffled by ``spec.seed``, the
+    order :func:`load_split` uses. Decode each file with ``decode_image(f, fs.channels, spec.image_size, spec.resize)``;
+    a file that fails to decode raises :class:`DataError` there and should be skipped and
+    reported like :func:`load_split` does.
+
+    Returns:
+        A :class:`~.folders.FileSplit` (files, ``(N,) int64`` labels, class names, channels,
+        skipped files with reasons).
+
+    Raises:
+        DataError: a named source (not files), or as :func:`.folders.list_folder_split`;
+            with ``spec.strict``, an unreadable image among the files.
+    """
+    if spec.source in NAMED_SOURCES:
+        raise DataError(f"--data {spec.source} is not a folder of image files")
+    fs = folders.list_folder_split(spec.source, split, test_split=spec.test_split, split_seed=spec.split_seed)
+    if spec.strict:
+        bad = [(f, why) for f, why in fs.skipped if why.startswith(("empty file", "not an image Pillow",
+                                                                   "unreadable header"))]
+        if bad:
+            raise DataError(f"{bad[0][0]}: {bad[0][1]} (--strict-data; {len(bad)} unreadable file(s) in "
+                            f"{spec.source})")
+    idx = _balanced_indices(fs.labels, spec.limit(split), spec.seed)
+    return FileSplit(tuple(fs.files[i] for i in idx), fs.labels[idx], fs.class_names, fs.channels, fs.skipped)
 
 
 def load_split(spec: DataSpec, split: str) -> Split:
-    """Load one split (``"train"`` or ``"test"``) of the dataset ``spec`` names.
+    """Load one split (``"train"``, ``"val"`` or ``"test"``) of the dataset ``spec`` names.
+
+    Folders: unreadable files are skipped, each named with its reason on stderr, and listed in
+    ``Split.skipped`` (with the junk the listing left out); ``spec.strict`` refuses instead.
+
+    Returns:
+        A :class:`Split` of ``(N, H, W, C) uint8`` images at ``spec.image_size``.
 
     Raises:
-        DataError: unknown source, missing or empty directory, unreadable or
-            mismatched images, fewer than two classes.
+        DataError: unknown source or split (``val`` of a dataset without one), missing or empty
+            directory, images of different sizes without ``image_size``, an unreadable image
+            with ``strict``, fewer than two classes.
     """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; expected one of {SPLITS}")
+    if split == "val" and not has_split(spec, "val"):
+        raise DataError(f"{spec.source} has no val split (only a folder with ROOT/val/<class>/ has one)")
+    if spec.source in NAMED_SOURCES and spec.test_split is not None:
+        raise DataError(f"--test-split is for a folder of class folders; {spec.source} has its own test split")
     if spec.source == "synthetic":
         out = synthetic_split(split, spec.limit(split) or SYNTHETIC_DEFAULTS[split], seed=spec.seed)
     elif spec.source == "cifar10":
@@ -124,7 +226,10 @@ def load_split(spec: DataSpec, split: str) -> Split:
         x, y, names = mnist.read_mnist(spec.source, mnist.ensure_mnist(spec.source), split)
         out = _limit(Split(x, y, names), spec.limit(split), spec.seed)
     else:
-        out = _load_folder_split(Path(spec.source), split, spec.limit(split), spec.seed)
+        out = _load_folder_split(spec, split)
+    if spec.source in NAMED_SOURCES and spec.image_size is not None and out.image_shape[:2] != spec.image_size:
+        out = Split(np.stack([resize_array(x, spec.image_size, spec.resize) for x in out.images])
+                    if len(out) else out.images, out.labels, out.class_names)
     if len(out.class_names) < 2:
         raise DataError(f"{spec.source}: a classifier needs at least 2 classes, found {len(out.class_names)}")
     return out
@@ -137,6 +242,8 @@ def load_dataset(spec: DataSpec) -> tuple[Split, Split]:
         DataError: as :func:`load_split`, or the splits disagree.
     """
     train, test = load_split(spec, "train"), load_split(spec, "test")
+    if not test.images.size:
+        raise DataError(f"{spec.source}: the test split is empty")
     if train.class_names != test.class_names:
         raise DataError(f"{spec.source}: train classes {list(train.class_names)} differ from "
                         f"test classes {list(test.class_names)}")
@@ -175,83 +282,105 @@ def _limit(split: Split, limit: int | None, seed: int) -> Split:
 # --- class folders ---------------------------------------------------------------------
 
 def _list_folder(root: Path, split: str) -> tuple[list[Path], np.ndarray, tuple[str, ...]]:
-    if not root.exists():
-        raise DataError(f"data directory {root} does not exist")
-    if not root.is_dir():
-        raise DataError(f"--data {root} is neither one of {', '.join(NAMED_SOURCES)} nor a directory")
-    split_dir = root / split
-    if not split_dir.is_dir():
-        raise DataError(f"{root} has no {split}/ folder (expected {root}/{{train,test}}/<class>/<image>)")
-    classes = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-    files, labels = [], []
-    for c, name in enumerate(classes):
-        found = sorted(p for p in (split_dir / name).iterdir()
-                       if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        files += found
-        labels += [c] * len(found)
-    if not files:
-        raise DataError(f"{split_dir} contains no images in class folders")
-    return files, np.asarray(labels, dtype=np.int64), tuple(classes)
+    """``(files, labels, class names)`` of one split of the folder ``root`` (default split rule)."""
+    fs = folders.list_folder_split(root, split)
+    return list(fs.files), fs.labels, fs.class_names
 
 
 def _cache_dir() -> Path:
     return Path(os.environ.get("EDGESMITH_CACHE", Path.home() / ".cache" / "edgesmith"))
 
 
-def _load_folder_split(root: Path, split: str, limit: int | None, seed: int) -> Split:
-    files, labels, classes = _list_folder(root, split)
-    idx = _balanced_indices(labels, limit, seed)
-    files = [files[i] for i in idx]
-    labels = labels[idx]
+# (source, split, cache key) already reported on stderr in this process: report once
+_REPORTED: set[tuple[str, str, str]] = set()
+
+
+def _say_skipped(spec: DataSpec, split: str, key: str, skipped, total: int) -> None:
+    if not skipped or (spec.source, split, key) in _REPORTED:
+        return
+    _REPORTED.add((spec.source, split, key))
+    for f, why in skipped:
+        print(f"skipped {f}: {why}", file=sys.stderr)
+    print(f"{spec.source} ({split}): skipped {len(skipped):,} of {total:,} files (listed in the run's "
+          f"data_report.json)", file=sys.stderr)
+
+
+def _load_folder_split(spec: DataSpec, split: str) -> Split:
+    fs = list_split(spec, split)
+    root = Path(spec.source)
+    if folders.layout(root) == "flat" and split == "train" and (spec.source, "split", "") not in _REPORTED:
+        _REPORTED.add((spec.source, "split", ""))
+        fraction = DEFAULT_TEST_SPLIT if spec.test_split is None else spec.test_split
+        print(f"{root} has no train/ folder: holding out {fraction:.0%} of each class as test "
+              f"(stratified, split seed {spec.split_seed}; --test-split to change)", file=sys.stderr)
+    files, labels, classes = list(fs.files), fs.labels, fs.class_names
     # Decoding tens of thousands of JPEGs takes a while: keep a decoded copy keyed by the
-    # decoder version, the channel rule and the exact file list, sizes and modification times,
-    # so any change to the data or to how it decodes is a miss.
-    key = hashlib.sha256(f"decoder {DECODER_VERSION}\nchannels gray-if-all-gray\n".encode())
+    # decoder version, the channel rule, size and resize policy and the exact file list,
+    # sizes and modification times, so any change to the data or to how it decodes is a miss.
+    key = hashlib.sha256(f"decoder {DECODER_VERSION}\nchannels gray-if-all-gray\n"
+                         f"size {spec.image_size} resize {spec.resize}\n".encode())
     for f in files:
         st = f.stat()
         key.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    cache = _cache_dir() / f"folder-{key.hexdigest()[:24]}.npz"
+    digest = key.hexdigest()[:24]
+    cache = _cache_dir() / f"folder-{digest}.npz"
+    arrays = None
     if cache.is_file():
         try:
             with np.load(cache) as z:
-                return Split(z["images"], z["labels"], classes)
+                images, ok = z["images"], z["ok"]
+                why = {int(i): str(w) for i, w in zip(z["bad_index"], z["bad_why"])}
+            arrays = True
         except (OSError, ValueError, KeyError):
-            pass  # unreadable cache: decode again and overwrite it
-    arrays = _decode_all(files)
-    first = arrays[0].shape
-    for f, a in zip(files, arrays):
-        if a.shape != first:
-            raise DataError(f"images in {root / split} differ in size: {f} is {a.shape[1]}x{a.shape[0]}, "
-                            f"{files[0]} is {first[1]}x{first[0]}")
-    out = Split(np.stack(arrays), labels, classes)
+            pass  # unreadable or old-format cache: decode again and overwrite it
+    if arrays is None:
+        decoded = _decode_all(files, fs.channels, spec.image_size, spec.resize)
+        why = {i: d for i, d in enumerate(decoded) if isinstance(d, str)}
+        ok = np.asarray([i not in why for i in range(len(files))], dtype=bool)
+        good = [d for d in decoded if not isinstance(d, str)]
+        if good:
+            first, first_file = good[0].shape, files[int(np.flatnonzero(ok)[0])]
+            for f, a in zip((f for f, k in zip(files, ok) if k), good):
+                if a.shape != first:
+                    raise DataError(f"images in {root / split if folders.layout(root) == 'split' else root} differ "
+                                    f"in size: {f} is {a.shape[1]}x{a.shape[0]}, {first_file} is "
+                                    f"{first[1]}x{first[0]}; pass --image-size H[xW] (and --resize "
+                                    f"{'|'.join(RESIZE_MODES)}) to bring them to one size")
+            images = np.stack(good)
+        else:
+            images = np.zeros((0, *(spec.image_size or (1, 1)), fs.channels), np.uint8)
+        try:
+            with atomic_path(cache) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.savez(fh, images=images, labels=labels, ok=ok,
+                             bad_index=np.asarray(sorted(why), dtype=np.int64),
+                             bad_why=np.asarray([why[i] for i in sorted(why)], dtype=str))
+        except OSError:
+            pass  # a read-only home is fine; we just decode again next time
+    bad = [(files[i], why[i]) for i in sorted(why)]
+    if bad and spec.strict:
+        raise DataError(f"{bad[0][0]}: {bad[0][1]} (--strict-data; {len(bad)} unreadable file(s) in {spec.source})")
+    skipped = tuple(fs.skipped) + tuple(bad)
+    _say_skipped(spec, split, digest, skipped, len(files) + len(fs.skipped))
+    kept = tuple(f for f, k in zip(files, ok) if k)
+    if not kept:
+        raise DataError(f"{spec.source} ({split}): none of the {len(files)} image files could be read")
+    return Split(images, labels[ok], classes, files=kept, skipped=skipped)
+
+
+def _decode_or_reason(f: Path, channels: int, size, resize: str) -> np.ndarray | str:
     try:
-        with atomic_path(cache) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, images=out.images, labels=out.labels)
-    except OSError:
-        pass  # a read-only home is fine; we just decode again next time
-    return out
+        return decode_image(f, channels, size, resize)
+    except DataError as e:
+        return str(e).removeprefix(f"{f}: ")
 
 
-def _mode(path: Path) -> str:
-    """Pillow mode of an image file from its header (``?`` when unreadable: decoding reports it)."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            return im.mode
-    except (OSError, ValueError, SyntaxError):
-        return "?"
-
-
-def _decode_all(files: list[Path]) -> list[np.ndarray]:
-    """Every file as ``(H, W, C) uint8`` with the serving decoder at native size (training sees what
-    predict sees): C = 1 when every image is gray (:data:`GRAY_MODES`), else 3."""
+def _decode_all(files: list[Path], channels: int, size=None, resize: str = "squash") -> list[np.ndarray | str]:
+    """Every file as ``(H, W, C) uint8`` with the serving decoder (training sees what predict
+    sees), or the reason it could not be decoded."""
     workers = min(8, (os.cpu_count() or 1) * 2)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        gray = all(m in GRAY_MODES for m in pool.map(_mode, files, chunksize=256))
-        channels = 1 if gray else 3
-        return list(pool.map(lambda f: decode_image(f, channels), files, chunksize=256))
+        return list(pool.map(lambda f: _decode_or_reason(f, channels, size, resize), files, chunksize=256))
 
 
 # --- synthetic -------------------------------------------------------------------------

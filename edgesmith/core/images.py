@@ -12,10 +12,18 @@ both. The steps:
    for 16-bit), float images clipped to 0-1 or 0-255; images with transparency (RGBA, LA,
    palette with a transparent colour) are composited over **white**; then Pillow's
    ``convert`` to ``"RGB"`` (3 channels), ``"L"`` (1, ITU-R 601-2 luma) or ``"RGBA"`` (4).
-3. **Resize** (only when a target size is given) the whole image to ``W x H`` (no crop; the
-   aspect ratio is not kept) with Pillow's **bilinear** filter, which widens its support
-   when downscaling so it also antialiases. An image already at the target size is left
-   untouched.
+3. **Resize** (only when a target size is given) to ``W x H`` with Pillow's **bilinear**
+   filter, which widens its support when downscaling so it also antialiases, by one of
+   :data:`RESIZE_MODES` (the model files record which, see :mod:`edgesmith.runtime.modelmeta`):
+
+   * ``squash`` (default): the whole image to ``W x H``; the aspect ratio is not kept.
+   * ``crop``: the largest centred region of the target's aspect ratio, resized to ``W x H``
+     (the short side fills the target; like Keras' ``crop_to_aspect_ratio``), with
+     ``ImageOps.fit``.
+   * ``pad``: letterbox: the whole image scaled so its long side fills the target, centred on
+     a **black** (:data:`PAD_COLOR`) canvas, with ``ImageOps.pad``.
+
+   An image already at the target size is left untouched in every mode.
 """
 from __future__ import annotations
 
@@ -33,6 +41,9 @@ RESAMPLE = "bilinear"
 # Bump when the pixels decode_image returns change, so decoded-dataset caches are rebuilt.
 # 2: EXIF orientation, alpha over white and 16-bit scaling in training too (was convert("RGB")).
 DECODER_VERSION = 2
+# How an image of another aspect ratio reaches the target size (see the module docstring).
+RESIZE_MODES = ("squash", "crop", "pad")
+PAD_COLOR = 0  # letterbox bars: black in every channel (RGB (0, 0, 0), L 0, RGBA (0, 0, 0, 0))
 MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 _EXIF_ORIENTATION = 0x0112
 # warnings.catch_warnings changes process-wide state (Python < 3.14): one thread at a time.
@@ -83,23 +94,52 @@ def _draft(im, mode: str, size: tuple[int, int]) -> None:
     im.draft("L" if mode == "L" else "RGB", (w, h))
 
 
-def decode_image(path: str | Path, channels: int = 3, size: tuple[int, int] | None = None) -> np.ndarray:
+def _resize(im, size: tuple[int, int], resize: str):
+    """``im`` at ``(H, W)`` ``size`` by the ``resize`` mode (bilinear)."""
+    from PIL import Image, ImageOps
+
+    wh = (size[1], size[0])
+    if im.size == wh:
+        return im
+    if resize == "crop":
+        return ImageOps.fit(im, wh, method=Image.Resampling.BILINEAR)
+    if resize == "pad":
+        return ImageOps.pad(im, wh, method=Image.Resampling.BILINEAR, color=(PAD_COLOR,) * len(im.getbands()))
+    return im.resize(wh, Image.Resampling.BILINEAR)
+
+
+def check_resize(resize: str) -> str:
+    """``resize`` if it is one of :data:`RESIZE_MODES`.
+
+    Raises:
+        DataError: any other value (naming the choices).
+    """
+    if resize not in RESIZE_MODES:
+        raise DataError(f"unknown resize mode {resize!r}; expected one of {', '.join(RESIZE_MODES)}")
+    return resize
+
+
+def decode_image(path: str | Path, channels: int = 3, size: tuple[int, int] | None = None,
+                 resize: str = "squash") -> np.ndarray:
     """Decode one image file (see the module docstring for every step).
 
     Args:
         path: an image file in any format and mode Pillow reads.
         channels: 1 (luma), 3 (RGB) or 4 (RGBA).
         size: target ``(H, W)`` in pixels; ``None`` keeps the decoded (EXIF-rotated) size.
+        resize: how another aspect ratio reaches ``size``: ``squash``, ``crop`` or ``pad``
+            (:data:`RESIZE_MODES`); ignored without ``size``.
 
     Returns:
         ``(H, W, channels) uint8`` pixels 0-255.
 
     Raises:
-        DataError: ``channels`` is not 1, 3 or 4; the file is missing, not an image, too
-            large, truncated or corrupt (one line naming the file).
+        DataError: ``channels`` is not 1, 3 or 4; an unknown ``resize``; the file is missing,
+            not an image, too large, truncated or corrupt (one line naming the file).
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    check_resize(resize)
     if channels not in MODES:
         raise DataError(f"models with {channels} input channels are not supported (1, 3 or 4)")
     path, mode = Path(path), MODES[channels]
@@ -110,8 +150,8 @@ def decode_image(path: str | Path, channels: int = 3, size: tuple[int, int] | No
             im.load()
             im = ImageOps.exif_transpose(im) or im
             im = _to_mode(im, mode)
-            if size is not None and im.size != (size[1], size[0]):
-                im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            if size is not None:
+                im = _resize(im, size, resize)
             x = np.asarray(im, dtype=np.uint8)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
@@ -125,3 +165,26 @@ def decode_image(path: str | Path, channels: int = 3, size: tuple[int, int] | No
         raise DataError(f"{path}: cannot decode image, corrupt or truncated? "
                         f"({str(e).strip() or type(e).__name__})") from None
     return x.reshape(x.shape[0], x.shape[1], channels)
+
+
+def resize_array(image: np.ndarray, size: tuple[int, int], resize: str = "squash") -> np.ndarray:
+    """Resize decoded pixels by the decoder's rule (step 3), for datasets that come as arrays.
+
+    Args:
+        image: ``(H, W, C) uint8`` with C = 1, 3 or 4.
+        size: target ``(H, W)`` in pixels.
+        resize: one of :data:`RESIZE_MODES`.
+
+    Returns:
+        ``(size[0], size[1], C) uint8``.
+
+    Raises:
+        DataError: an unknown ``resize``.
+    """
+    from PIL import Image
+
+    check_resize(resize)
+    c = image.shape[-1]
+    im = Image.fromarray(image[..., 0] if c == 1 else image, mode=MODES[c])
+    x = np.asarray(_resize(im, size, resize), dtype=np.uint8)
+    return x.reshape(x.shape[0], x.shape[1], c)

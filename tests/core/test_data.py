@@ -71,14 +71,15 @@ def test_decoded_cache_is_keyed_by_the_decoder_version(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("make, message", [
     (lambda r: None, "does not exist"),
-    (lambda r: r.mkdir(), "has no train/ folder"),
+    (lambda r: r.mkdir(), "contains no images in class folders"),
+    (lambda r: (r / "train" / "cat").mkdir(parents=True), "has train/ but no test/"),
     (lambda r: (r / "train" / "cat").mkdir(parents=True), "contains no images"),
 ])
 def test_bad_directories_raise_one_line_errors(tmp_path, make, message):
     root = tmp_path / "data"
     make(root)
     with pytest.raises(DataError, match=message) as e:
-        load_split(DataSpec(str(root)), "train")
+        load_split(DataSpec(str(root)), "test" if "test/" in message else "train")
     assert "\n" not in str(e.value)
 
 
@@ -92,11 +93,15 @@ def test_mismatched_sizes_and_single_class_are_refused(tmp_path):
         load_split(DataSpec(str(one)), "train")
 
 
-def test_corrupt_image_names_the_file(tmp_path):
+def test_corrupt_image_is_skipped_and_named_or_refused_when_strict(tmp_path, capsys):
     root = write_image_folders(tmp_path / "d")
     (root / "train" / "cat" / "broken.jpg").write_bytes(b"not a jpeg")
-    with pytest.raises(DataError, match="broken.jpg"):
-        load_split(DataSpec(str(root)), "train")
+    train = load_split(DataSpec(str(root)), "train")
+    assert len(train) == 18 and [(f.name, why) for f, why in train.skipped] == [
+        ("broken.jpg", "not an image Pillow can read")]
+    assert "broken.jpg: not an image Pillow can read" in capsys.readouterr().err
+    with pytest.raises(DataError, match="broken.jpg.*--strict-data"):
+        load_split(DataSpec(str(root), strict=True), "train")
 
 
 def test_split_classes_must_match(tmp_path):
