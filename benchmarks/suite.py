@@ -35,7 +35,7 @@ from __future__ import annotations
 import gzip
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -44,6 +44,7 @@ import numpy as np
 from edgesmith.core.data import DataSpec, load_split
 from edgesmith.core.errors import ConfigError, RunDirError
 from edgesmith.core.rundir import RunDir, load_manifest, now_iso, verify_file
+from edgesmith.core.runlock import locks_run
 from edgesmith.core.stages import BenchStage, keras_metrics, record_stage
 from edgesmith.runtime import default_threads
 
@@ -303,7 +304,7 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
     skipped += no_artifact
     spec = DataSpec.from_dict(manifest["dataset"])
     if config.limit_test is not None:
-        spec = DataSpec(spec.source, spec.limit_train, config.limit_test, spec.seed)
+        spec = replace(spec, limit_test=config.limit_test)
     test = load_split(spec, "test")
     class_names = list(manifest["dataset"].get("class_names") or test.class_names)
     say(f"test split: {len(test)} images; {len(cells)} artifact x target pairs, threads {list(config.threads)}, "
@@ -347,12 +348,15 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
                                                                   manifest["artifacts"])}
 
 
+@locks_run("bench")
 def bench(run_dir: str | Path, config: BenchConfig = BenchConfig(),
           progress: Callable[[str], None] | None = None, *, plot: bool = True,
           recommend_budget: float | None = None, devices=None) -> tuple[dict, dict[str, Path]]:
     """Benchmark a run, write its reports into ``RUN/bench/`` and record the bench stage.
 
-    Side effects: writes ``RUN/bench/{results.json,results.csv,report.md,pareto.png}``
+    Side effects: holds the run's lock throughout (:func:`edgesmith.core.runlock.run_lock`:
+    waits for another writer, such as an export, to finish); writes
+    ``RUN/bench/{results.json,results.csv,report.md,pareto.png}``
     (``pareto.png`` only with matplotlib, see :func:`.report.write_reports`) and records
     :class:`~edgesmith.core.stages.BenchStage` with their run-relative paths in
     ``RUN/manifest.json``.
@@ -380,6 +384,7 @@ def bench(run_dir: str | Path, config: BenchConfig = BenchConfig(),
     Raises:
         RunDirError: no manifest, no artifacts, or an artifact changed since export.
         ConfigError: a bad config or a negative ``recommend_budget``.
+        RunLockedError: another command kept the run for longer than the lock's wait.
     """
     from .advice import recommend
     from .report import write_reports

@@ -10,8 +10,10 @@
    images and compared with the float Keras model (and with its own source model); an
    artifact that disagrees beyond the thresholds, or loses more top-1 than the budget,
    fails the export and nothing is written;
-4. record: :func:`edgesmith.core.stages.record_stage` stores the artifacts and an
-   :class:`~edgesmith.core.stages.ExportStage` in the manifest (dropping the bench stage).
+4. record: :func:`edgesmith.core.stages.record_stage` adds the artifacts and an
+   :class:`~edgesmith.core.stages.ExportStage` to the manifest (marking the bench results stale).
+
+The whole export holds the run's lock (:mod:`edgesmith.core.runlock`): a second writer waits.
 
 Targets (:mod:`.targets`): ``config.targets`` (default ``auto``, this CPU) decide the int8
 ONNX form(s); each quantized artifact records the ``targets`` it was made for and every
@@ -33,7 +35,8 @@ import numpy as np
 from edgesmith.core.data import DataSpec, Split, load_split
 from edgesmith.core.errors import DataError, ParityError
 from edgesmith.core.fsutil import atomic_path
-from edgesmith.core.rundir import RunDir, file_record, require_model, stage
+from edgesmith.core.rundir import RunDir, carry_over, file_record, require_model, stage
+from edgesmith.core.runlock import locks_run
 from edgesmith.core.stages import ExportStage, record_stage
 from edgesmith.importer.keras3 import require_tf_keras
 
@@ -41,6 +44,8 @@ from .config import (ARTIFACTS, DEFAULT_VARIANTS, FORMATS, SOURCES, VARIANTS, Ex
                      artifact_name, file_name)
 from .fidelity import accuracy_drop_pts, compare, gzip_bytes, weight_stats
 from .fold import fold_rescaling
+from .metadata import embed_metadata
+from .micro import MICRO_VARIANT, check_micro, require_tflm
 from .sources import build_sources
 from .targets import Machine, resolve_targets
 from .variants import Job
@@ -95,7 +100,7 @@ def _prepare(run: RunDir, config: ExportConfig, log) -> _Export:
         from .fallback import check_layers
         check_layers(model, config.float_layers)  # an unknown name fails before any conversion
     spec = DataSpec.from_dict(manifest["dataset"])
-    calib = load_split(DataSpec(spec.source, limit_train=config.calibration_size, seed=spec.seed + 7), "train")
+    calib = load_split(replace(spec, limit_train=config.calibration_size, seed=spec.seed + 7), "train")
     if len(calib) < config.calibration_size:
         raise DataError(f"--calibration-size {config.calibration_size} asks for more images than the "
                         f"training split holds ({len(calib)})")
@@ -141,6 +146,9 @@ def _convert(p: Planned, ex: _Export, log) -> tuple[str, float]:
             method += f"; kept in float: {', '.join(rec['float_layers'])}"
     else:
         p.spec.convert(job)
+    resize = ex.manifest["dataset"].get("resize", "squash")  # the policy training decoded with, for load_image
+    if resize != "squash" and str(p.file).endswith((".tflite", ".onnx")):
+        embed_metadata(ex.staging / p.file, labels=ex.labels, resize=resize)
     return method, time.perf_counter() - started
 
 
@@ -207,6 +215,11 @@ def _make(p: Planned, ex: _Export, log) -> tuple[dict, bool]:
 
     method, seconds = _convert(p, ex, log)
     runner, fidelity = _verify(p, ex)
+    micro = None
+    if p.variant == MICRO_VARIANT:  # the Cortex-M file: TFLite Micro's own checks, and its C sources
+        micro = check_micro(ex.staging / p.file, ex.verify_x, ex.verify_y, ex.labels, out_dir=ex.staging / p.name,
+                            log=log)
+        micro["c_sources"] = [f"{ex.run.artifacts.name}/{p.name}/{n}" for n in micro["c_sources"]]
     budget = ex.config.max_accuracy_drop
     lost = budget is not None and fidelity["accuracy_drop_pts"] > budget
     if lost and "fallback" in ex.selective.get(p.name, {}):
@@ -220,7 +233,10 @@ def _make(p: Planned, ex: _Export, log) -> tuple[dict, bool]:
                              ex.calib.images[:64])
     log(f"  {p.name}: top-1 {fidelity['top1']:.2%} ({-fidelity['accuracy_drop_pts']:+.2f} pt), "
         f"agreement {fidelity['top1_agreement']:.1%}")
-    return _record(p, ex, method, seconds, runner, fidelity, diagnosis), lost
+    record = _record(p, ex, method, seconds, runner, fidelity, diagnosis)
+    if micro is not None:
+        record["micro"] = micro
+    return record, lost
 
 
 def _over_budget_error(records: list[dict], over: list[str], ex: _Export) -> ParityError:
@@ -234,12 +250,16 @@ def _over_budget_error(records: list[dict], over: list[str], ex: _Export) -> Par
     return err
 
 
+@locks_run("export")
 def export(run_dir: str | Path, config: ExportConfig = ExportConfig(), *, log=lambda msg: None) -> list[dict]:
     """Make the run's artifacts (pruning / QAT first when asked), verify and record them.
 
-    Side effects: replaces ``RUN/artifacts/`` as a whole (built in a temporary folder,
-    renamed only after every artifact passed verification), records the export stage in
-    the manifest and deletes ``RUN/bench/`` (its results described other files).
+    Side effects: holds the run's lock (:func:`edgesmith.core.runlock.run_lock`; waits for
+    another writer). Adds to ``RUN/artifacts/``: the files it makes replace those of the same
+    name, the other files stay (the folder is rebuilt in a temporary folder with them, renamed
+    only after every artifact passed verification); records the export stage in the manifest
+    (its artifacts replace the entries of the same name, the others are kept) and marks the
+    bench results stale (``RUN/bench/`` is kept; its results may describe replaced files).
 
     Example::
 
@@ -261,6 +281,7 @@ def export(run_dir: str | Path, config: ExportConfig = ExportConfig(), *, log=la
 
     Raises:
         RunDirError: not a run, or it has no trained model.
+        RunLockedError: another command kept the run for longer than the lock's wait.
         DataError: the training split holds fewer images than ``calibration_size``.
         ParityError: an artifact disagrees with its Keras source beyond the thresholds, or
             loses more top-1 than ``max_accuracy_drop`` (``.diagnosis`` then holds the
@@ -271,6 +292,8 @@ def export(run_dir: str | Path, config: ExportConfig = ExportConfig(), *, log=la
     run = RunDir(run_dir)
     machine = Machine.here()
     plan = config.plan(machine)
+    if any(p.variant == MICRO_VARIANT for p in plan):
+        require_tflm()  # the [mcu] extra, before any model is loaded
     ex = _prepare(run, config, log)
     records, over = [], []
     with atomic_path(run.artifacts) as staging, tempfile.TemporaryDirectory() as scratch:
@@ -283,6 +306,7 @@ def export(run_dir: str | Path, config: ExportConfig = ExportConfig(), *, log=la
                 over.append(p.name)
         if over:
             raise _over_budget_error(records, over, ex)
+        carry_over(run.artifacts, staging)  # files this export did not make stay
     record_stage(run, ExportStage(
         config={**ex.config.to_dict(), "artifacts": [p.name for p in plan], "calibration_size": len(ex.calib),
                 "verify_size": int(len(ex.verify_y)), "resolved_targets": list(resolve_targets(config.targets, machine)),

@@ -38,6 +38,7 @@ from edgesmith.core.rundir import (
     require_model,
     save_manifest,
 )
+from edgesmith.core.runlock import LOCK_NAME
 from edgesmith.core.stages import ExportStage, record_stage
 
 from .space import Candidate, OptimizeConfig, candidates, export_command
@@ -65,7 +66,8 @@ class Outcome:
 def _copy_run(run: RunDir, manifest: dict, dest: Path, name: str | None = None) -> None:
     """``dest``: a copy of the run (``manifest`` is its manifest) without artifacts or bench results
     (export writes into it), named ``name``."""
-    shutil.copytree(run.root, dest, ignore=shutil.ignore_patterns(run.artifacts.name, run.bench.name, "*.tmp*"))
+    shutil.copytree(run.root, dest, ignore=shutil.ignore_patterns(run.artifacts.name, run.bench.name, "*.tmp*",
+                                                                  f"{LOCK_NAME}*"))
     stages = {k: v for k, v in manifest["stages"].items() if k not in ("export", "bench")}
     save_manifest(RunDir(dest), {**manifest, "artifacts": [], "run": name or manifest["run"], "stages": stages})
 

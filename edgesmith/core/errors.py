@@ -22,6 +22,10 @@ class RunDirError(EdgesmithError):
     """A run directory is missing, incomplete, or its manifest does not match its files."""
 
 
+class RunLockedError(RunDirError):
+    """Another command is writing the run directory and kept it for longer than the wait."""
+
+
 class BackendUnavailable(EdgesmithError):
     """A runtime backend, execution provider or optional extra is not installed or usable."""
 

@@ -11,6 +11,7 @@
       artifacts/         exported files (model_fp32.tflite, model_int8.onnx, ...)
       bench/             results.json, results.csv, report.md
       manifest.json      what was made, from what, sha256, bytes, versions
+      .edgesmith.lock    the writers' lock (:mod:`.runlock`; .json beside it: who holds it)
 
 Later stages read the manifest, never guess from file names.
 """
@@ -21,6 +22,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,38 @@ def file_record(path: Path, rel: str, **fields: Any) -> dict:
     Holds ``file``, ``sha256``, ``bytes`` (size on disk), then ``fields``.
     """
     return {"file": rel, "sha256": sha256_file(path), "bytes": Path(path).stat().st_size, **fields}
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system, or one without hard links
+        shutil.copy2(src, dst)
+
+
+def carry_over(old: Path, new: Path) -> list[str]:
+    """Put into folder ``new`` every entry of folder ``old`` that ``new`` does not have.
+
+    Files are hard-linked (copied where that fails), so the bytes, and their sha256, are the
+    same; folders are carried over whole. Used to rebuild ``RUN/artifacts/`` with what an export
+    did not replace before the new folder is renamed over the old one.
+
+    Returns:
+        The names carried over, sorted.
+    """
+    old, new = Path(old), Path(new)
+    if not old.is_dir():
+        return []
+    names = sorted(p.name for p in old.iterdir() if not (new / p.name).exists())
+    for name in names:
+        src = old / name
+        if src.is_dir() and not src.is_symlink():
+            shutil.copytree(src, new / name, symlinks=True, copy_function=_link_or_copy)
+        elif src.is_symlink():
+            os.symlink(os.readlink(src), new / name)
+        else:
+            _link_or_copy(str(src), str(new / name))
+    return names
 
 
 def new_manifest(run: RunDir, dataset: dict) -> dict:

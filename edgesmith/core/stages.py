@@ -1,12 +1,16 @@
 """What each stage writes into a run's manifest: typed records and the one writer, :func:`record_stage`.
 
 The run directory is a contract between the stages (see :mod:`.rundir` for its layout).
-``train`` and ``import`` create a run with its dataset and model; ``export`` adds the
+``train`` and ``import`` create a run with its dataset and model; ``export`` adds
 artifacts; ``bench`` adds its reports. Each records itself with :func:`record_stage`,
-which stamps the time, stores the record under ``manifest["stages"][name]`` and drops the
-records (and outputs) of the stages downstream of it, since they described other files::
+which, holding the run's lock (:mod:`.runlock`) and re-reading the manifest, stamps the
+time, stores the record under ``manifest["stages"][name]`` and invalidates what lies
+downstream of it::
 
     train | import  ->  export  ->  bench
+
+An export adds to the run: its artifacts replace those of the same name or file, the others
+stay, and the bench results are kept but marked stale (they may describe files it replaced).
 
 Example::
 
@@ -20,10 +24,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .errors import RunDirError
+from .fsutil import write_text
 from .rundir import RunDir, file_record, load_manifest, new_manifest, now_iso, save_manifest
+from .runlock import run_lock
 
 # stage -> the stages whose records a new record of it makes stale
 DOWNSTREAM = {"train": ("export", "bench"), "import": ("export", "bench"), "export": ("bench",), "bench": ()}
+STALE_NOTE = "> **Stale:** "  # the first line of RUN/bench/report.md once an export outdated it
 
 
 @dataclass(frozen=True)
@@ -49,12 +56,18 @@ class TrainStage(StageRecord):
 
 @dataclass(frozen=True)
 class ImportStage(StageRecord):
-    """``edgesmith export MODEL_FILE --data D``: a model trained elsewhere, measured here."""
+    """``edgesmith export MODEL_FILE --data D``: a model trained elsewhere, measured here.
+
+    ``removed_layers``: the layers that act only in training (augmentation, dropout, noise)
+    taken out of it at import, ``{"name", "class", "as"}`` each (``as``: ``removed``, or what
+    the layer was frozen into).
+    """
 
     name: ClassVar[str] = "import"
     config: dict
     metrics: dict
     imported_from: str
+    removed_layers: list = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -114,29 +127,85 @@ def create_run_manifest(run: RunDir, name: str, *, dataset: dict, model: dict, r
 def record_stage(run: RunDir | str | Path, record: StageRecord, *, artifacts: list[dict] | None = None) -> dict:
     """Record ``record`` in the run's manifest and invalidate the stages downstream of it.
 
-    Side effects: rewrites ``RUN/manifest.json`` atomically. Recording ``export`` replaces
-    ``manifest["artifacts"]`` with ``artifacts`` and deletes ``RUN/bench/`` (its results
-    described other files).
+    Side effects: under the run's lock (:func:`.runlock.run_lock`, waiting for another writer),
+    re-reads ``RUN/manifest.json`` and rewrites it atomically, so a record made by another
+    command meanwhile is kept. Recording ``export`` merges ``artifacts`` into
+    ``manifest["artifacts"]`` (:func:`merge_artifacts`: an entry of the same ``name`` or
+    ``file`` is replaced, the others stay while their file exists) and marks the bench record
+    ``stale`` with a ``stale_reason`` (also the first line of ``RUN/bench/report.md``) instead of
+    deleting ``RUN/bench/``. Recording ``train`` or ``import`` drops the export and bench records
+    and deletes ``RUN/bench/``.
 
     Returns:
         The manifest written.
 
     Raises:
         RunDirError: not a run directory, or ``artifacts`` given for a stage other than export.
+        RunLockedError: another command held the run for longer than the lock's wait.
     """
     run = run if isinstance(run, RunDir) else RunDir(run)
-    manifest = load_manifest(run)
-    if artifacts is not None:
-        if record.name != "export":
-            raise RunDirError(f"only the export stage records artifacts, not {record.name}")
-        manifest["artifacts"] = artifacts
-    for later in DOWNSTREAM[record.name]:
-        manifest["stages"].pop(later, None)
-        if later == "bench" and run.bench.exists():
-            shutil.rmtree(run.bench)
-    manifest["stages"][record.name] = record.to_dict()
-    save_manifest(run, manifest)
+    if artifacts is not None and record.name != "export":
+        raise RunDirError(f"only the export stage records artifacts, not {record.name}")
+    if not run.root.is_dir():
+        raise RunDirError(f"run directory {run.root} does not exist")
+    with run_lock(run.root, what=record.name):
+        manifest = load_manifest(run)  # inside the lock: what the last writer left
+        entry = record.to_dict()
+        if record.name == "export":
+            merged, kept = merge_artifacts(run, manifest.get("artifacts") or [], artifacts or [])
+            manifest["artifacts"] = merged
+            if kept:
+                entry["kept"] = [a.get("name") for a in kept]
+                old_sources = (manifest["stages"].get("export") or {}).get("sources") or {}
+                used = {a.get("source") for a in kept}
+                entry["sources"] = {**{k: v for k, v in old_sources.items() if k in used}, **entry["sources"]}
+            _mark_bench_stale(run, manifest, artifacts or [])
+        else:
+            for later in DOWNSTREAM[record.name]:
+                manifest["stages"].pop(later, None)
+                if later == "bench" and run.bench.exists():
+                    shutil.rmtree(run.bench)
+        manifest["stages"][record.name] = entry
+        save_manifest(run, manifest)
     return manifest
+
+
+def merge_artifacts(run: RunDir, old: list[dict], new: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The run's artifact list after an export that made ``new``: ``(merged, kept)``.
+
+    A ``new`` entry takes the place of the ``old`` one of the same ``name`` or ``file``; the
+    other old entries are kept (``kept``) while their file is still in the run, with their
+    sha256, so a reader still refuses a file changed since; the rest of ``new`` follows.
+    """
+    merged, kept, placed = [], [], set()
+    for a in old:
+        match = next((i for i, b in enumerate(new) if b.get("name") == a.get("name") or b.get("file") == a.get("file")),
+                     None)
+        if match is not None:
+            if match not in placed:
+                merged.append(new[match])
+                placed.add(match)
+        elif a.get("file") and (run.root / a["file"]).is_file():
+            merged.append(a)
+            kept.append(a)
+    return merged + [b for i, b in enumerate(new) if i not in placed], kept
+
+
+def _mark_bench_stale(run: RunDir, manifest: dict, new: list[dict]) -> None:
+    """Keep the bench results of an earlier export, marked stale: record and ``report.md``."""
+    bench = manifest["stages"].get("bench")
+    if not bench:
+        return
+    files = ", ".join(a["file"] for a in new if a.get("file")) or "no files"
+    bench["stale"] = True
+    bench["stale_reason"] = (f"export at {now_iso()} wrote {files} after this bench ran: its results may describe "
+                             f"files that were replaced since (run `edgesmith bench {run.root}` again)")
+    report = run.bench / "report.md"
+    if report.is_file():
+        lines = report.read_text(encoding="utf-8").splitlines()
+        if lines and lines[0].startswith(STALE_NOTE):
+            lines = lines[2:] if len(lines) > 1 and not lines[1].strip() else lines[1:]
+        write_text(report, "\n".join([STALE_NOTE + bench["stale_reason"], "", *lines]) + "\n")
 
 
 def keras_metrics(manifest: dict) -> dict:

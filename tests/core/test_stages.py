@@ -29,17 +29,34 @@ def test_train_creates_the_manifest_with_a_typed_model_record(tmp_path):
     assert keras_metrics(m) == {"top1": 0.5}
 
 
-def test_export_replaces_artifacts_and_drops_the_bench_results_it_outdates(tmp_path):
+def test_export_adds_artifacts_and_keeps_the_bench_results_marked_stale(tmp_path):
     run = _new_run(tmp_path, ImportStage(config={}, metrics={"top1": 0.7}, imported_from="m.keras"))
-    record_stage(run, ExportStage(config={"variants": ["fp32"]}, sources={}), artifacts=[{"name": "a"}])
+    run.artifacts.mkdir()
+    for f in ("a.tflite", "b.onnx", "c.onnx"):
+        (run.artifacts / f).write_bytes(f.encode())
+    first = [{"name": n, "file": f"artifacts/{f}", "source": s}
+             for n, f, s in (("a", "a.tflite", "base"), ("b", "b.onnx", "base"), ("c", "c.onnx", "pruned"))]
+    record_stage(run, ExportStage(config={"variants": ["fp32"]}, sources={"base": 1, "pruned": 2}), artifacts=first)
     run.bench.mkdir()
     (run.bench / "results.json").write_text("{}")
+    (run.bench / "report.md").write_text("# Bench\n")
     record_stage(run, BenchStage(reports=["bench/results.json"]))
     m = load_manifest(run)
     assert set(m["stages"]) == {"import", "export", "bench"} and keras_metrics(m) == {"top1": 0.7}
-    m = record_stage(run, ExportStage(config={"variants": ["int8"]}, sources={}), artifacts=[{"name": "b"}])
-    assert set(m["stages"]) == {"import", "export"} and not run.bench.exists()
-    assert json.loads(run.manifest.read_text())["artifacts"] == [{"name": "b"}]
+    (run.artifacts / "c.onnx").unlink()  # gone from the folder: its entry goes too
+    again = {"name": "b", "file": "artifacts/b.onnx", "source": "base", "sha256": "new"}
+    m = record_stage(run, ExportStage(config={"variants": ["int8"]}, sources={"base": 3}), artifacts=[again])
+    assert json.loads(run.manifest.read_text())["artifacts"] == [first[0], again]
+    assert m["stages"]["export"]["kept"] == ["a"] and m["stages"]["export"]["sources"] == {"base": 3}
+    bench = m["stages"]["bench"]
+    assert bench["stale"] is True and "artifacts/b.onnx" in bench["stale_reason"]
+    assert (run.bench / "results.json").read_text() == "{}"
+    report = (run.bench / "report.md").read_text().splitlines()
+    assert report[0].startswith("> **Stale:** export at") and report[2:] == ["# Bench"]
+    record_stage(run, ExportStage(config={}, sources={}), artifacts=[again])  # a second note replaces the first
+    assert (run.bench / "report.md").read_text().count("Stale") == 1
+    m = record_stage(run, BenchStage(reports=["bench/results.json"]))  # a new bench is fresh
+    assert "stale" not in m["stages"]["bench"]
 
 
 def test_only_export_records_artifacts_and_a_missing_run_is_an_error(tmp_path):
