@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
+import traceback
 from enum import Enum
-from typing import Iterator
+from pathlib import Path
+from typing import Callable, Iterator, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from edgesmith.core.crashlog import is_debug, summary, write_crash_log
 from edgesmith.core.errors import ConfigError, EdgesmithError
 from edgesmith.runtime.base import TARGETS as RUNTIME_TARGETS
 
@@ -27,17 +31,74 @@ def choice_enum(name: str, values) -> type[Enum]:
 Target = choice_enum("Target", RUNTIME_TARGETS)
 
 
+F = TypeVar("F", bound=Callable)
+# Where the running command's crash log goes (reset by `guarded`, set by `note_run`).
+_running: dict = {"run": None}
+# Typer's own signals (exit codes, usage errors) pass every boundary untouched.
+_PASS = (typer.Exit, typer.Abort, typer.TyperException)
+# Parameters naming the run directory a command works on, most specific first.
+_RUN_PARAMS = ("run_dir", "out_dir", "resume")
+
+
+def error_line(message: str) -> None:
+    """Print ``error: message`` on stderr, one line (the only way the CLI reports a failure)."""
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def note_run(path) -> None:
+    """Name the run directory the running command works on, once it is known (e.g. after an
+    import made it), so that a crash log goes to ``RUN/logs/``."""
+    _running["run"] = path
+
+
 @contextlib.contextmanager
 def errors() -> Iterator[None]:
     """Turn edgesmith's own errors into ``error: ...`` on stderr and exit code 1.
 
-    Anything that is not an :class:`EdgesmithError` is a bug and keeps its traceback.
+    Anything else is a bug: inside a :func:`guarded` command it goes to the command's crash
+    log (one ``error: internal error in ...`` line); elsewhere it keeps its traceback.
     """
     try:
         yield
     except EdgesmithError as e:
-        err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        error_line(str(e))
         raise typer.Exit(1) from None
+
+
+def guarded(command: str) -> Callable[[F], F]:
+    """Decorate a command function so that nothing it raises reaches the user as a traceback.
+
+    :class:`EdgesmithError` -> ``error: <message>``, exit 1; Ctrl-C -> ``error: interrupted``,
+    exit 130; any other exception -> ``error: internal error in <command>: <Type>: <message>;
+    details in <log>``, exit 1, with the traceback in the log (``RUN/logs/<command>-<time>.log``
+    when the command names an existing run directory, else ``~/.cache/edgesmith/logs/``, see
+    :mod:`edgesmith.core.crashlog`); ``--debug`` / ``EDGESMITH_DEBUG=1`` also prints it.
+    """
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            _running["run"] = None
+            try:
+                with errors():
+                    return fn(*args, **kwargs)
+            except _PASS:
+                raise
+            except KeyboardInterrupt:
+                error_line("interrupted")
+                raise typer.Exit(130) from None
+            except Exception as e:  # the one place a bug is caught: logged, and said in one line
+                run_dir = _running["run"] or next((kwargs[k] for k in _RUN_PARAMS
+                                                   if isinstance(kwargs.get(k), (str, Path)) and Path(kwargs[k]).is_dir()),
+                                                  None)
+                log = write_crash_log(command, e, run_dir)
+                if is_debug():
+                    traceback.print_exception(type(e), e, e.__traceback__, file=sys.stderr)
+                where = f"details in {log}" if log else "run with --debug for the details"
+                error_line(f"internal error in {command}: {summary(e)}; {where}")
+                raise typer.Exit(1) from None
+        run._guarded = True
+        return run  # type: ignore[return-value]
+    return wrap
 
 
 def int_list(text: str, option: str) -> tuple[int, ...]:
