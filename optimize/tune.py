@@ -5,12 +5,19 @@ A study is a directory (``TUNE/``) that can be resumed at any time:
 * ``journal.log``  Optuna's journal (JournalStorage over a JournalFileBackend): every trial, its
   parameters and per-epoch validation top-1, appended as they happen. Running ``tune`` again on
   the same directory continues the same study; a trial cut off by a crash or Ctrl-C is marked
-  failed and its parameters are tried again first.
+  failed and its parameters are tried again first. With ``--storage URL`` the study lives in a
+  database instead, shared by every worker on every machine (see :mod:`.tune_storage`: heartbeats
+  fail and retry a dead worker's trial, an artifact store carries the best run between machines).
 * ``tune.json``    what the study searches (base TrainConfig, search names, objective, pruner), the
   sessions (start, end, budget, trials, package versions) and the best trial so far.
 * ``trials.csv`` / ``trials.md`` / ``trials.png`` / ``best.json``: see :mod:`.tune_report`.
 * ``best-run/``    the run directory of the best finished trial (``edgesmith export TUNE/best-run``
-  works on it); every other trial's run is deleted as soon as it is scored.
+  works on it); every other trial's run is deleted as soon as it is scored. A shared study's best
+  trial may have run on another machine: its run comes from the artifact store.
+
+Workers: ``workers=N`` runs N processes on this machine on one study (each with
+``cpu_count // N`` TensorFlow threads unless ``TF_NUM_INTRAOP_THREADS`` says otherwise);
+``max_trials`` is split between them.
 
 Each trial trains the base config with the sampled values (:data:`SEARCH`) for ``base.epochs``
 epochs and reports the validation top-1 (a hold-out of the training split, never the test split)
@@ -37,22 +44,27 @@ Example::
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import shutil
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edgesmith.train.config import AUGMENTS, TrainConfig
 
-from edgesmith.core.errors import BackendUnavailable, ConfigError
+from edgesmith.core.errors import BackendUnavailable, ConfigError, EdgesmithError
 from edgesmith.core.fsutil import write_json
 from edgesmith.core.rundir import now_iso, package_versions
 
+from . import tune_storage as ts
+from .tune_storage import STUDY_NAME, StudyStorage
+
 OBJECTIVES = ("float", "int8")
 PRUNERS = ("hyperband", "asha", "none")
-STUDY_NAME = "edgesmith-tune"
 STARTUP_TRIALS = 5  # random trials before TPE models the results
 
 
@@ -216,6 +228,24 @@ def load_tune_config(out: str | Path, *, budget_s: float, max_trials: int | None
                                       max_trials=max_trials)
 
 
+def load_shared_config(storage: StudyStorage, *, budget_s: float, max_trials: int | None = None) -> TuneConfig:
+    """The TuneConfig of the shared study ``storage.study`` (what its first worker searched), to join it
+    without repeating its options.
+
+    Raises:
+        ConfigError: no such study in the database, or the database cannot be opened.
+    """
+    optuna = _optuna()
+    try:
+        study = optuna.load_study(study_name=storage.study, storage=ts.open_storage(storage, Path(".")))
+    except KeyError:
+        raise ConfigError(f"no study {storage.study!r} in {storage.shown()}; start it with --data "
+                          "(and the other options) first") from None
+    if ts.CONFIG_ATTR not in study.user_attrs:
+        raise ConfigError(f"study {storage.study!r} in {storage.shown()} was not made by edgesmith tune")
+    return TuneConfig.from_study_dict(study.user_attrs[ts.CONFIG_ATTR], budget_s=budget_s, max_trials=max_trials)
+
+
 def _claim(config: TuneConfig, out: Path) -> dict:
     """Create the tune directory, or check that it holds this same study; returns ``tune.json``."""
     path = out / "tune.json"
@@ -244,24 +274,33 @@ def _make_pruner(optuna, config: TuneConfig):
 def journal(out: str | Path):
     """The Optuna storage of the study in ``out``: a JournalStorage over ``out/journal.log``
     (``optuna.load_study(study_name=STUDY_NAME, storage=journal(out))`` opens it)."""
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-    return JournalStorage(JournalFileBackend(str(Path(out) / "journal.log")))
+    return ts.open_storage(StudyStorage(), Path(out))
 
 
-def _open_study(optuna, config: TuneConfig, out: Path, pruner):
-    """Create or load the study in ``out/journal.log``; re-queue trials a crash cut off, and queue
-    the base recipe as the first trial of a new study."""
+def _open_study(optuna, config: TuneConfig, out: Path, pruner, storage: StudyStorage, *, first: bool = True,
+                worker: int = 0):
+    """Create or join the study; check it searches what ``config`` searches. The ``first`` opener of a
+    session queues the base recipe as the first trial of a new study and, for the journal, fails and
+    re-queues the trials a crash cut off (a database study finds those by their heartbeat)."""
     from optuna.trial import TrialState
 
-    storage = journal(out)
-    done = sum(s.n_trials for s in optuna.get_all_study_summaries(storage) if s.study_name == STUDY_NAME)
-    sampler = optuna.samplers.TPESampler(seed=config.base.seed + done, n_startup_trials=STARTUP_TRIALS)
-    study = optuna.create_study(study_name=STUDY_NAME, storage=storage, direction="maximize", sampler=sampler,
+    backend = ts.open_storage(storage, out)
+    done = sum(s.n_trials for s in optuna.get_all_study_summaries(backend) if s.study_name == storage.study)
+    sampler = optuna.samplers.TPESampler(seed=config.base.seed + done + 7919 * worker, n_startup_trials=STARTUP_TRIALS)
+    study = optuna.create_study(study_name=storage.study, storage=backend, direction="maximize", sampler=sampler,
                                 pruner=pruner or _make_pruner(optuna, config), load_if_exists=True)
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study.tell(t.number, state=TrialState.FAIL)
-        study.enqueue_trial(t.params, user_attrs={"note": "retry"})
+    recorded = study.user_attrs.get(ts.CONFIG_ATTR)
+    if recorded is None and first:
+        study.set_user_attr(ts.CONFIG_ATTR, config.study_dict())
+    elif recorded is not None and recorded != config.study_dict():
+        raise ConfigError(f"study {storage.study!r} in {storage.shown()} searches with other options; join it "
+                          "with the same options (or only --storage/--study), or choose another --study")
+    if not first:
+        return study
+    if not storage.shared:
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            study.tell(t.number, state=TrialState.FAIL)
+            study.enqueue_trial(t.params, user_attrs={"note": "retry"})
     if not done:
         study.enqueue_trial({n: SEARCH[n].baseline(config.base) for n in config.search},
                             user_attrs={"note": "baseline"})
@@ -281,68 +320,137 @@ def estimate(trials, epochs: int) -> tuple[float | None, float]:
     return overhead + epochs * per_epoch, after
 
 
-def tune(config: TuneConfig, out: str | Path, *, pruner=None, log: Callable[[str], None] = print) -> TuneResult:
+def tune(config: TuneConfig, out: str | Path, *, storage: StudyStorage | None = None, workers: int = 1,
+         pruner=None, log: Callable[[str], None] = print) -> TuneResult:
     """Search ``config.search`` around ``config.base`` until the budget (or ``max_trials``) is spent.
 
-    Side effects: creates or continues the study in ``out`` (see the module docstring), trains
-    one model per trial (TensorFlow), rewrites the reports after every trial, keeps only the
-    best trial's run (``out/best-run``).
+    Side effects: creates or continues the study (in ``out``, or in ``storage``'s database, where
+    other workers may be adding trials too), trains one model per trial (TensorFlow), rewrites the
+    reports in ``out`` after every trial, keeps only the best trial's run (``out/best-run``,
+    downloaded from ``storage.artifacts`` when another worker trained it).
 
     Args:
-        out: the tune directory; an existing one with the same study is continued.
+        out: the tune directory; an existing one with the same study is continued. One per machine.
+        storage: where the study lives (default: the journal in ``out``).
+        workers: worker processes on this machine; ``config.max_trials`` is split between them.
         pruner: an Optuna pruner to use instead of ``config.pruner``'s (tests use one that always prunes).
         log: called with one line per trial.
 
     Returns:
-        A :class:`TuneResult`.
+        A :class:`TuneResult`; ``ran`` counts this session's trials over all its workers.
 
     Raises:
-        ConfigError: ``out`` holds a different study, or is another directory.
-        BackendUnavailable: optuna or TensorFlow is missing.
+        ConfigError: ``out`` or the shared study holds a different study, or the database cannot be opened.
+        BackendUnavailable: optuna, TensorFlow or the database driver is missing.
         DataError: the dataset cannot be loaded.
+        EdgesmithError: a worker process died (its trial is failed and retried by the heartbeat).
     """
     from . import tune_report
 
+    storage = storage or StudyStorage()
+    if workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
     start = time.monotonic()
     deadline = start + config.budget_s
     optuna, out = _optuna(), Path(out)
+    store = ts.artifact_store(storage.artifacts)
     record = _claim(config, out)
-    session = {"started": now_iso(), "budget_s": config.budget_s, "trials": 0, "versions": package_versions()}
+    study = _open_study(optuna, config, out, pruner, storage)
+    session = {"started": now_iso(), "budget_s": config.budget_s, "trials": 0, "storage": storage.shown(),
+               "study": storage.study, "workers": workers, "versions": package_versions()}
     record["sessions"].append(session)
     write_json(out / "tune.json", record)
-    study = _open_study(optuna, config, out, pruner)
-    stopped = "trials"
     try:
-        while config.max_trials is None or session["trials"] < config.max_trials:
-            need, after = estimate(study.trials, config.base.epochs)
-            if time.monotonic() + (need or 0.0) > deadline:
-                stopped = "budget"
-                break
-            _run_one(optuna, study, config, out, deadline - after, log)
-            session["trials"] += 1
-            tune_report.write_reports(study, config, out, record)
+        if workers == 1:
+            stopped = _work(optuna, study, config, out, storage, store, deadline, config.max_trials, log, record,
+                            session)
+        else:
+            stopped = _spawn(config, out, storage, pruner, workers, deadline, log, session)
     finally:
         shutil.rmtree(out / "trials", ignore_errors=True)
     session.update(ended=now_iso(), seconds=round(time.monotonic() - start, 1), stopped=stopped)
+    ts.fail_stale(study)
+    ts.sync_best(study, out, store)
     rows, best = tune_report.write_reports(study, config, out, record)
     return TuneResult(out, rows, best, session["trials"], stopped, session["seconds"])
 
 
-def _run_one(optuna, study, config: TuneConfig, out: Path, deadline: float, log) -> None:
-    """Ask for a trial, train it (:func:`.tune_trial.run_trial`) and tell the study the outcome;
-    move the run to ``out/best-run`` when it is the best so far, else delete it."""
+def _work(optuna, study, config: TuneConfig, out: Path, storage: StudyStorage, store, deadline: float,
+          max_trials: int | None, log, record: dict | None, session: dict) -> str:
+    """Run trials until ``max_trials`` or the deadline; returns why it stopped (``trials``, ``budget``)."""
+    from . import tune_report
+
+    while max_trials is None or session["trials"] < max_trials:
+        ts.fail_stale(study)
+        need, after = estimate(study.trials, config.base.epochs)
+        if time.monotonic() + (need or 0.0) > deadline:
+            return "budget"
+        _run_one(optuna, study, config, out, store, deadline - after, log)
+        session["trials"] += 1
+        ts.sync_best(study, out, store)
+        tune_report.write_reports(study, config, out, record)
+    return "trials"
+
+
+def _spawn(config: TuneConfig, out: Path, storage: StudyStorage, pruner, workers: int, deadline: float, log,
+           session: dict) -> str:
+    """Run ``workers`` processes of :func:`_worker` on the study; returns why the last one stopped."""
+    shares = [None] * workers
+    if config.max_trials is not None:
+        shares = [config.max_trials // workers + (i < config.max_trials % workers) for i in range(workers)]
+    threads = os.environ.get("TF_NUM_INTRAOP_THREADS") or str(max(1, (os.cpu_count() or 1) // workers))
+    left = deadline - time.monotonic()
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        jobs = [pool.submit(_worker, config, out, storage, pruner, left, share, i + 1, threads)
+                for i, share in enumerate(shares) if share != 0]
+        results = []
+        for job in jobs:
+            try:
+                results.append(job.result())
+            except EdgesmithError:
+                raise
+            except Exception as e:  # BrokenProcessPool: a worker was killed
+                raise EdgesmithError(f"a tune worker process died ({type(e).__name__}); its trial is failed "
+                                     "and retried by the next session") from None
+    session["trials"] = sum(ran for ran, _ in results)
+    return "budget" if any(why == "budget" for _, why in results) else "trials"
+
+
+def _worker(config: TuneConfig, out: Path, storage: StudyStorage, pruner, left_s: float, max_trials: int | None,
+            index: int, threads: str) -> tuple[int, str]:
+    """One worker process of :func:`_spawn`: join the study and run trials; returns (trials run, why it stopped)."""
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", threads)
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    deadline = time.monotonic() + left_s
+    optuna = _optuna()
+    study = _open_study(optuna, config, out, pruner, storage, first=False, worker=index)
+    session = {"trials": 0}
+    why = _work(optuna, study, config, out, storage, ts.artifact_store(storage.artifacts), deadline, max_trials,
+                lambda line: print(f"[worker {index}] {line}", flush=True), None, session)
+    return session["trials"], why
+
+
+def _run_one(optuna, study, config: TuneConfig, out: Path, store, deadline: float, log) -> None:
+    """Ask for a trial, train it (:func:`.tune_trial.run_trial`) while its heartbeat runs and tell the
+    study the outcome; upload the run when it is the best so far, keep it as ``out/best-run``, else
+    delete it."""
     from optuna.trial import TrialState
 
     from .tune_trial import run_trial
 
     t0 = time.monotonic()
     trial = study.ask()
+    trial.set_user_attr("worker", ts.worker_name())
+    if "failed_trial" in study._storage.get_trial(trial._trial_id).system_attrs:  # a dead worker's trial, queued again by the heartbeat check
+        trial.set_user_attr("note", "retry")
     values = {SEARCH[n].field: SEARCH[n].suggest(trial, n, config.base) for n in config.search}
     run_dir = out / "trials" / f"trial-{trial.number}"
     try:
-        train_config = config.trial_config(values)
-        trial.set_user_attr("values", {k: getattr(train_config, k) for k in (*values, "learning_rate")})
-        value = run_trial(trial, train_config, run_dir, deadline, config.objective)
+        with ts.heartbeat(study, trial):
+            train_config = config.trial_config(values)
+            trial.set_user_attr("values", {k: getattr(train_config, k) for k in (*values, "learning_rate")})
+            value = run_trial(trial, train_config, run_dir, deadline, config.objective)
     except optuna.TrialPruned as e:
         trial.set_user_attr("seconds", round(time.monotonic() - t0, 2))
         study.tell(trial, state=TrialState.PRUNED)
@@ -354,24 +462,13 @@ def _run_one(optuna, study, config: TuneConfig, out: Path, deadline: float, log)
         study.tell(trial, state=TrialState.FAIL)
         raise
     trial.set_user_attr("seconds", round(time.monotonic() - t0, 2))
+    if store is not None and ts.best_so_far(study, value):  # before `tell`: a COMPLETE best always has its run
+        ts.upload_run(store, trial, run_dir)
     study.tell(trial, value)
-    _keep_if_best(study, trial.number, run_dir, out)
+    ts.keep_if_best(study, trial.number, run_dir, out)
     log(f"trial {trial.number}: {_shown(values)} -> {config.objective} val top-1 {value:.2%} "
         f"({time.monotonic() - t0:.0f} s)")
 
 
 def _shown(values: dict) -> str:
     return " ".join(f"{k}={v}" for k, v in values.items())
-
-
-def _keep_if_best(study, number: int, run_dir: Path, out: Path) -> None:
-    best = out / "best-run"
-    if study.best_trial.number != number:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        return
-    old = out / ".best-run.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if best.exists():
-        best.rename(old)
-    run_dir.rename(best)
-    shutil.rmtree(old, ignore_errors=True)

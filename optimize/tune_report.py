@@ -1,13 +1,16 @@
 """What ``edgesmith tune`` writes after every trial, atomically, into the tune directory.
 
 * ``trials.csv`` / ``trials.md``: one row per trial: number, state (complete, pruned, fail,
-  running), note (baseline, retry, deadline, diverged), the values it trained with,
+  running), note (baseline, retry, deadline, diverged), the worker (``host:pid``, a shared study
+  only), the values it trained with,
   the objective (validation top-1; for a pruned trial its last reported epoch), epochs run and
   seconds.
 * ``trials.png``: the objective per trial, pruned trials as crosses, the best so far as a line.
 * ``best.json``: the best trial's values and objective, its full TrainConfig, and the
   ``edgesmith train`` command line that trains exactly that config (same epochs, data, seed and
-  validation hold-out).
+  validation hold-out); ``run`` is ``best-run`` when ``TUNE/best-run`` holds that trial's run (else
+  None: another machine trained it and no artifact store carries it), ``artifacts`` the ids of its
+  files in the shared artifact store.
 * ``tune.json``: the study, its sessions (with package versions) and the best trial so far.
 """
 from __future__ import annotations
@@ -22,7 +25,7 @@ from edgesmith.train.config import TrainConfig
 from edgesmith.core.fsutil import atomic_path, write_json, write_text
 from edgesmith.core.rundir import now_iso
 
-COLUMNS = ("trial", "state", "note")
+COLUMNS = ("trial", "state", "note", "worker")
 TAIL = ("objective", "epochs", "seconds")
 _OPTION = {"learning_rate": "--lr"}  # TrainConfig field -> `edgesmith train` option, where they differ
 _NOT_OPTIONS = {"data", "seed", "quiet", "tensorboard"}  # set otherwise, or not part of the recipe
@@ -58,7 +61,7 @@ def trial_rows(study) -> list[dict]:
         value = t.value if t.value is not None else (t.intermediate_values[max(t.intermediate_values)]
                                                      if t.intermediate_values else None)
         rows.append({"trial": t.number, "state": t.state.name.lower(), "note": a.get("note", ""),
-                     **a.get("values", {}), "objective": value, "epochs": a.get("epochs"),
+                     "worker": a.get("worker", ""), **a.get("values", {}), "objective": value, "epochs": a.get("epochs"),
                      "seconds": a.get("seconds")})
     return rows
 
@@ -78,13 +81,20 @@ def best_record(study, config) -> dict | None:
             "train_config": train_config.to_dict(), "command": train_command(train_config)}
 
 
-def write_reports(study, config, out: Path, record: dict) -> tuple[list[dict], dict | None]:
-    """Rewrite ``trials.csv``, ``trials.md``, ``trials.png``, ``best.json`` and ``tune.json`` in ``out``.
+def write_reports(study, config, out: Path, record: dict | None) -> tuple[list[dict], dict | None]:
+    """Rewrite ``trials.csv``, ``trials.md``, ``trials.png``, ``best.json`` and ``tune.json`` in ``out``
+    (``tune.json`` only with a ``record``: a worker process of ``--workers`` leaves it to its parent).
 
     Returns:
         ``(rows, best)``: :func:`trial_rows` and :func:`best_record`.
     """
+    from .tune_storage import best_run_trial
+
     rows, best = trial_rows(study), best_record(study, config)
+    if best is not None:
+        held = best_run_trial(out)  # None: a study older than the marker, whose best-run is its best
+        best["run"] = "best-run" if held == best["trial"] or (held is None and (out / "best-run").is_dir()) else None
+        best["artifacts"] = study.best_trial.user_attrs.get("artifacts")
     keys = columns(rows)
     with atomic_path(out / "trials.csv") as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
@@ -94,6 +104,8 @@ def write_reports(study, config, out: Path, record: dict) -> tuple[list[dict], d
     plot_trials(rows, out / "trials.png", config.objective)
     if best is not None:
         write_json(out / "best.json", best)
+    if record is None:
+        return rows, best
     record.update(updated=now_iso(), trials=len(rows), best=best and {k: best[k] for k in ("trial", "value", "values",
                                                                                              "command")})
     write_json(out / "tune.json", record)
@@ -101,11 +113,13 @@ def write_reports(study, config, out: Path, record: dict) -> tuple[list[dict], d
 
 
 def columns(rows: list[dict]) -> list[str]:
-    """The table's columns: trial, state, note, every value any trial set, objective, epochs, seconds."""
+    """The table's columns: trial, state, note, worker (when any trial names one), every value any
+    trial set, objective, epochs, seconds."""
     middle = []
     for r in rows:
         middle += [k for k in r if k not in (*COLUMNS, *TAIL) and k not in middle]
-    return [*COLUMNS, *middle, *TAIL]
+    head = [k for k in COLUMNS if k != "worker" or any(r.get("worker") for r in rows)]
+    return [*head, *middle, *TAIL]
 
 
 def cell(key: str, value) -> str:

@@ -13,6 +13,7 @@ from edgesmith.core.errors import ConfigError
 from edgesmith.train import config as tc
 from edgesmith.optimize import tune as tn
 from edgesmith.optimize import tune_report
+from edgesmith.optimize import tune_storage as ts
 
 from ._common import choice_enum, errors, out
 from .train_cmd import LimitTestOpt, LimitTrainOpt, ModelOpt, OptData, Preset, SeedOpt
@@ -82,17 +83,41 @@ def tune_cmd(ctx: typer.Context, data: OptData = None, model: ModelOpt = tc.defa
                                                              "[default: `runs/tune-<model>-<timestamp>`].")] = None,
              resume: Annotated[Optional[Path], typer.Option(help="Continue the study in DIR with its own options "
                                                             "(only --budget and --trials are read).",
-                                                            metavar="DIR")] = None):
+                                                            metavar="DIR")] = None,
+             storage: Annotated[Optional[str], typer.Option(help="Keep the study in this database (an SQLAlchemy "
+                                                            "URL, e.g. postgresql+psycopg://user:pw@host/db) instead "
+                                                            "of --out's journal: every `edgesmith tune` with the same "
+                                                            "--storage and --study, on any machine, adds workers to "
+                                                            "it; joining needs no other options.",
+                                                            metavar="URL")] = None,
+             study: Annotated[str, typer.Option(help="The study's name in --storage.")] = ts.STUDY_NAME,
+             artifacts: Annotated[Optional[str], typer.Option(help="A directory every worker mounts: the best trial's "
+                                                              "run is uploaded there, and each worker's --out gets "
+                                                              "it as best-run.", metavar="DIR")] = None,
+             workers: Annotated[int, typer.Option(help="Worker processes on this machine, on one study (each with "
+                                                  "cores/N TensorFlow threads); --trials is split between them.")]
+             = 1,
+             heartbeat: Annotated[int, typer.Option(help="With --storage: a running trial's heartbeat period, s; a "
+                                                    "trial silent for --grace s (its worker died) is failed and "
+                                                    "retried.")] = ts.HEARTBEAT_S,
+             grace: Annotated[int, typer.Option(help="With --storage: seconds without a heartbeat before a "
+                                                "trial is failed and retried.")] = ts.GRACE_S):
     """Search learning rate, weight decay, batch size, width or augmentation with Optuna (TPE sampler,
     Hyperband pruning) under a time budget; resumable. Writes trials.csv/.md/.png, best.json and the best
     trial's run, and prints the `edgesmith train` command line of the best config."""
     with errors():
         budget_s = parse_budget(budget)
+        if storage is None and (artifacts is not None or study != ts.STUDY_NAME):
+            raise ConfigError("--study and --artifacts name a shared study: they need --storage URL")
+        shared = ts.StudyStorage(storage, study, artifacts, heartbeat, grace)
         if resume is not None:
             config, where = tn.load_tune_config(resume, budget_s=budget_s, max_trials=trials), resume
+        elif data is None and storage is not None:  # join a shared study with its own options
+            config = tn.load_shared_config(shared, budget_s=budget_s, max_trials=trials)
+            where = out_dir or Path("runs") / f"tune-{study}"
         else:
             if data is None:
-                raise ConfigError("--data is required (or --resume DIR)")
+                raise ConfigError("--data is required (or --resume DIR, or --storage URL to join a study)")
             set_here = {k: v for k, v in (("model", model), ("epochs", epochs))
                         if preset is None or ctx.get_parameter_source(k).name not in ("DEFAULT", "DEFAULT_MAP")}
             base = base_config(data, explicit={**set_here, "val_split": val_split}, seed=seed,
@@ -101,5 +126,6 @@ def tune_cmd(ctx: typer.Context, data: OptData = None, model: ModelOpt = tc.defa
             names = tuple(s.strip() for s in search.split(",") if s.strip())
             config = tn.TuneConfig(base, names, budget_s, objective.value, pruner.value, trials)
             where = out_dir or Path("runs") / f"tune-{base.model}-{_dt.datetime.now():%Y%m%d-%H%M%S}"
-        result = tn.tune(config, where, log=lambda line: out.print(line, highlight=False))
+        result = tn.tune(config, where, storage=shared, workers=workers,
+                         log=lambda line: out.print(line, highlight=False))
         _print(result, config.objective)
