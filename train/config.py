@@ -27,6 +27,7 @@ STRATEGIES = ("auto", "none", "mirrored", "multiworker")
 SCHEDULES = ("cosine", "onecycle", "constant")
 OPTIMIZERS = ("adam", "sgd")
 AUGMENTS = ("auto", "default", "shift", "rotate-shift", "zoom-shift", "none")
+CLASS_WEIGHTS = ("none", "auto")  # auto: inverse class frequency (edgesmith.core.perclass.class_weights)
 # Sources of gray digit / character images (a flip changes their class): a dataset-level hint.
 GRAY_SOURCES = ("mnist", "fashion_mnist")
 _RESNET_N = re.compile(r"resnet(\d+)$")
@@ -110,6 +111,13 @@ class TrainConfig:
             fastai's "progressive resizing"; Touvron et al., 2019, "Fixing the train-test
             resolution discrepancy", on finishing at the test resolution).
         low_res: the longer side of the low-resolution epochs, px; None is 3/4 of the images'.
+        class_weight: ``none``, or ``auto``: weight each training image's loss by the inverse
+            frequency of its class (normalised to a mean weight of 1 per image,
+            :func:`edgesmith.core.perclass.class_weights`), for imbalanced folders; the weights
+            are recorded in ``metrics.json``.
+        stream: read the training images from the files batch by batch instead of decoding the
+            split into memory (:mod:`.input`); None decides from the decoded size against the
+            memory budget (:func:`.input.should_stream`), and the log says which.
     """
 
     data: DataSpec
@@ -136,6 +144,8 @@ class TrainConfig:
     steps_per_execution: int = 1
     low_res_epochs: int = 0
     low_res: int | None = None
+    class_weight: str = "none"
+    stream: bool | None = None
     quiet: bool = field(default=False, compare=False)
 
     def __post_init__(self):
@@ -161,6 +171,7 @@ class TrainConfig:
         choice("strategy", self.strategy, STRATEGIES)
         choice("schedule", self.schedule, SCHEDULES)
         choice("augmentation", self.augment, AUGMENTS)
+        choice("class weight", self.class_weight, CLASS_WEIGHTS)
         if not 0 <= self.label_smoothing < 0.5:
             raise ConfigError(f"--label-smoothing must be in [0, 0.5), got {self.label_smoothing}")
         if not 0 <= self.weight_decay < 1:
@@ -260,7 +271,9 @@ def resolve_augment(augment: str, image_shape: tuple[int, int, int], source: str
         return "shift", f"{h}x{w} gray images (1 channel), e.g. digits or characters: a flip changes the class"
     if source in GRAY_SOURCES:
         return "shift", f"{source} holds digits/characters: a flip changes the class"
-    return "default", f"{h}x{w} colour images ({c} channels): flip + pad-4-and-crop, the CIFAR-10 recipe"
+    pad = max(1, round(min(h, w) / 8))  # input.pad_pixels (TF-free here)
+    return "default", (f"{h}x{w} colour images ({c} channels): flip + pad-{pad}-and-crop (1/8 of the side), "
+                       "the CIFAR-10 recipe")
 
 
 def default(name: str):

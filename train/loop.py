@@ -17,17 +17,19 @@ from typing import Sequence
 import numpy as np
 
 from edgesmith.core.cpuinfo import cpu_info
-from edgesmith.core.data import Split, load_dataset
+from edgesmith.core.data import Split
 from edgesmith.core.errors import ConfigError
 from edgesmith.core.fsutil import atomic_path, write_json
 from edgesmith.core.rundir import RunDir
+from edgesmith.core.runlock import run_lock
 from edgesmith.core.stages import TrainStage, create_run_manifest, model_record
 
 from . import checkpoint as _ckpt
 from .config import TrainConfig, resolve_augment
 from . import precision as _precision
 from ._keras import keras, tf
-from .input import make_dataset
+from .datasets import TrainData, hold_out_indices, prepare
+from .input import dataset_throughput
 from .models import build_model
 from .plots import plot_curves
 from .recipe import compile_model
@@ -38,11 +40,9 @@ def hold_out(train: Split, fraction: float, seed: int) -> tuple[Split, Split | N
     """The training split as ``(fit, validation)``: a seeded random ``fraction`` held out for
     validation (``seed + 1``), so a run and its tune trial hold out the same images; validation
     is None when the fraction rounds to no image."""
-    n_val = int(round(len(train) * fraction))
-    if n_val == 0:
+    fit, val = hold_out_indices(len(train), fraction, seed)
+    if not len(val):
         return train, None
-    idx = np.random.default_rng(seed + 1).permutation(len(train))
-    val, fit = idx[:n_val], idx[n_val:]
     return (Split(train.images[fit], train.labels[fit], train.class_names),
             Split(train.images[val], train.labels[val], train.class_names))
 
@@ -97,7 +97,8 @@ def resume(out: str | Path) -> RunDir | None:
         ConfigError: nothing to resume at ``out`` (or the run is already complete).
     """
     config = TrainConfig.from_dict(_ckpt.load_config_dict(Path(out)))
-    return train(config, out, resume=True)
+    with run_lock(_ckpt.work_dir(Path(out)), what="train --resume", missing_ok=True):  # one resumer per RUN.partial
+        return train(config, out, resume=True)
 
 
 def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False, resume: bool = False,
@@ -129,12 +130,14 @@ def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False, resu
     placement = make_strategy(config.strategy)  # first TF call: collectives are set up at start-up
     work = _ckpt.work_dir(out, placement.task_index)
     state = _prepare_work(config, out, work, overwrite=overwrite, resume=resume, chief=placement.is_chief)
-    train_split, test_split = load_dataset(config.data)
-    fit_split, val_split = hold_out(train_split, config.val_split, config.seed)
-    input_shape, num_classes = train_split.image_shape, len(train_split.class_names)
+    say = _say if placement.is_chief and not config.quiet else None
+    data = prepare(config, log=say)
+    fit_split, val_split = data.fit, data.val
+    input_shape, num_classes = fit_split.image_shape, len(fit_split.class_names)
     if config.low_res_epochs:
         config.low_res_hw(input_shape[:2])  # refuse a bad --low-res before any work
-    augment = _augment_choice(config, input_shape, log=placement.is_chief and not config.quiet)
+    augment = _augment_choice(config, input_shape, log=say is not None)
+    weights = _class_weights(config, fit_split.labels, fit_split.class_names, say)
     work.mkdir(parents=True, exist_ok=True)
     write_json(work / "config.json", config.to_dict())
 
@@ -146,11 +149,11 @@ def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False, resu
 
     @functools.cache  # one dataset per resolution, shared by the phases (resnet50v2 has two)
     def fit_data(resize_to):
-        return make_dataset(fit_split.images, fit_split.labels, batch_size=global_batch, training=True,
-                            seed=config.seed, augment=augment["preset"], use_cutout=config.cutout, resize_to=resize_to)
+        return fit_split.dataset(batch_size=global_batch, training=True, seed=config.seed,
+                                 augment=augment["preset"], use_cutout=config.cutout, resize_to=resize_to)
 
-    val_ds = (make_dataset(val_split.images, val_split.labels, batch_size=max(global_batch, 256), training=False)
-              if val_split else None)
+    val_ds = val_split.dataset(batch_size=max(global_batch, 256), training=False) if val_split else None
+    input_ips = _input_rate(fit_data(None), say) if say is not None else None
     saver = _ckpt.EpochCheckpoint(work, state)
     extra = [*callbacks, *_callbacks(config, placement, work, steps, has_val=val_split is not None)]
     keras.mixed_precision.set_global_policy(policy)
@@ -171,7 +174,8 @@ def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False, resu
                               optimizer=config.optimizer, policy=policy,
                               steps_per_execution=config.steps_per_execution)
                 _restore(model, saver, state, work, done, start)
-            done = _fit_phase(model, config, saver, extra, fit_data, val_ds, done, start, end, input_shape[:2])
+            done = _fit_phase(model, config, saver, extra, fit_data, val_ds, done, start, end, input_shape[:2],
+                              weights, data)
             if model.stop_training or done < end:
                 break
     finally:
@@ -179,8 +183,34 @@ def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False, resu
     if not placement.is_chief:
         _ckpt.remove(work)
         return None
-    return _finish(config, out, work, model, saver, placement, policy, train_split, fit_split, val_split,
-                   test_split, global_batch, peak_lr, augment)
+    return _finish(config, out, work, model, saver, placement, policy, data, global_batch, peak_lr, augment,
+                   {"class_weight": config.class_weight, "weights": weights, "input_img_per_s": input_ips})
+
+
+def _say(line: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(line, highlight=False, markup=False)
+
+
+def _class_weights(config: TrainConfig, labels: np.ndarray, class_names, say) -> dict[str, float] | None:
+    """Class name -> loss weight for ``--class-weight auto`` (None for ``none``), said in the log."""
+    if config.class_weight == "none":
+        return None
+    from edgesmith.core.perclass import class_weights
+
+    w = class_weights(labels, len(class_names))
+    out = {n: round(float(v), 4) for n, v in zip(class_names, w)}
+    if say is not None:
+        say("class weights (inverse frequency): " + ", ".join(f"{n} {v:.2f}" for n, v in out.items()))
+    return out
+
+
+def _input_rate(ds, say, seconds: float = 2.0) -> float:
+    """The training input pipeline's images/s alone (no model), measured for ``seconds`` and logged."""
+    ips = dataset_throughput(ds, seconds)
+    say(f"input pipeline: {ips:,.0f} img/s (decode, shuffle, augment; no model)")
+    return round(ips, 1)
 
 
 def _augment_choice(config: TrainConfig, input_shape, *, log: bool) -> dict:
@@ -220,7 +250,7 @@ def _restore(model, saver, state: dict | None, work: Path, done: int, start: int
 
 
 def _fit_phase(model, config: TrainConfig, saver, extra: list, fit_data, val_ds, done: int, start: int,
-               end: int, image_hw: tuple[int, int]) -> int:
+               end: int, image_hw: tuple[int, int], weights: dict | None = None, data: TrainData | None = None) -> int:
     """Fit epochs ``[done, end)`` of the phase ``[start, end)``, one ``fit`` call per resolution.
 
     Returns:
@@ -232,8 +262,14 @@ def _fit_phase(model, config: TrainConfig, saver, extra: list, fit_data, val_ds,
     for _, stop, resize_to in config.resolutions(start, end, image_hw):
         if done >= stop:
             continue
-        model.fit(fit_data(resize_to), validation_data=val_ds, initial_epoch=done, epochs=stop,
-                  verbose=0, callbacks=[saver, *extra])
+        class_weight = {i: w for i, w in enumerate(weights.values())} if weights else None
+        try:
+            model.fit(fit_data(resize_to), validation_data=val_ds, initial_epoch=done, epochs=stop,
+                      verbose=0, callbacks=[saver, *extra], class_weight=class_weight)
+        except tf.errors.OpError:
+            if data is not None:
+                data.raise_strict_error()  # --strict-data: the file that stopped the stream, as a DataError
+            raise
         if saver.nan_at is not None:
             raise saver.diverged_error()
         done = saver.epochs_done
@@ -254,16 +290,70 @@ def _machine() -> dict:
     return {"cpu": cpu_info().model, "cpu_count": os.cpu_count(), "gpus": gpus}
 
 
-def _finish(config, out, work, model, saver, placement, policy, train_split, fit_split, val_split,
-            test_split, global_batch, peak_lr, augment: dict) -> RunDir:
-    input_shape, num_classes = train_split.image_shape, len(train_split.class_names)
+def _evaluate(model, test, batch_size: int = 256) -> tuple[float, float, np.ndarray]:
+    """``(top-1, loss, confusion)`` of ``model`` on the ``test`` source, in one prediction pass.
+
+    The loss is what Keras' ``evaluate`` reports: mean sparse cross-entropy plus the
+    regularisation losses; ``confusion`` is ``(K, K) int64``, row = true class.
+    """
+    from edgesmith.core.perclass import confusion_matrix
+
+    probs = model.predict(test.dataset(batch_size=batch_size, training=False), verbose=0)
+    labels = test.kept_labels()
+    p_true = np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0)
+    reg = float(tf.add_n(model.losses)) if model.losses else 0.0
+    preds = probs.argmax(1)
+    return float((preds == labels).mean()), float(-np.log(p_true).mean() + reg), \
+        confusion_matrix(labels, preds, probs.shape[1])
+
+
+def _per_class_report(summary: dict, run: RunDir, config: TrainConfig) -> None:
+    """``RUN/per_class.md`` (and ``RUN/confusion.png`` with matplotlib); the per-class table on the console."""
+    from edgesmith.core.errors import BackendUnavailable
+    from edgesmith.core.fsutil import write_text
+    from edgesmith.core.perclass import confusion_markdown, per_class_markdown, plot_confusion
+
+    names, cm = summary["class_names"], summary["confusion"]
+    lines = ["# Per-class quality on the test split", "",
+             f"Balanced accuracy (mean per-class recall): {summary['balanced_accuracy']:.2%}.", "",
+             *per_class_markdown(summary), "", "## Confusion matrix (row: true class, column: predicted)", "",
+             *confusion_markdown(cm, names), ""]
+    write_text(run.root / "per_class.md", "\n".join(lines))
+    try:
+        plot_confusion(cm, names, run.root / "confusion.png", title="test split")
+    except BackendUnavailable:
+        pass  # per_class.md and metrics.json hold the numbers
+    if not config.quiet:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="per-class accuracy on the test split", title_justify="left")
+        for col in ("class", "images", "accuracy (recall)", "precision"):
+            table.add_column(col, justify="left" if col == "class" else "right")
+        for r in summary["per_class"]:
+            table.add_row(r["class"], str(r["support"]), "-" if r["recall"] is None else f"{r['recall']:.1%}",
+                          "-" if r["precision"] is None else f"{r['precision']:.1%}")
+        console = Console(stderr=True)
+        console.print(table)
+        worst = summary["most_confused"][:3]
+        if worst:
+            console.print("most confused: " + "; ".join(f"{w['true']} -> {w['predicted']} ({w['count']})"
+                                                        for w in worst), highlight=False, markup=False)
+
+
+def _finish(config, out, work, model, saver, placement, policy, data: TrainData, global_batch, peak_lr,
+            augment: dict, extra: dict) -> RunDir:
+    from edgesmith.core.perclass import per_class_summary
+
+    fit_split, val_split, test_split = data.fit, data.val, data.test
+    input_shape, num_classes = fit_split.image_shape, len(fit_split.class_names)
     model = _float32_copy(model, config, input_shape, num_classes)
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
-    test_loss, test_top1 = model.evaluate(
-        make_dataset(test_split.images, test_split.labels, batch_size=256, training=False), verbose=0)
+    test_top1, test_loss, confusion = _evaluate(model, test_split)
+    summary = per_class_summary(confusion, fit_split.class_names)
     history = saver.history
     epochs_done = len(next(iter(history.values()), []))
-    with atomic_path(out) as tmp:
+    with run_lock(out, what="train", missing_ok=True), atomic_path(out) as tmp:  # a run it replaces: after its writer
         tmp.mkdir(parents=True)
         run = RunDir(tmp)
         model.save(run.model)
@@ -274,17 +364,24 @@ def _finish(config, out, work, model, saver, placement, policy, train_split, fit
         if (work / "tensorboard").is_dir():
             shutil.copytree(work / "tensorboard", tmp / "tensorboard")
         seconds = max(saver.train_seconds, 1e-9)
-        metrics = {"top1": float(test_top1), "loss": float(test_loss), "n_test": len(test_split),
+        metrics = {"top1": float(test_top1), "loss": float(test_loss), "n_test": int(confusion.sum()),
                    "epochs": epochs_done, "stopped_early": epochs_done < config.epochs,
                    "train_seconds": round(seconds, 2),
                    "train_img_per_s": round(epochs_done * len(fit_split) / seconds, 1),
                    "precision_policy": policy, "loss_scaling": policy == "mixed_float16",
                    "strategy": placement.kind, "replicas": placement.replicas, "workers": placement.workers,
-                   "global_batch": global_batch, "peak_lr": peak_lr, "machine": _machine()}
+                   "global_batch": global_batch, "peak_lr": peak_lr, "machine": _machine(),
+                   "input": {"streamed": data.streamed, "why": data.why, "validation": data.val_from,
+                             "pipeline_img_per_s": extra["input_img_per_s"],
+                             "skipped_while_streaming": data.stream_failures()},
+                   "class_weight": extra["class_weight"], "class_weights": extra["weights"],
+                   "balanced_accuracy": summary["balanced_accuracy"], "per_class": summary["per_class"],
+                   "confusion": summary["confusion"], "most_confused": summary["most_confused"]}
         write_json(run.metrics, metrics)
-        dataset = {**config.data.to_dict(), "class_names": list(train_split.class_names),
+        _per_class_report(summary, run, config)
+        dataset = {**config.data.to_dict(), "class_names": list(fit_split.class_names),
                    "image_shape": list(input_shape), "n_train": len(fit_split),
-                   "n_val": len(val_split) if val_split else 0, "n_test": len(test_split)}
+                   "n_val": len(val_split) if val_split else 0, "n_test": int(confusion.sum())}
         create_run_manifest(run, Path(out).name, dataset=dataset, model=model_record(
             run.model, run.model.name, architecture=config.model, params=model.count_params(),
             image_shape=input_shape, num_classes=num_classes),

@@ -46,10 +46,10 @@ def test_the_pipeline_scales_batches_down():
 
 
 def test_progressive_training_learns_and_exports_at_full_size(tmp_path, monkeypatch):
-    import edgesmith.train.loop as loop
+    import edgesmith.train.input as inp
     from edgesmith.train._keras import keras
 
-    real, sizes = loop.make_dataset, []
+    real, sizes = inp.make_dataset, []
 
     def recording(*a, **kw):
         ds = real(*a, **kw)
@@ -57,7 +57,7 @@ def test_progressive_training_learns_and_exports_at_full_size(tmp_path, monkeypa
             sizes.append(tuple(ds.element_spec[0].shape[1:3]))
         return ds
 
-    monkeypatch.setattr(loop, "make_dataset", recording)
+    monkeypatch.setattr(inp, "make_dataset", recording)
     run = train(_config(low_res=16), tmp_path / "run")
     assert sizes == [(16, 16), (32, 32)]  # one fit per resolution, low first
     metrics = json.loads(run.metrics.read_text())
