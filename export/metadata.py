@@ -18,29 +18,33 @@ _COLOR = {1: "L", 3: "RGB", 4: "RGBA"}
 
 
 def describe(*, height: int | None, width: int | None, channels: int | None, tensor_dtype: str,
-             layout: str, num_classes: int | None, labels: list[str] | None) -> dict:
+             layout: str, num_classes: int | None, labels: list[str] | None, resize: str = "squash") -> dict:
     """The metadata document for one model (see :mod:`edgesmith.runtime.modelmeta`).
 
     Callers always feed raw ``uint8`` pixels 0-255 (preprocessing lives in the model),
     so ``input.dtype`` and ``input.value_range`` are fixed; ``tensor_dtype`` and
-    ``layout`` describe the model's own input tensor.
+    ``layout`` describe the model's own input tensor; ``resize`` is how the training images
+    reached ``height x width`` (:data:`edgesmith.core.images.RESIZE_MODES`), which
+    :func:`edgesmith.runtime.load_image` applies to any file.
     """
     doc = {"schema": SCHEMA,
            "input": {"height": height, "width": width, "channels": channels,
                      "color": _COLOR.get(channels, "unknown"), "dtype": "uint8",
-                     "value_range": [0, 255], "layout": layout, "tensor_dtype": tensor_dtype},
+                     "value_range": [0, 255], "layout": layout, "tensor_dtype": tensor_dtype,
+                     "resize": resize},
            "output": {"kind": "probabilities", "num_classes": num_classes}}
     if labels:
         doc["labels"] = [str(s) for s in labels]
     return doc
 
 
-def embed_metadata(path: str | Path, *, labels: list[str] | None = None) -> dict:
+def embed_metadata(path: str | Path, *, labels: list[str] | None = None, resize: str = "squash") -> dict:
     """Make an exported model file self-describing (labels + input spec), by its suffix.
 
     Args:
         path: a ``.tflite`` or ``.onnx`` file, rewritten in place (atomically).
         labels: class names, index = class id.
+        resize: the resize policy the model was trained with (``squash``, ``crop``, ``pad``).
 
     Returns:
         The embedded document (``schema``, ``labels``, ``input``, ``output``).
@@ -51,8 +55,8 @@ def embed_metadata(path: str | Path, *, labels: list[str] | None = None) -> dict
     suffix = Path(path).suffix.lower()
     if suffix == ".tflite":
         from .tflite import embed_tflite
-        return embed_tflite(path, labels=labels)
+        return embed_tflite(path, labels=labels, resize=resize)
     if suffix == ".onnx":
         from .onnx import embed_onnx
-        return embed_onnx(path, labels=labels)
+        return embed_onnx(path, labels=labels, resize=resize)
     raise ConfigError(f"{path}: cannot embed metadata in a {suffix or 'suffix-less'} file")

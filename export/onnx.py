@@ -35,7 +35,7 @@ def _dim(d) -> int | None:
     return value if value > 0 else None
 
 
-def stamp_metadata(proto, labels: list[str] | None = None) -> dict:
+def stamp_metadata(proto, labels: list[str] | None = None, resize: str | None = None) -> dict:
     """Set the ``edgesmith.*`` ``metadata_props`` of an ONNX ``ModelProto`` from its graph, in memory.
 
     Reads the input shape (``(N, H, W, C)``, or NCHW when ``edgesmith.layout`` says so),
@@ -44,6 +44,8 @@ def stamp_metadata(proto, labels: list[str] | None = None) -> dict:
     Args:
         proto: the model, changed in place (call this after the graph's last change).
         labels: class names, index = class id; ``None`` keeps the labels already stamped.
+        resize: the resize policy (see :func:`.metadata.describe`); ``None`` keeps the one
+            already stamped (default ``squash``).
 
     Returns:
         The document (:func:`.metadata.describe`).
@@ -58,8 +60,11 @@ def stamp_metadata(proto, labels: list[str] | None = None) -> dict:
     out_dims = proto.graph.output[0].type.tensor_type.shape.dim
     if labels is None and "edgesmith.labels" in props:
         labels = json.loads(props["edgesmith.labels"])
+    if resize is None:
+        resize = json.loads(props.get("edgesmith.input", "{}")).get("resize", "squash")
     doc = describe(height=h, width=w, channels=ch, tensor_dtype=_ONNX_DTYPES.get(t.elem_type, "unknown"),
-                   layout=layout, num_classes=_dim(out_dims[-1]) if out_dims else None, labels=labels)
+                   layout=layout, num_classes=_dim(out_dims[-1]) if out_dims else None, labels=labels,
+                   resize=resize)
     new = {"edgesmith.schema": SCHEMA, "edgesmith.layout": layout, "edgesmith.value_range": "[0, 255]",
            "edgesmith.input": json.dumps(doc["input"])}
     if labels:
@@ -72,7 +77,7 @@ def stamp_metadata(proto, labels: list[str] | None = None) -> dict:
     return doc
 
 
-def embed_onnx(path: str | Path, *, labels: list[str] | None = None) -> dict:
+def embed_onnx(path: str | Path, *, labels: list[str] | None = None, resize: str | None = None) -> dict:
     """Add (or replace) the ``edgesmith.*`` ``metadata_props`` of an ``.onnx`` file, in place (atomically).
 
     Returns:
@@ -81,7 +86,7 @@ def embed_onnx(path: str | Path, *, labels: list[str] | None = None) -> dict:
     import onnx
 
     proto = onnx.load(str(path))
-    doc = stamp_metadata(proto, labels)
+    doc = stamp_metadata(proto, labels, resize)
     with atomic_path(path) as tmp:
         onnx.save(proto, str(tmp))
     return doc

@@ -218,12 +218,14 @@ def _dim(d) -> int | None:
     return d if d > 0 else None
 
 
-def with_metadata(flatbuffer: bytes, *, labels: list[str] | None = None) -> tuple[bytes, dict]:
+def with_metadata(flatbuffer: bytes, *, labels: list[str] | None = None,
+                  resize: str = "squash") -> tuple[bytes, dict]:
     """The flatbuffer with its ``edgesmith`` metadata entry added (or replaced), and the document.
 
     Args:
         flatbuffer: a ``.tflite`` model with one ``(N, H, W, C)`` image input.
         labels: class names, index = class id.
+        resize: the resize policy recorded (see :func:`.metadata.describe`).
     """
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils as fbu
@@ -236,7 +238,7 @@ def with_metadata(flatbuffer: bytes, *, labels: list[str] | None = None) -> tupl
     type_names = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
     doc = describe(height=h, width=w, channels=c, tensor_dtype=type_names.get(inp.type, "unknown"),
                    layout="NHWC", num_classes=_dim(out.shape[-1]) if len(out.shape) else None,
-                   labels=labels)
+                   labels=labels, resize=resize)
     metadata = model.metadata or []
     entry = next((m for m in metadata if m.name in (TFLITE_METADATA_NAME, TFLITE_METADATA_NAME.encode())),
                  None)
@@ -252,18 +254,19 @@ def with_metadata(flatbuffer: bytes, *, labels: list[str] | None = None) -> tupl
     return bytes(fbu.convert_object_to_bytearray(model)), doc
 
 
-def embed_tflite(path: str | Path, *, labels: list[str] | None = None) -> dict:
+def embed_tflite(path: str | Path, *, labels: list[str] | None = None, resize: str = "squash") -> dict:
     """Add (or replace) the ``edgesmith`` metadata entry of a ``.tflite`` file, in place.
 
     Args:
         path: a ``.tflite`` file with one ``(N, H, W, C)`` image input; rewritten atomically.
         labels: class names, index = class id.
+        resize: the resize policy recorded (see :func:`.metadata.describe`).
 
     Returns:
         The document embedded.
     """
     path = Path(path)
-    flatbuffer, doc = with_metadata(path.read_bytes(), labels=labels)
+    flatbuffer, doc = with_metadata(path.read_bytes(), labels=labels, resize=resize)
     with atomic_path(path) as tmp:
         tmp.write_bytes(flatbuffer)
     return doc

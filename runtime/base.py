@@ -26,6 +26,8 @@ class InputSpec:
         scale / zero_point: affine quantization of an integer input
             (real = scale * (q - zero_point)); ``None`` for float inputs.
         value_range: the range of the real (dequantized) pixel values, 0-255.
+        resize: how an image file reaches ``(H, W)``: ``squash``, ``crop`` or ``pad``
+            (recorded in the model file, see :mod:`.modelmeta`; applied by :func:`.load_image`).
     """
 
     shape: tuple[int, int, int]
@@ -34,6 +36,7 @@ class InputSpec:
     scale: float | None = None
     zero_point: int | None = None
     value_range: tuple[float, float] = (0.0, 255.0)
+    resize: str = "squash"
 
     @property
     def height(self) -> int:

@@ -10,7 +10,7 @@ from edgesmith.core.errors import BackendUnavailable, EdgesmithError
 
 from .base import (MAX_CHUNK, InputSpec, check_image_model, check_images, check_labels, default_threads,
                    dequantize, to_model_input)
-from .modelmeta import labels_of, read_tflite_metadata, value_range_of
+from .modelmeta import labels_of, read_tflite_metadata, resize_of, value_range_of
 
 
 class LiteRTRunner:
@@ -59,7 +59,7 @@ class LiteRTRunner:
         self.input_spec = InputSpec(
             shape=shape, dtype=np.dtype(inp["dtype"]).name,
             scale=float(in_scale) if in_scale else None, zero_point=int(in_zp) if in_scale else None,
-            value_range=value_range_of(meta))
+            value_range=value_range_of(meta), resize=resize_of(meta))
         self.num_classes = int(out["shape"][-1])
         self.labels = check_labels(self.path, labels_of(meta) or labels, self.num_classes)
         self._batch = int(inp["shape"][0])

@@ -16,7 +16,9 @@ The JSON document (``schema`` ``edgesmith.model/1``)::
                "dtype": "uint8",                   # what callers pass: raw pixels
                "value_range": [0, 255],            # of those pixels
                "layout": "NHWC",                   # of the model's own input tensor
-               "tensor_dtype": "float32"},         # of the model's own input tensor
+               "tensor_dtype": "float32",          # of the model's own input tensor
+               "resize": "squash"},                # how any image reaches height x width:
+                                                   # squash | crop | pad (absent: squash)
      "output": {"kind": "probabilities", "num_classes": 10}}
 """
 from __future__ import annotations
@@ -110,3 +112,11 @@ def value_range_of(doc: dict | None) -> tuple[float, float]:
         return lo, hi
     except (TypeError, ValueError):
         return 0.0, 255.0
+
+
+def resize_of(doc: dict | None) -> str:
+    """The resize policy the model was trained with (``squash`` when not recorded or unknown)."""
+    from edgesmith.core.images import RESIZE_MODES
+
+    resize = ((doc or {}).get("input") or {}).get("resize")
+    return resize if resize in RESIZE_MODES else "squash"

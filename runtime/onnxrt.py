@@ -12,7 +12,7 @@ import numpy as np
 from edgesmith.core.errors import BackendUnavailable, EdgesmithError
 
 from .base import MAX_CHUNK, InputSpec, check_image_model, check_images, check_labels, default_threads, to_model_input
-from .modelmeta import from_onnx_props, labels_of, value_range_of
+from .modelmeta import from_onnx_props, labels_of, resize_of, value_range_of
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 _ORT_TYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(int8)": "int8",
@@ -104,7 +104,7 @@ class OrtRunner:
             raise EdgesmithError(f"{self.path}: input is not an image tensor: type {inp.type}")
         shape = check_image_model(self.path, list(inp.shape), list(out.shape), layout)
         self.input_spec = InputSpec(shape=shape, dtype=_ORT_TYPES[inp.type], layout=layout,
-                                    value_range=value_range_of(meta))
+                                    value_range=value_range_of(meta), resize=resize_of(meta))
         self.num_classes = int(out.shape[-1])
         self.labels = check_labels(self.path, labels_of(meta) or labels, self.num_classes)
         batch = inp.shape[0]

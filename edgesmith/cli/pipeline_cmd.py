@@ -15,8 +15,9 @@ from .bench_cmd import PresetName, RunsOpt, TargetOpt, ThreadsOpt, WarmupOpt, ru
 from .export_cmd import CalibOpt, run_export
 from .import_opts import (OUTPUTS_DEFAULT, PREPROCESS_DEFAULT, LabelsOpt, OutputsOpt, PreprocessOpt,
                           TrustOpt, run_import)
-from .train_cmd import (BatchOpt, DataOpt, EpochsOpt, LimitTestOpt, LimitTrainOpt, LrOpt, ModelOpt, OutOpt,
-                        OverwriteOpt, Precision, PrecisionOpt, SeedOpt, build_config, run_train)
+from .train_cmd import (BatchOpt, DataOpt, EpochsOpt, ImageSizeOpt, LimitTestOpt, LimitTrainOpt, LrOpt, ModelOpt,
+                        OutOpt, OverwriteOpt, Precision, PrecisionOpt, Resize, ResizeOpt, SeedOpt, StrictDataOpt,
+                        TestSplitOpt, build_config, run_train)
 
 _Q = BENCH_PRESETS["quick"]
 BenchPresetOpt = Annotated[PresetName, typer.Option(
@@ -33,6 +34,8 @@ def pipeline_cmd(data: DataOpt, model: ModelOpt = tc.default("model"), epochs: E
                  batch_size: BatchOpt = tc.default("batch_size"), lr: LrOpt = None,
                  precision: PrecisionOpt = Precision(tc.default("precision")),
                  limit_train: LimitTrainOpt = None, limit_test: LimitTestOpt = None, seed: SeedOpt = 0,
+                 image_size: ImageSizeOpt = None, resize: ResizeOpt = Resize("squash"), test_split: TestSplitOpt = None,
+                 strict_data: StrictDataOpt = False,
                  out_dir: OutOpt = None, overwrite: OverwriteOpt = False, 
                  calibration_size: CalibOpt = ExportConfig().calibration_size,
                  bench_preset: BenchPresetOpt = PresetName("quick"), threads: ThreadsOpt = None,
@@ -50,7 +53,9 @@ def pipeline_cmd(data: DataOpt, model: ModelOpt = tc.default("model"), epochs: E
                               limit_train=limit_train, limit_test=limit_test, seed=seed)
         else:
             config = build_config(data, limit_train=limit_train, limit_test=limit_test, seed=seed, model=model,
-                                  epochs=epochs, batch_size=batch_size, lr=lr, precision=precision)
+                                  epochs=epochs, batch_size=batch_size, lr=lr, precision=precision,
+                                  image_size=image_size, resize=resize, test_split=test_split,
+                                  strict_data=strict_data)
             root = run_train(config, out_dir, overwrite).root
         run_export(root, calibration_size)
         run_bench(root, bench_preset.value, threads=threads, runs=runs, warmup=warmup, target=target,

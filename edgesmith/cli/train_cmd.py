@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from edgesmith.core.errors import ConfigError
+from edgesmith.core.images import RESIZE_MODES
 from edgesmith.train import config as tc
 
 from ._common import choice_enum, errors, out
@@ -23,6 +24,7 @@ Schedule = choice_enum("Schedule", tc.SCHEDULES)
 Optimizer = choice_enum("Optimizer", tc.OPTIMIZERS)
 Augment = choice_enum("Augment", tc.AUGMENTS)
 Preset = choice_enum("Preset", tc.PRESETS)
+Resize = choice_enum("Resize", RESIZE_MODES)
 
 
 def _preset_help() -> str:
@@ -35,7 +37,9 @@ def _preset_help() -> str:
 
 
 _DATA_HELP = ("'cifar10', 'mnist' or 'fashion_mnist' (Keras downloads, read without TensorFlow), 'synthetic', or a "
-              "directory with `train/<class>/` and `test/<class>/` image folders (all-gray images load as 1 channel).")
+              "directory of class folders: `train/<class>/` + `test/<class>/` (+ `val/<class>/`), or `<class>/` alone "
+              "(split here, see --test-split); read recursively, unreadable files skipped and listed in "
+              "RUN/data_report.md (all-gray images load as 1 channel). See docs/data.md.")
 DataOpt = Annotated[str, typer.Option("--data", "-d", help=_DATA_HELP)]
 ModelOpt = Annotated[str, typer.Option(help=f"Architecture: {tc.model_names()} (resnet8: MLPerf Tiny; cnn: TF "
                                        "tutorial; lenet5: gray 28x28, e.g. --data mnist, trains with the defaults "
@@ -54,26 +58,46 @@ OutOpt = Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directo
                                                 "[default: `runs/<model>-<timestamp>`].")]
 OverwriteOpt = Annotated[bool, typer.Option(help="Replace --out if it exists.")]
 OptData = Annotated[Optional[str], typer.Option("--data", "-d", help=_DATA_HELP)]
+ImageSizeOpt = Annotated[Optional[str], typer.Option(help="Decode every image to H or HxW px (e.g. 64, 96x128) "
+                                                     "by --resize [default: the images' own size when they all "
+                                                     "agree].", metavar="H[xW]")]
+ResizeOpt = Annotated[Resize, typer.Option(help="How an image of another aspect ratio reaches --image-size: squash "
+                                           "(whole image, aspect not kept), crop (centre crop to the aspect, short "
+                                           "side fills), pad (letterbox in black). Recorded in the model files, so "
+                                           "`predict` does the same.")]
+TestSplitOpt = Annotated[Optional[float], typer.Option(help="For a folder of `<class>/` folders without train/: "
+                                                       "share of each class held out as test (stratified, seeded "
+                                                       "by --seed; written to RUN/split.json) [default: 0.2].")]
+StrictDataOpt = Annotated[bool, typer.Option("--strict-data", help="Refuse the dataset on any unreadable image "
+                                             "instead of skipping it.")]
 
 # CLI option name -> TrainConfig field, where they differ
 _FIELD = {"lr": "learning_rate"}
 
 
 def build_config(data: str, *, limit_train: int | None = None, limit_test: int | None = None, seed: int = 0,
-                 preset: str | None = None, explicit=frozenset(), **options) -> "tc.TrainConfig":
+                 preset: str | None = None, explicit=frozenset(), image_size: str | None = None,
+                 resize="squash", test_split: float | None = None, strict_data: bool = False,
+                 **options) -> "tc.TrainConfig":
     """The TrainConfig for CLI option values: enum members become their values, ``lr`` is
-    ``learning_rate``, and with ``preset`` its values fill the options not in ``explicit``.
+    ``learning_rate``, and with ``preset`` its values fill the options not in ``explicit``;
+    the data options (``image_size`` as ``"H"`` or ``"HxW"``, ``resize``, ``test_split``,
+    ``strict_data``) go to the :class:`DataSpec`, whose split seed is ``seed``.
 
     Raises:
         ConfigError: unknown preset or an invalid value (see TrainConfig).
+        DataError: a bad data option.
     """
-    from edgesmith.core.data import DataSpec
+    from edgesmith.core.data import DataSpec, parse_image_size
 
     fields = {_FIELD.get(k, k): getattr(v, "value", v) for k, v in options.items()}
     if preset is not None:
         given = {k: fields[k] for k in tc.PRESET_OPTIONS if k in fields}
         fields.update(tc.apply_preset(preset, given, {_FIELD.get(k, k) for k in explicit}))
-    return tc.TrainConfig(DataSpec(data, limit_train, limit_test, seed), seed=seed, **fields)
+    spec = DataSpec(data, limit_train, limit_test, seed, image_size=parse_image_size(image_size) if image_size else None,
+                    resize=getattr(resize, "value", resize), test_split=test_split, split_seed=seed,
+                    strict=strict_data)
+    return tc.TrainConfig(spec, seed=seed, **fields)
 
 
 def run_train(config: "tc.TrainConfig", out_dir: Path | None, overwrite: bool = False):
@@ -84,8 +108,15 @@ def run_train(config: "tc.TrainConfig", out_dir: Path | None, overwrite: bool = 
     """
     from edgesmith.train import train
 
+    from edgesmith.core.datareport import write_data_report
+
     out_dir = out_dir or Path("runs") / f"{config.model}-{_dt.datetime.now():%Y%m%d-%H%M%S}"
-    return _report(train(config, out_dir, overwrite=overwrite))
+    run = train(config, out_dir, overwrite=overwrite)
+    if run is not None:  # what was used and skipped, and the split (RUN/data_report.md, RUN/split.json)
+        report = write_data_report(config.data, run.root)
+        if report["splits"]:
+            out.print(f"data: {report['summary']} files (see {run.root / 'data_report.md'})")
+    return _report(run)
 
 
 def _report(run):
@@ -104,6 +135,8 @@ def train_cmd(ctx: typer.Context, data: OptData = None, model: ModelOpt = tc.def
               epochs: EpochsOpt = tc.default("epochs"), batch_size: BatchOpt = tc.default("batch_size"),
               lr: LrOpt = None, precision: PrecisionOpt = Precision(tc.default("precision")),
               limit_train: LimitTrainOpt = None, limit_test: LimitTestOpt = None, seed: SeedOpt = tc.default("seed"),
+              image_size: ImageSizeOpt = None, resize: ResizeOpt = Resize("squash"), test_split: TestSplitOpt = None,
+              strict_data: StrictDataOpt = False,
               out_dir: OutOpt = None, overwrite: OverwriteOpt = False,
               strategy: Annotated[Strategy, typer.Option(help="auto: multiworker when TF_CONFIG lists several workers, "
                                                          "mirrored with 2+ GPUs, else none.")]
@@ -157,8 +190,10 @@ def train_cmd(ctx: typer.Context, data: OptData = None, model: ModelOpt = tc.def
                                                              "epoch checkpoint (other options are ignored).",
                                                              metavar="RUN")] = None):
     """Train a model and write a run directory (model.keras, history, curves, metrics, TensorBoard, manifest)."""
+    data_options = {"image_size": image_size, "resize": resize, "test_split": test_split, "strict_data": strict_data}
     options = {k: v for k, v in locals().items() if k not in ("ctx", "data", "limit_train", "limit_test", "seed",
-                                                              "out_dir", "overwrite", "preset", "resume")}
+                                                              "out_dir", "overwrite", "preset", "resume",
+                                                              "data_options", *data_options)}
     with errors():
         if resume is not None:
             from edgesmith.train import resume as resume_run
@@ -170,5 +205,5 @@ def train_cmd(ctx: typer.Context, data: OptData = None, model: ModelOpt = tc.def
         # the options set on the command line, even to their default value (click's ParameterSource)
         explicit = {k for k in options if ctx.get_parameter_source(k).name not in ("DEFAULT", "DEFAULT_MAP")}
         config = build_config(data, limit_train=limit_train, limit_test=limit_test, seed=seed,
-                              preset=preset.value if preset else None, explicit=explicit, **options)
+                              preset=preset.value if preset else None, explicit=explicit, **data_options, **options)
         run_train(config, out_dir, overwrite)

@@ -293,6 +293,19 @@ def _cache_dir() -> Path:
 
 # (source, split, cache key) already reported on stderr in this process: report once
 _REPORTED: set[tuple[str, str, str]] = set()
+# (source, split) -> {file: reason} of the files that failed to decode in this process
+_DECODE_FAILURES: dict[tuple[str, str], dict[Path, str]] = {}
+
+
+def note_decode_failure(spec: DataSpec, split: str, path: Path, reason: str) -> None:
+    """Record that ``path`` of ``split`` could not be decoded (a streaming reader skipping it),
+    so the run's data report lists it (:func:`edgesmith.core.datareport.data_report`)."""
+    _DECODE_FAILURES.setdefault((spec.source, split), {})[Path(path)] = reason
+
+
+def decode_failures(spec: DataSpec, split: str) -> tuple[tuple[Path, str], ...]:
+    """``(path, reason)`` of the files of ``split`` that failed to decode in this process."""
+    return tuple(sorted(_DECODE_FAILURES.get((spec.source, split), {}).items()))
 
 
 def _say_skipped(spec: DataSpec, split: str, key: str, skipped, total: int) -> None:
@@ -358,6 +371,8 @@ def _load_folder_split(spec: DataSpec, split: str) -> Split:
         except OSError:
             pass  # a read-only home is fine; we just decode again next time
     bad = [(files[i], why[i]) for i in sorted(why)]
+    for f, reason in bad:
+        note_decode_failure(spec, split, f, reason)
     if bad and spec.strict:
         raise DataError(f"{bad[0][0]}: {bad[0][1]} (--strict-data; {len(bad)} unreadable file(s) in {spec.source})")
     skipped = tuple(fs.skipped) + tuple(bad)

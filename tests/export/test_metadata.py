@@ -21,7 +21,7 @@ def test_exported_tflite_files_embed_labels_and_input_spec(trained_run, name):
     assert doc["schema"] == SCHEMA and doc["labels"] == LABELS
     assert doc["input"] == {"height": 32, "width": 32, "channels": 3, "color": "RGB", "dtype": "uint8",
                             "value_range": [0, 255], "layout": "NHWC",
-                            "tensor_dtype": "uint8" if "int8" in name else "float32"}
+                            "tensor_dtype": "uint8" if "int8" in name else "float32", "resize": "squash"}
     assert doc["output"] == {"kind": "probabilities", "num_classes": 10}
 
 
