@@ -71,3 +71,64 @@ def preview_cmd(data: Annotated[str, typer.Argument(help="'cifar10', 'synthetic'
         with atomic_path(path) as tmp:
             preview_grid(s.images, s.labels, s.class_names, per_class=per_class, seed=seed).save(tmp, format="PNG")
         out.print(f"preview -> {path}")
+
+
+def _print_inspection(r: dict) -> None:
+    """The human view of :func:`edgesmith.core.datareport.inspect_folder`'s dict."""
+    from ._common import err
+
+    splits = list(r["splits"])
+    out.print(f"{r['root']}: {r['images']:,} images of {r['files']:,} files, {len(r['classes'])} classes, "
+              f"layout {r['layout']} ({r['split_rule']})")
+    table = Table(title="images per class")
+    table.add_column("class")
+    for s in splits:
+        table.add_column(s, justify="right")
+    for name in r["classes"]:
+        table.add_row(name, *(f"{r['splits'][s]['class_counts'].get(name, 0):,}" for s in splits))
+    table.add_row("[bold]all[/]", *(f"[bold]{r['splits'][s]['images']:,}[/]" for s in splits))
+    out.print(table)
+    if r["imbalance"] is not None:
+        out.print(f"imbalance (largest / smallest class, train): {r['imbalance']:g}")
+    sizes = r["sizes"]
+    out.print(f"sizes: {sizes['distinct']:,} distinct, smallest {sizes['min'][0]}x{sizes['min'][1]}, largest "
+              f"{sizes['max'][0]}x{sizes['max'][1]} (W x H)" if sizes["min"] else "sizes: no readable image")
+    for b in sizes["histogram"]:
+        out.print(f"  longer side {b['longer_side_px']:>10} px: {b['images']:,}")
+    out.print("formats: " + ", ".join(f"{k} {v:,}" for k, v in r["formats"].items()) +
+              " (suffixes: " + ", ".join(f"{k} {v:,}" for k, v in r["suffixes"].items()) + ")")
+    out.print(f"skipped: {len(r['skipped']):,} of {r['files']:,} files")
+    for x in r["skipped"][:30]:
+        out.print(f"  {x['file']}: {x['reason']}")
+    if len(r["skipped"]) > 30:
+        out.print(f"  ... {len(r['skipped']) - 30:,} more (--json lists all)")
+    within = [d for d in r["duplicates"] if not d["across_splits"]]
+    out.print(f"exact duplicates: {len(within)} group(s) within a split, {len(r['leaks'])} across splits")
+    for d in r["duplicates"][:20]:
+        out.print(f"  {' = '.join(d['files'])} ({', '.join(d['splits'])})")
+    if r["leaks"]:
+        err.print(f"[bold yellow]warning:[/] {len(r['leaks'])} image(s) appear in more than one split "
+                  "(train/test leak): the test figures would overstate accuracy; remove one copy of each",
+                  highlight=False)
+
+
+@data_app.command("inspect")
+def inspect_cmd(root: Annotated[Path, typer.Argument(help="A folder of class folders: `ROOT/{train,[val,]test}/"
+                                                     "<class>/` or `ROOT/<class>/` (split as training would).")],
+                test_split: Annotated[Optional[float], typer.Option(help="The test share training would hold "
+                                                                    "out of a `ROOT/<class>/` folder [default: 0.2].")]
+                = None,
+                seed: Annotated[int, typer.Option(help="The split seed training would use (its --seed).")] = 0,
+                as_json: Annotated[bool, typer.Option("--json", help="Print the whole report as JSON on stdout.")]
+                = False):
+    """Class counts per split, image sizes, formats, skipped files, duplicates and leaks, imbalance."""
+    import json
+
+    from edgesmith.core.datareport import inspect_folder
+
+    with errors():
+        report = inspect_folder(root, test_split=test_split, split_seed=seed)
+        if as_json:
+            print(json.dumps(report, indent=1))
+        else:
+            _print_inspection(report)
