@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .errors import RunDirError, RunLockedError
+from .rundir import RunDir, load_manifest
 
 LOCK_NAME = ".edgesmith.lock"
 INFO_NAME = ".edgesmith.lock.json"
@@ -230,6 +231,8 @@ def run_lock(run_dir: str | os.PathLike, *, what: str = "write", wait_s: float |
 def locks_run(what: str) -> Callable[[Callable], Callable]:
     """Decorator: the function, whose first argument is a run directory, runs under its :func:`run_lock`.
 
+    A folder that is not a run (no readable ``manifest.json``) raises :class:`RunDirError` first.
+
     Example::
 
         @locks_run("export")
@@ -240,7 +243,9 @@ def locks_run(what: str) -> Callable[[Callable], Callable]:
 
         @functools.wraps(fn)
         def locked(*args, **kwargs):
-            with run_lock(args[0] if args else kwargs[first], what=what):
+            run_dir = args[0] if args else kwargs[first]
+            load_manifest(RunDir(run_dir))  # not a run: its own error, and no lock file left in the folder
+            with run_lock(run_dir, what=what):
                 return fn(*args, **kwargs)
         return locked
     return decorate

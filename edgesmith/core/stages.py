@@ -146,8 +146,7 @@ def record_stage(run: RunDir | str | Path, record: StageRecord, *, artifacts: li
     run = run if isinstance(run, RunDir) else RunDir(run)
     if artifacts is not None and record.name != "export":
         raise RunDirError(f"only the export stage records artifacts, not {record.name}")
-    if not run.root.is_dir():
-        raise RunDirError(f"run directory {run.root} does not exist")
+    load_manifest(run)  # not a run: its own error, before a lock file is made
     with run_lock(run.root, what=record.name):
         manifest = load_manifest(run)  # inside the lock: what the last writer left
         entry = record.to_dict()
@@ -173,22 +172,15 @@ def record_stage(run: RunDir | str | Path, record: StageRecord, *, artifacts: li
 def merge_artifacts(run: RunDir, old: list[dict], new: list[dict]) -> tuple[list[dict], list[dict]]:
     """The run's artifact list after an export that made ``new``: ``(merged, kept)``.
 
-    A ``new`` entry takes the place of the ``old`` one of the same ``name`` or ``file``; the
-    other old entries are kept (``kept``) while their file is still in the run, with their
-    sha256, so a reader still refuses a file changed since; the rest of ``new`` follows.
+    ``new`` entries replace the ``old`` ones of the same ``name`` or ``file``; the other old
+    entries are kept (``kept``, after ``new``: a kept file's float parent may be new) while their
+    file is still in the run, with their sha256, so a reader still refuses a file changed since.
     """
-    merged, kept, placed = [], [], set()
-    for a in old:
-        match = next((i for i, b in enumerate(new) if b.get("name") == a.get("name") or b.get("file") == a.get("file")),
-                     None)
-        if match is not None:
-            if match not in placed:
-                merged.append(new[match])
-                placed.add(match)
-        elif a.get("file") and (run.root / a["file"]).is_file():
-            merged.append(a)
-            kept.append(a)
-    return merged + [b for i, b in enumerate(new) if i not in placed], kept
+    names = {a.get("name") for a in new}
+    files = {a.get("file") for a in new}
+    kept = [a for a in old if a.get("name") not in names and a.get("file") not in files
+            and a.get("file") and (run.root / a["file"]).is_file()]
+    return list(new) + kept, kept
 
 
 def _mark_bench_stale(run: RunDir, manifest: dict, new: list[dict]) -> None:

@@ -3,7 +3,6 @@ holder does not wedge the run, readers never wait, and two writers' records both
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,10 +14,9 @@ import numpy as np
 import pytest
 
 from edgesmith.core.errors import RunLockedError
-from edgesmith.core.fsutil import write_text
-from edgesmith.core.rundir import RunDir, file_record, load_manifest, verify_file
+from edgesmith.core.rundir import load_manifest, verify_file
 from edgesmith.core.runlock import INFO_NAME, LOCK_NAME, holder, run_lock
-from edgesmith.core.stages import BenchStage, ExportStage, record_stage
+from edgesmith.core.stages import BenchStage, record_stage
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -95,7 +93,8 @@ def test_a_second_writer_says_who_holds_the_run_and_waits_for_it(tmp_path, run):
     assert not (run / INFO_NAME).exists() and (run / LOCK_NAME).exists()
 
 
-def test_a_writer_that_waited_too_long_gets_one_line_naming_the_holder(tmp_path, run, monkeypatch):
+def test_a_writer_that_waited_too_long_gets_one_line_naming_the_holder(tmp_path, tiny_run, monkeypatch):
+    run = tiny_run.root
     proc = _hold(tmp_path, run)
     try:
         monkeypatch.setenv("EDGESMITH_LOCK_TIMEOUT", "0.3")  # the default wait, as a user would set it
@@ -106,7 +105,7 @@ def test_a_writer_that_waited_too_long_gets_one_line_naming_the_holder(tmp_path,
         assert "\n" not in msg and f"held by pid {proc.pid}" in msg and "gave up after 0.3 s" in msg
         monkeypatch.setenv("EDGESMITH_LOCK_TIMEOUT", "0")
         with pytest.raises(RunLockedError, match="gave up at once"):
-            record_stage(run, BenchStage())  # the library's own writers lock too
+            record_stage(tiny_run, BenchStage())  # the library's own writers lock too
     finally:
         _stop(proc)
 

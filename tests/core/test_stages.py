@@ -46,7 +46,7 @@ def test_export_adds_artifacts_and_keeps_the_bench_results_marked_stale(tmp_path
     (run.artifacts / "c.onnx").unlink()  # gone from the folder: its entry goes too
     again = {"name": "b", "file": "artifacts/b.onnx", "source": "base", "sha256": "new"}
     m = record_stage(run, ExportStage(config={"variants": ["int8"]}, sources={"base": 3}), artifacts=[again])
-    assert json.loads(run.manifest.read_text())["artifacts"] == [first[0], again]
+    assert json.loads(run.manifest.read_text())["artifacts"] == [again, first[0]]
     assert m["stages"]["export"]["kept"] == ["a"] and m["stages"]["export"]["sources"] == {"base": 3}
     bench = m["stages"]["bench"]
     assert bench["stale"] is True and "artifacts/b.onnx" in bench["stale_reason"]

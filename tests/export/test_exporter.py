@@ -86,22 +86,31 @@ def test_artifact_names_and_files_come_from_the_backends_declarations():
         ExportConfig(artifacts=("tflite_int8", "onnx_int8_from_tflite"))
 
 
-def test_re_export_records_its_stage_and_drops_the_stale_bench(trained_run, tmp_path):
+def test_re_export_replaces_only_its_files_and_marks_the_bench_stale(trained_run, tmp_path):
     import shutil
 
     run = RunDir(tmp_path / "run")
-    shutil.copytree(trained_run.root, run.root, ignore=shutil.ignore_patterns("artifacts"))
+    shutil.copytree(trained_run.root, run.root)
     run.bench.mkdir(exist_ok=True)
     (run.bench / "results.json").write_text("{}")
+    (run.artifacts / "notes.txt").write_text("mine")  # a file of the user's
     manifest = load_manifest(run)
     manifest["stages"]["bench"] = {"reports": ["bench/results.json"]}
     save_manifest(run, manifest)
+    before = {a["name"]: a for a in manifest["artifacts"]}
 
     records = export(run, ExportConfig(artifacts=("tflite_fp32",), calibration_size=16, verify_size=50))
     manifest = load_manifest(run)
-    assert not run.bench.exists() and "bench" not in manifest["stages"]
-    assert manifest["artifacts"] == records and [r["name"] for r in records] == ["tflite_fp32"]
+    assert [r["name"] for r in records] == ["tflite_fp32"]
+    # the other format's files and entries stay, unchanged and still verifiable; the new one took its place
+    assert manifest["artifacts"] == records + [before[n] for n in ("tflite_int8", "onnx_fp32", "onnx_int8")]
+    for a in manifest["artifacts"]:
+        verify_file(run, a)
+    assert (run.artifacts / "notes.txt").read_text() == "mine"
+    assert (run.bench / "results.json").read_text() == "{}"  # kept, and said to be stale
+    assert manifest["stages"]["bench"]["stale"] and "artifacts/model_fp32.tflite" in manifest["stages"]["bench"]["stale_reason"]
     recorded = manifest["stages"]["export"]
     assert recorded["config"]["artifacts"] == ["tflite_fp32"] and recorded["config"]["verify_size"] == 50
+    assert recorded["kept"] == ["tflite_int8", "onnx_fp32", "onnx_int8"]
     assert recorded["sources"]["base"]["model"] == "model.keras" and "finished" in recorded
     assert manifest["stages"]["train"] == load_manifest(trained_run)["stages"]["train"]  # upstream untouched
