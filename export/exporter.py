@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from edgesmith.core.data import DataSpec, Split, load_split
+from edgesmith.core.datareport import check_split
 from edgesmith.core.errors import DataError, ParityError
 from edgesmith.core.fsutil import atomic_path
 from edgesmith.core.rundir import RunDir, carry_over, file_record, require_model, stage
@@ -100,6 +101,7 @@ def _prepare(run: RunDir, config: ExportConfig, log) -> _Export:
         from .fallback import check_layers
         check_layers(model, config.float_layers)  # an unknown name fails before any conversion
     spec = DataSpec.from_dict(manifest["dataset"])
+    check_split(spec, run.root)  # a folder split here must still split as trained: no test image in calibration
     calib = load_split(replace(spec, limit_train=config.calibration_size, seed=spec.seed + 7), "train")
     if len(calib) < config.calibration_size:
         raise DataError(f"--calibration-size {config.calibration_size} asks for more images than the "

@@ -211,3 +211,35 @@ def write_data_report(spec: DataSpec, run_dir: str | Path) -> dict:
     write_text(run_dir / "data_report.md", _markdown(report))
     write_json(run_dir / "split.json", split_record(spec))
     return report
+
+
+def check_split(spec: DataSpec, run_dir: str | Path) -> None:
+    """Refuse when a folder split here (``ROOT/<class>/``) no longer splits as the run recorded.
+
+    The flat layout's split is recomputed from the files on each load; images added to or
+    removed from the folder after training reshuffle it, and a later stage (export's
+    calibration, bench) could then use test images for calibration, or train images as test.
+    A run without ``split.json`` (older runs, named datasets, split folders) is not checked.
+
+    Raises:
+        DataError: a file recorded in one split now lands in another (naming one, and how many).
+    """
+    record_path = Path(run_dir) / "split.json"
+    if spec.source in NAMED_SOURCES or not record_path.is_file() or folders.layout(Path(spec.source)) != "flat":
+        return
+    import json
+
+    record = json.loads(record_path.read_text())
+    root = Path(spec.source)
+    was = {f: s for s, r in record.get("splits", {}).items() for f in r["files"]}
+    moved = []
+    for s in ("train", "test"):
+        for f in list_split(spec, s).files:
+            rel = _rel(f, root)
+            if rel in was and was[rel] != s:
+                moved.append((rel, was[rel], s))
+    if moved:
+        rel, a, b = moved[0]
+        raise DataError(f"{root} no longer splits as this run recorded in {record_path}: {rel} was {a}, is now {b} "
+                        f"({len(moved)} file(s) moved, images were added or removed); train a new run on the "
+                        "folder as it is, or restore it")

@@ -16,7 +16,7 @@ from PIL import Image
 
 from edgesmith.core.data import (DataSpec, FileSplit, has_split, list_split, load_dataset, load_split,
                                  parse_image_size)
-from edgesmith.core.datareport import write_data_report
+from edgesmith.core.datareport import check_split, write_data_report
 from edgesmith.core.errors import DataError
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "make_messy_folder.py"
@@ -155,3 +155,19 @@ def test_named_sources_resize_by_the_same_rule():
     small = load_split(DataSpec("synthetic", limit_test=20, image_size=(48, 64), resize="pad"), "test")
     assert small.images.shape == (20, 48, 64, 3)
     assert (small.images[:, :, :8] == 0).all()  # letterbox bars: 32x32 -> 48x48 centred in 64 wide
+
+
+def test_a_folder_changed_after_training_is_refused_by_later_stages(tmp_path):
+    root = tmp_path / "flat"
+    for c in ("a", "b"):
+        (root / c).mkdir(parents=True)
+        for i in range(6):
+            Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(root / c / f"{i}.png")
+    spec, run = DataSpec(str(root)), tmp_path / "run"
+    run.mkdir()
+    write_data_report(spec, run)
+    check_split(spec, run)  # unchanged: fine
+    for i in range(6, 30):
+        Image.new("RGB", (8, 8)).save(root / "a" / f"{i}.png")
+    with pytest.raises(DataError, match="no longer splits as this run recorded"):
+        check_split(spec, run)
