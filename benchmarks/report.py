@@ -1,10 +1,12 @@
-"""Benchmark reports: results.json, results.csv, report.md and pareto.png (with matplotlib only).
+"""Benchmark reports: results.json, results.csv, report.md, and with matplotlib pareto.png and one
+confusion-<artifact>.png per artifact.
 
 report.md holds one results table, then for every quantized variant its change against its
 float parent on each target (accuracy delta in points, speed-up x, size ratio) with a
 one-line verdict (naming the ISA cause when int8 is slower, :func:`.advice.slower_cause`),
 the artifacts whose top-1 here differs from their export-time top-1 (:func:`.advice.divergences`),
-the recommended artifact when asked (:func:`.advice.recommend`), then per-class accuracy and
+the recommended artifact when asked (:func:`.advice.recommend`), per-class accuracy (recall) of
+every artifact x target and each artifact's confusion matrix (:mod:`edgesmith.core.perclass`), and
 the targets that were skipped and why.
 """
 from __future__ import annotations
@@ -162,14 +164,7 @@ def markdown(report: dict, notes: tuple[str, ...] = ()) -> str:
                          f"{c['accuracy_delta_pts']:+.2f} | {_fmt(c.get('speedup'), '.2f')}× | {tput} | "
                          f"{c['size_ratio']:.2f} |")
         lines += [""] + [f"- {c['quantized']}: {c['verdict']}" for c in comps]
-    acc = report.get("accuracy") or []
-    if acc and report.get("class_names"):
-        names = report["class_names"]
-        lines += ["", "## Per-class top-1", "", "| artifact | target | " + " | ".join(names) + " |",
-                  "|---|---|" + "---:|" * len(names)]
-        for a in acc:
-            lines.append(f"| {a['artifact']} | {a['target']} | "
-                         + " | ".join(_fmt(a["per_class"].get(n), ".1%") for n in names) + " |")
+    lines += per_class_lines(report)
     lines += _advice_lines(report)
     if report.get("skipped"):
         lines += ["", "## Skipped", ""]
@@ -178,6 +173,52 @@ def markdown(report: dict, notes: tuple[str, ...] = ()) -> str:
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
+
+
+def confusions(report: dict) -> dict[str, dict]:
+    """One confusion matrix per artifact: artifact -> ``{"target", "confusion", "same_on"}``.
+
+    The matrix is the first target's that measured the artifact's accuracy (``confusion``: K lists of
+    K counts, row = true class); ``same_on`` lists the other targets whose predictions gave the same
+    matrix (a target that differs gets its own row in the per-class table, not its own matrix).
+    """
+    out: dict[str, dict] = {}
+    for a in report.get("accuracy") or []:
+        cm = a.get("confusion")
+        if cm is None:
+            continue
+        if a["artifact"] not in out:
+            out[a["artifact"]] = {"target": a["target"], "confusion": cm, "same_on": []}
+        elif out[a["artifact"]]["confusion"] == cm:
+            out[a["artifact"]]["same_on"].append(a["target"])
+    return out
+
+
+def per_class_lines(report: dict) -> list[str]:
+    """report.md's "Per-class accuracy" section: recall per class (and balanced accuracy) for every
+    artifact x target, then each artifact's confusion matrix (empty without accuracy entries)."""
+    from edgesmith.core.perclass import confusion_markdown, per_class_summary
+
+    acc, names = report.get("accuracy") or [], report.get("class_names")
+    if not acc or not names:
+        return []
+    lines = ["", "## Per-class top-1 (recall)", "",
+             "Share of each class's test images predicted as that class; balanced = the mean over classes.", "",
+             "| artifact | target | balanced | " + " | ".join(names) + " |", "|---|---|---:|" + "---:|" * len(names)]
+    for a in acc:
+        known = [v for v in a["per_class"].values() if v is not None]
+        balanced = sum(known) / len(known) if known else None
+        lines.append(f"| {a['artifact']} | {a['target']} | {_fmt(balanced, '.1%')} | "
+                     + " | ".join(_fmt(a["per_class"].get(n), ".1%") for n in names) + " |")
+    for name, c in confusions(report).items():
+        worst = per_class_summary(c["confusion"], names, top_confusions=3)["most_confused"]
+        on = ", ".join([c["target"], *c["same_on"]])
+        lines += ["", f"### Confusion matrix: {name} ({on}; row: true class, column: predicted)", "",
+                  *confusion_markdown(c["confusion"], names)]
+        if worst:
+            lines += ["", "Most confused: " + "; ".join(f"{w['true']} -> {w['predicted']} ({w['count']})"
+                                                         for w in worst) + "."]
+    return lines
 
 
 def _advice_lines(report: dict) -> list[str]:
@@ -233,6 +274,18 @@ def write_reports(report: dict, out_dir: str | Path, *, plot: bool = True) -> di
         except BackendUnavailable:
             notes = (f"No pareto.png: matplotlib is not installed here (`{PLOTS_HINT}`); the plot can be drawn "
                      "from results.json wherever it is, with `edgesmith.benchmarks.pareto.plot_pareto`.",)
+    if plot and report.get("class_names"):
+        from edgesmith.core.perclass import plot_confusion
+
+        for name, c in confusions(report).items():
+            try:
+                paths[f"confusion-{name}"] = plot_confusion(c["confusion"], report["class_names"],
+                                                            out_dir / f"confusion-{name}.png",
+                                                            title=f"{name} ({c['target']})")
+            except BackendUnavailable:
+                notes += (f"No confusion-*.png: matplotlib is not installed here (`{PLOTS_HINT}`); report.md and "
+                          "results.json hold the numbers.",)
+                break
     write_json(paths["json"], report)
     write_text(paths["csv"], buf.getvalue())
     from .device_report import device_markdown, needs_device_markdown

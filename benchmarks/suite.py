@@ -241,7 +241,8 @@ def _rows(hello: dict, finished: dict, samples: dict, files: dict, config: Bench
             acc = acc_by[(name, target)] = f["accuracy"]
             accuracy.append({"artifact": name, "target": target, "top1": acc["top1"], "n_test": n_test,
                              "per_class": {c: (k / n if n else None)
-                                           for c, k, n in zip(class_names, acc["correct"], acc["total"])}})
+                                           for c, k, n in zip(class_names, acc["correct"], acc["total"])},
+                             "confusion": acc.get("confusion")})  # None from a worker of an older edgesmith
         probes.append(f["cpu_probe_ms"])
         b1 = samples[key].get(1)
         say(f"  {name}-{target}-t{t}: top-1 {acc_by[(name, target)]['top1']:.2%}"
