@@ -98,15 +98,17 @@ def open_storage(storage: StudyStorage, out: Path):
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
         return JournalStorage(JournalFileBackend(str(Path(out) / "journal.log")))
-    from optuna.storages import RetryFailedTrialCallback
+    import warnings
 
-    callback = RetryFailedTrialCallback(max_retry=MAX_RETRY)
-    name = ("heartbeat_stale_trial_callback"
-            if "heartbeat_stale_trial_callback" in inspect.signature(optuna.storages.RDBStorage).parameters
-            else "failed_trial_callback")
+    new = "heartbeat_stale_trial_callback" in inspect.signature(optuna.storages.RDBStorage).parameters
+    retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback" if new else "RetryFailedTrialCallback")
     try:
-        return optuna.storages.RDBStorage(storage.url, heartbeat_interval=storage.heartbeat_s,
-                                          grace_period=storage.grace_s, **{name: callback})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ExperimentalWarning: heartbeats, in Optuna since 2.8
+            callback = retry(max_retry=MAX_RETRY)
+            return optuna.storages.RDBStorage(
+                storage.url, heartbeat_interval=storage.heartbeat_s, grace_period=storage.grace_s,
+                **{"heartbeat_stale_trial_callback" if new else "failed_trial_callback": callback})
     except ImportError as e:  # the SQLAlchemy dialect's driver
         raise BackendUnavailable(f"--storage {storage.shown()} needs a database driver ({e.name or e}): "
                                  "pip install 'edgesmith[train]' (psycopg for PostgreSQL)") from None
