@@ -24,6 +24,7 @@ import numpy as np
 from edgesmith.core.errors import BackendUnavailable
 from edgesmith.core.fsutil import write_json, write_text
 from edgesmith.core.rundir import RunDir, load_manifest, verify_file
+from edgesmith.core.runlock import locks_run
 from edgesmith.runtime import load
 from edgesmith.runtime.base import to_model_input
 
@@ -148,11 +149,14 @@ def _markdown(profiles: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+@locks_run("bench --profile")
 def write_profiles(run_dir: str | Path, *, threads: int = 1, runs: int = 200) -> list[Path]:
     """Profile every artifact of a run; write ``RUN/bench/profiles/<artifact>.json`` and ``profiles.md``.
 
     An artifact whose runtime is not installed (e.g. ``.onnx`` without the ``[onnx]`` extra) is
     listed in ``profiles.md`` as not profiled, with the reason, and gets no JSON file.
+
+    Side effects: holds the run's lock (:func:`edgesmith.core.runlock.run_lock`) while it writes.
 
     Returns:
         The paths written. Raises RunDirError (via the manifest helpers) for a run
