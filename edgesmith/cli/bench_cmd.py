@@ -78,6 +78,12 @@ RemotePythonOpt = Annotated[Optional[str], typer.Option(
     help="The Python of ssh:// devices that name none with ?python= [default: python3].", metavar="PATH")]
 StrictOpt = Annotated[bool, typer.Option(
     help=f"Exit {EXIT_DEVICE} when a --device could not be measured (default: report its reason, keep the others).")]
+BoardOpt = Annotated[Optional[list[str]], typer.Option(
+    "--board", help="Instead of measuring here: does the run's Cortex-M file (export --target cortex-m) fit this "
+                    "microcontroller board's RAM and flash, and its estimated latency (MACs x cycles per MAC / clock, "
+                    "an estimate with its band; docs/mcu.md). Repeatable: nucleo-l4r5zi, nano33ble, pico, esp32-s3, ...")]
+McuRuntimeOpt = Annotated[Optional[str], typer.Option(
+    help="--board: the inference engine of the estimate: tflm-cmsis-nn (default), x-cube-ai, microtvm-cmsis-nn, plumerai.")]
 ProfileOpt = Annotated[bool, typer.Option(
     help="Also write per-operator time profiles (ONNX Runtime profiler; LiteRT op list, XNNPACK coverage and "
          "call split) at the first thread count to RUN/bench/profiles/.")]
@@ -163,6 +169,32 @@ def print_comparison(old_path: Path, new_path: Path, result: dict) -> None:
               highlight=False)
 
 
+def print_boards(run_dir: Path, boards: list[str], runtime: str | None) -> None:
+    """``--board``: fit and estimated latency of the run's Cortex-M file(s) per board (nothing is measured)."""
+    from edgesmith.benchmarks.boards import board_report
+
+    rows = board_report(run_dir, [b for v in boards for b in v.split(",") if b.strip()], runtime)
+    table = Table(title="microcontroller boards: fit from TFLite Micro's arena; latency is an ESTIMATE, not a measurement")
+    for col in ("artifact", "board", "core @ MHz", "RAM KB need/have", "flash KB need/have", "fits",
+                "est. latency ms", "band", "basis"):
+        table.add_column(col, justify="left" if col in ("artifact", "board", "core @ MHz", "fits", "basis") else "right")
+    for r in rows:
+        lat = r["latency"]
+        fits = "yes" if r["fits"] else "no (" + ", ".join(k for k, ok in (("RAM", r["fits_ram"]),
+                                                                           ("flash", r["fits_flash"])) if not ok) + ")"
+        table.add_row(r["artifact"], r["board"], f"{r['core']} @ {r['clock_mhz']}",
+                      f"{r['ram_need_kb']:.0f} / {r['ram_kb']}", f"{r['flash_need_kb']:.0f} / {r['flash_kb']}", fits,
+                      "-" if lat["ms"] is None else f"{lat['ms']:,.1f}",
+                      "-" if lat["ms"] is None else f"{lat['low_ms']:,.0f}-{lat['high_ms']:,.0f}",
+                      f"{lat['basis']} ({', '.join(lat['points'])})" if lat["points"] else lat["basis"])
+    out.print(table)
+    r = rows[0]
+    out.print(f"  {r['macs']:,} MACs; arena {r['arena_bytes']:,} B measured under TFLite Micro on this 64-bit host, "
+              f"{r['recommended_arena_bytes']:,} B reserved (+ CMSIS-NN scratch, +10%); latency = MACs x cycles/MAC "
+              f"({rows[0]['latency']['runtime']}) / clock, from published MLPerf Tiny rows (docs/mcu.md)",
+              highlight=False, markup=False)
+
+
 def check_gates(report: dict, fail_under_accuracy: float | None, fail_over_latency: float | None) -> None:
     """Print failed gates and exit 3 if any failed."""
     from edgesmith.benchmarks import gate_failures
@@ -184,7 +216,8 @@ def bench_cmd(run_dir: Annotated[Optional[Path], typer.Argument(help="Run direct
               fail_under_accuracy: AccGateOpt = None, fail_over_latency: LatGateOpt = None,
               rel_tol: RelTolOpt = 0.10, profile: ProfileOpt = False, recommend: RecommendOpt = False,
               accuracy_budget: BudgetOpt = DEFAULT_BUDGET_PTS, device: DeviceOpt = None,
-              remote_python: RemotePythonOpt = None, strict: StrictOpt = False):
+              remote_python: RemotePythonOpt = None, strict: StrictOpt = False, board: BoardOpt = None,
+              mcu_runtime: McuRuntimeOpt = None):
     """Benchmark every artifact on every target: top-1 (and per class), latency p50/p90/p99, throughput,
     load time, peak RSS, size. Or compare two results.json files (--compare OLD NEW)."""
     with errors():
@@ -195,6 +228,9 @@ def bench_cmd(run_dir: Annotated[Optional[Path], typer.Argument(help="Run direct
             return
         if run_dir is None:
             raise ConfigError("give a run directory to benchmark (or --compare OLD.json NEW.json)")
+        if board:
+            print_boards(run_dir, board, mcu_runtime)
+            return
         from edgesmith.benchmarks.devices import parse_devices
 
         devices = parse_devices(device, remote_python=remote_python) if device else None

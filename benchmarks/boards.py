@@ -1,0 +1,118 @@
+"""Microcontroller boards: does a Cortex-M file fit, and how fast will it be (an estimate). No TensorFlow.
+
+The boards, their core, clock, RAM and flash, and the published latencies the estimate is
+calibrated on live in ``boards.json`` beside this module (package data). ``edgesmith bench RUN
+--board NAME`` reads the ``micro`` record that ``export --target cortex-m`` left in the manifest
+(the arena TFLite Micro measured, the ops) and answers, per board:
+
+* RAM: the recommended arena (measured + CMSIS-NN scratch + 10%) + a stated overhead for the
+  stack, interpreter and application (``ram_overhead_kb``) <= the board's SRAM;
+* flash: the model file + a code-size estimate (``flash_code_kb``: the TFLite Micro core plus
+  a few KB per op kind) <= the board's flash;
+* latency: :func:`edgesmith.benchmarks.mcu_estimate.estimate_latency`, an estimate with a band.
+"""
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+from edgesmith.core.errors import ConfigError, RunDirError
+
+BOARDS_FILE = Path(__file__).with_name("boards.json")
+
+
+@functools.lru_cache(maxsize=1)
+def _load() -> str:
+    return BOARDS_FILE.read_text()
+
+
+def load_boards() -> dict:
+    """boards.json: ``{"boards": {name: spec}, "runtimes", "calibration", "uncalibrated_cores", ...}`` (a fresh copy)."""
+    return json.loads(_load())
+
+
+def board_names(data: dict | None = None) -> list[str]:
+    """The board names ``--board`` accepts, in file order."""
+    return list((data or load_boards())["boards"])
+
+
+def board_spec(name: str, data: dict | None = None) -> dict:
+    """One board: ``{"name", "mcu", "core", "clock_mhz", "ram_kb", "flash_kb", ...}``.
+
+    Raises:
+        ConfigError: an unknown board, with the known ones.
+    """
+    data = data or load_boards()
+    try:
+        return data["boards"][name.lower()]
+    except KeyError:
+        raise ConfigError(f"unknown board {name!r}; choose from {', '.join(board_names(data))}") from None
+
+
+def fit(spec: dict, *, arena_bytes: int, model_bytes: int, n_ops: int, data: dict | None = None) -> dict:
+    """Whether a model fits a board's RAM and flash.
+
+    Args:
+        spec: from :func:`board_spec`.
+        arena_bytes: the tensor arena to reserve (the recommended one, not the host's measurement).
+        model_bytes: the ``.tflite`` file (it stays in flash as a ``const`` array).
+        n_ops: distinct op kinds (each brings its kernel code).
+
+    Returns:
+        ``{"ram_need_kb", "ram_kb", "fits_ram", "flash_need_kb", "flash_kb", "fits_flash", "fits"}``
+        (KB = 1024 bytes).
+    """
+    data = data or load_boards()
+    ram = arena_bytes / 1024 + data["ram_overhead_kb"]["value"]
+    code = data["flash_code_kb"]
+    flash = model_bytes / 1024 + code["base"] + code["per_op"] * n_ops
+    fits_ram, fits_flash = ram <= spec["ram_kb"], flash <= spec["flash_kb"]
+    return {"ram_need_kb": round(ram, 1), "ram_kb": spec["ram_kb"], "fits_ram": fits_ram,
+            "flash_need_kb": round(flash, 1), "flash_kb": spec["flash_kb"], "fits_flash": fits_flash,
+            "fits": fits_ram and fits_flash}
+
+
+def board_report(run_dir: str | Path, boards: list[str], runtime: str | None = None) -> list[dict]:
+    """Fit and estimated latency of every Cortex-M file of a run on each board.
+
+    Args:
+        run_dir: a run exported with ``--target cortex-m``.
+        boards: names of boards.json (``nucleo-l4r5zi``, ``nano33ble``, ``pico``, ...).
+        runtime: the inference engine of the latency estimate (default ``tflm-cmsis-nn``).
+
+    Returns:
+        One row per (artifact, board): ``{"artifact", "board", "board_name", "core", "clock_mhz",
+        "macs", "arena_bytes", "recommended_arena_bytes", "model_bytes", **fit, "latency": {...}}``.
+
+    Raises:
+        ConfigError: an unknown board or runtime. RunDirError: no manifest, no Cortex-M file,
+        or the file changed since export.
+    """
+    from edgesmith.core.rundir import RunDir, load_manifest, verify_file
+
+    from .mcu_estimate import DEFAULT_RUNTIME, estimate_latency, read_macs
+
+    data = load_boards()
+    runtime = runtime or DEFAULT_RUNTIME
+    if runtime not in data["runtimes"]:
+        raise ConfigError(f"unknown MCU runtime {runtime!r}; choose from {', '.join(data['runtimes'])}")
+    specs = {b: board_spec(b, data) for b in boards}  # an unknown name fails before any file is read
+    run = RunDir(run_dir)
+    micro = [a for a in load_manifest(run).get("artifacts", []) if "micro" in a]
+    if not micro:
+        raise RunDirError(f"{run.root} has no Cortex-M file: run `edgesmith export {run.root} --target cortex-m` "
+                          "first (it measures the arena under TFLite Micro)")
+    rows = []
+    for art in micro:
+        path = verify_file(run, art)
+        macs = read_macs(path)["macs"]
+        arena = art["micro"]["arena"]
+        for name, spec in specs.items():
+            rows.append({"artifact": art["name"], "board": name, "board_name": spec["name"], "core": spec["core"],
+                         "clock_mhz": spec["clock_mhz"], "macs": macs, "arena_bytes": arena["bytes"],
+                         "recommended_arena_bytes": arena["recommended_bytes"], "model_bytes": art["bytes"],
+                         **fit(spec, arena_bytes=arena["recommended_bytes"], model_bytes=art["bytes"],
+                               n_ops=len({o["op"] for o in art["micro"]["ops"]}), data=data),
+                         "latency": estimate_latency(macs, name, runtime, data=data)})
+    return rows
