@@ -48,16 +48,21 @@ def preview_cmd(data: Annotated[str, typer.Argument(help="'cifar10', 'synthetic'
                 per_class: Annotated[int, typer.Option(help="Samples shown per class.")] = 8,
                 out_png: Annotated[Optional[Path], typer.Option("--out", "-o", help="PNG to write "
                                                                 "[default: `data-preview-<split>.png`].")] = None,
-                seed: Annotated[int, typer.Option(help="Chooses the samples shown.")] = 0):
+                seed: Annotated[int, typer.Option(help="Chooses the samples shown.")] = 0,
+                image_size: Annotated[Optional[str], typer.Option(help="Decode to H or HxW px, as `train "
+                                                                  "--image-size` (needed for images of mixed "
+                                                                  "sizes).", metavar="H[xW]")] = None,
+                resize: Annotated[str, typer.Option(help="squash, crop or pad, as `train --resize`.")] = "squash"):
     """Write a PNG grid of sample images per class and print the class counts."""
-    from edgesmith.core.data import DataSpec, load_split
+    from edgesmith.core.data import DataSpec, load_split, parse_image_size
     from edgesmith.core.errors import ConfigError
     from edgesmith.core.fsutil import atomic_path
 
     with errors():
         if per_class < 1:
             raise ConfigError(f"--per-class must be >= 1, got {per_class}")
-        s = load_split(DataSpec(data), split)
+        s = load_split(DataSpec(data, image_size=parse_image_size(image_size) if image_size else None,
+                                resize=resize), split)
         counts = np.bincount(s.labels, minlength=len(s.class_names))
         table = Table(title=f"{data} ({split}): {len(s)} images, {s.image_shape[1]}x{s.image_shape[0]}x"
                             f"{s.image_shape[2]}")
