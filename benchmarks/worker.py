@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from edgesmith.core.errors import BackendUnavailable, EdgesmithError
+from edgesmith.core.quiet import child_env, filter_text, is_verbose
 
 ACCURACY_CHUNK = 256  # images per predict call in the (untimed) accuracy pass
 TIMING_IMAGES = 1024  # the first images of the split, cycled through by the timed calls
@@ -131,14 +132,19 @@ def accuracy(runner, images: np.ndarray, labels: np.ndarray, num_classes: int) -
     """Top-1 and per-class accuracy over the whole split, predicted in chunks of 256 (untimed).
 
     Returns:
-        ``top1`` (fraction), ``correct`` and ``total`` per class (lists of length ``num_classes``).
+        ``top1`` (fraction), ``correct`` and ``total`` per class (lists of length ``num_classes``),
+        and ``confusion``: ``num_classes`` lists of ``num_classes`` counts (row = true class, column =
+        predicted; :func:`edgesmith.core.perclass.confusion_matrix`).
     """
+    from edgesmith.core.perclass import confusion_matrix
+
     preds = np.concatenate([runner.predict(images[i:i + ACCURACY_CHUNK]).argmax(1)
                             for i in range(0, len(images), ACCURACY_CHUNK)])
     hit = preds == labels
     correct = np.bincount(labels[hit], minlength=num_classes)
     total = np.bincount(labels, minlength=num_classes)
-    return {"top1": float(hit.mean()), "correct": correct.tolist(), "total": total.tolist()}
+    return {"top1": float(hit.mean()), "correct": correct.tolist(), "total": total.tolist(),
+            "confusion": confusion_matrix(labels, preds, num_classes).tolist()}
 
 
 def cpu_probe_ms(repeats: int = 31) -> float:
@@ -286,7 +292,10 @@ class WorkerProcess:
         job_file.write_text(json.dumps(job))
         self.err_path = workdir / f"{tag}.stderr.txt"
         self._err = open(self.err_path, "w")
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        # as quiet (or --verbose) as the command; its stderr goes to err_path, shown only if it dies
+        env = {**os.environ, **child_env()}
+        if not is_verbose():
+            env["TF_CPP_MIN_LOG_LEVEL"] = "3"
         # -P (3.11+): no current directory on sys.path, so a source checkout's edgesmith/ folder
         # cannot shadow the installed package in the worker
         safe_path = ["-P"] if sys.version_info >= (3, 11) else []
@@ -300,7 +309,7 @@ class WorkerProcess:
             self.proc.wait(timeout=WORKER_TIMEOUT_S)
             self._err.flush()
             raise RuntimeError(f"benchmark worker for {self.tag} died (exit {self.proc.returncode}):\n"
-                               f"{self.err_path.read_text()[-3000:]}")
+                               f"{filter_text(self.err_path.read_text(errors='replace'))[-3000:]}")
         msg = json.loads(line)
         if "bug" in msg:
             self.close()

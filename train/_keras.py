@@ -5,13 +5,16 @@ Everything else imports ``keras`` and ``tf`` from here.
 """
 from __future__ import annotations
 
-import os
+from edgesmith.core.quiet import quiet_environment, quiet_native_output
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter out of CLI output
+# TF's C++ start-up chatter (cuda drivers, oneDNN, absl) stays out of the output unless verbose:
+# its log level is read once, at import, and some lines come before it is read at all.
+quiet_environment()
 
 try:
-    import tensorflow as tf  # noqa: E402
-    import tf_keras as keras  # noqa: E402
+    with quiet_native_output():
+        import tensorflow as tf  # noqa: E402
+        import tf_keras as keras  # noqa: E402
 except ImportError as e:  # pragma: no cover - exercised on a runtime-only install
     from edgesmith.core.errors import BackendUnavailable
 

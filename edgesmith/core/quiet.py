@@ -60,6 +60,7 @@ _NATIVE_NOISE = re.compile("|".join((
 _CUINIT = re.compile(r"failed call to cuInit:?\s*(?:.*cuInit:\s*)?(?P<why>.*)$", re.IGNORECASE)
 
 _verbose: bool | None = None  # the CLI's --verbose; None = from the environment
+_set_here: set[str] = set()  # the QUIET_ENV entries quiet_environment() set (not the user)
 
 
 def set_verbose(on: bool | None) -> None:
@@ -67,8 +68,13 @@ def set_verbose(on: bool | None) -> None:
     follow ``EDGESMITH_VERBOSE`` again. The CLI calls this once per command."""
     global _verbose
     _verbose = on
-    if on and _active is not None:
-        _active.stop()
+    if on:
+        if _active is not None:
+            _active.stop()
+        if "tensorflow" not in sys.modules:  # TensorFlow reads its log level once, at import
+            for k in _set_here:
+                os.environ.pop(k, None)
+            _set_here.clear()
 
 
 def is_verbose() -> bool:
@@ -83,7 +89,9 @@ def quiet_environment() -> None:
     TensorFlow is imported; a later call has no effect on a TensorFlow already loaded."""
     if not is_verbose():
         for k, v in QUIET_ENV.items():
-            os.environ.setdefault(k, v)
+            if k not in os.environ:
+                os.environ[k] = v
+                _set_here.add(k)
 
 
 def child_env() -> dict[str, str]:
