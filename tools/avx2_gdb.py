@@ -140,12 +140,13 @@ gdb.execute("set print thread-events off")
 gdb.execute("set print inferior-events off")
 gdb.execute("handle SIGINT pass nostop noprint")
 gdb.execute("handle SIGPIPE pass nostop noprint")
-# the command line, NUL-separated, from as_avx2.sh; the inferior gets the caller's stdout and
-# stdin (its fds 3 and 4), gdb's own messages go to stderr
-with open(os.environ["AVX2_ARGV_FILE"], "rb") as f:
-    argv = [a.decode() for a in f.read().split(b"\0")[:-1]]
-os.unlink(os.environ["AVX2_ARGV_FILE"])
-gdb.execute("file " + argv[0], to_string=True)
-gdb.execute("run " + shlex.join(argv[1:]) + " >&3 <&4 3>&- 4<&-")
+# The command line, NUL-separated, from as_avx2.sh. bash reads it into an array and execs it, so no
+# argument passes through a command line that gdb or a shell parses (python -c CODE keeps its newlines
+# and quotes); gdb follows the exec. The inferior gets the caller's stdout and stdin (its fds 3 and 4),
+# gdb's own messages go to stderr.
+argv_file = os.environ["AVX2_ARGV_FILE"]
+gdb.execute("file /bin/bash", to_string=True)
+gdb.execute("run -c " + shlex.quote(f'readarray -d "" -t a < {shlex.quote(argv_file)} && rm -f {shlex.quote(argv_file)} '
+                                    '&& exec "${a[@]}"') + " >&3 <&4 3>&- 4<&-")
 code = gdb.parse_and_eval("$_exitcode")
 gdb.execute(f"quit {int(code) if code.type.code != gdb.TYPE_CODE_VOID else 1}")
