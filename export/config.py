@@ -11,7 +11,8 @@ An artifact is one (source model, format, variant):
 * variant: one its backend declares (:class:`.variants.Variant`): ``fp32``; ``fp16``
   (TFLite); ``dynamic`` (dynamic-range int8 weights); ``int8`` (full-integer PTQ: TFLite
   per-channel with uint8/int8 I/O, ONNX static QDQ with a calibration method);
-  ``int8-tflite`` (ONNX: the int8 TFLite file through tf2onnx).
+  ``int8-tflite`` (ONNX: the int8 TFLite file through tf2onnx); ``int8-micro`` (TFLite
+  full-integer with int8 I/O for TFLite Micro, :mod:`.micro`; what ``--target cortex-m`` makes).
 
 Names: ``tflite_int8``, ``pruned_onnx_dynamic``, ``qat_tflite_int8``; files
 ``model_int8.onnx``, ``model_pruned_fp32.tflite``, ...
@@ -28,16 +29,18 @@ from edgesmith.core.errors import ConfigError
 
 from .cluster import check_clusters
 from .finetune import FineTune
+from .micro import MICRO_VARIANT
+from .micro import VARIANTS as MICRO_VARIANTS
 from .onnx import CALIBRATION_METHODS, PRESETS
 from .onnx import VARIANTS as ONNX_VARIANTS
 from .prune import check_sparsity
-from .targets import AUTO, TARGETS, Machine, onnx_forms, resolve_targets
+from .targets import AUTO, MCU_TARGETS, TARGETS, Machine, onnx_forms, resolve_targets
 from .tflite import VARIANTS as TFLITE_VARIANTS
 from .variants import Variant
 
 IO_DTYPES = ("uint8", "int8")  # full-integer TFLite input/output types
 # format -> the variants its backend declares, in a stable order
-BACKENDS: dict[str, tuple[Variant, ...]] = {"tflite": TFLITE_VARIANTS, "onnx": ONNX_VARIANTS}
+BACKENDS: dict[str, tuple[Variant, ...]] = {"tflite": TFLITE_VARIANTS + MICRO_VARIANTS, "onnx": ONNX_VARIANTS}
 FORMATS = tuple(BACKENDS)
 _SPECS = {(v.format, v.name): v for variants in BACKENDS.values() for v in variants}
 # variant -> formats that offer it
@@ -116,7 +119,9 @@ class ExportConfig:
         calibration: ONNX static quantization calibration method (minmax, entropy, percentile).
         targets: deployment targets (:data:`edgesmith.export.targets.TARGETS`): ``auto`` (this
             CPU), ``x86-vnni``, ``x86-avx2``, ``arm64``, ``tensorrt``, ``generic``; one int8
-            ONNX file per distinct form they need (:func:`~.targets.onnx_forms`).
+            ONNX file per distinct form they need (:func:`~.targets.onnx_forms`); ``cortex-m``
+            (a microcontroller) adds the ``int8-micro`` TFLite file (int8 I/O, checked under
+            TFLite Micro, :mod:`.micro`), in place of the ``int8`` one when it is the only target.
         onnx_preset: explicit int8 ONNX layout (:data:`edgesmith.export.onnx.PRESETS`),
             overriding the targets' forms: ``x86`` (U8S8 with a uint8 input), ``x86-avx2``
             (the same with 7-bit weights), ``s8s8`` or ``tensorrt`` (symmetric S8S8 QDQ);
@@ -240,12 +245,13 @@ class ExportConfig:
         else:
             variants = ["fp32", *[v for v in self.variants if v != "fp32"]]
             base = [(f, v) for f in self.formats for v in variants if f in VARIANTS[v]]
+        base = self._for_mcu(base)
         sources = [("base", base)]
         if self.pruning:
             sources.append(("pruned", base))
         if self.cluster is not None:
             sources.append(("clustered", base))
-        qat_pairs = [("tflite", "int8")] + ([("onnx", "int8-tflite")] if "onnx" in self.formats else [])
+        qat_pairs = self._for_mcu([("tflite", "int8")] + ([("onnx", "int8-tflite")] if "onnx" in self.formats else []))
         if self.qat:
             sources.append(("qat", qat_pairs))
             if self.pruning:
@@ -253,6 +259,15 @@ class ExportConfig:
             if self.cluster is not None:
                 sources.append(("clustered_qat", qat_pairs))
         return sources
+
+    def _for_mcu(self, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """With a microcontroller target, the int8 TFLite file also comes in its ``int8-micro`` form
+        (int8 I/O, checked under TFLite Micro), instead of the desktop one when every target is an MCU."""
+        if not set(self.targets) & set(MCU_TARGETS) or ("tflite", "int8") not in pairs:
+            return pairs
+        only_mcu = set(self.targets) <= set(MCU_TARGETS)
+        out = [p for p in pairs if not (only_mcu and p == ("tflite", "int8"))]
+        return out + [("tflite", MICRO_VARIANT)] * (("tflite", MICRO_VARIANT) not in out)
 
     def onnx_forms(self, machine: Machine | None = None) -> list[tuple[str, tuple[str, ...]]]:
         """``[(ONNX preset, targets it serves), ...]`` on ``machine`` (default: this one), first form first."""

@@ -25,6 +25,7 @@ x86-avx2       u8u8        U8U8 + uint8 input: no u8 x s8 pair sums to saturate,
 arm64          s8s8        S8S8: Arm's sdot / i8mm kernels and ONNX Runtime's Arm path
 tensorrt       tensorrt    symmetric S8S8 QDQ, what TensorRT's int8 builder expects
 generic        s8s8        S8S8: the portable QDQ form
+cortex-m       (none)      no ONNX: the ``int8-micro`` TFLite file (int8 I/O, TFLite Micro; export/micro.py)
 =============  ==========  ==================================================================
 
 ``auto`` is this machine, from its ISA flags (:func:`detect_target`). The full-integer TFLite
@@ -45,7 +46,10 @@ AUTO = "auto"
 # target -> ONNX int8 preset (edgesmith.export.onnx.PRESETS)
 TARGET_PRESETS = {"x86-vnni": "x86", "x86-avx2": "u8u8", "arm64": "s8s8", "tensorrt": "tensorrt",
                   "generic": "s8s8"}
-TARGETS = (AUTO, *TARGET_PRESETS)
+# microcontroller targets: no ONNX file; the TFLite int8 file gets int8 I/O and is checked under
+# TFLite Micro (export/micro.py)
+MCU_TARGETS = ("cortex-m",)
+TARGETS = (AUTO, *TARGET_PRESETS, *MCU_TARGETS)
 
 
 @dataclass(frozen=True)
@@ -120,8 +124,10 @@ def onnx_forms(names: tuple[str, ...] | list[str], machine: Machine | None = Non
     """
     targets = resolve_targets(names, machine)
     if preset is not None:
-        return [(preset, targets)]
+        return [(preset, tuple(t for t in targets if t not in MCU_TARGETS))]
     forms: dict[str, tuple[str, ...]] = {}
     for t in targets:
+        if t in MCU_TARGETS:
+            continue  # a microcontroller runs no ONNX
         forms[TARGET_PRESETS[t]] = forms.get(TARGET_PRESETS[t], ()) + (t,)
     return list(forms.items())

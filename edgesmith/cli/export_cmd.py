@@ -9,7 +9,7 @@ import typer
 from edgesmith.export import CALIBRATION_METHODS, FORMATS, ExportConfig
 from edgesmith.export import PRESETS as ONNX_PRESETS
 from edgesmith.export.config import FALLBACKS, IO_DTYPES
-from edgesmith.export.targets import TARGETS
+from edgesmith.export.targets import MCU_TARGETS, TARGETS
 
 from ._common import choice_enum, errors, out
 from .import_opts import (OUTPUTS_DEFAULT, PREPROCESS_DEFAULT, DataImportOpt, ImportOutOpt, LabelsOpt, OutputsOpt,
@@ -89,15 +89,20 @@ def export_cmd(
     variants: Annotated[str, typer.Option(
         help="Comma-separated: fp32 (always made, the float parent), fp16 (TFLite float16 weights), "
              "dynamic (dynamic-range int8 weights), int8 (full-integer PTQ: TFLite per-channel, ONNX "
-             "static QDQ), int8-tflite (ONNX converted from the int8 TFLite).")] = ",".join(_D.variants),
-    formats: Annotated[str, typer.Option(help=f"Comma-separated: {', '.join(FORMATS)}.")] = ",".join(_D.formats),
+             "static QDQ), int8-tflite (ONNX converted from the int8 TFLite), int8-micro (TFLite with int8 I/O for "
+             "TFLite Micro: what --target cortex-m makes).")] = ",".join(_D.variants),
+    formats: Annotated[Optional[str], typer.Option(
+        help=f"Comma-separated: {', '.join(FORMATS)} [default: {','.join(_D.formats)}; tflite alone when every "
+             "--target is a microcontroller].")] = None,
     calibration: Annotated[Calibration, typer.Option(
         help="ONNX static quantization calibration method.")] = Calibration(_D.calibration),
     target: Annotated[Optional[list[str]], typer.Option(
         "--target", help=f"Where the int8 files will run, repeatable or comma-separated: {', '.join(TARGETS)}. "
                          "auto = this CPU (see `edgesmith doctor`). One int8 ONNX file per distinct form: "
                          "x86-vnni U8S8, x86-avx2 U8U8 (no saturation without VNNI), arm64/generic S8S8, tensorrt "
-                         f"symmetric S8S8 [default: {','.join(_D.targets)}].")] = None,
+                         "symmetric S8S8; cortex-m: a full-integer TFLite file with int8 I/O checked under TFLite Micro "
+                         "(ops, arena, outputs), with C sources (needs the [mcu] extra) "
+                         f"[default: {','.join(_D.targets)}].")] = None,
     onnx_preset: Annotated[Optional[OnnxPreset], typer.Option(
         help="Explicit int8 ONNX form, overriding --target: x86 (U8S8 + uint8 input, fastest on CPUs with "
              "VNNI), u8u8 (U8U8 + uint8 input: exact without VNNI), x86-avx2 (U8S8 with 7-bit weights: no "
@@ -143,9 +148,12 @@ def export_cmd(
     with errors():
         from dataclasses import replace
 
+        targets = _targets(target)
+        if formats is None:  # a microcontroller runs no ONNX
+            formats = "tflite" if set(targets) <= set(MCU_TARGETS) else ",".join(_D.formats)
         config = ExportConfig(  # checked before a model file is imported
             formats=_csv(formats), variants=_csv(variants), calibration=calibration.value,
-            targets=_targets(target), onnx_preset=onnx_preset.value if onnx_preset else None,
+            targets=targets, onnx_preset=onnx_preset.value if onnx_preset else None,
             calibration_size=calibration_size, io_dtype=io_dtype.value, verify_size=verify_size,
             max_accuracy_drop=max_accuracy_drop, prune=prune, structured_2_4=structured_2_4, qat=qat,
             cluster=cluster, prune_tune=replace(_D.prune_tune, epochs=fine_tune_epochs, limit=fine_tune_limit),
