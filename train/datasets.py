@@ -10,6 +10,7 @@ seeded hold-out of the training split (:func:`hold_out_indices`), the same image
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 import numpy as np
 
 from edgesmith.core import data as _data
@@ -173,7 +174,8 @@ def prepare(config, *, log=None) -> TrainData:
             listing_skipped.extend(skipped)
             if n != names:
                 raise DataError(f"{spec.source}: {split} classes {list(n)} differ from train classes {list(names)}")
-            dec = FileDecoder(c, size, spec.resize, strict=spec.strict, expect_hw=hw)
+            dec = FileDecoder(c, size, spec.resize, strict=spec.strict, expect_hw=hw,
+                              on_failure=lambda path, why: _data.note_decode_failure(spec, split, Path(path), why))
             decoders.append(dec)
             return Source(y, n, (*hw, c), files=f, decoder=dec)
 

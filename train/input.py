@@ -196,13 +196,15 @@ class FileDecoder:
     (:func:`edgesmith.core.images.decode_image`), and keeps the files it could not read.
 
     A file that fails to decode (truncated, corrupt, or not of the expected size) is dropped from the
-    stream and listed in :attr:`failed` (path, reason), like the reader's skipped files; with
+    stream, named on stderr, passed to ``on_failure`` and listed in :attr:`failed` (path, reason), like
+    the reader's skipped files; with
     ``strict`` the first one stops training instead (:attr:`error`, raised by the training loop).
     """
 
     def __init__(self, channels: int, size: tuple[int, int] | None, resize: str = "squash", *,
-                 strict: bool = False, expect_hw: tuple[int, int] | None = None):
+                 strict: bool = False, expect_hw: tuple[int, int] | None = None, on_failure=None):
         self.channels, self.size, self.resize, self.strict = channels, size, resize, strict
+        self.on_failure = on_failure  # called with (path, reason) once per file that fails
         self.expect_hw = tuple(size) if size is not None else expect_hw
         self.failed: dict[str, str] = {}
         self.error: Exception | None = None
@@ -233,8 +235,10 @@ class FileDecoder:
             with self._lock:
                 new = p not in self.failed
                 self.failed[p] = str(e).removeprefix(f"{p}: ")
-            if new:  # named in the log once, and listed in metrics.json
+            if new:  # named in the log once, and listed in metrics.json (and the run's data report)
                 print(f"skipped {p}: {self.failed[p]}", file=sys.stderr)
+                if self.on_failure is not None:
+                    self.on_failure(p, self.failed[p])
                 if self.strict and self.error is None:
                     self.error = e
             if self.strict:

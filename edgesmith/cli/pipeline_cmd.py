@@ -15,8 +15,8 @@ from .bench_cmd import PresetName, RunsOpt, TargetOpt, ThreadsOpt, WarmupOpt, ru
 from .export_cmd import CalibOpt, run_export
 from .import_opts import (OUTPUTS_DEFAULT, PREPROCESS_DEFAULT, LabelsOpt, OutputsOpt, PreprocessOpt,
                           TrustOpt, run_import)
-from .train_cmd import (BatchOpt, DataOpt, EpochsOpt, ImageSizeOpt, LimitTestOpt, LimitTrainOpt, LrOpt, ModelOpt,
-                        OutOpt, OverwriteOpt, Precision, PrecisionOpt, Resize, ResizeOpt, SeedOpt, StrictDataOpt,
+from .train_cmd import (BatchOpt, ClassWeight, ClassWeightOpt, DataOpt, EpochsOpt, ImageSizeOpt, LimitTestOpt, LimitTrainOpt, LrOpt, ModelOpt,
+                        OutOpt, OverwriteOpt, Precision, PrecisionOpt, Resize, ResizeOpt, SeedOpt, StreamOpt, StrictDataOpt,
                         TestSplitOpt, build_config, run_train)
 
 _Q = BENCH_PRESETS["quick"]
@@ -36,6 +36,8 @@ def pipeline_cmd(data: DataOpt, model: ModelOpt = tc.default("model"), epochs: E
                  limit_train: LimitTrainOpt = None, limit_test: LimitTestOpt = None, seed: SeedOpt = 0,
                  image_size: ImageSizeOpt = None, resize: ResizeOpt = Resize("squash"), test_split: TestSplitOpt = None,
                  strict_data: StrictDataOpt = False,
+                 class_weight: ClassWeightOpt = ClassWeight(tc.default("class_weight")),
+                 stream: StreamOpt = tc.default("stream"),
                  out_dir: OutOpt = None, overwrite: OverwriteOpt = False, 
                  calibration_size: CalibOpt = ExportConfig().calibration_size,
                  bench_preset: BenchPresetOpt = PresetName("quick"), threads: ThreadsOpt = None,
@@ -55,7 +57,7 @@ def pipeline_cmd(data: DataOpt, model: ModelOpt = tc.default("model"), epochs: E
             config = build_config(data, limit_train=limit_train, limit_test=limit_test, seed=seed, model=model,
                                   epochs=epochs, batch_size=batch_size, lr=lr, precision=precision,
                                   image_size=image_size, resize=resize, test_split=test_split,
-                                  strict_data=strict_data)
+                                  strict_data=strict_data, class_weight=class_weight, stream=stream)
             root = run_train(config, out_dir, overwrite).root
         run_export(root, calibration_size)
         run_bench(root, bench_preset.value, threads=threads, runs=runs, warmup=warmup, target=target,

@@ -68,6 +68,14 @@ ResizeOpt = Annotated[Resize, typer.Option(help="How an image of another aspect 
 TestSplitOpt = Annotated[Optional[float], typer.Option(help="For a folder of `<class>/` folders without train/: "
                                                        "share of each class held out as test (stratified, seeded "
                                                        "by --seed; written to RUN/split.json) [default: 0.2].")]
+ClassWeight = choice_enum("ClassWeight", tc.CLASS_WEIGHTS)
+ClassWeightOpt = Annotated[ClassWeight, typer.Option(help="auto: weight each image's loss by the inverse frequency "
+                                                     "of its class (for imbalanced folders; the weights are printed "
+                                                     "and kept in metrics.json); none: every image alike.")]
+StreamOpt = Annotated[Optional[bool], typer.Option("--stream/--no-stream", help="Read a folder's images from the "
+                                                   "files while training instead of decoding them into memory "
+                                                   "[default: stream when the decoded training split would take "
+                                                   "over a quarter of the available memory].")]
 StrictDataOpt = Annotated[bool, typer.Option("--strict-data", help="Refuse the dataset on any unreadable image "
                                              "instead of skipping it.")]
 
@@ -185,6 +193,8 @@ def train_cmd(ctx: typer.Context, data: OptData = None, model: ModelOpt = tc.def
               = tc.default("low_res_epochs"),
               low_res: Annotated[Optional[int], typer.Option(help="Longer side of the --low-res-epochs images, px "
                                                              "[default: 3/4 of the images'].")] = tc.default("low_res"),
+              class_weight: ClassWeightOpt = ClassWeight(tc.default("class_weight")),
+              stream: StreamOpt = tc.default("stream"),
               preset: Annotated[Optional[Preset], typer.Option(help=_preset_help())] = None,
               resume: Annotated[Optional[Path], typer.Option(help="Continue the interrupted run RUN from its last "
                                                              "epoch checkpoint (other options are ignored).",
