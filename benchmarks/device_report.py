@@ -119,12 +119,19 @@ def _temps(env: dict) -> str:
 def _device_row(d: dict) -> str:
     env = d.get("environment") or {}
     v = env.get("versions") or {}
-    status = "ok" if d.get("ok") else "**failed**"
+    status = "ok" if d.get("ok") else f"**{d.get('state') or 'failed'}**"
     isa = ", ".join(env.get("isa") or []) or "-"
     return (f"| {d['name']} | {status} | {env.get('cpu', '-')} ({env.get('arch', '?')}) | {env.get('cores', '-')} | "
             f"{isa} | {env.get('os', '-')} | {env.get('python', '-')} | {v.get('edgesmith', '-')} | "
             f"{v.get('ai-edge-litert', '-')} | {v.get('onnxruntime', '-')} | {env.get('governor') or '-'} | "
-            f"{_temps(env)} | {env.get('load_avg', '-')} |")
+            f"{_temps(env)} | {env.get('load_avg', '-')} | {_window(d)} |")
+
+
+def _window(d: dict) -> str:
+    """When the device was measured: ``start → end`` in s from the bench's start."""
+    if d.get("started_s") is None or d.get("wall_s") is None:
+        return "-"
+    return f"{d['started_s']:.0f} → {d['started_s'] + d['wall_s']:.0f}"
 
 
 def _side_by_side(report: dict, names: list[str]) -> list[str]:
@@ -160,11 +167,12 @@ def device_markdown(report: dict, notes: tuple[str, ...] = ()) -> str:
     ok = [d["name"] for d in devices if d.get("ok")]
     cfg = report["config"]
     lines = [f"# Benchmark: {report['run']} on {len(devices)} device{'s' if len(devices) != 1 else ''}", "",
-             f"Top-1 on {cfg.get('n_test')} test images; bench wall time {report.get('wall_s')} s. The devices were "
-             "measured one after the other, each with the same method:", "", cfg.get("method", ""), "",
+             f"Top-1 on {cfg.get('n_test')} test images; bench wall time {report.get('wall_s')} s. This machine "
+             "(local) was measured alone, the SSH devices at the same time (column 'measured', s from the "
+             "start), each with the same method:", "", cfg.get("method", ""), "",
              "## Devices", "",
              "| device | status | CPU | cores | ISA | OS | Python | edgesmith | LiteRT | ONNX Runtime | governor "
-             "| °C (start → end) | load avg |", "|---|---|---|---:|---|---|---|---|---|---|---|---|---:|"]
+             "| °C (start → end) | load avg | measured (s) |", "|---|---|---|---:|---|---|---|---|---|---|---|---|---:|---:|"]
     lines += [_device_row(d) for d in devices]
     failed = [d for d in devices if not d.get("ok")]
     if failed:

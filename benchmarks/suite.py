@@ -352,7 +352,8 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
 @locks_run("bench")
 def bench(run_dir: str | Path, config: BenchConfig = BenchConfig(),
           progress: Callable[[str], None] | None = None, *, plot: bool = True,
-          recommend_budget: float | None = None, devices=None) -> tuple[dict, dict[str, Path]]:
+          recommend_budget: float | None = None, devices=None,
+          device_parallel: int | None = None) -> tuple[dict, dict[str, Path]]:
     """Benchmark a run, write its reports into ``RUN/bench/`` and record the bench stage.
 
     Side effects: holds the run's lock throughout (:func:`edgesmith.core.runlock.run_lock`:
@@ -375,8 +376,8 @@ def bench(run_dir: str | Path, config: BenchConfig = BenchConfig(),
             (:func:`.advice.recommend`: fastest batch-1 p50 within this budget of float top-1,
             else the smallest) as ``report["recommendation"]``.
         devices: measure on these devices (:func:`.devices.parse_devices`: ``local`` and
-            ``ssh://`` ones), one after the other, into one report
-            (:func:`.devices.bench_devices`); None: this machine only.
+            ``ssh://`` ones) into one report (:func:`.devices.bench_devices`: local alone, the SSH
+            devices at the same time, at most ``device_parallel`` at once); None: this machine only.
 
     Returns:
         ``(report, paths)``: the report of :func:`bench_run` (with ``comparisons``) and the
@@ -396,7 +397,8 @@ def bench(run_dir: str | Path, config: BenchConfig = BenchConfig(),
     if devices is not None:
         from .devices import bench_devices
 
-        report = bench_devices(run, config, devices, progress, recommend_budget=recommend_budget)
+        report = bench_devices(run, config, devices, progress, recommend_budget=recommend_budget,
+                               parallel=device_parallel)
     else:
         report = bench_run(run, config, progress)
         if recommend_budget is not None:

@@ -76,6 +76,9 @@ DeviceOpt = Annotated[Optional[list[str]], typer.Option(
                      "workers over your ssh; the device needs `pip install edgesmith`). All devices go into one report.")]
 RemotePythonOpt = Annotated[Optional[str], typer.Option(
     help="The Python of ssh:// devices that name none with ?python= [default: python3].", metavar="PATH")]
+DeviceParallelOpt = Annotated[Optional[int], typer.Option(
+    help="SSH devices measured at the same time [default: all]; 'local' is always measured alone, first. Use 1 "
+         "when two ssh:// devices are one machine.", metavar="N")]
 StrictOpt = Annotated[bool, typer.Option(
     help=f"Exit {EXIT_DEVICE} when a --device could not be measured (default: report its reason, keep the others).")]
 BoardOpt = Annotated[Optional[list[str]], typer.Option(
@@ -125,7 +128,7 @@ def print_report(report: dict) -> None:
 
 
 def run_bench(run_dir: Path, preset: str = "default", recommend_budget: float | None = None,
-              devices: list | None = None, **overrides) -> dict:
+              devices: list | None = None, device_parallel: int | None = None, **overrides) -> dict:
     """Benchmark with preset ``preset`` and ``overrides`` (BenchConfig fields, None = the preset's; a
     ``target`` group applies when ``targets`` is None), print the table; the library writes
     RUN/bench/ and records the stage.
@@ -140,7 +143,7 @@ def run_bench(run_dir: Path, preset: str = "default", recommend_budget: float | 
         overrides["targets"] = getattr(group, "value", group)
     config = bench_config(preset, **overrides)
     report, paths = bench(run_dir, config, progress=lambda line: out.print(line, highlight=False, markup=False),
-                          recommend_budget=recommend_budget, devices=devices)
+                          recommend_budget=recommend_budget, devices=devices, device_parallel=device_parallel)
     print_report(report)
     out.print(f"reports: {', '.join(str(p) for p in paths.values())}", highlight=False)
     return report
@@ -216,7 +219,8 @@ def bench_cmd(run_dir: Annotated[Optional[Path], typer.Argument(help="Run direct
               fail_under_accuracy: AccGateOpt = None, fail_over_latency: LatGateOpt = None,
               rel_tol: RelTolOpt = 0.10, profile: ProfileOpt = False, recommend: RecommendOpt = False,
               accuracy_budget: BudgetOpt = DEFAULT_BUDGET_PTS, device: DeviceOpt = None,
-              remote_python: RemotePythonOpt = None, strict: StrictOpt = False, board: BoardOpt = None,
+              remote_python: RemotePythonOpt = None, device_parallel: DeviceParallelOpt = None,
+              strict: StrictOpt = False, board: BoardOpt = None,
               mcu_runtime: McuRuntimeOpt = None):
     """Benchmark every artifact on every target: top-1 (and per class), latency p50/p90/p99, throughput,
     load time, peak RSS, size. Or compare two results.json files (--compare OLD NEW)."""
@@ -234,7 +238,7 @@ def bench_cmd(run_dir: Annotated[Optional[Path], typer.Argument(help="Run direct
         from edgesmith.benchmarks.devices import parse_devices
 
         devices = parse_devices(device, remote_python=remote_python) if device else None
-        report = run_bench(run_dir, preset.value, devices=devices, targets=targets, target=target, threads=threads, batches=batch,
+        report = run_bench(run_dir, preset.value, devices=devices, device_parallel=device_parallel, targets=targets, target=target, threads=threads, batches=batch,
                            runs=runs, warmup=warmup, batch_runs=batch_runs, seconds=seconds, rounds=rounds,
                            limit_test=limit_test, recommend_budget=accuracy_budget if recommend else None)
         if profile:
