@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from edgesmith.core.errors import BackendUnavailable, EdgesmithError
-from edgesmith.core.quiet import child_env, filter_text, is_verbose
+from edgesmith.core.quiet import child_env, filter_text, is_verbose, leave_unfiltered
 
 ACCURACY_CHUNK = 256  # images per predict call in the (untimed) accuracy pass
 TIMING_IMAGES = 1024  # the first images of the split, cycled through by the timed calls
@@ -334,6 +334,7 @@ def main(argv: list[str]) -> int:
     proto = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # anything a library prints goes to stderr; the protocol keeps the real stdout
     sys.stdout = sys.stderr
+    leave_unfiltered()  # stderr is the parent's log file; no filter process inside the timed load
 
     def send(msg: dict) -> None:
         proto.write(json.dumps(msg) + "\n")

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from edgesmith.core.fsutil import atomic_path
+from edgesmith.core.quiet import quiet_native_output
 from edgesmith.runtime.modelmeta import SCHEMA
 
 from .metadata import describe
@@ -114,7 +115,8 @@ def to_onnx(model, path: str | Path, *, labels: list[str] | None = None,
 
     spec = (tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="images"),)
     fn = tf.function(lambda images: model(images, training=False))
-    model_proto, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=opset)
+    with quiet_native_output():  # TensorFlow's graph optimizers log natively
+        model_proto, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=opset)
     stamp_metadata(model_proto, labels)
     with atomic_path(path) as tmp:
         onnx.save(model_proto, str(tmp))
@@ -322,7 +324,8 @@ def tflite_to_onnx(tflite_path: str | Path, path: str | Path, *, labels: list[st
 
     tflite_path = Path(tflite_path)
     inp, out = _io_quantization(tflite_path)
-    proto, _ = tf2onnx.convert.from_tflite(str(tflite_path), opset=opset)
+    with quiet_native_output():
+        proto, _ = tf2onnx.convert.from_tflite(str(tflite_path), opset=opset)
     g = proto.graph
     in_scale, in_zp = inp["quantization"]
     in_dtype = np.dtype(inp["dtype"])

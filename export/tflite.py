@@ -15,10 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import re
-import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -26,6 +22,7 @@ from typing import Iterator
 import numpy as np
 
 from edgesmith.core.fsutil import atomic_path
+from edgesmith.core.quiet import quiet_native_output
 from edgesmith.runtime.modelmeta import TFLITE_METADATA_NAME
 
 from .metadata import describe
@@ -107,38 +104,17 @@ def _write(flatbuffer: bytes, path: str | Path, labels: list[str] | None) -> Pat
 
 @contextlib.contextmanager
 def _quiet():
-    """Two warnings TF gives on every int8 conversion, with nothing for the user to act on: its own
-    calibrator (tensorflow/lite/python/optimize/calibrator.py) still runs the deprecated
-    tf.lite.Interpreter, and with uint8/int8 I/O it asks for the input statistics of the old
-    TOCO path, which the representative dataset's calibration replaces."""
-    with warnings.catch_warnings():
+    """A conversion without its noise: the native lines (the MLIR quantizer's ``fully_quantize: 0,
+    inference_type: 6, ...`` settings, once per file, dozens in a --fallback auto search) go through
+    :func:`edgesmith.core.quiet.quiet_native_output`, and two warnings TF gives on every int8
+    conversion, with nothing for the user to act on, are ignored: its own calibrator
+    (tensorflow/lite/python/optimize/calibrator.py) still runs the deprecated tf.lite.Interpreter,
+    and with uint8/int8 I/O it asks for the input statistics of the old TOCO path, which the
+    representative dataset's calibration replaces."""
+    with warnings.catch_warnings(), quiet_native_output():
         warnings.filterwarnings("ignore", message=r"\s*Warning: tf\.lite\.Interpreter is deprecated")
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
         yield
-
-
-# The MLIR quantizer's C++ prints its settings to stderr on every call ("fully_quantize: 0,
-# inference_type: 6, ..."): one line per file, dozens in a --fallback auto search.
-_MLIR_NOISE = re.compile(r"^fully_quantize: \d+, inference_type: ")
-
-
-@contextlib.contextmanager
-def _without_native_lines(noise: re.Pattern):
-    """Drop the lines matching ``noise`` that native code writes to file descriptor 2 meanwhile; the
-    others are written to ``sys.stderr`` afterwards (so a real native error still shows)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as caught:
-        os.dup2(caught.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            caught.seek(0)
-            for line in caught.read().decode(errors="replace").splitlines(keepends=True):
-                if not noise.search(line):
-                    sys.stderr.write(line)
 
 
 def calibrate_tflite(model, representative: np.ndarray) -> bytes:
@@ -207,7 +183,7 @@ def quantize_calibrated(calibrated: bytes, path: str | Path, *, io_dtype: str = 
 
     from edgesmith.train._keras import tf
 
-    with _quiet(), _without_native_lines(_MLIR_NOISE):
+    with _quiet():
         flatbuffer = mlir_quantize(calibrated, input_data_type=getattr(tf, io_dtype),
                                    output_data_type=getattr(tf, io_dtype), denylisted_nodes=list(float_ops))
     return _write(flatbuffer, path, labels)

@@ -1,16 +1,30 @@
 """LiteRT backend (``ai_edge_litert``, XNNPACK on CPU) for ``.tflite`` files."""
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 
 import numpy as np
 
 from edgesmith.core.errors import BackendUnavailable, EdgesmithError
+from edgesmith.core.quiet import quiet_native_output
 
 from .base import (MAX_CHUNK, InputSpec, check_image_model, check_images, check_labels, default_threads,
                    dequantize, to_model_input)
 from .modelmeta import labels_of, read_tflite_metadata, resize_of, value_range_of
+
+_allocated = False
+
+
+def _first_allocation():
+    """LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." once per process, at
+    the first allocation: only that one goes through the native-output filter."""
+    global _allocated
+    if _allocated:
+        return contextlib.nullcontext()
+    _allocated = True
+    return quiet_native_output()
 
 
 class LiteRTRunner:
@@ -65,7 +79,8 @@ class LiteRTRunner:
         self._batch = int(inp["shape"][0])
         self._lock = threading.Lock()
         try:
-            self._interp.allocate_tensors()
+            with _first_allocation():
+                self._interp.allocate_tensors()
         except RuntimeError as e:
             raise EdgesmithError(f"{self.path}: LiteRT cannot prepare this model: {str(e).strip()}") from None
 

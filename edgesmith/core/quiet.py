@@ -61,6 +61,7 @@ _CUINIT = re.compile(r"failed call to cuInit:?\s*(?:.*cuInit:\s*)?(?P<why>.*)$",
 
 _verbose: bool | None = None  # the CLI's --verbose; None = from the environment
 _set_here: set[str] = set()  # the QUIET_ENV entries quiet_environment() set (not the user)
+_unfiltered = False  # leave_unfiltered() was called
 
 
 def set_verbose(on: bool | None) -> None:
@@ -82,6 +83,13 @@ def is_verbose() -> bool:
     if _verbose is not None:
         return _verbose
     return os.environ.get(VERBOSE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def leave_unfiltered() -> None:
+    """For a process whose descriptor 2 is a log file, not a terminal (a benchmark worker): filter
+    nothing, so that no filter process starts inside timed work such as a model's load."""
+    global _unfiltered
+    _unfiltered = True
 
 
 def quiet_environment() -> None:
@@ -216,7 +224,7 @@ def quiet_native_output() -> Iterator[None]:
     Side effect: child processes started meanwhile inherit the filtered descriptor.
     """
     global _active
-    if _active is not None or is_verbose():
+    if _active is not None or _unfiltered or is_verbose():
         yield
         return
     _active = _Filter()

@@ -178,9 +178,9 @@ def test_cli_options_reach_the_config(tiny_run, monkeypatch):
 def test_the_mlir_quantizers_settings_line_is_dropped_and_other_native_lines_kept(capfd):
     import os
 
-    from edgesmith.export.tflite import _MLIR_NOISE, _without_native_lines
+    from edgesmith.core.quiet import quiet_native_output
 
-    with _without_native_lines(_MLIR_NOISE):
+    with quiet_native_output():
         os.write(2, b"fully_quantize: 0, inference_type: 6, input_inference_type: UINT8\n")
         os.write(2, b"error: something native went wrong\n")
     err = capfd.readouterr().err
