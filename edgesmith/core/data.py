@@ -291,8 +291,8 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("EDGESMITH_CACHE", Path.home() / ".cache" / "edgesmith"))
 
 
-# (source, split, cache key) already reported on stderr in this process: report once
-_REPORTED: set[tuple[str, str, str]] = set()
+# skipped files and layout notes already printed on stderr in this process: each is said once
+_REPORTED: set = set()
 # (source, split) -> {file: reason} of the files that failed to decode in this process
 _DECODE_FAILURES: dict[tuple[str, str], dict[Path, str]] = {}
 
@@ -308,11 +308,14 @@ def decode_failures(spec: DataSpec, split: str) -> tuple[tuple[Path, str], ...]:
     return tuple(sorted(_DECODE_FAILURES.get((spec.source, split), {}).items()))
 
 
-def _say_skipped(spec: DataSpec, split: str, key: str, skipped, total: int) -> None:
-    if not skipped or (spec.source, split, key) in _REPORTED:
+def _say_skipped(spec: DataSpec, split: str, skipped, total: int) -> None:
+    """Name each skipped file on stderr once per process, then the count (a later subset of the
+    same split, e.g. the calibration images, repeats nothing)."""
+    new = [(f, why) for f, why in skipped if (f, why) not in _REPORTED]
+    if not new:
         return
-    _REPORTED.add((spec.source, split, key))
-    for f, why in skipped:
+    _REPORTED.update(new)
+    for f, why in new:
         print(f"skipped {f}: {why}", file=sys.stderr)
     print(f"{spec.source} ({split}): skipped {len(skipped):,} of {total:,} files (listed in the run's "
           f"data_report.json)", file=sys.stderr)
@@ -376,7 +379,7 @@ def _load_folder_split(spec: DataSpec, split: str) -> Split:
     if bad and spec.strict:
         raise DataError(f"{bad[0][0]}: {bad[0][1]} (--strict-data; {len(bad)} unreadable file(s) in {spec.source})")
     skipped = tuple(fs.skipped) + tuple(bad)
-    _say_skipped(spec, split, digest, skipped, len(files) + len(fs.skipped))
+    _say_skipped(spec, split, skipped, len(files) + len(fs.skipped))
     kept = tuple(f for f, k in zip(files, ok) if k)
     if not kept:
         raise DataError(f"{spec.source} ({split}): none of the {len(files)} image files could be read")

@@ -79,15 +79,20 @@ def test_nested_images_are_read_and_junk_is_skipped_and_listed(messy):
     assert skipped[root / "hstripes" / "empty.png"] == "empty file (0 bytes)"
 
 
-def test_bad_images_are_skipped_named_and_reported_or_refused_when_strict(messy, tmp_path, capsys):
+def test_bad_images_are_skipped_named_and_reported_or_refused_when_strict(messy, tmp_path, capsys, monkeypatch):
+    from edgesmith.core import data
+
+    monkeypatch.setattr(data, "_REPORTED", set())  # each skipped file is said once per process
     root, info = messy
-    spec = DataSpec(str(root), image_size=(28, 28))  # a size no other test loads: decoded and reported here
+    spec = DataSpec(str(root), image_size=(28, 28))  # a size no other test loads: decoded here
     train, test = load_dataset(spec)
     truncated = Path(info["bad"][0])
     where = train if truncated in list_split(spec, "train").files else test
     assert truncated in dict(where.skipped) and "truncated" in dict(where.skipped)[truncated]
     assert len(train) + len(test) == 31 and train.images.shape[1:] == (28, 28, 3)
     assert truncated.name in capsys.readouterr().err
+    load_split(dataclasses.replace(spec, limit_train=5, seed=7), "train")  # a calibration-like subset...
+    assert "skipped" not in capsys.readouterr().err  # ...repeats nothing
     report = write_data_report(spec, tmp_path)
     assert report["summary"] == "skipped: 7 of 38"  # 6 junk/empty + the truncated JPEG, of every file there
     listed = {x["file"]: x["reason"] for s in report["splits"].values() for x in s["skipped"]}
