@@ -34,8 +34,9 @@ Target = choice_enum("Target", RUNTIME_TARGETS)
 F = TypeVar("F", bound=Callable)
 # Where the running command's crash log goes (reset by `guarded`, set by `note_run`).
 _running: dict = {"run": None}
-# Typer's own signals (exit codes, usage errors) pass every boundary untouched.
-_PASS = (typer.Exit, typer.Abort, typer.TyperException)
+# Typer's own signals (exit codes, usage errors) pass every boundary untouched, and so does a closed
+# pipe (`edgesmith predict ... | head`), which Typer ends quietly.
+_PASS = (typer.Exit, typer.Abort, typer.TyperException, BrokenPipeError)
 # Parameters naming the run directory a command works on, most specific first.
 _RUN_PARAMS = ("run_dir", "out_dir", "resume")
 
