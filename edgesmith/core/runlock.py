@@ -73,13 +73,12 @@ def _say(message: str) -> None:
 
 def _command() -> str:
     """What this process is, for another writer's message: ``edgesmith export`` or ``python script.py``."""
-    argv = list(getattr(sys, "orig_argv", None) or sys.argv)
-    prog = Path(argv[0]).name if argv else "python"
-    if prog == "edgesmith" or (len(argv) > 2 and argv[1:3] == ["-m", "edgesmith"]):
-        rest = [a for a in (argv[1:] if prog == "edgesmith" else argv[3:]) if not a.startswith("-")]
-        return "edgesmith" + (f" {rest[0]}" if rest else "")
-    script = next((Path(a).name for a in argv[1:] if not a.startswith("-")), "")
-    return f"{prog} {script}".strip()
+    argv = sys.argv or [""]
+    path = Path(argv[0])
+    if path.name == "edgesmith" or (path.name == "__main__.py" and path.parent.name == "edgesmith"):
+        sub = next((a for a in argv[1:] if not a.startswith("-")), "")
+        return f"edgesmith {sub}".strip()
+    return f"python {path.name}" if path.name not in ("", "-c") else "python"
 
 
 def holder(run_dir: str | os.PathLike) -> dict | None:

@@ -131,10 +131,10 @@ def record_stage(run: RunDir | str | Path, record: StageRecord, *, artifacts: li
     re-reads ``RUN/manifest.json`` and rewrites it atomically, so a record made by another
     command meanwhile is kept. Recording ``export`` merges ``artifacts`` into
     ``manifest["artifacts"]`` (:func:`merge_artifacts`: an entry of the same ``name`` or
-    ``file`` is replaced, the others stay while their file exists) and marks the bench record
-    ``stale`` with a ``stale_reason`` (also the first line of ``RUN/bench/report.md``) instead of
-    deleting ``RUN/bench/``. Recording ``train`` or ``import`` drops the export and bench records
-    and deletes ``RUN/bench/``.
+    ``file`` is replaced, the others stay while their file exists) and, when a file is new or its
+    bytes changed, marks the bench record ``stale`` with a ``stale_reason`` (also the first line
+    of ``RUN/bench/report.md``) instead of deleting ``RUN/bench/``. Recording ``train`` or
+    ``import`` drops the export and bench records and deletes ``RUN/bench/``.
 
     Returns:
         The manifest written.
@@ -151,6 +151,7 @@ def record_stage(run: RunDir | str | Path, record: StageRecord, *, artifacts: li
         manifest = load_manifest(run)  # inside the lock: what the last writer left
         entry = record.to_dict()
         if record.name == "export":
+            changed = _changed(manifest.get("artifacts") or [], artifacts or [])
             merged, kept = merge_artifacts(run, manifest.get("artifacts") or [], artifacts or [])
             manifest["artifacts"] = merged
             if kept:
@@ -158,7 +159,7 @@ def record_stage(run: RunDir | str | Path, record: StageRecord, *, artifacts: li
                 old_sources = (manifest["stages"].get("export") or {}).get("sources") or {}
                 used = {a.get("source") for a in kept}
                 entry["sources"] = {**{k: v for k, v in old_sources.items() if k in used}, **entry["sources"]}
-            _mark_bench_stale(run, manifest, artifacts or [])
+            _mark_bench_stale(run, manifest, changed)
         else:
             for later in DOWNSTREAM[record.name]:
                 manifest["stages"].pop(later, None)
@@ -183,15 +184,22 @@ def merge_artifacts(run: RunDir, old: list[dict], new: list[dict]) -> tuple[list
     return list(new) + kept, kept
 
 
-def _mark_bench_stale(run: RunDir, manifest: dict, new: list[dict]) -> None:
-    """Keep the bench results of an earlier export, marked stale: record and ``report.md``."""
+def _changed(old: list[dict], new: list[dict]) -> list[dict]:
+    """The ``new`` entries that are not byte-for-byte an ``old`` one (same name, file and sha256)."""
+    same = {(a.get("name"), a.get("file"), a.get("sha256")) for a in old}
+    return [a for a in new if (a.get("name"), a.get("file"), a.get("sha256")) not in same]
+
+
+def _mark_bench_stale(run: RunDir, manifest: dict, changed: list[dict]) -> None:
+    """Keep the bench results of an earlier export, marked stale (record and ``report.md``) when
+    the export ``changed`` a file or added one; an export that remade the same bytes leaves them."""
     bench = manifest["stages"].get("bench")
-    if not bench:
+    if not bench or not changed:
         return
-    files = ", ".join(a["file"] for a in new if a.get("file")) or "no files"
+    files = ", ".join(a["file"] for a in changed if a.get("file"))
     bench["stale"] = True
-    bench["stale_reason"] = (f"export at {now_iso()} wrote {files} after this bench ran: its results may describe "
-                             f"files that were replaced since (run `edgesmith bench {run.root}` again)")
+    bench["stale_reason"] = (f"export at {now_iso()} wrote {files} after this bench ran: its results do not "
+                             f"cover the new files (run `edgesmith bench {run.root}` again)")
     report = run.bench / "report.md"
     if report.is_file():
         lines = report.read_text(encoding="utf-8").splitlines()

@@ -53,10 +53,12 @@ def test_export_adds_artifacts_and_keeps_the_bench_results_marked_stale(tmp_path
     assert (run.bench / "results.json").read_text() == "{}"
     report = (run.bench / "report.md").read_text().splitlines()
     assert report[0].startswith("> **Stale:** export at") and report[2:] == ["# Bench"]
-    record_stage(run, ExportStage(config={}, sources={}), artifacts=[again])  # a second note replaces the first
-    assert (run.bench / "report.md").read_text().count("Stale") == 1
-    m = record_stage(run, BenchStage(reports=["bench/results.json"]))  # a new bench is fresh
+    record_stage(run, ExportStage(config={}, sources={}), artifacts=[{**again, "sha256": "newer"}])
+    assert (run.bench / "report.md").read_text().count("Stale") == 1  # the second note replaced the first
+    m = record_stage(run, BenchStage(reports=["bench/results.json"]))  # a new bench is fresh ...
     assert "stale" not in m["stages"]["bench"]
+    m = record_stage(run, ExportStage(config={}, sources={}), artifacts=[{**again, "sha256": "newer"}])
+    assert "stale" not in m["stages"]["bench"]  # ... and an export that remade the same bytes keeps it so
 
 
 def test_only_export_records_artifacts_and_a_missing_run_is_an_error(tmp_path):
