@@ -1,0 +1,153 @@
+"""The Cortex-M target: int8 I/O file, TFLite Micro's ops / arena / outputs, C sources that compile, board estimates."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edgesmith.core.errors import BackendUnavailable, ConfigError
+from edgesmith.core.rundir import RunDir, load_manifest
+from edgesmith.export.config import ExportConfig
+from edgesmith.export.micro import RESOLVER_METHODS, check_ops, model_ops
+
+tflm = pytest.importorskip("tflite_micro", reason="the [mcu] extra (tflite-micro) is not installed")
+
+CXX = shutil.which("g++") or shutil.which("clang++")
+
+
+def test_cortex_m_alone_plans_the_micro_file_instead_of_the_desktop_int8_one():
+    alone = [p.name for p in ExportConfig(targets=("cortex-m",), formats=("tflite",)).plan()]
+    both = [p.name for p in ExportConfig(targets=("x86-vnni", "cortex-m"), formats=("tflite",)).plan()]
+    assert alone == ["tflite_fp32", "tflite_int8_micro"]
+    assert both == ["tflite_fp32", "tflite_int8", "tflite_int8_micro"]
+    assert [p for p in ExportConfig(targets=("cortex-m",)).plan() if p.variant == "int8"] == []  # no ONNX int8 form
+
+
+def test_an_op_tflite_micro_lacks_is_named_in_one_line():
+    ops = [{"op": "CONV_2D", "version": 3, "count": 1, "resolver": "AddConv2D"},
+           {"op": "CUSTOM:FlexErf", "version": 1, "count": 2, "resolver": None}]
+    with pytest.raises(ConfigError, match=r"model_int8_micro.tflite uses op\(s\) TFLite Micro does not implement: "
+                                          r"CUSTOM:FlexErf \(v1\)") as e:
+        check_ops(ops, "model_int8_micro.tflite")
+    assert "\n" not in str(e.value)
+
+
+@pytest.fixture(scope="module")
+def micro_run(trained_run, tmp_path_factory):
+    """The shared synthetic cnn run, exported for Cortex-M only (60 verification images)."""
+    from edgesmith.export import export
+
+    dest = tmp_path_factory.mktemp("micro") / "run"
+    shutil.copytree(trained_run.root, dest, ignore=shutil.ignore_patterns("artifacts", "bench"))
+    records = export(dest, ExportConfig(targets=("cortex-m",), formats=("tflite",), verify_size=60,
+                                        calibration_size=64))
+    return dest, {r["name"]: r for r in records}
+
+
+def test_export_writes_an_int8_io_file_checked_under_tflite_micro(micro_run):
+    run, by = micro_run
+    assert set(by) == {"tflite_fp32", "tflite_int8_micro"}
+    rec = by["tflite_int8_micro"]
+    assert [a["name"] for a in load_manifest(RunDir(run))["artifacts"] if "micro" in a] == ["tflite_int8_micro"]
+    micro = rec["micro"]
+    assert micro["io"]["input"]["dtype"] == micro["io"]["output"]["dtype"] == "int8"
+    assert rec["input"]["dtype"] == "int8"  # LiteRT reads the same file the same way
+    # raw pixel p -> p + zero_point at scale 1 when the calibration images span 0-255 (the synthetic ones do not
+    # always): whatever it is, the recorded scale / zero point are those of the file
+    assert micro["io"]["input"]["scale"] == pytest.approx(rec["input"]["quantization"]["scale"])
+    assert micro["io"]["input"]["zero_point"] == rec["input"]["quantization"]["zero_point"]
+    v = micro["verify"]
+    assert v["n"] == 60 and v["top1_agreement"] >= 0.99
+    assert v["top1"] == pytest.approx(v["litert_top1"], abs=0.02)
+    assert v["exact"]["max_lsb"] <= 3 and v["exact"]["top1_agreement"] >= 0.95
+    assert {o["op"] for o in micro["ops"]} >= {"CONV_2D", "FULLY_CONNECTED"}
+    assert all(o["resolver"] == RESOLVER_METHODS[o["op"]] for o in micro["ops"])
+    assert micro["arena"]["recommended_bytes"] > micro["arena"]["bytes"] > 0
+    for rel in micro["c_sources"]:
+        assert (run / rel).is_file(), rel
+
+
+def test_the_recorded_arena_is_the_smallest_that_runs(micro_run):
+    from edgesmith.export.micro import _runs_in
+
+    run, by = micro_run
+    flatbuffer = (run / by["tflite_int8_micro"]["file"]).read_bytes()
+    arena = by["tflite_int8_micro"]["micro"]["arena"]["bytes"]
+    x = np.zeros(by["tflite_int8_micro"]["micro"]["io"]["input"]["shape"], np.int8)
+    assert _runs_in(flatbuffer, arena, x)
+    assert not _runs_in(flatbuffer, arena - 64, x)
+
+
+_STUB = """#pragma once
+typedef enum { kTfLiteOk = 0, kTfLiteError = 1 } TfLiteStatus;
+namespace tflite {
+template <unsigned int N> class MicroMutableOpResolver {
+ public:
+%s
+};
+}  // namespace tflite
+"""
+_USE = """#include <cstdint>
+#include "model_data.h"
+#include "model_ops.h"
+using namespace edgesmith_model;
+static_assert(kNumClasses > 0 && kTensorArenaSize % 16 == 0, "constants");
+int run() {
+  OpResolver resolver;
+  if (RegisterOps(resolver) != kTfLiteOk) return 1;
+  const int8_t first = static_cast<int8_t>(200 / kInputScale + kInputZeroPoint);
+  return (reinterpret_cast<std::uintptr_t>(kModelData) % 16) + kModelDataLen + first + kLabels[0][0];
+}
+"""
+
+
+@pytest.mark.skipif(CXX is None, reason="no host C++ compiler (g++ or clang++)")
+def test_the_generated_cpp_compiles(micro_run, tmp_path):
+    """Against a stub of the one TFLite Micro header model_ops.h includes (the TFLM tree is not here): every
+    Add* method it calls must exist in TFLite Micro's MicroMutableOpResolver (RESOLVER_METHODS)."""
+    run, by = micro_run
+    src = run / Path(by["tflite_int8_micro"]["micro"]["c_sources"][0]).parent
+    stub = tmp_path / "tensorflow/lite/micro/micro_mutable_op_resolver.h"
+    stub.parent.mkdir(parents=True)
+    stub.write_text(_STUB % "\n".join(f"  TfLiteStatus {m}() {{ return kTfLiteOk; }}"
+                                      for m in sorted(set(RESOLVER_METHODS.values()))))
+    (tmp_path / "use.cc").write_text(_USE)
+    r = subprocess.run([CXX, "-std=c++17", "-fsyntax-only", "-Wall", "-Werror", f"-I{tmp_path}", f"-I{src}",
+                        str(src / "model_data.cc"), str(tmp_path / "use.cc")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    header = (src / "model_data.h").read_text()
+    assert f"kTensorArenaSize = {by['tflite_int8_micro']['micro']['arena']['recommended_bytes']};" in header
+    assert "alignas(16) const unsigned char kModelData[]" in (src / "model_data.cc").read_text()
+
+
+def test_model_ops_reads_every_op_and_version(micro_run):
+    run, by = micro_run
+    ops = model_ops((run / by["tflite_int8_micro"]["file"]).read_bytes())
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(run / by["tflite_int8_micro"]["file"]))
+    assert sum(o["count"] for o in ops) == len(interp._get_ops_details())
+
+
+def test_bench_board_prints_fit_and_an_estimate(micro_run):
+    from edgesmith.cli import app
+
+    run, _ = micro_run
+    r = CliRunner().invoke(app, ["bench", str(run), "--board", "nano33ble", "--board", "pico"])
+    assert r.exit_code == 0, r.output
+    assert "ESTIMATE" in r.output and "nano33ble" in r.output and "pico" in r.output
+    assert "calibrated" in r.output and "assumed" in r.output  # nano33ble: the M4F row; pico: an assumed factor
+    assert not (run / "bench").exists()  # nothing measured here
+
+
+def test_without_the_mcu_extra_export_says_which_to_install(trained_run, tmp_path, monkeypatch):
+    from edgesmith.export import export
+
+    monkeypatch.setitem(sys.modules, "tflite_micro", None)  # import fails as if not installed
+    with pytest.raises(BackendUnavailable, match=r"edgesmith\[mcu\]"):
+        export(trained_run.root, ExportConfig(targets=("cortex-m",), formats=("tflite",)))
