@@ -360,7 +360,7 @@ def check_micro(path: Path, images: np.ndarray, labels: np.ndarray, class_names:
     verify = verify_micro(path, images, labels, arena=arena["bytes"])
     files = write_sources(out_dir, flatbuffer, ops=ops, labels=class_names, io=io,
                           arena_bytes=arena["recommended_bytes"], measured_arena=arena["bytes"])
-    log(f"  {path.stem}: TFLite Micro top-1 {verify['top1']:.2%} (LiteRT int8 {verify['litert_top1']:.2%}, "
+    log(f"  {path.name} under TFLite Micro: top-1 {verify['top1']:.2%} (LiteRT {verify['litert_top1']:.2%}, "
         f"agreement {verify['top1_agreement']:.1%}; {verify['exact']['bit_exact']}/{verify['exact']['n']} "
         f"bit-exact with LiteRT's reference kernels), arena {arena['bytes']:,} B on this 64-bit host "
         f"(recommended {arena['recommended_bytes']:,} B), ops {', '.join(o['op'] for o in ops)}")

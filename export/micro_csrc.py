@@ -127,6 +127,12 @@ inline TfLiteStatus RegisterOps(OpResolver& resolver) {{
 """
 
 
+def _pixel_note(i: dict) -> str:
+    if i["scale"] == 1.0 and i["zero_point"] == -128:
+        return ": a uint8 pixel p goes in as the int8 p - 128"
+    return ": round the quotient and clamp it to -128..127"
+
+
 def _readme(*, io: dict, arena_bytes: int, measured_arena: int, ops: list[dict], size: int) -> str:
     i = io["input"]
     return f"""# The model for TensorFlow Lite Micro
@@ -155,8 +161,7 @@ int8_t* out = interpreter.output(0)->data.int8; // argmax -> kLabels[i]
 ```
 
 - Model: {size:,} bytes of flash (`kModelData`, 16-byte aligned, `const`: it stays in flash).
-- Input: {i['dtype']} {i['shape']}, scale {i['scale']:g}, zero point {i['zero_point']}
-  (scale 1, zero point -128: pixel p goes in as p - 128).
+- Input: {i['dtype']} {i['shape']}, scale {i['scale']:g}, zero point {i['zero_point']}{_pixel_note(i)}.
 - Ops ({len(ops)}): {', '.join(f"{o['op']} v{o['version']}" for o in ops)}.
 - Arena: {measured_arena:,} bytes measured by TFLite Micro's RecordingMicroAllocator on a 64-bit host.
   A 32-bit MCU needs less for the persistent part (pointers are 4 bytes), while CMSIS-NN's conv
