@@ -9,7 +9,7 @@ Three answers, all from the ISA flags (``/proc/cpuinfo``) and the bench's own fi
   and which artifacts score differently here than when they were exported (> 0.3 pt on the
   same test images), with the likely cause (report.md, results.json, the CLI table);
 * :func:`recommend`: the artifact to ship for this machine under an accuracy budget
-  (``edgesmith bench --recommend``).
+  (``edgesmith bench --recommend``, ``optimize``, ``doctor``: the one rule of :mod:`.recommend`).
 
 The figures behind the advice are in docs/int8.md ("per CPU kind").
 """
@@ -22,8 +22,9 @@ import numpy as np
 from edgesmith.core.cpuinfo import ARM_ARCHS as _ARM
 from edgesmith.core.cpuinfo import ARM_DOT_FLAGS, VNNI_FLAGS
 
+from .recommend import DEFAULT_BUDGET_PTS
+
 DIVERGENCE_PTS = 0.3  # more than sampling noise on the same images with the same file
-DEFAULT_BUDGET_PTS = 0.5
 PROFILE_HINT = "see the per-op profile: edgesmith bench RUN --profile"
 
 
@@ -207,8 +208,8 @@ def verify_accuracy(accuracy: list[dict], files: dict, test, manifest: dict, wor
             if w.read().get("ok"):
                 top1 = w.ask({"op": "finish"})["accuracy"]["top1"]
                 out.append({"artifact": name, "target": target, "n": n, "top1": top1})
-                say(f"  {name}-{target}: top-1 {top1:.2%} on the first {n} test images "
-                    f"({arts[name]['fidelity']['top1']:.2%} at export)")
+                say(f"  {name}-{target}: top-1 {top1:.2%} on the first {n} test images, the ones export checked "
+                    f"it on ({arts[name]['fidelity']['top1']:.2%} there): the divergence check")
         finally:
             w.close()
     return out
@@ -221,9 +222,11 @@ def latency_rows(report: dict) -> list[dict]:
     return [r for r in rows if r["threads"] == threads]
 
 
-def recommend(report: dict, budget_pts: float = DEFAULT_BUDGET_PTS) -> dict:
-    """The artifact to ship for this machine: the fastest batch-1 p50 within ``budget_pts`` of float, else the smallest.
+def recommend(report: dict, budget_pts: float = DEFAULT_BUDGET_PTS, run_dir: str | Path | None = None) -> dict:
+    """The artifact to ship for this machine, by the one rule of :func:`.recommend.recommend`.
 
+    The fastest batch-1 p50 within ``budget_pts`` of float, else the smallest; rows that tie
+    within the measurement noise go to the smaller, then the simpler file, and the tie is said.
     Float top-1 is the Keras reference's when it was measured on the same number of test
     images, else the best fp32 artifact's here. Latency is compared at the smallest thread
     count measured (one core: the usual edge deployment), over every target.
@@ -231,35 +234,30 @@ def recommend(report: dict, budget_pts: float = DEFAULT_BUDGET_PTS) -> dict:
     Args:
         report: the bench report (``results`` rows with ``top1``, ``latency_ms.p50``, ``bytes``).
         budget_pts: accuracy budget in percentage points (>= 0).
+        run_dir: the run directory, so the recommendation names the file's path.
 
     Returns:
-        ``artifact``, ``target``, ``threads``, ``top1``, ``p50_ms``, ``bytes``, ``float_top1``,
-        ``budget_pts``, ``rule`` (``fastest within budget`` or ``smallest (none within
-        budget)``) and ``why`` (one line); ``{}`` when there are no results.
+        :class:`.recommend.Recommendation` as a dict (``artifact``, ``file``, ``target``,
+        ``threads``, ``top1``, ``p50_ms``, ``bytes``, ``float_top1``, ``budget_pts``, ``rule``,
+        ``speedup``, ``ties``, ``tie_note``, ``sentence``, ``why``); ``{}`` without results.
 
     Raises:
         ValueError: a negative budget.
     """
+    from .recommend import recommend as decide
+
     if budget_pts < 0:
         raise ValueError(f"--accuracy-budget must be >= 0 points, got {budget_pts}")
     rows = latency_rows(report)
     if not rows:
         return {}
-    threads = rows[0]["threads"]
     ref = report.get("reference") or {}
-    floats = [r["top1"] for r in rows if r.get("precision") == "fp32"]
-    if ref.get("top1") is not None and ref.get("n_test") == (report.get("config") or {}).get("n_test"):
+    if any(r.get("top1") is None for r in rows):
+        float_top1 = None
+    elif ref.get("top1") is not None and ref.get("n_test") == (report.get("config") or {}).get("n_test"):
         float_top1 = ref["top1"]
     else:
+        floats = [r["top1"] for r in rows if r.get("precision") == "fp32"]
         float_top1 = max(floats) if floats else max(r["top1"] for r in rows)
-    within = [r for r in rows if (float_top1 - r["top1"]) * 100 <= budget_pts + 1e-9]
-    if within:
-        best, rule = min(within, key=lambda r: (r["latency_ms"]["p50"], r["bytes"])), "fastest within budget"
-    else:
-        best, rule = min(rows, key=lambda r: (r["bytes"], r["latency_ms"]["p50"])), "smallest (none within budget)"
-    why = (f"{best['artifact']} on {best['target']}: p50 {best['latency_ms']['p50']:.3f} ms at {threads} thread(s), "
-           f"top-1 {best['top1']:.2%} vs float {float_top1:.2%} ({(best['top1'] - float_top1) * 100:+.2f} pt, "
-           f"budget {budget_pts:g} pt), {best['bytes'] / 1024:.1f} KiB: {rule}")
-    return {"artifact": best["artifact"], "target": best["target"], "threads": threads, "top1": best["top1"],
-            "p50_ms": best["latency_ms"]["p50"], "bytes": best["bytes"], "float_top1": float_top1,
-            "budget_pts": budget_pts, "rule": rule, "why": why}
+    rec = decide(rows, float_top1, budget_pts, run_dir=run_dir)
+    return rec.to_dict() if rec else {}

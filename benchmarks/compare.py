@@ -150,7 +150,7 @@ def compare_reports(old: dict, new: dict, *, rel_tol: float = 0.10, acc_tol_pts:
         ta, tb = a.get("throughput_ips"), b.get("throughput_ips")
         if ta and tb and a.get("batch", 1) > 1 and abs(tb - ta) > rel_tol * ta:
             changes.append(Change(_name(k), "throughput_ips", ta, tb, rel_tol * ta, tb > ta))
-        if a["n_test"] == b["n_test"] and abs(b["top1"] - a["top1"]) * 100 > acc_tol_pts:
+        if a["n_test"] and a["n_test"] == b["n_test"] and abs(b["top1"] - a["top1"]) * 100 > acc_tol_pts:
             changes.append(Change(_name(k), "top1_pct", a["top1"] * 100, b["top1"] * 100, acc_tol_pts, b["top1"] > a["top1"]))
         ma, mb = a.get("rss_model_mib"), b.get("rss_model_mib")
         if ma and mb and abs(mb - ma) > max(rel_tol * ma, 2.0):
@@ -184,7 +184,7 @@ def gate_failures(report: dict, *, min_accuracy_pct: float | None = None,
         if not rows:
             raise ConfigError("--fail-under-accuracy: the results hold no measured row")
         fails += [f"{_name(_key(r))}: top-1 {r['top1']:.2%} < {min_accuracy_pct:g}%"
-                  for r in rows if r["top1"] * 100 < min_accuracy_pct]
+                  for r in rows if r["top1"] is not None and r["top1"] * 100 < min_accuracy_pct]
     if max_latency_ms is not None:
         b1 = [r for r in rows if r.get("batch", 1) == 1]
         if not b1:

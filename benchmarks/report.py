@@ -68,7 +68,7 @@ def comparisons(results: list[dict], env: dict | None = None) -> list[dict]:
         if not common:
             continue
         q1, f1 = index[(name, target, threads, common[0])], index[(parent_name, target, threads, common[0])]
-        delta = (q1["top1"] - f1["top1"]) * 100
+        delta = None if q1["top1"] is None or f1["top1"] is None else (q1["top1"] - f1["top1"]) * 100
         speedup = f1["latency_ms"]["p50"] / q1["latency_ms"]["p50"] if common[0] == 1 else None
         tb = common[-1] if common[-1] > 1 else None
         tput = None
@@ -78,7 +78,7 @@ def comparisons(results: list[dict], env: dict | None = None) -> list[dict]:
                 tput = qt["throughput_ips"] / ft["throughput_ips"]
         ratio = q1["bytes"] / f1["bytes"]
         out.append({"quantized": name, "float": parent_name, "precision": q1.get("precision"), "target": target,
-                    "threads": threads, "accuracy_delta_pts": round(delta, 2),
+                    "threads": threads, "accuracy_delta_pts": None if delta is None else round(delta, 2),
                     "speedup": round(speedup, 3) if speedup else None,
                     "throughput_batch": tb, "throughput_speedup": round(tput, 3) if tput else None,
                     "size_ratio": round(ratio, 3),
@@ -93,8 +93,10 @@ def _pace(x: float) -> str:
 def _verdict(q: dict, target: str, threads: int, delta: float, speedup: float | None,
              tput: float | None, tb: int | None, ratio: float, env: dict | None = None) -> str:
     main = speedup if speedup is not None else tput
+    acc = "accuracy not measured" if delta is None else f"{delta:+.2f} pt"
     parts = [f"{q.get('precision') or q['artifact']} is {_pace(main)}" if main else q["artifact"],
-             f"at {delta:+.2f} pt and {ratio:.0%} of the size on {target} ({_plural(threads, 'thread')})"]
+             f"at {acc} and {ratio:.0%} of the size on {target} ({_plural(threads, 'thread')})"]
+    delta = 0.0 if delta is None else delta
     if speedup is not None and tput is not None:
         parts.insert(1, f"(batch {tb}: {_pace(tput)})")
     if main is None:
@@ -133,7 +135,8 @@ def markdown(report: dict, notes: tuple[str, ...] = ()) -> str:
              f"{env['cpu']} ({', '.join(env.get('isa') or []) or 'ISA flags unknown'}), {env['cores']} cores, "
              f"{gpus}, load average {env.get('load_avg_start', env.get('load_avg'))} at start and "
              f"{env.get('load_avg')} at end; {env['os']}, Python {env.get('python')}; "
-             f"top-1 on {cfg['n_test']} test images; bench wall time {report.get('wall_s')} s.", "",
+             + ("latency only: generated inputs, no accuracy measured" if cfg.get("latency_only") else
+              f"top-1 on {cfg['n_test']} test images") + f"; bench wall time {report.get('wall_s')} s.", "",
              cfg.get("method", ""), ""]
     busy = max(x for x in (env.get("load_avg_start"), env.get("load_avg"), 0) if x is not None)
     if busy > env["cores"]:
@@ -148,7 +151,7 @@ def markdown(report: dict, notes: tuple[str, ...] = ()) -> str:
               "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in report["results"]:
         lat = r["latency_ms"]
-        lines.append(f"| {r['artifact']} | {r['target']} | {r['threads']} | {r.get('batch', 1)} | {r['top1']:.2%} | "
+        lines.append(f"| {r['artifact']} | {r['target']} | {r['threads']} | {r.get('batch', 1)} | {_fmt(r['top1'], '.2%')} | "
                      f"{lat['p50']:.3f} | {lat['p90']:.3f} | {lat['p99']:.3f} | {lat['mean']:.3f} ± {lat['std']:.3f} | "
                      f"{_fmt(r.get('throughput_ips'), ',.0f')} | {_fmt(r.get('load_ms'), '.1f')} | "
                      f"{_fmt(r.get('rss_peak_mib'), '.0f')} ({_fmt(r.get('rss_model_mib'), '.1f')}) | "
@@ -161,7 +164,7 @@ def markdown(report: dict, notes: tuple[str, ...] = ()) -> str:
         for c in comps:
             tput = f"{c['throughput_speedup']:.2f}× (batch {c['throughput_batch']})" if c.get("throughput_speedup") else "-"
             lines.append(f"| {c['quantized']} vs {c['float']} | {c['target']} | {c['threads']} | "
-                         f"{c['accuracy_delta_pts']:+.2f} | {_fmt(c.get('speedup'), '.2f')}× | {tput} | "
+                         f"{_fmt(c['accuracy_delta_pts'], '+.2f')} | {_fmt(c.get('speedup'), '.2f')}× | {tput} | "
                          f"{c['size_ratio']:.2f} |")
         lines += [""] + [f"- {c['quantized']}: {c['verdict']}" for c in comps]
     lines += per_class_lines(report)
@@ -238,7 +241,8 @@ def _advice_lines(report: dict) -> list[str]:
                       f"{d['delta_pts']:+.2f} | {d['cause']} |" for d in flagged]
     rec = report.get("recommendation")
     if rec:
-        lines += ["", "## Recommended for this machine", "", f"**{rec['artifact']}** ({rec['why']})."]
+        lines += ["", "## Recommended for this machine", "", rec.get("sentence") or f"**{rec['artifact']}**", "",
+                  f"Why: {rec['why']}."] + (["", f"{rec['tie_note']}."] if rec.get("tie_note") else [])
     return lines
 
 
@@ -268,7 +272,7 @@ def write_reports(report: dict, out_dir: str | Path, *, plot: bool = True) -> di
         w.writerow(_csv_row(r))
     paths = {"json": out_dir / "results.json", "csv": out_dir / "results.csv", "md": out_dir / "report.md"}
     notes: tuple[str, ...] = ()
-    if plot and any(r.get("batch", 1) == 1 for r in report["results"]):
+    if plot and any(r.get("batch", 1) == 1 and r.get("top1") is not None for r in report["results"]):
         try:
             paths["png"] = plot_pareto(report, out_dir / "pareto.png")
         except BackendUnavailable:

@@ -77,6 +77,10 @@ class BenchConfig:
         seconds: batch-1 timing time for all cells together, s (split into slices).
         rounds: interleaved rounds over all cells; each cell's batch-1 timing is split into
             this many slices, one per round, and its batch > 1 calls spread over them.
+        data: read the test split from this dataset (a folder or a dataset name) instead of
+            the one the run recorded (a run copied to a device without its data path).
+        latency_only: time generated uint8 inputs of the model's input shape instead of test
+            images: no dataset is read and no accuracy is measured (top-1 is None).
     Raises:
         ConfigError: an unknown target or a number out of range (named after its CLI option).
     """
@@ -90,6 +94,8 @@ class BenchConfig:
     limit_test: int | None = None
     seconds: float = 30.0
     rounds: int = 30
+    data: str | None = None
+    latency_only: bool = False
 
     def __post_init__(self):
         for t in self.targets:
@@ -113,6 +119,8 @@ class BenchConfig:
             raise ConfigError(f"--warmup must be >= 0, got {self.warmup}")
         if self.limit_test is not None and self.limit_test < 1:
             raise ConfigError(f"--limit-test must be positive, got {self.limit_test}")
+        if self.latency_only and self.data is not None:
+            raise ConfigError("--latency-only reads no dataset; drop --data (or --latency-only)")
         object.__setattr__(self, "threads", tuple(sorted(set(self.threads))))
         object.__setattr__(self, "batches", tuple(sorted(set(self.batches))))
 
@@ -121,6 +129,9 @@ class BenchConfig:
         big = [b for b in self.batches if b > 1]
         thr = (f" Throughput at batch {', '.join(map(str, big))}: {self.batch_runs} timed calls in all after a short "
                "warm-up, img/s = batch / median call time." if big else "")
+        if self.latency_only:
+            thr += (" Latency only: the inputs are generated uint8 images of the model's input shape (seeded "
+                    "random pixels), no dataset was read and no accuracy was measured.")
         return (f"Each artifact x target x thread count has its own process, loaded once; the cells are timed "
                 f"interleaved, in {self.rounds} rounds that visit every cell in a fresh random order for one short "
                 f"slice of calls (the others idle), so a slow spell of the machine hits all cells alike. Batch-1 "
@@ -183,7 +194,7 @@ def _start_cells(run: RunDir, plan: list[tuple], config: BenchConfig, workdir: P
                 path = verify_file(run, art)
                 files[art["name"]] = (path, gzip_size(path))
             key = (art["name"], target, t)
-            need_acc = not any(k[:2] == key[:2] for k in workers)  # once per artifact x target
+            need_acc = not config.latency_only and not any(k[:2] == key[:2] for k in workers)  # once per pair
             job = {"path": str(files[art["name"]][0]), "target": target, "threads": t,
                    "batches": list(config.batches), "warmup": config.warmup, "accuracy": need_acc,
                    "data": str(workdir), "num_classes": num_classes}
@@ -245,7 +256,8 @@ def _rows(hello: dict, finished: dict, samples: dict, files: dict, config: Bench
                              "confusion": acc.get("confusion")})  # None from a worker of an older edgesmith
         probes.append(f["cpu_probe_ms"])
         b1 = samples[key].get(1)
-        say(f"  {name}-{target}-t{t}: top-1 {acc_by[(name, target)]['top1']:.2%}"
+        top1 = (acc_by.get((name, target)) or {}).get("top1")  # None: latency only
+        say(f"  {name}-{target}-t{t}: " + ("latency only" if top1 is None else f"top-1 {top1:.2%} on all {n_test} test images")
             + (f", p50 {float(np.median(b1)):.3f} ms over {len(b1)} calls" if b1 else ""))
         for b in config.batches:
             lat = latency_summary(samples[key][b])
@@ -253,13 +265,44 @@ def _rows(hello: dict, finished: dict, samples: dict, files: dict, config: Bench
                 "artifact": name, "file": art["file"], "format": art["format"],
                 "precision": art["precision"], "float_parent": art.get("float_parent"),
                 "target": target, "backend": r["backend"], "providers": r["providers"],
-                "threads": t, "batch": b, "top1": acc_by[(name, target)]["top1"], "n_test": n_test,
+                "threads": t, "batch": b, "top1": top1, "n_test": None if top1 is None else n_test,
                 # img/s from the median call: on a shared machine one preempted call must not halve it
                 "latency_ms": lat, "throughput_ips": round(min(b, n_test) * 1e3 / lat["p50"], 1),
                 "load_ms": r["load_ms"], "rss_peak_mib": f["rss_peak_mib"],
                 "rss_model_mib": f["rss_model_mib"], "bytes": art["bytes"],
                 "gzip_bytes": files[name][1], "cpu_probe_ms": f["cpu_probe_ms"]})
     return results, accuracy, probes
+
+
+def _test_split(manifest: dict, config: BenchConfig):
+    """The images to measure on: the recorded (or ``config.data``) test split, or with
+    ``latency_only`` 64 generated uint8 images of the model's input shape (labels all 0)."""
+    from edgesmith.core.data import Split
+
+    if config.latency_only:
+        shape = _input_hwc(manifest)
+        n = 64
+        images = np.random.default_rng(0).integers(0, 256, (n, *shape), dtype=np.uint8)
+        names = manifest["dataset"].get("class_names")
+        if not names:
+            out = ((manifest.get("model") or {}).get("output") or {}).get("shape") or [None, 1]
+            names = [f"class {i}" for i in range(int(out[-1] or 1))]
+        return Split(images=images, labels=np.zeros(n, np.int64), class_names=tuple(names))
+    spec = DataSpec.from_dict({**manifest["dataset"], **({"source": config.data} if config.data else {})})
+    if config.limit_test is not None:
+        spec = replace(spec, limit_test=config.limit_test)
+    return load_split(spec, "test")
+
+
+def _input_hwc(manifest: dict) -> tuple[int, int, int]:
+    """(H, W, C) of the model's input, from the model record (or the dataset's image shape)."""
+    shape = ((manifest.get("model") or {}).get("input") or {}).get("shape") or []
+    if len(shape) == 4 and all(isinstance(d, int) and d > 0 for d in shape[1:]):
+        return tuple(shape[1:])
+    shape = manifest["dataset"].get("image_shape")
+    if shape and len(shape) == 3:
+        return tuple(shape)
+    raise RunDirError("the manifest records no input shape for the model; --latency-only needs one")
 
 
 def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
@@ -303,12 +346,10 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
     status, usable, skipped = _select_targets(config, device.detect_targets())
     cells, no_artifact = _cells(run, manifest, usable)
     skipped += no_artifact
-    spec = DataSpec.from_dict(manifest["dataset"])
-    if config.limit_test is not None:
-        spec = replace(spec, limit_test=config.limit_test)
-    test = load_split(spec, "test")
+    test = _test_split(manifest, config)
     class_names = list(manifest["dataset"].get("class_names") or test.class_names)
-    say(f"test split: {len(test)} images; {len(cells)} artifact x target pairs, threads {list(config.threads)}, "
+    say(("generated inputs (latency only): " if config.latency_only else "test split: ")
+        + f"{len(test)} images; {len(cells)} artifact x target pairs, threads {list(config.threads)}, "
         f"batches {list(config.batches)}")
     plan = [(art, target, t) for art, target in cells
             for t in ((max(config.threads),) if target in GPU_TARGETS else config.threads)]
@@ -326,7 +367,8 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
                 w.close()
         results, accuracy, probes = _rows(hello, finished, samples, files, config, len(test), class_names, say)
         verify = verify_accuracy(accuracy, files, test, manifest, workdir, say=say, threads=min(config.threads),
-                                 same_split=config.limit_test in (None, manifest["dataset"].get("limit_test")),
+                                 same_split=not config.latency_only and config.data is None
+                                 and config.limit_test in (None, manifest["dataset"].get("limit_test")),
                                  start_worker=device.worker)
     reference = keras_metrics(manifest)
     env = device.environment()
@@ -338,7 +380,8 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
             "config": {"targets": list(config.targets), "threads": list(config.threads),
                        "batches": list(config.batches), "warmup": config.warmup, "runs": config.runs,
                        "batch_runs": config.batch_runs, "seconds": config.seconds,
-                       "rounds": config.rounds, "n_test": len(test),
+                       "rounds": config.rounds, "n_test": None if config.latency_only else len(test),
+                       "latency_only": config.latency_only, "data": config.data,
                        "method": config.method()},
             "reference": {"name": "keras_fp32", "top1": reference.get("top1"), "n_test": reference.get("n_test")},
             "targets": {t: {"usable": s.usable, "detail": s.detail, "requested": t in config.targets}
@@ -353,7 +396,7 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
 def bench(run_dir: str | Path, config: BenchConfig = BenchConfig(),
           progress: Callable[[str], None] | None = None, *, plot: bool = True,
           recommend_budget: float | None = None, devices=None,
-          device_parallel: int | None = None) -> tuple[dict, dict[str, Path]]:
+          device_parallel: int | None = None, out_dir: str | Path | None = None) -> tuple[dict, dict[str, Path]]:
     """Benchmark a run, write its reports into ``RUN/bench/`` and record the bench stage.
 
     Side effects: holds the run's lock throughout (:func:`edgesmith.core.runlock.run_lock`:
@@ -378,6 +421,8 @@ def bench(run_dir: str | Path, config: BenchConfig = BenchConfig(),
         devices: measure on these devices (:func:`.devices.parse_devices`: ``local`` and
             ``ssh://`` ones) into one report (:func:`.devices.bench_devices`: local alone, the SSH
             devices at the same time, at most ``device_parallel`` at once); None: this machine only.
+        out_dir: write the reports here instead of ``RUN/bench/``; the run's manifest is then
+            left alone (no bench stage is recorded: its results live elsewhere).
 
     Returns:
         ``(report, paths)``: the report of :func:`bench_run` (with ``comparisons``) and the
@@ -402,7 +447,9 @@ def bench(run_dir: str | Path, config: BenchConfig = BenchConfig(),
     else:
         report = bench_run(run, config, progress)
         if recommend_budget is not None:
-            report["recommendation"] = recommend(report, recommend_budget)
+            report["recommendation"] = recommend(report, recommend_budget, run_dir=run.root)
+    if out_dir is not None:
+        return report, write_reports(report, out_dir, plot=plot)
     paths = write_reports(report, run.bench, plot=plot)
     record_stage(run, BenchStage(reports=[p.relative_to(run.root).as_posix() for p in paths.values()]))
     return report, paths

@@ -11,6 +11,8 @@ Exit codes: 0 fine; 1 bad input (one-line ``error:``); 3 a ``--fail-under-accura
 """
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -24,7 +26,7 @@ from edgesmith.benchmarks.device_report import LOCAL, device_of
 from edgesmith.benchmarks.presets import BENCH_PRESETS, format_threads
 from edgesmith.benchmarks.targets import GROUPS
 
-from ._common import choice_enum, errors, out
+from ._common import choice_enum, err, errors, out
 
 EXIT_GATE = 3
 EXIT_REGRESSION = 4
@@ -87,15 +89,26 @@ BoardOpt = Annotated[Optional[list[str]], typer.Option(
                     "an estimate with its band; docs/mcu.md). Repeatable: nucleo-l4r5zi, nano33ble, pico, esp32-s3, ...")]
 McuRuntimeOpt = Annotated[Optional[str], typer.Option(
     help="--board: the inference engine of the estimate: tflm-cmsis-nn (default), x-cube-ai, microtvm-cmsis-nn, plumerai.")]
+DataOpt = Annotated[Optional[str], typer.Option(
+    "--data", help="Test images from this dataset folder (or name) instead of the one the run recorded.",
+    metavar="DIR")]
+LatencyOnlyOpt = Annotated[bool, typer.Option(
+    "--latency-only", help="Time generated inputs of the model's shape: no dataset, no accuracy.")]
+OutOpt = Annotated[Optional[Path], typer.Option(
+    "--out", help="Write the reports to DIR instead of RUN/bench (the run is left unchanged).", metavar="DIR")]
+JsonOpt = Annotated[bool, typer.Option(
+    "--json", help="Print the results as JSON on stdout (human lines go to stderr).")]
 ProfileOpt = Annotated[bool, typer.Option(
     help="Also write per-operator time profiles (ONNX Runtime profiler; LiteRT op list, XNNPACK coverage and "
          "call split) at the first thread count to RUN/bench/profiles/.")]
 
 
-def print_report(report: dict) -> None:
-    """The results as a table, then the float -> quantized verdicts and the skipped targets."""
+def print_report(report: dict, out=out) -> None:
+    """The results as a table, then the float -> quantized verdicts and the skipped targets (on ``out``)."""
     cfg = report["config"]
-    table = Table(title=f"{report['run']}: top-1 on {cfg['n_test']} test images; latency from "
+    acc = "latency only (generated inputs, no accuracy)" if cfg.get("latency_only") else \
+        f"top-1 on {cfg['n_test']} test images"
+    table = Table(title=f"{report['run']}: {acc}; latency from "
                         f"{cfg.get('seconds', '?')} s of interleaved batch-1 timing in {cfg.get('rounds', '?')} rounds; "
                         f"{report.get('wall_s')} s in all")
     by_device = {device_of(r) for r in report["results"]} != {LOCAL}
@@ -104,7 +117,8 @@ def print_report(report: dict) -> None:
         table.add_column(col, justify="left" if col in ("device", "artifact", "target") else "right")
     for r in report["results"]:
         lat = r["latency_ms"]
-        table.add_row(*(device_of(r),) * by_device, r["artifact"], r["target"], str(r["threads"]), str(r.get("batch", 1)), f"{r['top1']:.2%}",
+        table.add_row(*(device_of(r),) * by_device, r["artifact"], r["target"], str(r["threads"]), str(r.get("batch", 1)),
+                      "-" if r["top1"] is None else f"{r['top1']:.2%}",
                       f"{lat['p50']:.3f}", f"{lat['p90']:.3f}", f"{lat['p99']:.3f}",
                       f"{r.get('throughput_ips') or 0:,.0f}", f"{r.get('load_ms') or 0:.0f}",
                       "-" if r.get("rss_peak_mib") is None else f"{r['rss_peak_mib']:.0f}",
@@ -117,8 +131,12 @@ def print_report(report: dict) -> None:
         out.print(f"  [yellow]accuracy differs from export:[/] {d['artifact']} on {d['target']}: top-1 "
                   f"{d['top1']:.2%} here vs {d['export_top1']:.2%} at export on the first {d['n']} test images "
                   f"({d['delta_pts']:+.2f} pt, over {DIVERGENCE_PTS} pt). Likely cause: {d['cause']}", highlight=False)
-    if report.get("recommendation"):
-        out.print(f"  [bold]recommended here:[/] {report['recommendation']['why']}", highlight=False)
+    rec = report.get("recommendation")
+    if rec:
+        out.print(f"[bold]{rec.get('sentence') or rec['artifact']}[/]", highlight=False)
+        out.print(f"  why: {rec['why']}", highlight=False, markup=False)
+        if rec.get("tie_note"):
+            out.print(f"  {rec['tie_note']}", highlight=False, markup=False)
     for s in report.get("skipped", []):
         what = f"{s['target']} ({s['artifact']})" if s.get("artifact") else s["target"]
         out.print(f"  {at(s)}skipped {what}: {s['reason']}", highlight=False, markup=False)
@@ -128,7 +146,8 @@ def print_report(report: dict) -> None:
 
 
 def run_bench(run_dir: Path, preset: str = "default", recommend_budget: float | None = None,
-              devices: list | None = None, device_parallel: int | None = None, **overrides) -> dict:
+              devices: list | None = None, device_parallel: int | None = None, out_dir: Path | None = None,
+              console=out, **overrides) -> dict:
     """Benchmark with preset ``preset`` and ``overrides`` (BenchConfig fields, None = the preset's; a
     ``target`` group applies when ``targets`` is None), print the table; the library writes
     RUN/bench/ and records the stage.
@@ -142,10 +161,12 @@ def run_bench(run_dir: Path, preset: str = "default", recommend_budget: float | 
     if overrides.get("targets") is None and group is not None:
         overrides["targets"] = getattr(group, "value", group)
     config = bench_config(preset, **overrides)
-    report, paths = bench(run_dir, config, progress=lambda line: out.print(line, highlight=False, markup=False),
-                          recommend_budget=recommend_budget, devices=devices, device_parallel=device_parallel)
-    print_report(report)
-    out.print(f"reports: {', '.join(str(p) for p in paths.values())}", highlight=False)
+    report, paths = bench(run_dir, config, progress=lambda line: console.print(line, highlight=False, markup=False),
+                          recommend_budget=recommend_budget, devices=devices, device_parallel=device_parallel,
+                          out_dir=out_dir)
+    print_report(report, console)
+    console.print(f"reports: {', '.join(str(p) for p in paths.values())}", highlight=False)
+    report["report_files"] = {k: str(p) for k, p in paths.items()}
     return report
 
 
@@ -198,17 +219,18 @@ def print_boards(run_dir: Path, boards: list[str], runtime: str | None) -> None:
               highlight=False, markup=False)
 
 
-def check_gates(report: dict, fail_under_accuracy: float | None, fail_over_latency: float | None) -> None:
+def check_gates(report: dict, fail_under_accuracy: float | None, fail_over_latency: float | None,
+                console=out) -> None:
     """Print failed gates and exit 3 if any failed."""
     from edgesmith.benchmarks import gate_failures
 
     fails = gate_failures(report, min_accuracy_pct=fail_under_accuracy, max_latency_ms=fail_over_latency)
     for f in fails:
-        out.print(f"[red]gate failed:[/] {f}", highlight=False)
+        console.print(f"[red]gate failed:[/] {f}", highlight=False)
     if fails:
         raise typer.Exit(EXIT_GATE)
     if fail_under_accuracy is not None or fail_over_latency is not None:
-        out.print("gates passed", highlight=False)
+        console.print("gates passed", highlight=False)
 
 
 def bench_cmd(run_dir: Annotated[Optional[Path], typer.Argument(help="Run directory with exported artifacts.")] = None,
@@ -221,7 +243,8 @@ def bench_cmd(run_dir: Annotated[Optional[Path], typer.Argument(help="Run direct
               accuracy_budget: BudgetOpt = DEFAULT_BUDGET_PTS, device: DeviceOpt = None,
               remote_python: RemotePythonOpt = None, device_parallel: DeviceParallelOpt = None,
               strict: StrictOpt = False, board: BoardOpt = None,
-              mcu_runtime: McuRuntimeOpt = None):
+              mcu_runtime: McuRuntimeOpt = None, data: DataOpt = None, latency_only: LatencyOnlyOpt = False,
+              out_dir: OutOpt = None, as_json: JsonOpt = False):
     """Benchmark every artifact on every target: top-1 (and per class), latency p50/p90/p99, throughput,
     load time, peak RSS, size. Or compare two results.json files (--compare OLD NEW)."""
     with errors():
@@ -240,15 +263,19 @@ def bench_cmd(run_dir: Annotated[Optional[Path], typer.Argument(help="Run direct
         devices = parse_devices(device, remote_python=remote_python) if device else None
         report = run_bench(run_dir, preset.value, devices=devices, device_parallel=device_parallel, targets=targets, target=target, threads=threads, batches=batch,
                            runs=runs, warmup=warmup, batch_runs=batch_runs, seconds=seconds, rounds=rounds,
-                           limit_test=limit_test, recommend_budget=accuracy_budget if recommend else None)
+                           limit_test=limit_test, recommend_budget=accuracy_budget if recommend else None,
+                           data=data, latency_only=latency_only or None, out_dir=out_dir,
+                           console=err if as_json else out)
+        if as_json:
+            sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
         if profile:
             from edgesmith.benchmarks import bench_config
             from edgesmith.benchmarks.profile import write_profiles
 
             config = bench_config(preset.value, threads=threads, runs=runs)
             paths = write_profiles(run_dir, threads=config.threads[0], runs=config.runs)
-            out.print(f"profiles: {paths[-1]}", highlight=False)
-        check_gates(report, fail_under_accuracy, fail_over_latency)
+            (err if as_json else out).print(f"profiles: {paths[-1]}", highlight=False)
+        check_gates(report, fail_under_accuracy, fail_over_latency, err if as_json else out)
         if strict and any(not d["ok"] for d in report.get("devices", [])):
             raise typer.Exit(EXIT_DEVICE)
 

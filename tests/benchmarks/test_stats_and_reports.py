@@ -148,7 +148,7 @@ def test_presets_hold_what_bench_and_pipeline_measure():
     assert speed.threads == (1,) and speed.batches == (1, 64) and speed.rounds == speed.runs == 2000
     assert -(-speed.runs // speed.rounds) == 1  # one timed call per round at least: the old harness's interleave
     for name, values in BENCH_PRESETS.items():  # every field named, so the CLI can show each default
-        assert set(values) | {"limit_test"} == set(BenchConfig.__dataclass_fields__), name
+        assert set(values) | {"limit_test", "data", "latency_only"} == set(BenchConfig.__dataclass_fields__), name
     assert format_threads(BENCH_PRESETS["default"]["threads"]) == "1,all"
 
 
