@@ -240,11 +240,14 @@ def _relay() -> None:
     keep = LineFilter()
     src, dst = sys.stdin.buffer, sys.stdout.buffer
     for raw in iter(src.readline, b""):
-        body = raw.rstrip(b"\r\n")
-        line = keep(body.decode("utf-8", errors="replace"))
+        text = raw.rstrip(b"\r\n").decode("utf-8", errors="replace")
+        try:
+            line = keep(text)
+        except Exception:  # a bug here must not swallow the native output: pass it through
+            line = text
         if line is None:
             continue
-        dst.write(raw if line == body.decode("utf-8", errors="replace") else line.encode() + b"\n")
+        dst.write(raw if line == text else line.encode() + b"\n")
         dst.flush()
 
 
