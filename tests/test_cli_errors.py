@@ -100,6 +100,17 @@ def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, tiny_run, tmp_path):
     assert r.output.strip() == "error: interrupted"
 
 
+def test_the_log_of_an_export_goes_to_the_run_an_import_made(monkeypatch, tiny_run, tmp_path):
+    model = tmp_path / "theirs.keras"
+    model.write_bytes(b"not read: the import is replaced")
+    # the import (TensorFlow) is replaced by the run it would have made
+    monkeypatch.setattr(sys.modules["edgesmith.cli.export_cmd"], "run_import", lambda *a, **k: tiny_run.root)
+    monkeypatch.setitem(vars(importlib.import_module("edgesmith.export")), "export", _boom)
+    r = runner.invoke(app, ["export", str(model), "--data", "synthetic"])
+    assert r.exit_code == 1, r.output
+    assert _log_of(r.output.strip()).parent == tiny_run.root / "logs"
+
+
 def test_a_run_directory_is_never_created_for_a_log(monkeypatch, tiny_run, tmp_path):
     r = _invoke("train", _boom, monkeypatch, tiny_run, tmp_path)
     assert r.exit_code == 1 and not (tmp_path / "run").exists()

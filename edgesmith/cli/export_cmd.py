@@ -11,7 +11,7 @@ from edgesmith.export import PRESETS as ONNX_PRESETS
 from edgesmith.export.config import FALLBACKS, IO_DTYPES
 from edgesmith.export.targets import MCU_TARGETS, TARGETS
 
-from ._common import choice_enum, errors, out
+from ._common import choice_enum, errors, note_run, out
 from .import_opts import (OUTPUTS_DEFAULT, PREPROCESS_DEFAULT, DataImportOpt, ImportOutOpt, LabelsOpt, OutputsOpt,
                           PreprocessOpt, TrustOpt, run_import)
 
@@ -62,6 +62,7 @@ def run_export(run_dir: Path, calibration_size: int = ExportConfig().calibration
     from edgesmith.export.diagnose import format_diagnosis
     from edgesmith.export.fallback import format_fallback
 
+    note_run(run_dir)  # a crash from here on is logged in RUN/logs (an imported or trained run included)
     config = config or ExportConfig(calibration_size=calibration_size)
     try:
         records = export(run_dir, config, log=out.print)
