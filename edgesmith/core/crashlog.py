@@ -18,8 +18,9 @@ import tempfile
 import traceback
 from pathlib import Path
 
+from .rundir import RunDir
+
 DEBUG_ENV = "EDGESMITH_DEBUG"
-LOGS = "logs"  # RUN/logs/
 
 _debug: bool | None = None  # the CLI's --debug; None = from the environment
 
@@ -39,7 +40,7 @@ def is_debug() -> bool:
 
 def default_log_dir() -> Path:
     """``$EDGESMITH_CACHE/logs`` (default ``~/.cache/edgesmith/logs``): logs of commands with no run directory."""
-    return Path(os.environ.get("EDGESMITH_CACHE", Path.home() / ".cache" / "edgesmith")) / LOGS
+    return Path(os.environ.get("EDGESMITH_CACHE", Path.home() / ".cache" / "edgesmith")) / "logs"
 
 
 def summary(exc: BaseException, limit: int = 300) -> str:
@@ -72,7 +73,7 @@ def write_crash_log(command: str, exc: BaseException, run_dir: str | os.PathLike
     ))
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     name = command.replace(" ", "-")
-    places = [Path(run_dir) / LOGS] if run_dir is not None and Path(run_dir).is_dir() else []
+    places = [RunDir(run_dir).logs] if run_dir is not None and Path(run_dir).is_dir() else []
     for directory in (*places, default_log_dir(), Path(tempfile.gettempdir()) / "edgesmith-logs"):
         try:
             directory.mkdir(parents=True, exist_ok=True)

@@ -55,6 +55,7 @@ class RunDir:
     artifacts = property(lambda self: self.root / "artifacts")
     bench = property(lambda self: self.root / "bench")
     manifest = property(lambda self: self.root / "manifest.json")
+    logs = property(lambda self: self.root / "logs")  # crash logs (core.crashlog), one file per failure
 
 
 def now_iso() -> str:
