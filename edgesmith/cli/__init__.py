@@ -54,8 +54,24 @@ def _guard_all(typer_app: typer.Typer, prefix: str = "") -> None:
 _guard_all(app)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        import importlib.metadata
+
+        import edgesmith
+
+        try:
+            version = importlib.metadata.version("edgesmith")
+        except importlib.metadata.PackageNotFoundError:  # a source tree that was not installed
+            version = edgesmith.__version__
+        print(f"edgesmith {version}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global_options(
+        version: Annotated[bool, typer.Option("--version", help="Print edgesmith's version and exit.",
+                                              callback=_print_version, is_eager=True)] = False,
         debug: Annotated[bool, typer.Option("--debug", help="On an unexpected error, also print its traceback "
                                             "(env EDGESMITH_DEBUG=1).")] = False,
         verbose: Annotated[bool, typer.Option("--verbose", help="Show the native log lines of TensorFlow, its "
