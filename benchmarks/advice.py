@@ -71,7 +71,8 @@ def int8_expectations(isa, arch: str | None = None) -> list[dict]:
         kind = vnni_kind(isa)
         amx = " ONNX Runtime's MLAS also has AMX tile kernels for large GEMMs." if "amx_int8" in isa else ""
         return [{"runtime": "LiteRT (XNNPACK)", "expect": "faster",
-                 "why": f"{kind}: vpdpbusd accumulates 4 int8 products per 32-bit lane; about 3x float measured"},
+                 "why": f"{kind}: vpdpbusd accumulates 4 int8 products per 32-bit lane (expected, not measured: "
+                        "edgesmith bench measures it)"},
                 {"runtime": "ONNX Runtime", "expect": "faster",
                  "why": f"{kind}: U8S8 QDQ fuses into QLinearConv and accumulates in int32 without saturating "
                         f"(--target x86-vnni, U8S8 with full 8-bit weights).{amx}"}]
@@ -261,3 +262,60 @@ def recommend(report: dict, budget_pts: float = DEFAULT_BUDGET_PTS, run_dir: str
         float_top1 = max(floats) if floats else max(r["top1"] for r in rows)
     rec = decide(rows, float_top1, budget_pts, run_dir=run_dir)
     return rec.to_dict() if rec else {}
+
+
+def expected_sentence(isa, arch: str | None = None) -> str:
+    """One plain sentence: what int8 should do against float on this CPU, said as an expectation."""
+    isa = set(isa)
+    kind = vnni_kind(isa)
+    if _is_arm(arch, isa):
+        return (f"int8 should run faster than float on this CPU (it has {kind}, an int8 dot-product instruction)"
+                if isa & ARM_DOT_FLAGS else "int8 should run only a little faster than float on this CPU "
+                                            "(it has no int8 dot-product instruction)")
+    if isa & VNNI_FLAGS:
+        return f"int8 should run faster than float on this CPU (it has {kind}, an int8 dot-product instruction)"
+    return ("int8 will likely run no faster than float on this CPU (it has no VNNI int8 dot-product "
+            "instruction); ship int8 for its size, float for speed")
+
+
+def measured_verdict(report: dict, run_dir: str | Path | None = None, budget_pts: float = DEFAULT_BUDGET_PTS,
+                     here_cpu: str | None = None) -> dict:
+    """What a bench measured, in one plain sentence: int8 against float and the file to ship.
+
+    Args:
+        report: a bench report (``results.json``).
+        run_dir: the run it measured, so the file is named by its path.
+        budget_pts: accuracy budget of the recommendation (top-1 points).
+        here_cpu: this machine's CPU name; when the report's differs, the sentence says where it
+            was measured instead of "this CPU".
+
+    Returns:
+        ``sentence`` (plain), ``why`` (the technical line), ``speedup`` (best int8 vs its float
+        parent at batch 1 and the fewest threads, x; None when not measured), ``recommendation``
+        (:func:`recommend`'s dict), ``measured_on`` (CPU name), ``created``; ``{}`` without rows.
+    """
+    rec = recommend(report, budget_pts, run_dir=run_dir)
+    if not rec:
+        return {}
+    env = report.get("environment") or {}
+    rows = latency_rows(report)
+    threads = rows[0]["threads"]
+    pairs = [c for c in report.get("comparisons") or [] if c.get("threads") == threads and c.get("speedup")
+             and c.get("precision") == "int8"]
+    if not pairs:
+        from .report import comparisons
+
+        pairs = [c for c in comparisons(rows, env) if c.get("speedup") and c.get("precision") == "int8"]
+    best = max(pairs, key=lambda c: c["speedup"]) if pairs else None
+    where = "this CPU" if not here_cpu or env.get("cpu") in (None, here_cpu) else env.get("cpu")
+    if best is None:
+        pace = "no int8 file was measured against its float parent"
+    elif best["speedup"] >= 1.1:
+        pace = f"int8 runs about {best['speedup']:.1f}x faster than float on {where}"
+    elif best["speedup"] > 1 / 1.1:
+        pace = f"int8 runs about as fast as float on {where} ({best['speedup']:.2f}x)"
+    else:
+        pace = f"int8 runs about {1 / best['speedup']:.1f}x slower than float on {where}"
+    return {"sentence": f"{pace}; ship {rec['file']}", "why": rec["why"], "tie_note": rec.get("tie_note", ""),
+            "speedup": best["speedup"] if best else None, "recommendation": rec,
+            "measured_on": env.get("cpu"), "created": report.get("created")}

@@ -448,8 +448,13 @@ def bench(run_dir: str | Path, config: BenchConfig = BenchConfig(),
         report = bench_run(run, config, progress)
         if recommend_budget is not None:
             report["recommendation"] = recommend(report, recommend_budget, run_dir=run.root)
+    from .lastbench import remember
+
     if out_dir is not None:
-        return report, write_reports(report, out_dir, plot=plot)
-    paths = write_reports(report, run.bench, plot=plot)
-    record_stage(run, BenchStage(reports=[p.relative_to(run.root).as_posix() for p in paths.values()]))
+        paths = write_reports(report, out_dir, plot=plot)
+    else:
+        paths = write_reports(report, run.bench, plot=plot)
+        record_stage(run, BenchStage(reports=[p.relative_to(run.root).as_posix() for p in paths.values()]))
+    if devices is None:
+        remember(paths["json"], run.root)  # doctor quotes the last measurement on this machine
     return report, paths

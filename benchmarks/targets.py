@@ -126,6 +126,8 @@ def detect(name: str, *, gpus: list[dict] | None = None) -> TargetStatus:
             return TargetStatus(name, False, "onnxruntime is not installed (pip install 'edgesmith[onnx]', or [gpu] for CUDA)")
         provider = ORT_PROVIDER[name]
         version = _version("onnxruntime-gpu") if "CUDAExecutionProvider" in providers else _version("onnxruntime")
+        if name in GPU_TARGETS and not gpus:
+            return TargetStatus(name, False, no_gpu)  # no install advice for hardware that is absent
         if provider not in providers:
             fix = "pip install 'edgesmith[gpu]' (onnxruntime-gpu)" + (" with TensorRT" if name == "ort-tensorrt" else "")
             return TargetStatus(name, False, f"onnxruntime {version} has no {provider} "

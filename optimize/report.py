@@ -43,7 +43,11 @@ def markdown(result: dict, run_name: str = "RUN") -> str:
     rec = result.get("recommendation") or {}
     lines += ["", "## Recommended", ""]
     if rec:
-        lines += [rec["why"], "", "```bash", rec["export_command"], "```"]
+        lines += [rec.get("sentence") or rec["why"], "", f"Why: {rec['why']}."]
+        if rec.get("tie_note"):
+            lines += ["", f"{rec['tie_note']}."]
+        lines += ["", "To remake the file in the run itself (export adds it to the run's artifacts; the other files "
+                  "and the bench results stay):", "", "```bash", rec["export_command"], "```"]
     else:
         lines.append("Nothing was measured, so nothing is recommended.")
     return "\n".join(lines) + "\n"
@@ -57,7 +61,10 @@ def summary_lines(result: dict) -> list[str]:
                    f"{p['bytes'] / 1024:.1f} KiB")
     rec = result.get("recommendation") or {}
     if rec:
-        out += [f"recommended: {rec['why']}", f"remake it:   {rec['export_command']}"]
+        out += [rec.get("sentence") or f"recommended: {rec['artifact']}", f"  why: {rec['why']}"]
+        if rec.get("tie_note"):
+            out.append(f"  {rec['tie_note']}")
+        out.append(f"  remake it in the run: {rec['export_command']}")
     skipped = [c["label"] for c in result["candidates"] if c["status"] == "skipped"]
     if skipped:
         out.append(f"not tried (time budget): {', '.join(skipped)}")

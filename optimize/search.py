@@ -197,15 +197,20 @@ def optimize(run_dir: str | Path, out_dir: str | Path, config: OptimizeConfig = 
         say(f"bench: {len(records)} files, {seconds:.0f} s of interleaved timing")
         report, _ = bench(staging, bench_cfg, lambda m: say("  " + m), plot=plot,
                           recommend_budget=config.accuracy_budget, devices=devices)
-        result = _result(config, outcomes, records, report, time.monotonic() - started)
+        result = _result(config, outcomes, records, report, time.monotonic() - started, out.root)
         write_json(staging / "optimize.json", result)
         from .report import markdown
         (staging / "optimize.md").write_text(markdown(result, run_name=run.root.name), encoding="utf-8")
+    if devices is None:
+        from edgesmith.benchmarks.lastbench import remember
+
+        remember(out.root / run.bench.name / "results.json", out.root)  # the bench ran under the temporary name
     return result
 
 
-def _result(config: OptimizeConfig, outcomes: list[Outcome], records: list[dict], report: dict, wall: float) -> dict:
-    from edgesmith.benchmarks.advice import latency_rows
+def _result(config: OptimizeConfig, outcomes: list[Outcome], records: list[dict], report: dict, wall: float,
+            out_root: Path) -> dict:
+    from edgesmith.benchmarks.advice import latency_rows, recommend
     from edgesmith.benchmarks.device_report import device_of
     from edgesmith.benchmarks.pareto import pareto_front
 
@@ -217,7 +222,10 @@ def _result(config: OptimizeConfig, outcomes: list[Outcome], records: list[dict]
               "p50_ms": r["latency_ms"]["p50"], "bytes": r["bytes"], "pareto": i in front,
               "export_command": by_name[r["artifact"]]["export_command"]}
              for i, r in enumerate(rows)]
+    # the bench's rule (the one of bench --recommend), with the files named where they end up: OUT/artifacts/...
     rec = dict(report.get("recommendation") or {})
+    if rec and "device" not in rec:  # (a --device bench chose per device; its files are named run-relative)
+        rec = recommend(report, config.accuracy_budget, run_dir=out_root)
     if rec:
         rec["export_command"] = by_name[rec["artifact"]]["export_command"]
     tried = [{**o.to_dict(), "artifacts": [r["name"] for r in records if r["candidate"] == o.candidate.shown]}

@@ -1,38 +1,80 @@
-"""``edgesmith doctor``: the environment fingerprint, which benchmark targets this machine can run, and
-what to expect of int8 here (per runtime, from the ISA flags) with the export target ``auto`` resolves to."""
+"""``edgesmith doctor``: int8 or float here, in one plain sentence first (measured when a bench has run,
+else expected), then the environment fingerprint, which benchmark targets this machine can run, and the
+export target ``auto`` resolves to; the instruction-level why under ``--explain``. Never imports TensorFlow."""
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ._common import errors, out
+from ._common import err, errors, out
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the fingerprint and targets as JSON.")]
+RunArg = Annotated[Optional[Path], typer.Argument(
+    help="A run directory whose bench results to quote [default: the last bench on this machine].")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the verdict, fingerprint and targets as JSON.")]
+ExplainOpt = Annotated[bool, typer.Option("--explain", help="Also say why, per runtime (instructions, kernels).")]
 
 
-def doctor_cmd(as_json: JsonOpt = False):
-    """Print CPU (model, ISA flags, cores), OS, Python and package versions, GPUs, and every
-    benchmark target with whether it is usable here and, if not, why and how to fix it; then
-    int8 or float here: what int8 should do per runtime and why, and the export target `auto`
-    resolves to. Never imports TensorFlow."""
+def _measurement(run_dir: Path | None, here_cpu: str) -> dict:
+    """The verdict of the bench results of ``run_dir`` (or of the last bench here); ``{}`` without one.
+
+    Raises:
+        RunDirError: ``run_dir`` has no bench results.
+    """
+    from edgesmith.benchmarks import load_results
+    from edgesmith.benchmarks.advice import measured_verdict
+    from edgesmith.benchmarks.lastbench import last
+    from edgesmith.core.errors import RunDirError
+
+    if run_dir is not None:
+        results = run_dir / "bench" / "results.json"
+        if not results.is_file():
+            raise RunDirError(f"{run_dir} has no bench results ({results}); run `edgesmith bench {run_dir}` first")
+    else:
+        found = last()
+        if found is None:
+            return {}
+        results, run_dir = found
+    verdict = measured_verdict(load_results(results), run_dir, here_cpu=here_cpu)
+    return {**verdict, "results": str(results)} if verdict else {}
+
+
+def doctor_cmd(run_dir: RunArg = None, as_json: JsonOpt = False, explain: ExplainOpt = False):
+    """Int8 or float on this machine, in one sentence (measured by the last bench, else expected); then CPU,
+    ISA flags, GPUs, versions and every benchmark target with whether it is usable here."""
     from edgesmith.benchmarks import detect_targets, environment
-    from edgesmith.benchmarks.advice import int8_expectations
+    from edgesmith.benchmarks.advice import expected_sentence, int8_expectations
     from edgesmith.export.targets import TARGET_PRESETS, Machine, detect_target
 
     with errors():
         env = environment()
         status = detect_targets()
         auto = detect_target(Machine.here())
+        isa = Machine.here().flags
+        measured = _measurement(run_dir, env["cpu"])
+        if measured:
+            first = measured["sentence"]
+            second = f"measured by `edgesmith bench` ({measured['results']}): {measured['why']}"
+        else:
+            first = f"{expected_sentence(isa, env['arch'])}: expected, not measured"
+            second = "run `edgesmith bench RUN` to measure it (doctor then quotes the figures)"
         int8 = {"export_target_auto": auto, "onnx_preset": TARGET_PRESETS[auto],
-                "runtimes": int8_expectations(Machine.here().flags, env["arch"])}
+                "runtimes": int8_expectations(isa, env["arch"])}
         if as_json:
-            out.print_json(json.dumps({"environment": env, "targets": {
-                t: {"usable": s.usable, "detail": s.detail} for t, s in status.items()}, "int8": int8}))
+            out.print_json(json.dumps({"verdict": first, "detail": second, "measured": measured or None,
+                                       "environment": env, "int8": int8, "targets": {
+                                           t: {"usable": s.usable, "detail": s.detail} for t, s in status.items()}},
+                                      default=str))
             return
+        out.print(first[:1].upper() + first[1:] + ".", highlight=False, markup=False, soft_wrap=True)
+        out.print(f"  {second}", highlight=False, markup=False, soft_wrap=True)
+        if measured.get("tie_note"):
+            out.print(f"  {measured['tie_note']}", highlight=False, markup=False, soft_wrap=True)
+        out.print("")
         out.print(f"CPU      {env['cpu']} ({env['arch']}), {env['cores']} usable cores of {env['cpu_count']}, "
                   f"load average {env['load_avg']}", highlight=False)
         out.print(f"ISA      {' '.join(env['isa']) or 'unknown'}", highlight=False)
@@ -47,7 +89,10 @@ def doctor_cmd(as_json: JsonOpt = False):
         for t, s in status.items():
             table.add_row(t, "[green]yes[/]" if s.usable else "[red]no[/]", escape(s.detail))
         out.print(table)
-        out.print(f"int8 here: `edgesmith export --target auto` means {auto} (ONNX int8 preset "
-                  f"{TARGET_PRESETS[auto]})", highlight=False, markup=False)
+        out.print(f"int8 export for this CPU: `edgesmith export --target auto` picks {auto}", highlight=False,
+                  markup=False)
         for e in int8["runtimes"]:
-            out.print(f"  {e['runtime']}: int8 {e['expect']} than float. {e['why']}", highlight=False, markup=False)
+            line = f"  {e['runtime']}: int8 expected {e['expect']} than float"
+            out.print(line + (f". Why: {e['why']}" if explain else ""), highlight=False, markup=False)
+        if not explain:
+            err.print("(--explain says why, per runtime)", highlight=False)

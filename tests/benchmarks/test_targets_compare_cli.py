@@ -35,8 +35,10 @@ def test_resolve_targets_groups_and_unknown_names():
 
 def test_detection_reasons(monkeypatch):
     monkeypatch.setattr(tg, "_ort_providers", lambda: ["CPUExecutionProvider"])
-    s = tg.detect("ort-cuda", gpus=[])
+    s = tg.detect("ort-cuda", gpus=[{"name": "NVIDIA H100", "driver": "1", "memory_mib": 80000}])
     assert not s.usable and "no CUDAExecutionProvider" in s.detail and "onnxruntime-gpu" in s.detail
+    s = tg.detect("ort-cuda", gpus=[])  # no GPU: no install advice for hardware that is absent
+    assert not s.usable and "no NVIDIA GPU" in s.detail and "pip install" not in s.detail
     monkeypatch.setattr(tg, "_ort_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     assert "no NVIDIA GPU" in tg.detect("ort-cuda", gpus=[]).detail
     ok = tg.detect("ort-cuda", gpus=[{"name": "NVIDIA H100", "driver": "1", "memory_mib": 80000}])

@@ -55,8 +55,9 @@ def test_the_recommendation_follows_the_rule_and_the_pareto_set_is_undominated(s
     report = json.loads((searched[0] / "bench" / "results.json").read_text())
     rows = [r for r in report["results"] if r["batch"] == 1 and r["threads"] == 1]
     within = [r for r in rows if (rec["float_top1"] - r["top1"]) * 100 <= 1.0 + 1e-9]
-    if within:  # the fastest file within the accuracy budget
-        assert rec["p50_ms"] == min(r["latency_ms"]["p50"] for r in within)
+    if within:  # the fastest file within the accuracy budget, or one that ties with it within noise
+        fastest = min(r["latency_ms"]["p50"] for r in within)
+        assert rec["p50_ms"] == fastest or fastest in [t["p50_ms"] for t in rec["ties"]]
     assert {p["artifact"] for p in front} <= {r["artifact"] for r in rows}
     idx = pareto_front([(r["latency_ms"]["p50"], r["top1"]) for r in rows])
     assert sorted(p["artifact"] + p["target"] for p in front) == sorted(rows[i]["artifact"] + rows[i]["target"]
