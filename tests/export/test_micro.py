@@ -15,8 +15,6 @@ from edgesmith.core.rundir import RunDir, load_manifest
 from edgesmith.export.config import ExportConfig
 from edgesmith.export.micro import RESOLVER_METHODS, check_ops, model_ops
 
-tflm = pytest.importorskip("tflite_micro", reason="the [mcu] extra (tflite-micro) is not installed")
-
 CXX = shutil.which("g++") or shutil.which("clang++")
 
 
@@ -40,6 +38,7 @@ def test_an_op_tflite_micro_lacks_is_named_in_one_line():
 @pytest.fixture(scope="module")
 def micro_run(trained_run, tmp_path_factory):
     """The shared synthetic cnn run, exported for Cortex-M only (60 verification images)."""
+    pytest.importorskip("tflite_micro", reason="the [mcu] extra (tflite-micro) is not installed")
     from edgesmith.export import export
 
     dest = tmp_path_factory.mktemp("micro") / "run"
