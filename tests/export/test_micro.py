@@ -150,3 +150,19 @@ def test_without_the_mcu_extra_export_says_which_to_install(trained_run, tmp_pat
     monkeypatch.setitem(sys.modules, "tflite_micro", None)  # import fails as if not installed
     with pytest.raises(BackendUnavailable, match=r"edgesmith\[mcu\]"):
         export(trained_run.root, ExportConfig(targets=("cortex-m",), formats=("tflite",)))
+
+
+def test_cli_cortex_m_alone_exports_tflite_only(tiny_run, monkeypatch):
+    import importlib
+
+    from edgesmith.cli import app
+
+    cmd = importlib.import_module("edgesmith.cli.export_cmd")
+    seen = []
+    monkeypatch.setattr(cmd, "run_export", lambda run_dir, config: seen.append(config))
+    for args, formats in ((["--target", "cortex-m"], ("tflite",)), (["--target", "auto,cortex-m"], ("tflite", "onnx")),
+                          (["--target", "cortex-m", "--formats", "tflite,onnx"], ("tflite", "onnx"))):
+        r = CliRunner().invoke(app, ["export", str(tiny_run.root), *args])
+        assert r.exit_code == 0, r.output
+        assert seen[-1].formats == formats, args
+    assert seen[0].targets == ("cortex-m",)
