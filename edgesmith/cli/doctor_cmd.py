@@ -15,8 +15,9 @@ from ._common import err, errors, out
 
 RunArg = Annotated[Optional[Path], typer.Argument(
     help="A run directory whose bench results to quote [default: the last bench on this machine].")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the verdict, fingerprint and targets as JSON.")]
-ExplainOpt = Annotated[bool, typer.Option("--explain", help="Also say why, per runtime (instructions, kernels).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the verdict, fingerprint and targets as JSON.", metavar="")]
+ExplainOpt = Annotated[bool, typer.Option("--explain", help="Also say why, per runtime (instructions, kernels).",
+                                          metavar="")]
 
 
 def _measurement(run_dir: Path | None, here_cpu: str) -> dict:
