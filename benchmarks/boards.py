@@ -83,7 +83,8 @@ def board_report(run_dir: str | Path, boards: list[str], runtime: str | None = N
 
     Returns:
         One row per (artifact, board): ``{"artifact", "board", "board_name", "core", "clock_mhz",
-        "macs", "arena_bytes", "recommended_arena_bytes", "model_bytes", **fit, "latency": {...}}``.
+        "macs", "arena_bytes", "recommended_arena_bytes", "model_bytes", "tflm_top1", "tflm_n", **fit,
+        "latency": {...}}`` (``tflm_top1``: top-1 under TFLite Micro on ``tflm_n`` test images, at export).
 
     Raises:
         ConfigError: an unknown board or runtime. RunDirError: no manifest, no Cortex-M file,
@@ -112,6 +113,7 @@ def board_report(run_dir: str | Path, boards: list[str], runtime: str | None = N
             rows.append({"artifact": art["name"], "board": name, "board_name": spec["name"], "core": spec["core"],
                          "clock_mhz": spec["clock_mhz"], "macs": macs, "arena_bytes": arena["bytes"],
                          "recommended_arena_bytes": arena["recommended_bytes"], "model_bytes": art["bytes"],
+                         "tflm_top1": art["micro"]["verify"]["top1"], "tflm_n": art["micro"]["verify"]["n"],
                          **fit(spec, arena_bytes=arena["recommended_bytes"], model_bytes=art["bytes"],
                                n_ops=len({o["op"] for o in art["micro"]["ops"]}), data=data),
                          "latency": estimate_latency(macs, name, runtime, data=data)})

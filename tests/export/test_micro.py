@@ -139,7 +139,7 @@ def test_bench_board_prints_fit_and_an_estimate(micro_run):
     run, _ = micro_run
     r = CliRunner().invoke(app, ["bench", str(run), "--board", "nano33ble", "--board", "pico"])
     assert r.exit_code == 0, r.output
-    assert "ESTIMATE" in r.output and "nano33ble" in r.output and "pico" in r.output
+    assert "ESTIMATE" in r.output and "nano33ble" in r.output and "pico" in r.output and "TFLM top-1" in r.output
     assert "calibrated" in r.output and "assumed" in r.output  # nano33ble: the M4F row; pico: an assumed factor
     assert not (run / "bench").exists()  # nothing measured here
 
