@@ -1,8 +1,8 @@
 """What ``edgesmith tune`` writes after every trial, atomically, into the tune directory.
 
 * ``trials.csv`` / ``trials.md``: one row per trial: number, state (complete, pruned, fail,
-  running), note (baseline, retry, deadline, diverged), the worker (``host:pid``, a shared study
-  only), the values it trained with,
+  running), note (baseline, retry, deadline, diverged), the worker that ran it (``host:pid``;
+  a column once any trial names one), the values it trained with,
   the objective (validation top-1; for a pruned trial its last reported epoch), epochs run and
   seconds.
 * ``trials.png``: the objective per trial, pruned trials as crosses, the best so far as a line.

@@ -51,8 +51,10 @@ def _print(result: "tn.TuneResult", objective: str) -> None:
     if result.best is None:
         out.print(f"no trial finished yet; continue with: edgesmith tune --resume {result.out} --budget ...")
         return
+    where = (f"its run in {result.out / 'best-run'}" if result.best.get("run") else
+             "its run is on the worker that trained it (pass --artifacts DIR to share runs between workers)")
     out.print(f"best: trial {result.best['trial']}, {objective} validation top-1 {result.best['value']:.2%}; "
-              f"reports in {result.out}, its run in {result.out / 'best-run'}")
+              f"reports in {result.out}, {where}")
     out.print(result.best["command"], highlight=False, soft_wrap=True)
 
 

@@ -1,7 +1,7 @@
 """edgesmith tune --storage: one study in a real PostgreSQL server, shared by worker processes.
 
-The server is a throwaway cluster (tests/pg_server.py). Trials are tiny (a cnn on 300 synthetic
-images, 2 epochs); heartbeats every second, a trial silent for 2 s is failed and retried.
+The server is a throwaway cluster (tests/pg_server.py). Trials are tiny (a cnn on 200 synthetic
+images, 1 epoch); heartbeats every second, a trial silent for 2 s is failed and retried.
 """
 import json
 import os
@@ -20,7 +20,7 @@ from edgesmith.optimize import tune_report
 from edgesmith.optimize import tune_storage as ts
 
 runner = CliRunner()
-STUDY = ["--data", "synthetic", "--limit-train", "300", "--limit-test", "60", "--model", "cnn", "--epochs", "2",
+STUDY = ["--data", "synthetic", "--limit-train", "200", "--limit-test", "60", "--model", "cnn", "--epochs", "1",
          "--val-split", "0.2", "--search", "lr,batch_size", "--pruner", "none", "--budget", "5m"]
 
 
@@ -164,3 +164,22 @@ def test_an_unreachable_database_is_a_one_line_error(pg_server, tmp_path):
 ])
 def test_bad_shared_study_options_are_one_line_errors(argv, match, tmp_path):
     _one_line_error(runner.invoke(app, ["tune", *STUDY, *argv, "--out", str(tmp_path / "t")]), match)
+
+
+def test_workers_run_as_processes_on_one_journal_study(tmp_path):
+    from edgesmith.core.data import DataSpec
+    from edgesmith.optimize import tune as tn
+    from edgesmith.train.config import TrainConfig
+
+    base = TrainConfig(DataSpec("synthetic", limit_train=200, limit_test=60), model="cnn", epochs=1, val_split=0.2)
+    out = tmp_path / "w"
+    result = tn.tune(tn.TuneConfig(base, ("lr",), 600, pruner="none", max_trials=3), out, workers=2,
+                     log=lambda line: None)
+    assert result.ran == 3 and result.stopped == "trials"  # --trials is split 2 + 1
+    assert [r["state"] for r in result.rows] == ["complete"] * 3 and result.rows[0]["note"] == "baseline"
+    pids = {r["worker"].rsplit(":", 1)[1] for r in result.rows}
+    assert len(pids) == 2 and str(os.getpid()) not in pids  # two processes, neither of them this one
+    record = json.loads((out / "tune.json").read_text())
+    assert [(s["workers"], s["trials"]) for s in record["sessions"]] == [(2, 3)]
+    assert ts.best_run_trial(out) == result.best["trial"] and (out / "best-run" / "manifest.json").is_file()
+    assert result.best["run"] == "best-run" and not (out / "trials").exists()
