@@ -66,7 +66,7 @@ def predict_cmd(
 
     Images are decoded with Pillow (JPEG/PNG/BMP/WebP/GIF/TIFF, any mode), converted to the
     model's channels (alpha composited over white) and resized to its input with bilinear
-    filtering. A file that cannot be read is reported on stderr and skipped; the exit code
+    filtering, by the resize policy the model file records (squash, crop or pad: as in training). A file that cannot be read is reported on stderr and skipped; the exit code
     is 1 if any file failed (or the model could not be loaded), else 0.
     """
     from edgesmith.core.errors import ConfigError
