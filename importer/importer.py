@@ -30,6 +30,7 @@ pixels 0-255, the data's image size)::
 from __future__ import annotations
 
 import contextlib
+import json
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -41,14 +42,16 @@ from edgesmith.core.data import DataSpec, Split, load_split
 from edgesmith.core.errors import ConfigError, DataError
 from edgesmith.core.fsutil import atomic_path, sha256_file, write_json
 from edgesmith.core.rundir import RunDir
+from edgesmith.core.runlock import run_lock
 from edgesmith.core.stages import ImportStage, create_run_manifest, model_record
 
 from .keras3 import KINDS as KERAS3_KINDS
 from .keras3 import keras3_to_savedmodel
 from .safety import ModelFileError, ModelInfo, UnsafeModelError, inspect_model_file
+from .training_only import InferenceFormError, check_same_at_inference, inference_form
 
 __all__ = ["import_model", "ImportConfig", "PREPROCESS", "OUTPUTS", "ModelFileError", "UnsafeModelError",
-           "ModelMismatchError", "read_labels"]
+           "ModelMismatchError", "read_labels", "import_summary", "removed_layers_note"]
 
 PREPROCESS = ("none", "scale01", "minus1to1", "imagenet")
 OUTPUTS = ("auto", "logits", "probabilities")
@@ -141,8 +144,9 @@ def _preprocess_layers(name: str) -> list:
     if name == "minus1to1":
         return [L.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess_minus1to1")]
     if name == "imagenet":  # on raw pixels: (x - 255 mean) / (255 std), one affine op per channel
-        return [L.Normalization(axis=-1, mean=[255 * m for m in IMAGENET_MEAN],
-                                variance=[(255 * s) ** 2 for s in IMAGENET_STD], name="preprocess_imagenet")]
+        # a Rescaling, not a Normalization: tf2onnx makes Normalization's mean and variance graph inputs
+        return [L.Rescaling([1 / (255 * s) for s in IMAGENET_STD],
+                            [-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)], name="preprocess_imagenet")]
     return []
 
 
@@ -166,19 +170,74 @@ def _predict(model, images: np.ndarray) -> np.ndarray:
 
 @contextlib.contextmanager
 def _open(src: Path, info: ModelInfo, trust_model_code: bool):
-    """The foreign tf_keras model of a checked file: the serving-signature route for raw SavedModels
-    and for Keras 3 files (exported to a temporary SavedModel by a Keras 3 child process, removed
-    on exit; the run's ``model.keras`` keeps a copy)."""
+    """``(model, removed)``: the foreign tf_keras model of a checked file at inference, and the
+    training-only layers taken out of it (:mod:`.training_only`).
+
+    Raw SavedModels and Keras 3 files take the serving-signature route (Keras 3 files exported
+    to a temporary SavedModel by a Keras 3 child process that takes those layers out, removed
+    on exit; the run's ``model.keras`` keeps a copy); a raw SavedModel's graph is used as it is.
+    """
     from .savedmodel import savedmodel_as_keras
 
     if info.kind == "raw_savedmodel":
-        yield savedmodel_as_keras(src)
+        yield _deterministic(savedmodel_as_keras(src), src), []
     elif info.kind in KERAS3_KINDS:
         with tempfile.TemporaryDirectory(prefix="edgesmith-keras3-") as tmp:
-            yield savedmodel_as_keras(keras3_to_savedmodel(src, Path(tmp) / "saved_model",
-                                                           trust_model_code=trust_model_code))
+            saved, removed = keras3_to_savedmodel(src, Path(tmp) / "saved_model", trust_model_code=trust_model_code)
+            yield savedmodel_as_keras(saved), removed
     else:
-        yield _load(src, info.kind, trust_model_code)
+        yield _at_inference(_load(src, info.kind, trust_model_code), src)
+
+
+def _at_inference(model, src: Path):
+    """``(model, removed)``: a tf_keras model without its training-only layers, checked against
+    the model called with ``training=False``."""
+    from edgesmith.train._keras import keras
+
+    rebuilt, removed = inference_form(keras, model, keras3=False)
+    if rebuilt is not model:
+        try:
+            check_same_at_inference(model, rebuilt)
+        except InferenceFormError as e:
+            raise ModelFileError(f"{src}: {e}") from None
+    return rebuilt, removed
+
+
+def _deterministic(model, src: Path):
+    """``model`` if it gives the same outputs twice for the same images; a SavedModel traced with its
+    augmentation layers in training mode (Keras 3 ``model.export``) augments each call instead."""
+    shape = [d if d is not None else 32 for d in tuple(model.inputs[0].shape)[1:]]
+    x = np.random.default_rng(0).uniform(0, 255, (2, *shape)).astype(np.float32)
+    first, second = np.asarray(model(x)), np.asarray(model(x))
+    if not np.array_equal(first, second):
+        raise ModelFileError(f"{src}: its serving signature gives different outputs for the same images, so it "
+                             "holds layers that act only in training (RandomFlip, Dropout, ...) traced in training "
+                             "mode, as Keras 3 model.export() does; import the .keras file instead (edgesmith takes "
+                             "those layers out) or export the SavedModel from a model called with training=False")
+    return model
+
+
+def removed_layers_note(removed: list[dict]) -> str | None:
+    """One line saying which training-only layers the import took out (``None`` if none).
+
+    Example: ``took out 3 layers that act only in training: 'random_flip' (RandomFlip), ...``
+    """
+    if not removed:
+        return None
+    said = [f"'{r['name']}' ({r['class']})" + ("" if r["as"] == "removed" else f" -> {r['as']} as at inference")
+            for r in removed]
+    n = len(removed)
+    return f"took out {n} layer{'s' if n > 1 else ''} that act{'s' if n == 1 else ''} only in training: {', '.join(said)}"
+
+
+def import_summary(path: str | Path, run: RunDir) -> str:
+    """What ``edgesmith`` prints after an import: where the run is, its test top-1, and the
+    training-only layers taken out (from the run's ``import`` stage record)."""
+    m = json.loads(run.metrics.read_text())
+    removed = (json.loads(run.manifest.read_text()).get("stages", {}).get("import") or {}).get("removed_layers") or []
+    note = removed_layers_note(removed)
+    return (f"imported {path} -> {run.root}: test top-1 {m['top1']:.2%} on {m['n_test']} images"
+            + (f"\n{note}" if note else ""))
 
 
 def _class_order(src: Path, k: int, names: list[str], labels: list[str] | None,
@@ -256,9 +315,9 @@ def _source_record(src: Path, info: ModelInfo, model_input: tuple, k: int, resiz
 
 
 def _write_run(out: Path, model, *, python_code: bool, run_config: dict, metrics: dict, dataset: dict,
-               architecture: str, source: dict, image_shape: tuple, k: int) -> RunDir:
+               architecture: str, source: dict, image_shape: tuple, k: int, removed: list[dict]) -> RunDir:
     """Build the run in a temporary sibling of ``out`` and rename it into place when complete."""
-    with atomic_path(out) as tmp:
+    with run_lock(out, what="import", missing_ok=True), atomic_path(out) as tmp:  # waits for a writer of a run it replaces
         tmp.mkdir(parents=True)
         run = RunDir(tmp)
         _save(model, run.model, code=python_code)
@@ -268,7 +327,8 @@ def _write_run(out: Path, model, *, python_code: bool, run_config: dict, metrics
                               architecture=architecture,
                               params=model.count_params(), image_shape=image_shape, num_classes=k, source=source)
         create_run_manifest(run, out.name, dataset=dataset, model=record,
-                            record=ImportStage(config=run_config, metrics=metrics, imported_from=source["path"]))
+                            record=ImportStage(config=run_config, metrics=metrics, imported_from=source["path"],
+                                               removed_layers=removed))
     return RunDir(out)
 
 
@@ -321,7 +381,7 @@ def import_model(model_file: str | Path, *, data: DataSpec, out: str | Path, lab
     info = inspect_model_file(src, trust_model_code=trust_model_code)  # raises before anything is loaded
     labels = read_labels(labels_file) if labels_file is not None else None
     test = load_split(data, "test")
-    with _open(src, info, trust_model_code) as foreign:
+    with _open(src, info, trust_model_code) as (foreign, removed):
         (mh, mw, mc), k = _model_io(foreign, src)
         _check_fit(src, data, test, mc, k)
         names, order = _class_order(src, k, list(test.class_names), labels, labels_file)
@@ -339,7 +399,7 @@ def import_model(model_file: str | Path, *, data: DataSpec, out: str | Path, lab
         python_code = bool(info.code_layers) and info.kind not in ("raw_savedmodel", *KERAS3_KINDS)
         return _write_run(out, model, python_code=python_code, run_config=run_config, metrics=metrics,
                           dataset=dataset, architecture=f"imported:{src.name}", source=source,
-                          image_shape=(h, w, c), k=k)
+                          image_shape=(h, w, c), k=k, removed=removed)
 
 
 def _save(model, path: Path, *, code: bool) -> None:

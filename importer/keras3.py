@@ -4,9 +4,11 @@ edgesmith runs on tf_keras (Keras 2: TF-MOT needs it), which cannot read a ``.ke
 ``.h5`` file written by Keras 3. So :func:`keras3_to_savedmodel` starts a child Python
 (``python -m edgesmith.importer.keras3``, with ``KERAS_BACKEND=tensorflow``) that imports the
 ``keras`` 3.x package, loads the file with ``keras.saving.load_model(compile=False,
-safe_mode=True)`` (``safe_mode=False`` only when the caller trusts the file) and writes it with
-``model.export(DIR)`` (a TensorFlow SavedModel with a ``serving_default`` signature). The
-parent process never imports Keras 3; it takes the SavedModel route of :mod:`.savedmodel`.
+safe_mode=True)`` (``safe_mode=False`` only when the caller trusts the file), takes out the
+layers that act only in training (:mod:`.training_only`: augmentation, dropout, noise) and
+writes the rest as a TensorFlow SavedModel whose ``serving_default`` signature calls the model
+with ``training=False`` (``keras.export.ExportArchive``). The parent process never imports
+Keras 3; it takes the SavedModel route of :mod:`.savedmodel`.
 
 The file is checked before the child starts, by :func:`.safety.inspect_model_file` with the
 rules every model file gets: Lambda layers and custom objects are refused unless trusted.
@@ -17,6 +19,7 @@ them with one line (:data:`NEEDS_TF_KERAS`).
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -27,6 +30,7 @@ from edgesmith.core.errors import ConfigError
 from .safety import ModelFileError
 
 KINDS = ("keras3", "keras3_h5")
+REMOVED_TAG = "edgesmith-keras3-removed:"
 TIMEOUT_S = 600
 NEEDS_TF_KERAS = ("--prune, --cluster and --qat fine-tune the model's layers and need a tf_keras (Keras 2) model; "
                   "this run's model is a SavedModel graph (imported from a Keras 3 file, or a SavedModel without "
@@ -52,11 +56,14 @@ def require_tf_keras(manifest: dict, config) -> None:
         raise ConfigError(f"{NEEDS_TF_KERAS}; drop {', '.join(asked)}, or import a tf_keras .keras/.h5 file")
 
 
-def keras3_to_savedmodel(src: str | Path, dest: str | Path, *, trust_model_code: bool = False) -> Path:
+def keras3_to_savedmodel(src: str | Path, dest: str | Path, *,
+                         trust_model_code: bool = False) -> tuple[Path, list[dict]]:
     """Load the Keras 3 file ``src`` in a child process and export it as a SavedModel at ``dest``.
 
     Side effects: runs ``python -m edgesmith.importer.keras3`` (Keras 3 on the TensorFlow
-    backend) and writes the SavedModel directory ``dest``.
+    backend) and writes the SavedModel directory ``dest``. The child takes the training-only
+    layers out first (:func:`.training_only.inference_form`, checked against the model called
+    with ``training=False``) and exports the rest called with ``training=False``.
 
     Args:
         src: a ``.keras`` or ``.h5`` file written by Keras 3, already checked by
@@ -65,7 +72,7 @@ def keras3_to_savedmodel(src: str | Path, dest: str | Path, *, trust_model_code:
         trust_model_code: load with ``safe_mode=False`` (Lambda bytecode runs in the child).
 
     Returns:
-        ``dest``.
+        ``(dest, removed)``: ``removed`` lists the layers taken out, ``{"name", "class", "as"}`` each.
 
     Raises:
         ModelFileError: Keras 3 is not installed, or it cannot load or export the file
@@ -83,11 +90,33 @@ def keras3_to_savedmodel(src: str | Path, dest: str | Path, *, trust_model_code:
         lines = [ln for ln in done.stderr.strip().splitlines() if ln.startswith("edgesmith-keras3:")]
         why = lines[-1].split(":", 1)[1].strip() if lines else (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise ModelFileError(f"{src}: Keras 3 could not load it and export a SavedModel ({why[:300]})")
-    return dest
+    tagged = [ln for ln in done.stdout.splitlines() if ln.startswith(REMOVED_TAG)]
+    return dest, (json.loads(tagged[-1][len(REMOVED_TAG):]) if tagged else [])
+
+
+def _export_at_inference(keras, model, dest: str) -> None:
+    """Write ``model`` as a SavedModel whose ``serving_default`` calls it with ``training=False``
+    (``model.export`` traces it with ``training`` unset, which Keras 3's augmentation layers take
+    as training)."""
+    import tensorflow as tf
+
+    if len(model.inputs) != 1:  # the parent refuses it with its own message
+        model.export(dest, verbose=False)
+        return
+    spec = model.inputs[0]
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serve", lambda images: model(images, training=False),
+                         input_signature=[tf.TensorSpec((None, *spec.shape[1:]), spec.dtype, name="images")])
+    archive.write_out(dest, verbose=False)
 
 
 def _child(src: str, dest: str, trusted: bool) -> int:
-    """In the child: load with Keras 3, export; a failure is one ``edgesmith-keras3: ...`` line."""
+    """In the child: load with Keras 3, take out training-only layers, export at inference.
+
+    A failure is one ``edgesmith-keras3: ...`` line on stderr; the layers taken out are one
+    ``edgesmith-keras3-removed: <json list>`` line on stdout.
+    """
     try:
         import keras
     except ImportError:
@@ -96,13 +125,19 @@ def _child(src: str, dest: str, trusted: bool) -> int:
     if not keras.__version__.startswith("3."):
         print(f"edgesmith-keras3: found keras {keras.__version__}, need 3.x", file=sys.stderr)
         return 2
+    from .training_only import check_same_at_inference, inference_form
+
     try:
         model = keras.saving.load_model(src, compile=False, safe_mode=not trusted)
-        model.export(dest, verbose=False)
+        rebuilt, removed = inference_form(keras, model, keras3=True)
+        if rebuilt is not model:
+            check_same_at_inference(model, rebuilt)
+        _export_at_inference(keras, rebuilt, dest)
     except Exception as e:  # noqa: BLE001 - a foreign file can fail anywhere in Keras/TF/h5py
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         print(f"edgesmith-keras3: {type(e).__name__}: {first}", file=sys.stderr)
         return 1
+    print(f"{REMOVED_TAG} {json.dumps(removed)}")
     return 0
 
 

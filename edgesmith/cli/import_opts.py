@@ -4,7 +4,6 @@ Shared by ``edgesmith export MODEL_FILE`` and ``edgesmith pipeline --model-file`
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -41,12 +40,11 @@ def run_import(path: Path, data: str | None, labels: Path | None, preprocess, ou
 
     ``dataset`` holds ``limit_train``, ``limit_test`` and ``seed`` for an import.
     """
-    from edgesmith.importer import resolve_run
+    from edgesmith.importer import import_summary, resolve_run
 
     run, imported = resolve_run(path, data=data, labels=labels, preprocess=getattr(preprocess, "value", preprocess),
                                 outputs=getattr(outputs, "value", outputs), trust_model_code=trust_model_code,
                                 out=out_dir, overwrite=overwrite, **dataset)
     if imported:
-        m = json.loads(run.metrics.read_text())
-        out.print(f"imported {path} -> {run.root}: test top-1 {m['top1']:.2%} on {m['n_test']} images")
+        out.print(import_summary(path, run))
     return run.root

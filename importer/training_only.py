@@ -1,0 +1,167 @@
+"""Layers that only act while training, taken out of an imported model before it is exported.
+
+Augmentation (``RandomFlip``, ``RandomRotation``, ...), dropout and noise layers change their
+input only when called with ``training=True``; at inference they pass it through. Left in a
+foreign model, they still put random-number state into its graph: a Keras 3 model exported
+through a SavedModel keeps the seed generator's ``AssignVariableOp``, which the TFLite
+converter cannot take, and its serving signature even augments every image. So the import
+stage rebuilds the model without them (:func:`inference_form`): each becomes an ``Identity``
+layer of the same name, which the converters drop; the other layers are the model's own
+(shared weights, nothing re-initialised). ``RandomCrop`` of tf_keras is not an identity at
+inference (it crops the largest centred window of the target aspect ratio and resizes,
+``smart_resize``), so it is frozen into the ``Resizing`` layer that computes exactly that; in
+Keras 3 it passes images through at inference and is removed like the others.
+
+One layer that does act at inference is rewritten too: ``Normalization`` keeps its mean and
+variance as tensors captured from outside the graph, which tf2onnx turns into two extra ONNX
+inputs; :func:`inference_form` replaces it with the ``Rescaling`` that does the same arithmetic
+(``x * 1/sd + (-mean/sd)``, ``sd = max(sqrt(variance), epsilon)``, per channel), whose
+constants live in the graph. tf_keras ``CenterCrop`` chooses between cropping and resizing with
+a ``tf.cond`` (an ONNX ``If`` node, which ONNX Runtime's int8 quantizer cannot type); on an input
+of known size at least the crop's, it is the ``Cropping2D`` of the same window. Neither rewrite
+is recorded as a removal: nothing is left out, and both are checked like the removals.
+
+The same code runs on tf_keras (in edgesmith's process) and on Keras 3 (in the importer's
+child process, :mod:`.keras3`): the caller passes its ``keras`` module. This module imports
+neither. Only Functional and Sequential models (and such models nested in them) can be
+rebuilt; a subclassed model is left as it is (Keras 3 files are still exported with
+``training=False``, which freezes those layers in the graph).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# identity at inference in tf_keras and Keras 3 alike (checked by tests/export/test_import_layer_kinds.py)
+COMMON = ("RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast", "RandomBrightness",
+          "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise", "GaussianDropout",
+          "AlphaDropout", "ActivityRegularization")
+TF_KERAS_ONLY = ("RandomHeight", "RandomWidth")
+KERAS3_ONLY = ("RandomCrop", "AugMix", "RandAugment", "CutMix", "MixUp", "RandomColorDegeneration",
+               "RandomColorJitter", "RandomElasticTransform", "RandomErasing", "RandomGaussianBlur", "RandomGrayscale",
+               "RandomHue", "RandomInvert", "RandomPerspective", "RandomPosterization", "RandomSaturation",
+               "RandomSharpness", "RandomShear", "Solarization")
+# tf_keras layers replaced by what they compute at inference (class -> description in the record)
+TF_KERAS_FROZEN = ("RandomCrop",)
+EPSILON = 1e-7  # Keras' backend.epsilon(), the floor Normalization puts under sqrt(variance)
+# how far the rebuilt model may stray from the original called with training=False (max |diff| / max |y|)
+TOLERANCE = 1e-5
+
+
+class InferenceFormError(ValueError):
+    """The model without its training-only layers does not compute what the model does at inference."""
+
+
+def training_only_classes(keras3: bool) -> frozenset[str]:
+    """Class names removed from a model made by Keras 3 (``keras3``) or tf_keras."""
+    return frozenset(COMMON + (KERAS3_ONLY if keras3 else TF_KERAS_ONLY))
+
+
+def _is_graph_model(layer) -> bool:
+    return type(layer).__name__ in ("Functional", "Sequential")
+
+
+def _is_keras_own(layer) -> bool:
+    module = type(layer).__module__
+    return module.split(".")[0] in ("keras", "tf_keras")
+
+
+def inference_form(keras, model, *, keras3: bool) -> tuple[object, list[dict]]:
+    """``model`` rebuilt without its training-only layers, and what was taken out.
+
+    Args:
+        keras: the ``keras`` module that loaded ``model`` (tf_keras, or Keras 3 in the child).
+        model: a loaded model; Functional and Sequential models (and those nested in them)
+            are rebuilt, any other model is returned as it is.
+        keras3: ``model`` was loaded by Keras 3 (decides the class list and ``RandomCrop``).
+
+    Returns:
+        ``(model, removed)``: ``removed`` holds one ``{"name", "class", "as"}`` per layer taken
+        out, ``as`` being ``"removed"`` (now an ``Identity``) or the layer it was frozen into
+        (``"Resizing(24, 24, crop_to_aspect_ratio=True)"``), in the order the rebuild met them.
+        When nothing is training-only, the model itself and ``[]``.
+    """
+    names = training_only_classes(keras3)
+    removed: list[dict] = []
+    cache: dict[int, object] = {}
+
+    def replace(layer):
+        if id(layer) in cache:  # a layer called at several places is replaced once
+            return cache[id(layer)]
+        cls = type(layer).__name__
+        new = layer
+        if _is_graph_model(layer):
+            new = rebuild(layer)
+        elif _is_keras_own(layer) and cls in names:
+            new = keras.layers.Identity(name=layer.name)
+            removed.append({"name": layer.name, "class": cls, "as": "removed"})
+        elif _is_keras_own(layer) and cls == "Normalization" and not getattr(layer, "invert", False):
+            new = _as_rescaling(keras, layer)
+        elif _is_keras_own(layer) and not keras3 and cls == "CenterCrop" and _static_crop(layer) is not None:
+            new = keras.layers.Cropping2D(_static_crop(layer), name=layer.name)
+        elif _is_keras_own(layer) and not keras3 and cls in TF_KERAS_FROZEN:
+            h, w = int(layer.height), int(layer.width)
+            new = keras.layers.Resizing(h, w, interpolation="bilinear", crop_to_aspect_ratio=True, name=layer.name)
+            removed.append({"name": layer.name, "class": cls, "as": f"Resizing({h}, {w}, crop_to_aspect_ratio=True)"})
+        cache[id(layer)] = new
+        return new
+
+    def rebuild(m):
+        if not any(_touched(sub) for sub in m.layers):
+            return m
+        return keras.models.clone_model(m, clone_function=replace)
+
+    def _touched(layer) -> bool:
+        if _is_graph_model(layer):
+            return any(_touched(sub) for sub in layer.layers)
+        cls = type(layer).__name__
+        return _is_keras_own(layer) and (cls in names or cls == "Normalization" or (
+            not keras3 and (cls in TF_KERAS_FROZEN or (cls == "CenterCrop" and _static_crop(layer) is not None))))
+
+    if not _is_graph_model(model):
+        return model, []
+    new = rebuild(model)
+    return new, removed
+
+
+def _static_crop(layer):
+    """``((top, bottom), (left, right))`` a tf_keras ``CenterCrop`` cuts from an input of known size
+    (``h_start = (H - height) // 2`` as it computes), or ``None`` (unknown size, or it would resize)."""
+    try:
+        _, h, w, _ = layer.input_shape
+    except (AttributeError, RuntimeError, ValueError):  # unbuilt, or called on inputs of several sizes
+        return None
+    if h is None or w is None or h < layer.height or w < layer.width:
+        return None
+    top, left = (h - layer.height) // 2, (w - layer.width) // 2
+    return (top, h - layer.height - top), (left, w - layer.width - left)
+
+
+def _as_rescaling(keras, layer):
+    """The ``Rescaling`` computing what a built ``Normalization`` layer computes (shapes as its mean's)."""
+    mean = np.asarray(layer.mean, dtype=np.float64)
+    sd = np.maximum(np.sqrt(np.asarray(layer.variance, dtype=np.float64)), EPSILON)
+    shape = mean.shape[1:]  # the broadcast shape without the batch axis, e.g. (1, 1, C)
+    scale, offset = (1.0 / sd).reshape(shape), (-mean / sd).reshape(shape)
+    return keras.layers.Rescaling(scale.astype(np.float32).tolist(), offset.astype(np.float32).tolist(),
+                                  name=layer.name)
+
+
+def check_same_at_inference(original, rebuilt, *, seed: int = 0, n: int = 4, size: int = 32) -> float:
+    """Max relative difference between ``rebuilt(x)`` and ``original(x, training=False)`` on
+    ``n`` random images ``(n, H, W, C)`` float32 in 0-255 (H, W from the model, ``size`` when unknown).
+
+    Raises:
+        InferenceFormError: the difference is above :data:`TOLERANCE`.
+    """
+    shape = [d if d is not None else size for d in tuple(original.inputs[0].shape)[1:]]
+    x = np.random.default_rng(seed).uniform(0, 255, (n, *shape)).astype(np.float32)
+    want = np.asarray(original(x, training=False), dtype=np.float64)
+    got = np.asarray(rebuilt(x, training=False), dtype=np.float64)
+    if want.shape != got.shape:
+        raise InferenceFormError(f"without its training-only layers the model outputs {got.shape}, "
+                                 f"not {want.shape} as at inference")
+    err = float(np.abs(want - got).max() / max(1.0, float(np.abs(want).max())))
+    if not err <= TOLERANCE:
+        raise InferenceFormError(f"without its training-only layers the model differs from the model at inference "
+                                 f"by {err:.2e} (relative), more than {TOLERANCE:g}")
+    return err
