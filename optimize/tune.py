@@ -343,10 +343,9 @@ def tune(config: TuneConfig, out: str | Path, *, storage: StudyStorage | None = 
         ConfigError: ``out`` or the shared study holds a different study, or the database cannot be opened.
         BackendUnavailable: optuna, TensorFlow or the database driver is missing.
         DataError: the dataset cannot be loaded.
-        EdgesmithError: a worker process died (its trial is failed and retried by the heartbeat).
+        EdgesmithError: a worker process died (its trial is failed and retried by the heartbeat), or the
+            database was lost mid-study.
     """
-    from . import tune_report
-
     storage = storage or StudyStorage()
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
@@ -355,6 +354,15 @@ def tune(config: TuneConfig, out: str | Path, *, storage: StudyStorage | None = 
     optuna, out = _optuna(), Path(out)
     store = ts.artifact_store(storage.artifacts)
     record = _claim(config, out)
+    with ts.database_errors(storage):
+        return _session(optuna, config, out, storage, store, record, start, deadline, pruner, workers, log)
+
+
+def _session(optuna, config: TuneConfig, out: Path, storage: StudyStorage, store, record: dict, start: float,
+             deadline: float, pruner, workers: int, log) -> TuneResult:
+    """:func:`tune` once ``out`` is claimed: open the study, run the workers, write the reports."""
+    from . import tune_report
+
     study = _open_study(optuna, config, out, pruner, storage)
     session = {"started": now_iso(), "budget_s": config.budget_s, "trials": 0, "storage": storage.shown(),
                "study": storage.study, "workers": workers, "versions": package_versions()}
@@ -424,10 +432,11 @@ def _worker(config: TuneConfig, out: Path, storage: StudyStorage, pruner, left_s
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
     deadline = time.monotonic() + left_s
     optuna = _optuna()
-    study = _open_study(optuna, config, out, pruner, storage, first=False, worker=index)
-    session = {"trials": 0}
-    why = _work(optuna, study, config, out, storage, ts.artifact_store(storage.artifacts), deadline, max_trials,
-                lambda line: print(f"[worker {index}] {line}", flush=True), None, session)
+    with ts.database_errors(storage):
+        study = _open_study(optuna, config, out, pruner, storage, first=False, worker=index)
+        session = {"trials": 0}
+        why = _work(optuna, study, config, out, storage, ts.artifact_store(storage.artifacts), deadline, max_trials,
+                    lambda line: print(f"[worker {index}] {line}", flush=True), None, session)
     return session["trials"], why
 
 
@@ -455,7 +464,8 @@ def _run_one(optuna, study, config: TuneConfig, out: Path, store, deadline: floa
         trial.set_user_attr("seconds", round(time.monotonic() - t0, 2))
         study.tell(trial, state=TrialState.PRUNED)
         why = {"pruned": "pruned", "deadline": "stopped at the deadline"}.get(str(e), f"pruned ({e})")
-        log(f"trial {trial.number}: {_shown(values)} -> {why} after {trial.user_attrs.get('epochs', 0)} epochs, "
+        epochs = trial.user_attrs.get("epochs", 0)
+        log(f"trial {trial.number}: {_shown(values)} -> {why} after {epochs} epoch{'s' * (epochs != 1)}, "
             f"{time.monotonic() - t0:.0f} s")
         return
     except Exception:

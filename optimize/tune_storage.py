@@ -23,14 +23,16 @@ import inspect
 import os
 import shutil
 import socket
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgesmith.core.errors import BackendUnavailable, ConfigError
+from edgesmith.core.errors import BackendUnavailable, ConfigError, EdgesmithError
 
 STUDY_NAME = "edgesmith-tune"
 HEARTBEAT_S = 30  # a running trial's heartbeat period, s
 GRACE_S = 120  # a trial whose heartbeat is older than this is failed and retried, s
+CONNECT_TIMEOUT_S = 15  # a database server that does not answer within this is unreachable, s
 MAX_RETRY = 3  # retries of one trial's parameters before they are given up
 CONFIG_ATTR = "edgesmith"  # the study's user attribute that holds TuneConfig.study_dict()
 
@@ -106,14 +108,29 @@ def open_storage(storage: StudyStorage, out: Path):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ExperimentalWarning: heartbeats, in Optuna since 2.8
             callback = retry(max_retry=MAX_RETRY)
+            engine = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}} if storage.url.startswith("postgres") else {}
             return optuna.storages.RDBStorage(
-                storage.url, heartbeat_interval=storage.heartbeat_s, grace_period=storage.grace_s,
+                storage.url, engine_kwargs=engine, heartbeat_interval=storage.heartbeat_s, grace_period=storage.grace_s,
                 **{"heartbeat_stale_trial_callback" if new else "failed_trial_callback": callback})
     except ImportError as e:  # the SQLAlchemy dialect's driver
         raise BackendUnavailable(f"--storage {storage.shown()} needs a database driver ({e.name or e}): "
                                  "pip install 'edgesmith[train]' (psycopg for PostgreSQL)") from None
     except Exception as e:
         raise ConfigError(f"cannot open the study storage {storage.shown()}: {_first_line(e)}") from None
+
+
+@contextmanager
+def database_errors(storage: StudyStorage):
+    """Turn a database that fails mid-study (server gone, network down) into one EdgesmithError line."""
+    try:
+        yield
+    except EdgesmithError:
+        raise
+    except Exception as e:
+        if storage.url is None or type(e).__module__.split(".")[0] != "sqlalchemy":
+            raise
+        raise EdgesmithError(f"lost the study storage {storage.shown()}: {_first_line(e)}; the study is kept "
+                             "there: run the same command again to continue") from None
 
 
 def _first_line(e: BaseException) -> str:
