@@ -62,7 +62,7 @@ def _wait_running(study, proc, timeout=120):
 
 def test_two_workers_share_a_study_and_a_killed_workers_trial_is_failed_and_retried(pg_server, tmp_path):
     url, artifacts = pg_server.url(), tmp_path / "artifacts"
-    a = _worker(url, "shared", tmp_path / "a", artifacts, trials=5)
+    a = _worker(url, "shared", tmp_path / "a", artifacts, trials=100)  # runs until it is killed
     b = None
     try:
         study = optuna.load_study(study_name="shared", storage=_wait_storage(url, a))
