@@ -66,7 +66,7 @@ def test_artifact_names_and_files_come_from_the_backends_declarations():
     declared = {f"{v.format}_{v.suffix}": (v.format, v.precision, f"model_{v.suffix}.{v.format}")
                 for variants in BACKENDS.values() for v in variants}
     assert {name: rec[:3] for name, rec in ARTIFACTS.items()} == declared
-    assert list(ARTIFACTS) == ["tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8",
+    assert list(ARTIFACTS) == ["tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8", "tflite_int8_micro",
                                "onnx_fp32", "onnx_dynamic", "onnx_int8", "onnx_int8_from_tflite"]
     plan = ExportConfig(variants=("int8",), prune=0.5, qat=True).plan()
     assert [(p.name, p.file, p.precision, p.float_parent) for p in plan] == [
