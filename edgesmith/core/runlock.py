@@ -163,6 +163,8 @@ def _acquire(root: Path, what: str, wait_s: float, on_wait: Callable[[str], None
                 limit = "at once" if wait_s == 0 else f"after {wait_s:g} s"
                 raise RunLockedError(f"{root} is in use ({_describe(root)}); gave up {limit} "
                                      f"(wait longer with {WAIT_ENV}=SECONDS, or run again when it is done)") from None
+        except OSError as e:  # a read-only run: no writer could write it anyway
+            raise RunDirError(f"cannot lock {root} for writing: {e.strerror or e}") from None
         # train / import --overwrite replace the whole directory: a lock on the old one guards nothing
         try:
             same = os.stat(root).st_ino == identity and os.path.exists(root / LOCK_NAME)
@@ -215,7 +217,7 @@ def run_lock(run_dir: str | os.PathLike, *, what: str = "write", wait_s: float |
         if missing_ok and not root.exists():
             yield root
             return
-        raise RunDirError(f"run directory {run_dir} does not exist")
+        raise RunDirError(f"run directory {run_dir} " + ("is not a directory" if root.exists() else "does not exist"))
     lock = _acquire(root, what, default_wait_s() if wait_s is None else wait_s, on_wait or _say)
     _HELD[key] = [lock, 1]
     try:
