@@ -288,7 +288,7 @@ def _list_folder(root: Path, split: str) -> tuple[list[Path], np.ndarray, tuple[
 
 
 def _cache_dir() -> Path:
-    return Path(os.environ.get("EDGESMITH_CACHE", Path.home() / ".cache" / "edgesmith"))
+    return folders.cache_dir()
 
 
 # skipped files and layout notes already printed on stderr in this process: each is said once
@@ -337,7 +337,7 @@ def _load_folder_split(spec: DataSpec, split: str) -> Split:
                          f"size {spec.image_size} resize {spec.resize}\n".encode())
     for f in files:
         st = f.stat()
-        key.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        key.update(f"{f}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     digest = key.hexdigest()[:24]
     cache = _cache_dir() / f"folder-{digest}.npz"
     arrays = None

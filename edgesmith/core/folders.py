@@ -110,6 +110,38 @@ def _header(path: Path) -> tuple[str | None, str | None]:
         return None, f"unreadable header ({str(e).strip() or type(e).__name__})"
 
 
+def cache_dir() -> Path:
+    """Where decoded datasets and header listings are cached (``EDGESMITH_CACHE``)."""
+    return Path(os.environ.get("EDGESMITH_CACHE", Path.home() / ".cache" / "edgesmith"))
+
+
+def _headers(files: list[Path]) -> list[tuple[str | None, str | None]]:
+    """:func:`_header` of every file, cached by the exact file list, sizes and modification
+    times (reading 50,000 JPEG headers takes seconds; a stat of each does not)."""
+    import json
+
+    key = hashlib.sha256(b"headers 1\n")
+    for f in files:
+        st = f.stat()
+        key.update(f"{f}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    cache = cache_dir() / f"headers-{key.hexdigest()[:24]}.json"
+    try:
+        found = json.loads(cache.read_text())
+        if len(found) == len(files):
+            return [tuple(h) for h in found]
+    except (OSError, ValueError, TypeError):
+        pass  # no or unreadable cache: read the headers
+    workers = min(8, (os.cpu_count() or 1) * 2)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        headers = list(pool.map(_header, files, chunksize=256))
+    try:
+        from .fsutil import write_json
+        write_json(cache, headers)
+    except OSError:
+        pass  # a read-only home is fine; we just read the headers again next time
+    return headers
+
+
 def _list_classes(folder: Path, classes: list[str]):
     """``(files, labels, skipped, modes)`` of the images in ``folder/<class>/`` for each class
     (files lying in ``folder`` itself are skipped: they belong to no class)."""
@@ -120,9 +152,7 @@ def _list_classes(folder: Path, classes: list[str]):
         files += found
         labels += [c] * len(found)
         skipped += junk
-    workers = min(8, (os.cpu_count() or 1) * 2)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        headers = list(pool.map(_header, files, chunksize=256))
+    headers = _headers(files)
     keep = [i for i, (_, why) in enumerate(headers) if why is None]
     skipped += [(files[i], why) for i, (_, why) in enumerate(headers) if why is not None]
     return ([files[i] for i in keep], np.asarray([labels[i] for i in keep], dtype=np.int64),

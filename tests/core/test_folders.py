@@ -176,3 +176,18 @@ def test_a_folder_changed_after_training_is_refused_by_later_stages(tmp_path):
         Image.new("RGB", (8, 8)).save(root / "a" / f"{i}.png")
     with pytest.raises(DataError, match="no longer splits as this run recorded"):
         check_split(spec, run)
+
+
+def test_the_header_listing_is_cached_and_invalidated_by_a_changed_file(tmp_path, monkeypatch):
+    from edgesmith.core import folders
+
+    monkeypatch.setenv("EDGESMITH_CACHE", str(tmp_path / "cache"))
+    root = write_image_folders(tmp_path / "d")
+    first = list_split(DataSpec(str(root)), "train")
+    assert len(list((tmp_path / "cache").glob("headers-*.json"))) == 1
+    monkeypatch.setattr(folders, "_header", lambda f: pytest.fail("read a header again"))
+    assert list_split(DataSpec(str(root)), "train").files == first.files  # from the cache
+    monkeypatch.undo()
+    monkeypatch.setenv("EDGESMITH_CACHE", str(tmp_path / "cache"))
+    first.files[0].write_bytes(b"now garbage")
+    assert dict(list_split(DataSpec(str(root)), "train").skipped) == {first.files[0]: "not an image Pillow can read"}
