@@ -35,6 +35,8 @@ from .config import AUGMENTS, resolve_augment
 
 PAD = 4  # pad-and-crop: up to 4 px shift each way at 32x32 ...
 PAD_FRACTION = PAD / 32  # ... and 1/8 of the shorter side at other sizes (12 px at 96x96)
+# Bytes tf.data's autotuner may spend on buffers of a streamed pipeline (default: half the RAM).
+STREAM_RAM_BUDGET = 512 * 2**20
 SHIFT_FRACTION = 0.08  # ``shift``: up to 8% of the shorter side each way (2 px at 28x28)
 
 
@@ -142,6 +144,8 @@ def _pipeline(ds, n: int, image_shape: tuple, *, batch_size: int, training: bool
                     num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    if decode is not None:  # tf.data's autotuner may otherwise buffer up to half the RAM in decoded batches
+        options.autotune.ram_budget = STREAM_RAM_BUDGET
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
