@@ -1,7 +1,9 @@
 """tf.data input pipeline: uint8 images in, augmented float32 raw pixels out.
 
-The class-folder decode is cached once as ``.npz`` by :mod:`edgesmith.core.data`; this
-module only shuffles, augments (in parallel), batches and prefetches the decoded arrays.
+Two sources, one pipeline: decoded arrays in memory (:func:`make_dataset`; a class folder's
+decode is cached once as ``.npz`` by :mod:`edgesmith.core.data`), or image files decoded while
+training by the one decoder (:func:`make_file_dataset`, for splits larger than the memory budget,
+:func:`should_stream`). Both shuffle, augment (in parallel), batch and prefetch alike.
 
 Augmentation presets (``--augment``):
 

@@ -105,6 +105,10 @@ def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False, resu
           callbacks: Sequence["keras.callbacks.Callback"] = ()) -> RunDir | None:
     """Train ``config.model`` on ``config.data`` and write a run directory at ``out``.
 
+    The training split is decoded into memory, or streamed from its files when it is larger than
+    the memory budget or ``config.stream`` says so (:mod:`.datasets`); validation comes from
+    ``ROOT/val`` when the folder has one, else from a seeded hold-out (``config.val_split``).
+
     Side effects: checkpoints every epoch into ``RUN.partial/`` (removed at the end) and
     creates ``out`` (see :mod:`edgesmith.core.rundir` for the layout; plus ``tensorboard/``),
     built in a temporary sibling and renamed into place only when complete.
@@ -115,7 +119,9 @@ def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False, resu
         callbacks: extra Keras callbacks for ``fit``.
 
     Returns:
-        The :class:`RunDir` of the finished run (``metrics.json`` holds test top-1), or None
+        The :class:`RunDir` of the finished run (``metrics.json`` holds test top-1, per-class
+        recall and precision and the confusion matrix; ``per_class.md`` and ``confusion.png`` show
+        them), or None
         on a non-chief worker of a multi-worker run (only the chief writes the run).
 
     Raises:
