@@ -26,6 +26,7 @@ import uuid
 from pathlib import Path
 
 from edgesmith.core.fsutil import sha256_file
+from edgesmith.core.quiet import filter_text
 
 from ._probe import MARKER
 from .devices import DeviceError, compatible, edgesmith_version, install_hint
@@ -256,7 +257,7 @@ class RemoteWorker(WorkerProcess):
             self.proc.kill()
             rc = self.proc.wait()
         self._err.flush()
-        tail = _last_line(self.err_path.read_text(errors="replace"))
+        tail = _last_line(filter_text(self.err_path.read_text(errors="replace")))  # not LiteRT's INFO line
         cause = "the connection was lost" if rc in (255, -9, -15, -2) else f"the worker exited with code {rc}"
         return DeviceError(f"{self.device.name}: {cause} {what} {self.tag} ({tail})")
 
