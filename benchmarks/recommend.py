@@ -174,7 +174,7 @@ def recommend(rows: list[dict], float_top1: float | None, budget_pts: float = DE
     sentence = f"ship {where(best)}: {pace} on this machine ({best['target']}, {threads} thread{'s' * (threads != 1)})"
     if best.get("top1") is not None and ref is not None:
         sentence += f", top-1 {_pct(best['top1'])} vs float {_pct(ref)}"
-    why = (f"{best['artifact']} on {best['target']}: p50 {best['latency_ms']['p50']:.3f} ms at {threads} thread(s), "
+    why = (f"{best['artifact']} on {best['target']}: p50 {best['latency_ms']['p50']:.3f} ms at {threads} thread{'s' * (threads != 1)}, "
            + (f"top-1 {_pct(best['top1'])} vs float {_pct(ref)} ({(best['top1'] - ref) * 100:+.2f} pt, "
               f"budget {budget_pts:g} pt), " if best.get("top1") is not None and ref is not None else "no accuracy measured, ")
            + f"{best['bytes'] / 1024:.1f} KiB: {rule}")

@@ -18,6 +18,7 @@ import typer
 from edgesmith.core import crashlog, quiet
 
 from ._common import err, error_line, guarded
+from ._help import fit_help
 from .bench_cmd import bench_cmd
 from .data_cmd import data_app
 from .doctor_cmd import doctor_cmd
@@ -52,6 +53,7 @@ def _guard_all(typer_app: typer.Typer, prefix: str = "") -> None:
 
 
 _guard_all(app)
+fit_help(app)  # below 140 columns --help wraps (Click's layout) instead of cutting words with "…"
 
 
 def _print_version(value: bool) -> None:

@@ -133,7 +133,8 @@ def _report(run):
         return None
     m = json.loads(run.metrics.read_text())
     model = json.loads(run.manifest.read_text())["model"]["architecture"]
-    out.print(f"trained {model} -> {run.root}: test top-1 {m['top1']:.2%} ({m['epochs']} epochs, "
+    epochs = f"{m['epochs']} epoch" + "s" * (m["epochs"] != 1)
+    out.print(f"trained {model} -> {run.root}: test top-1 {m['top1']:.2%} ({epochs}, "
               f"{m['train_seconds']:.0f} s, {m['train_img_per_s']:.0f} img/s, {m['precision_policy']}, "
               f"{m['strategy']} x{m['replicas']})")
     return run
@@ -174,8 +175,7 @@ def train_cmd(ctx: typer.Context, data: OptData = None, model: ModelOpt = tc.def
               width: Annotated[float, typer.Option(help="mobilenetv2 width multiplier.")] = tc.default("width"),
               weights: Annotated[str, typer.Option(help="resnet50v2 backbone: imagenet (Keras "
                                                    "download), none, or a local .h5 file of ResNet50V2 no-top weights "
-                                                   "for offline use, e.g. ~/.keras/models/resnet50v2_weights_tf_dim_"
-                                                   "ordering_tf_kernels_notop.h5 or your own backbone.save_weights().")] = tc.default("weights"),
+                                                   "for offline use (docs/training.md).")] = tc.default("weights"),
               backbone_size: Annotated[int, typer.Option(help="resnet50v2: input side after upsampling inside "
                                                          "the model.")] = tc.default("backbone_size"),
               freeze_epochs: Annotated[Optional[int], typer.Option(help="resnet50v2: epochs with the backbone "

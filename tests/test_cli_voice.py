@@ -1,0 +1,63 @@
+"""The CLI's voice for newcomers and scripts: --version, help that fits 80 columns, doctor --json, and a printed
+"remake it" line that can be run as printed without losing anything else in the run (issue 29)."""
+import json
+import shlex
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from edgesmith.cli import app
+from edgesmith.core.rundir import RunDir, load_manifest
+
+cli = CliRunner()
+
+
+def test_version():
+    r = cli.invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.output.startswith("edgesmith ") and r.output.split()[1][0].isdigit()
+
+
+@pytest.mark.parametrize("command", ["train", "export", "bench"])
+def test_help_fits_80_columns_without_cut_words(command):
+    r = cli.invoke(app, [command, "--help"], env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.output
+    assert "…" not in r.output and max(len(line) for line in r.output.splitlines()) <= 80
+    assert "--help" in r.output
+
+
+def test_doctor_json_parses_and_leads_with_a_plain_sentence(tmp_path):
+    r = cli.invoke(app, ["doctor", "--json"], env={"EDGESMITH_CACHE": str(tmp_path)})
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["verdict"].startswith("int8 ") and "expected, not measured" in doc["verdict"]
+    assert doc["measured"] is None and doc["targets"]
+    first = cli.invoke(app, ["doctor"], env={"EDGESMITH_CACHE": str(tmp_path)}).stdout.splitlines()[0]
+    assert first.startswith("Int8 ") and "vpdpbusd" not in first and "QLinearConv" not in first
+
+
+@pytest.mark.tf
+def test_optimizes_remake_line_run_as_printed_loses_nothing_else(tiny_run, tmp_path):
+    """The line optimize prints for an entropy-calibrated int8 ONNX file, run on a copy of the run: it
+    replaces that one file and keeps every other file, its manifest entry and the bench results."""
+    from edgesmith.optimize import OptimizeConfig, candidates, export_command
+
+    copy = RunDir(tmp_path / "run copy")
+    shutil.copytree(tiny_run.root, copy.root)
+    copy.bench.mkdir()
+    (copy.bench / "results.json").write_text('{"kept": true}')
+    before = {a["name"]: a for a in load_manifest(copy)["artifacts"]}
+    entropy = next(c for c in candidates(OptimizeConfig()) if c.label == "entropy")
+    line = export_command(str(copy.root), before["onnx_int8"], entropy)
+    args = shlex.split(line)
+    assert args[:3] == ["edgesmith", "export", str(copy.root)] and "--calibration" in args
+    r = cli.invoke(app, args[1:])
+    assert r.exit_code == 0, r.output
+    after = {a["name"]: a for a in load_manifest(copy)["artifacts"]}
+    assert set(after) == set(before)
+    for name, rec in before.items():
+        assert (copy.root / rec["file"]).is_file(), name
+        if rec["format"] != "onnx":  # (the ONNX float parent is remade with its int8 child)
+            assert after[name]["sha256"] == rec["sha256"], name  # untouched
+    assert json.loads((copy.bench / "results.json").read_text()) == {"kept": True}
+    assert (copy.root / "model.keras").is_file()
