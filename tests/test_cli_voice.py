@@ -61,3 +61,20 @@ def test_optimizes_remake_line_run_as_printed_loses_nothing_else(tiny_run, tmp_p
             assert after[name]["sha256"] == rec["sha256"], name  # untouched
     assert json.loads((copy.bench / "results.json").read_text()) == {"kept": True}
     assert (copy.root / "model.keras").is_file()
+
+
+def test_tunes_best_is_reported_with_its_margin_over_the_default_and_the_noise(tmp_path):
+    from types import SimpleNamespace
+
+    from edgesmith.cli.tune_cmd import _margin
+
+    (tmp_path / "best-run").mkdir()
+    (tmp_path / "best-run" / "manifest.json").write_text(json.dumps({"dataset": {"n_val": 200}}))
+    rows = [{"trial": 0, "note": "baseline", "state": "complete", "objective": 0.60},
+            {"trial": 3, "note": "", "state": "complete", "objective": 0.61}]
+    close = SimpleNamespace(rows=rows, best={"trial": 3, "value": 0.61}, out=tmp_path)
+    assert _margin(close) == " (+1.00 pt over the default, trial 0, within noise: ±9.6 pt on 200 validation images)"
+    far = SimpleNamespace(rows=rows, best={"trial": 3, "value": 0.75}, out=tmp_path)
+    assert "beyond noise" in _margin(far)
+    assert _margin(SimpleNamespace(rows=rows[:1], best={"trial": 0, "value": 0.60}, out=tmp_path)) == \
+        " (the default recipe itself)"
