@@ -42,9 +42,10 @@ def preview_grid(images: np.ndarray, labels: np.ndarray, class_names, *, per_cla
 
 
 @data_app.command("preview")
-def preview_cmd(data: Annotated[str, typer.Argument(help="'cifar10', 'synthetic', or a directory with "
-                                                     "`train/<class>/` and `test/<class>/` image folders.")],
-                split: Annotated[str, typer.Option(help="Which split to show: train or test.")] = "train",
+def preview_cmd(data: Annotated[str, typer.Argument(help="'cifar10', 'synthetic', or a directory of class "
+                                                     "folders (`train/<class>/` + `test/<class>/`, or `<class>/` "
+                                                     "alone, split as training would; see docs/data.md).")],
+                split: Annotated[str, typer.Option(help="Which split to show: train, val or test.")] = "train",
                 per_class: Annotated[int, typer.Option(help="Samples shown per class.")] = 8,
                 out_png: Annotated[Optional[Path], typer.Option("--out", "-o", help="PNG to write "
                                                                 "[default: `data-preview-<split>.png`].")] = None,
