@@ -1,6 +1,8 @@
 """``edgesmith export``: TFLite and ONNX artifacts (float, PTQ, pruned, clustered, QAT) from a trained run."""
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -11,7 +13,7 @@ from edgesmith.export import PRESETS as ONNX_PRESETS
 from edgesmith.export.config import FALLBACKS, IO_DTYPES
 from edgesmith.export.targets import MCU_TARGETS, TARGETS
 
-from ._common import choice_enum, errors, note_run, out
+from ._common import choice_enum, err, errors, note_run, out
 from .import_opts import (OUTPUTS_DEFAULT, PREPROCESS_DEFAULT, DataImportOpt, ImportOutOpt, LabelsOpt, OutputsOpt,
                           PreprocessOpt, TrustOpt, run_import)
 
@@ -35,7 +37,7 @@ def _targets(values: list[str] | None) -> tuple[str, ...]:
     return tuple(t for v in values or () for t in _csv(v)) or _D.targets
 
 
-def print_table(records: list[dict]) -> None:
+def print_table(records: list[dict], console=out) -> None:
     """One row per artifact: precision, top-1 and its drop (± the 95% CI of that paired difference,
     :func:`edgesmith.export.fidelity.drop_ci95_pts`), agreement, raw/gzip size, sparsity."""
     from rich.table import Table
@@ -49,11 +51,12 @@ def print_table(records: list[dict]) -> None:
                   f"{-f['accuracy_drop_pts']:+.2f} ±{f['drop_ci95_pts']:.2f}",
                   f"{f['top1_agreement']:.1%}", f"{r['bytes'] / 1024:.1f}", f"{r['gzip_bytes'] / 1024:.1f}",
                   f"{r.get('weight_sparsity', 0):.0%}")
-    out.print(t)
+    console.print(t)
 
 
-def run_export(run_dir: Path, calibration_size: int = ExportConfig().calibration_size, config=None) -> list[dict]:
-    """Export with ``config`` (default: an ExportConfig with ``calibration_size``); prints a table.
+def run_export(run_dir: Path, calibration_size: int = ExportConfig().calibration_size, config=None,
+               console=out) -> list[dict]:
+    """Export with ``config`` (default: an ExportConfig with ``calibration_size``); prints a table (on ``console``).
 
     When an artifact is over the accuracy budget, its worst layers are printed before the error.
     """
@@ -65,19 +68,19 @@ def run_export(run_dir: Path, calibration_size: int = ExportConfig().calibration
     note_run(run_dir)  # a crash from here on is logged in RUN/logs (an imported or trained run included)
     config = config or ExportConfig(calibration_size=calibration_size)
     try:
-        records = export(run_dir, config, log=out.print)
+        records = export(run_dir, config, log=console.print)
     except ParityError as e:
         for name, diag in getattr(e, "diagnosis", {}).items():
             for line in format_diagnosis(name, diag):
-                out.print(line, highlight=False)
+                console.print(line, highlight=False)
         raise
-    print_table(records)
+    print_table(records, console)
     for r in records:
         if "diagnosis" in r:
             for line in format_diagnosis(r["name"], r["diagnosis"]):
-                out.print(line, highlight=False)
+                console.print(line, highlight=False)
         for line in format_fallback(r["name"], r) if "fallback" in r else ():
-            out.print(line, highlight=False)
+            console.print(line, highlight=False)
     return records
 
 
@@ -144,6 +147,8 @@ def export_cmd(
         help="Held-out training images (not calibration ones) the --fallback search measures on.")] = _D.validation_size,
     diagnose: Annotated[bool, typer.Option(
         "--diagnose", help="Record and print a per-layer SNR diagnosis of every int8 artifact.")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the artifact records as JSON on stdout (human lines go to stderr).", metavar="")] = False,
 ):
     """Export a run to TFLite and ONNX (float, PTQ, pruned, QAT), each verified against the Keras model."""
     with errors():
@@ -162,4 +167,6 @@ def export_cmd(
             qat_tune=replace(_D.qat_tune, epochs=qat_epochs, limit=fine_tune_limit), diagnose=diagnose,
             float_layers=_csv(float_layers), fallback=fallback.value, validation_size=validation_size)
         run_dir = run_import(run_dir, data, labels, preprocess, outputs, trust_model_code, out_dir, overwrite)
-        run_export(run_dir, config=config)
+        records = run_export(run_dir, config=config, console=err if as_json else out)
+        if as_json:
+            sys.stdout.write(json.dumps({"run": str(run_dir), "artifacts": records}, indent=2, default=str) + "\n")

@@ -1,6 +1,8 @@
 """``edgesmith optimize``: search formats, int8 forms, calibrations and float fallback for the file to ship."""
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +13,7 @@ from edgesmith.export import CALIBRATION_METHODS, FORMATS
 from edgesmith.export.targets import TARGETS
 from edgesmith.optimize import OptimizeConfig
 
-from ._common import errors, out
+from ._common import err, errors, out
 from .bench_cmd import DeviceOpt, LimitTestOpt, RemotePythonOpt
 from .export_cmd import _csv, _targets
 
@@ -51,6 +53,8 @@ def optimize_cmd(
     device: DeviceOpt = None,
     remote_python: RemotePythonOpt = None,
     plot: Annotated[bool, typer.Option(help="Draw bench/pareto.png (needs matplotlib).")] = True,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print optimize.json on stdout (human lines go to stderr).", metavar="")] = False,
 ):
     """Search formats, int8 forms for the target, calibration methods and float-fallback sets within a time
     budget; bench every candidate on the target (this machine or --device) and print the Pareto set, the
@@ -70,8 +74,11 @@ def optimize_cmd(
 
             devices = parse_devices(device, remote_python=remote_python)
         where = out_dir or run_dir.with_name(run_dir.name + "-optimize")
+        human = err if as_json else out
         result = optimize(run_dir, where, config, devices=devices, limit_test=limit_test, plot=plot,
-                          progress=lambda line: out.print(line, highlight=False, markup=False))
+                          progress=lambda line: human.print(line, highlight=False, markup=False))
         for line in summary_lines(result):
-            out.print(line, highlight=False, markup=False, soft_wrap=True)
-        out.print(f"reports: {where / 'optimize.md'}, {where / 'bench' / 'report.md'}", highlight=False)
+            human.print(line, highlight=False, markup=False, soft_wrap=True)
+        human.print(f"reports: {where / 'optimize.md'}, {where / 'bench' / 'report.md'}", highlight=False)
+        if as_json:
+            sys.stdout.write(json.dumps(result, indent=2, default=str) + "\n")
