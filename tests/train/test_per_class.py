@@ -81,3 +81,25 @@ def test_a_48px_model_exports_int8_calibrated_at_48px_and_benches(run48):
     for a in report["accuracy"]:
         assert np.array(a["confusion"]).sum() == 12
     assert "### Confusion matrix: tflite_int8" in paths["md"].read_text()
+
+
+def test_train_and_pipeline_pass_class_weight_and_stream_to_the_config(monkeypatch, tmp_path):
+    import importlib
+
+    from typer.testing import CliRunner
+
+    from edgesmith.cli import app
+
+    train_cmd, pipeline_cmd = (importlib.import_module(f"edgesmith.cli.{m}") for m in ("train_cmd", "pipeline_cmd"))
+    seen = []
+
+    def capture(config, out_dir, overwrite=False):
+        seen.append(config)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(train_cmd, "run_train", capture)
+    monkeypatch.setattr(pipeline_cmd, "run_train", capture)
+    CliRunner().invoke(app, ["train", "-d", "synthetic", "--class-weight", "auto", "--no-stream"])
+    CliRunner().invoke(app, ["pipeline", "-d", str(tmp_path), "--class-weight", "auto", "--stream"])
+    CliRunner().invoke(app, ["train", "-d", "synthetic"])
+    assert [(c.class_weight, c.stream) for c in seen] == [("auto", False), ("auto", True), ("none", None)]
