@@ -135,8 +135,8 @@ class LineFilter:
         if cuinit:  # CUDA's driver library is installed but cannot start a GPU
             if not self._gpu:
                 return None
-            msg, why = None, cuinit["why"].strip()
-            said = (f"warning: TensorFlow cannot use the GPU (CUDA did not start: {why}); it runs on the CPU. "
+            said = (f"warning: TensorFlow cannot use the GPU (CUDA did not start: {cuinit['why'].strip()}); "
+                    "it runs on the CPU. "
                     "`nvidia-smi` shows the driver's state.")
         elif _NATIVE_NOISE.search(msg):
             return None
@@ -174,8 +174,7 @@ class _Filter:
         safe_path = ["-P"] if sys.version_info >= (3, 11) else []
         try:
             self._proc = subprocess.Popen([sys.executable, *safe_path, "-m", "edgesmith.core.quiet"],
-                                          stdin=read_end, stdout=self._saved, stderr=self._saved, close_fds=True,
-                                          env={**os.environ, VERBOSE_ENV: "0"})
+                                          stdin=read_end, stdout=self._saved, stderr=self._saved, close_fds=True)
         except OSError:  # cannot start a process: better noisy than broken
             os.close(read_end), os.close(write_end), os.close(self._saved)
             return
