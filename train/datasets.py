@@ -165,7 +165,7 @@ def prepare(config, *, log=None) -> TrainData:
         size, hw = _image_hw(spec, files[0])
         stream, why = should_stream(len(files), (*hw, channels), config.stream)
     else:
-        stream, why = False, "a named dataset, decoded into memory"
+        stream, why = False, f"{spec.source} is a named dataset, not files"
     val_from = "ROOT/val" if _has_val(spec) else f"{config.val_split:.0%} held out of train (seed {config.seed + 1})"
     decoders, listing_skipped = [], []
     if stream:

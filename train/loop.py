@@ -153,13 +153,14 @@ def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False, resu
     peak_lr = config.learning_rate * placement.replicas
     steps = math.ceil(len(fit_split) / global_batch)
 
-    @functools.cache  # one dataset per resolution, shared by the phases (resnet50v2 has two)
-    def fit_data(resize_to):
+    def make_fit_data(resize_to):
         return fit_split.dataset(batch_size=global_batch, training=True, seed=config.seed,
                                  augment=augment["preset"], use_cutout=config.cutout, resize_to=resize_to)
 
+    fit_data = functools.cache(make_fit_data)  # one dataset per resolution, shared by the phases (resnet50v2 has two)
     val_ds = val_split.dataset(batch_size=max(global_batch, 256), training=False) if val_split else None
-    input_ips = _input_rate(fit_data(None), say) if say is not None else None
+    # timed on its own copy of the pipeline: the training dataset's shuffle order stays as in a quiet run
+    input_ips = _input_rate(make_fit_data(None), say) if say is not None else None
     saver = _ckpt.EpochCheckpoint(work, state)
     extra = [*callbacks, *_callbacks(config, placement, work, steps, has_val=val_split is not None)]
     keras.mixed_precision.set_global_policy(policy)
