@@ -3,6 +3,7 @@ dataset is still benchmarked, on generated inputs, in the TF-free install."""
 import json
 import shutil
 
+from conftest import python_without
 from typer.testing import CliRunner
 
 from edgesmith.cli import app
@@ -30,8 +31,14 @@ def test_latency_only_benches_a_run_whose_dataset_is_gone(tiny_run, tmp_path):
     assert missing.exit_code == 1 and "does not exist" in missing.output  # the recorded path is gone
 
     out = tmp_path / "elsewhere"
-    r = cli.invoke(app, ["bench", str(run), *QUICK, "--latency-only", "--out", str(out), "--recommend", "--json"])
-    assert r.exit_code == 0, r.output
+    args = ["bench", str(run), *QUICK, "--latency-only", "--out", str(out), "--recommend", "--json"]
+    r = python_without(("tensorflow", "tf_keras", "keras"), f"""
+        import sys
+        sys.argv = ["edgesmith", *{args!r}]
+        from edgesmith.cli import main
+        main()
+    """)  # the TF-free install a device has
+    assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)  # the summary alone on stdout; progress went to stderr
     assert report["config"]["latency_only"] is True and report["config"]["n_test"] is None
     rows = report["results"]
@@ -43,6 +50,11 @@ def test_latency_only_benches_a_run_whose_dataset_is_gone(tiny_run, tmp_path):
     md = (out / "report.md").read_text()
     assert "latency only: generated inputs, no accuracy measured" in md
     assert "Per-class" not in md
+    # doctor quotes this measurement (the last bench on this machine) in its first, plain line
+    doc = cli.invoke(app, ["doctor"])
+    first = doc.stdout.splitlines()[0]
+    assert first.startswith("Int8 runs about ") and f"ship {run}/artifacts/" in first, first
+    assert "not measured" not in first
     # --out: the run is left as it was (no RUN/bench, manifest unchanged apart from nothing)
     after = sorted(p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file() and ".lock" not in p.name)
     assert after == [b for b in before if ".lock" not in b] and "bench" not in load_manifest(RunDir(run))["stages"]
