@@ -45,7 +45,14 @@ COMMANDS = {
     "predict": ("edgesmith.runtime.load", ["predict", str(FIXTURE_MODELS / "model_fp32.tflite"), "TMP"], False),
     "data preview": ("edgesmith.core.data.load_split", ["data", "preview", "synthetic", "--out", "TMP/grid.png"],
                      False),
+    "data inspect": ("edgesmith.core.datareport.inspect_folder", ["data", "inspect", "TMP"], False),
 }
+
+
+def test_every_command_has_a_case_here():
+    names = {c.name for c in app.registered_commands} | {
+        f"{g.name} {c.name}" for g in app.registered_groups for c in g.typer_instance.registered_commands}
+    assert names == set(COMMANDS), "add the new command's library call to COMMANDS"
 
 
 def _invoke(command: str, raiser, monkeypatch, tiny_run, tmp_path, *flags: str):
