@@ -174,10 +174,10 @@ def recommend(rows: list[dict], float_top1: float | None, budget_pts: float = DE
     sentence = f"ship {where(best)}: {pace} on this machine ({best['target']}, {threads} thread{'s' * (threads != 1)})"
     if best.get("top1") is not None and ref is not None:
         sentence += f", top-1 {_pct(best['top1'])} vs float {_pct(ref)}"
-    why = (f"{best['artifact']} on {best['target']}: p50 {best['latency_ms']['p50']:.3f} ms at {threads} thread{'s' * (threads != 1)}, "
-           + (f"top-1 {_pct(best['top1'])} vs float {_pct(ref)} ({(best['top1'] - ref) * 100:+.2f} pt, "
-              f"budget {budget_pts:g} pt), " if best.get("top1") is not None and ref is not None else "no accuracy measured, ")
-           + f"{best['bytes'] / 1024:.1f} KiB: {rule}")
+    acc = (f"top-1 {_pct(best['top1'])} vs float {_pct(ref)} ({(best['top1'] - ref) * 100:+.2f} pt, "
+           f"budget {budget_pts:g} pt)" if best.get("top1") is not None and ref is not None else "no accuracy measured")
+    why = (f"{best['artifact']} on {best['target']}: p50 {best['latency_ms']['p50']:.3f} ms at {threads} "
+           f"thread{'s' * (threads != 1)}, {acc}, {best['bytes'] / 1024:.1f} KiB: {rule}")
     return Recommendation(artifact=best["artifact"], file=where(best), target=best["target"], threads=threads,
                           top1=best.get("top1"), p50_ms=best["latency_ms"]["p50"], bytes=best["bytes"],
                           float_top1=ref, budget_pts=budget_pts, rule=rule,

@@ -257,7 +257,8 @@ def _rows(hello: dict, finished: dict, samples: dict, files: dict, config: Bench
         probes.append(f["cpu_probe_ms"])
         b1 = samples[key].get(1)
         top1 = (acc_by.get((name, target)) or {}).get("top1")  # None: latency only
-        say(f"  {name}-{target}-t{t}: " + ("latency only" if top1 is None else f"top-1 {top1:.2%} on all {n_test} test images")
+        say(f"  {name}-{target}-t{t}: "
+            + ("latency only" if top1 is None else f"top-1 {top1:.2%} on all {n_test} test images")
             + (f", p50 {float(np.median(b1)):.3f} ms over {len(b1)} calls" if b1 else ""))
         for b in config.batches:
             lat = latency_summary(samples[key][b])

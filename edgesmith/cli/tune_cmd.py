@@ -60,7 +60,8 @@ def _margin(result: "tn.TuneResult") -> str:
         return f" ({delta:+.2f} pt over the default, trial {base['trial']}; validation size unknown, no interval)"
     ci = two_proportion_ci95_pts(best["value"], n, base["objective"], n)
     verdict = "within noise" if abs(delta) <= ci else "beyond noise"
-    return f" ({delta:+.2f} pt over the default, trial {base['trial']}, {verdict}: ±{ci:.1f} pt on {n} validation images)"
+    return (f" ({delta:+.2f} pt over the default, trial {base['trial']}, {verdict}: ±{ci:.1f} pt on {n} "
+            "validation images)")
 
 
 def _print(result: "tn.TuneResult", objective: str) -> None:
