@@ -316,6 +316,8 @@ def measured_verdict(report: dict, run_dir: str | Path | None = None, budget_pts
         pace = f"int8 runs about as fast as float on {where} ({best['speedup']:.2f}x)"
     else:
         pace = f"int8 runs about {1 / best['speedup']:.1f}x slower than float on {where}"
-    return {"sentence": f"{pace}; ship {rec['file']}", "why": rec["why"], "tie_note": rec.get("tie_note", ""),
+    what = f" ({rec['precision']}: {'as fast within noise, and smaller' if rec.get('ties') else 'fastest here'})" \
+        if rec.get("precision") not in (None, "int8") else ""
+    return {"sentence": f"{pace}; ship {rec['file']}{what}", "why": rec["why"], "tie_note": rec.get("tie_note", ""),
             "speedup": best["speedup"] if best else None, "recommendation": rec,
             "measured_on": env.get("cpu"), "created": report.get("created")}

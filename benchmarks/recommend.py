@@ -37,6 +37,7 @@ class Recommendation:
         float_top1: the float reference top-1 the budget is taken from (0-1).
         budget_pts: accuracy budget, top-1 points.
         rule: ``fastest within budget`` or ``smallest (none within budget)``.
+        precision: the file's precision (``int8``, ``dynamic``, ``fp16``, ``fp32``).
         speedup: the float parent's p50 / this p50 on the same target (x), None without one.
         ties: the other rows that tie with it within noise (``file``, ``p50_ms``, ``top1``, ``bytes``).
         tie_note: one line saying the tie and how it was broken ("" without a tie).
@@ -54,6 +55,7 @@ class Recommendation:
     float_top1: float
     budget_pts: float
     rule: str
+    precision: str | None = None
     speedup: float | None = None
     ties: list[dict] = field(default_factory=list)
     tie_note: str = ""
@@ -180,7 +182,7 @@ def recommend(rows: list[dict], float_top1: float | None, budget_pts: float = DE
            f"thread{'s' * (threads != 1)}, {acc}, {best['bytes'] / 1024:.1f} KiB: {rule}")
     return Recommendation(artifact=best["artifact"], file=where(best), target=best["target"], threads=threads,
                           top1=best.get("top1"), p50_ms=best["latency_ms"]["p50"], bytes=best["bytes"],
-                          float_top1=ref, budget_pts=budget_pts, rule=rule,
+                          float_top1=ref, budget_pts=budget_pts, rule=rule, precision=best.get("precision"),
                           speedup=round(speedup, 3) if speedup else None,
                           ties=[{"file": where(r), "artifact": r["artifact"], "p50_ms": r["latency_ms"]["p50"],
                                  "top1": r.get("top1"), "bytes": r["bytes"]} for r in others],
