@@ -87,7 +87,7 @@ def main() -> None:
     """Console entry point: native log noise filtered from the start (TensorFlow prints before it
     reads its settings), usage errors as ``error:`` lines; exit codes as the commands say."""
     quiet.quiet_environment()
-    with quiet.quiet_native_output():
+    with quiet.quiet_native_output(python_direct=True):
         code = _main()
     sys.exit(code)
 

@@ -13,8 +13,8 @@ the lines known to be noise, says the TensorFlow warnings that remain in edgesmi
 (``warning: TensorFlow: ...``, each once) and passes everything else through unchanged, as
 it arrives. A separate process rather than a thread: it never blocks a native writer that
 holds the GIL, and a native crash's last lines (``F0000 ... Check failed``) still reach the
-terminal after the process that wrote them died. Python's own ``sys.stderr`` keeps writing
-to the terminal directly, so rich output keeps its colours and width.
+terminal after the process that wrote them died. In the CLI, Python's own ``sys.stderr`` keeps
+writing to the terminal directly, so rich output keeps its colours and width.
 
 ``EDGESMITH_VERBOSE=1`` (or the CLI's ``--verbose``, :func:`set_verbose`) turns all of this
 off. TF-free: the runtime and the benchmark workers use it too.
@@ -160,7 +160,7 @@ def filter_text(text: str) -> str:
 class _Filter:
     """File descriptor 2 redirected into a filter process that writes to the original descriptor."""
 
-    def __init__(self) -> None:
+    def __init__(self, python_direct: bool) -> None:
         self._stopped = True
         try:
             os.fstat(2)
@@ -180,7 +180,7 @@ class _Filter:
             return
         os.close(read_end)
         self._stderr: TextIO | None = None
-        if _writes_to_fd2(sys.stderr):  # Python's own stderr keeps the terminal (colours, width, no delay)
+        if python_direct and _writes_to_fd2(sys.stderr):
             self._stderr, old = sys.stderr, sys.stderr
             sys.stderr = open(os.dup(self._saved), "w", buffering=1, encoding=old.encoding, errors=old.errors,
                               closefd=True)
@@ -192,10 +192,10 @@ class _Filter:
         if self._stopped:
             return
         self._stopped = True
-        if self._stderr is not None:
+        if self._stderr is not None:  # left open: a logging handler made meanwhile may hold it
             mine, sys.stderr = sys.stderr, self._stderr
             with contextlib.suppress(Exception):
-                mine.close()
+                mine.flush()
         os.dup2(self._saved, 2)  # closes our write end: the filter sees the end once children let go
         try:
             self._proc.wait(timeout=5)
@@ -215,18 +215,22 @@ _active: _Filter | None = None
 
 
 @contextlib.contextmanager
-def quiet_native_output() -> Iterator[None]:
+def quiet_native_output(*, python_direct: bool = False) -> Iterator[None]:
     """While the block runs, native lines on descriptor 2 go through :class:`LineFilter`.
 
     No-op when verbose or when an outer block (the CLI's, around the whole command) already
     filters. Lines reach the terminal as they are written, not at the end of the block.
     Side effect: child processes started meanwhile inherit the filtered descriptor.
+
+    Args:
+        python_direct: for a whole program (the CLI): ``sys.stderr`` writes straight to the
+            original descriptor meanwhile, so rich output keeps the terminal's colours and width.
     """
     global _active
     if _active is not None or _unfiltered or is_verbose():
         yield
         return
-    _active = _Filter()
+    _active = _Filter(python_direct)
     try:
         yield
     finally:
