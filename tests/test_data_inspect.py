@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from edgesmith.cli import app
@@ -67,3 +68,16 @@ def test_the_data_options_reach_the_data_spec(tmp_path):
 def test_a_bad_image_size_is_refused_before_training(tmp_path):
     r = runner.invoke(app, ["train", "--data", str(tmp_path), "--image-size", "0x5", "--out", str(tmp_path / "run")])
     assert r.exit_code == 1 and "--image-size" in r.output and not (tmp_path / "run").exists()
+
+
+def test_mixed_sizes_without_an_image_size_get_the_models_native_size(messy, tmp_path):
+    root, _ = messy
+    assert build_config(str(root), model="lenet5").data.image_size == (28, 28)
+    assert build_config(str(root), model="resnet8").data.image_size == (32, 32)
+    assert build_config(str(root), model="resnet8", image_size="64").data.image_size == (64, 64)
+    same = tmp_path / "same"
+    for c in ("a", "b"):
+        (same / c).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (40, 30)).save(same / c / f"{i}.png")
+    assert build_config(str(same), model="resnet8").data.image_size is None  # they agree: their own size

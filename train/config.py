@@ -54,6 +54,14 @@ def any_input_size(name: str) -> bool:
 # MNIST digits (6,400 train / 1,600 validation images, 10 epochs, one-cycle, two seeds; validation top-1):
 # 3e-3 97.9%, 6e-3 98.6%, 1e-2 98.9% (docs/training.md).
 ADAM_LR = {"lenet5": 1e-2}
+# The input size (H, W) each architecture was designed for (others: 32x32, CIFAR): what a folder of
+# images of mixed sizes is decoded to when no --image-size is given.
+NATIVE_SIZE = {"lenet5": (28, 28)}
+
+
+def native_size(model: str) -> tuple[int, int]:
+    """``(H, W)`` px the architecture ``model`` was designed for (:data:`NATIVE_SIZE`, else 32x32)."""
+    return NATIVE_SIZE.get(model, (32, 32))
 
 
 def default_learning_rate(optimizer: str, batch_size: int, model: str | None = None) -> float:

@@ -5,6 +5,7 @@ drift from the library: the CLI only maps option values onto a TrainConfig.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 from pathlib import Path
@@ -16,7 +17,7 @@ from edgesmith.core.errors import ConfigError
 from edgesmith.core.images import RESIZE_MODES
 from edgesmith.train import config as tc
 
-from ._common import choice_enum, errors, out
+from ._common import choice_enum, err, errors, out
 
 Precision = choice_enum("Precision", tc.PRECISION_CHOICES)
 Strategy = choice_enum("Strategy", tc.STRATEGIES)
@@ -60,7 +61,8 @@ OverwriteOpt = Annotated[bool, typer.Option(help="Replace --out if it exists.")]
 OptData = Annotated[Optional[str], typer.Option("--data", "-d", help=_DATA_HELP)]
 ImageSizeOpt = Annotated[Optional[str], typer.Option(help="Decode every image to H or HxW px (e.g. 64, 96x128) "
                                                      "by --resize [default: the images' own size when they all "
-                                                     "agree].", metavar="H[xW]")]
+                                                     "agree, else the model's native size, 32x32 (lenet5: "
+                                                     "28x28)].", metavar="H[xW]")]
 ResizeOpt = Annotated[Resize, typer.Option(help="How an image of another aspect ratio reaches --image-size: squash "
                                            "(whole image, aspect not kept), crop (centre crop to the aspect, short "
                                            "side fills), pad (letterbox in black). Recorded in the model files, so "
@@ -90,13 +92,14 @@ def build_config(data: str, *, limit_train: int | None = None, limit_test: int |
     """The TrainConfig for CLI option values: enum members become their values, ``lr`` is
     ``learning_rate``, and with ``preset`` its values fill the options not in ``explicit``;
     the data options (``image_size`` as ``"H"`` or ``"HxW"``, ``resize``, ``test_split``,
-    ``strict_data``) go to the :class:`DataSpec`, whose split seed is ``seed``.
+    ``strict_data``) go to the :class:`DataSpec`, whose split seed is ``seed``. A folder of images
+    of mixed sizes without ``image_size`` is decoded to the model's native size (said on stderr).
 
     Raises:
         ConfigError: unknown preset or an invalid value (see TrainConfig).
         DataError: a bad data option.
     """
-    from edgesmith.core.data import DataSpec, parse_image_size
+    from edgesmith.core.data import NAMED_SOURCES, DataSpec, common_size, parse_image_size
 
     fields = {_FIELD.get(k, k): getattr(v, "value", v) for k, v in options.items()}
     if preset is not None:
@@ -105,6 +108,12 @@ def build_config(data: str, *, limit_train: int | None = None, limit_test: int |
     spec = DataSpec(data, limit_train, limit_test, seed, image_size=parse_image_size(image_size) if image_size else None,
                     resize=getattr(resize, "value", resize), test_split=test_split, split_seed=seed,
                     strict=strict_data)
+    if spec.image_size is None and spec.source not in NAMED_SOURCES and common_size(spec) is None:
+        model = fields.get("model") or tc.default("model")
+        spec = dataclasses.replace(spec, image_size=tc.native_size(model))
+        err.print(f"images in {spec.source} differ in size: decoding them to {spec.image_size[0]}x"
+                  f"{spec.image_size[1]}, {model}'s native size, by --resize {spec.resize} (--image-size to "
+                  "choose)", highlight=False)
     return tc.TrainConfig(spec, seed=seed, **fields)
 
 

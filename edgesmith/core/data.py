@@ -194,7 +194,22 @@ def list_split(spec: DataSpec, split: str) -> FileSplit:
             raise DataError(f"{bad[0][0]}: {bad[0][1]} (--strict-data; {len(bad)} unreadable file(s) in "
                             f"{spec.source})")
     idx = _balanced_indices(fs.labels, spec.limit(split), spec.seed)
-    return FileSplit(tuple(fs.files[i] for i in idx), fs.labels[idx], fs.class_names, fs.channels, fs.skipped)
+    return FileSplit(tuple(fs.files[i] for i in idx), fs.labels[idx], fs.class_names, fs.channels, fs.skipped,
+                     tuple(fs.sizes[i] for i in idx))
+
+
+def common_size(spec: DataSpec) -> tuple[int, int] | None:
+    """``(H, W)`` shared by every image of a folder dataset (from the headers), or ``None`` when
+    they differ, so that ``image_size`` must be chosen.
+
+    Raises:
+        DataError: a named source (their size is fixed), or as :func:`list_split`.
+    """
+    if spec.source in NAMED_SOURCES:
+        raise DataError(f"--data {spec.source} is not a folder of image files")
+    folders.layout(Path(spec.source))  # a missing folder says so here
+    sizes = {s for split in SPLITS if has_split(spec, split) for s in list_split(spec, split).sizes}
+    return next(iter(sizes)) if len(sizes) == 1 else None
 
 
 def load_split(spec: DataSpec, split: str) -> Split:

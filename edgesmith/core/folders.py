@@ -46,6 +46,8 @@ class FileSplit:
         channels: 1 when every file's header says gray (:data:`GRAY_MODES`), else 3.
         skipped: ``(path, reason)`` of every file left out while listing (for the flat layout,
             the junk of the whole folder is reported with ``train``).
+        sizes: ``(H, W)`` of each file from its header, EXIF rotation applied (what
+            :func:`~.images.decode_image` returns without a target size).
     """
 
     files: tuple[Path, ...]
@@ -53,6 +55,7 @@ class FileSplit:
     class_names: tuple[str, ...]
     channels: int
     skipped: tuple[tuple[Path, str], ...] = ()
+    sizes: tuple[tuple[int, int], ...] = ()
 
     def __len__(self) -> int:
         return len(self.files)
@@ -95,19 +98,23 @@ def _walk(class_dir: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
     return sorted(found), skipped
 
 
-def _header(path: Path) -> tuple[str | None, str | None]:
-    """``(Pillow mode, None)`` from the file's header, or ``(None, reason)`` when unreadable."""
+def _header(path: Path) -> tuple[str | None, str | None, list[int] | None]:
+    """``(Pillow mode, None, [H, W])`` from the file's header (EXIF rotation applied), or
+    ``(None, reason, None)`` when unreadable."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         if path.stat().st_size == 0:
-            return None, "empty file (0 bytes)"
+            return None, "empty file (0 bytes)", None
         with Image.open(path) as im:
-            return im.mode, None
+            h, w = im.height, im.width
+            if im.getexif().get(0x0112) in (5, 6, 7, 8):  # stored transposed
+                h, w = w, h
+            return im.mode, None, [h, w]
     except UnidentifiedImageError:
-        return None, "not an image Pillow can read"
+        return None, "not an image Pillow can read", None
     except (OSError, ValueError, SyntaxError, EOFError) as e:
-        return None, f"unreadable header ({str(e).strip() or type(e).__name__})"
+        return None, f"unreadable header ({str(e).strip() or type(e).__name__})", None
 
 
 def cache_dir() -> Path:
@@ -115,12 +122,12 @@ def cache_dir() -> Path:
     return Path(os.environ.get("EDGESMITH_CACHE", Path.home() / ".cache" / "edgesmith"))
 
 
-def _headers(files: list[Path]) -> list[tuple[str | None, str | None]]:
+def _headers(files: list[Path]) -> list[tuple[str | None, str | None, list[int] | None]]:
     """:func:`_header` of every file, cached by the exact file list, sizes and modification
     times (reading 50,000 JPEG headers takes seconds; a stat of each does not)."""
     import json
 
-    key = hashlib.sha256(b"headers 1\n")
+    key = hashlib.sha256(b"headers 2\n")
     for f in files:
         st = f.stat()
         key.update(f"{f}|{st.st_size}|{st.st_mtime_ns}\n".encode())
@@ -143,7 +150,7 @@ def _headers(files: list[Path]) -> list[tuple[str | None, str | None]]:
 
 
 def _list_classes(folder: Path, classes: list[str]):
-    """``(files, labels, skipped, modes)`` of the images in ``folder/<class>/`` for each class
+    """``(files, labels, skipped, modes, sizes)`` of the images in ``folder/<class>/`` for each class
     (files lying in ``folder`` itself are skipped: they belong to no class)."""
     files, labels = [], []
     skipped = [(p, "not in a class folder") for p in sorted(folder.iterdir()) if p.is_file()]
@@ -153,10 +160,10 @@ def _list_classes(folder: Path, classes: list[str]):
         labels += [c] * len(found)
         skipped += junk
     headers = _headers(files)
-    keep = [i for i, (_, why) in enumerate(headers) if why is None]
-    skipped += [(files[i], why) for i, (_, why) in enumerate(headers) if why is not None]
+    keep = [i for i, (_, why, _) in enumerate(headers) if why is None]
+    skipped += [(files[i], why) for i, (_, why, _) in enumerate(headers) if why is not None]
     return ([files[i] for i in keep], np.asarray([labels[i] for i in keep], dtype=np.int64),
-            skipped, [headers[i][0] for i in keep])
+            skipped, [headers[i][0] for i in keep], [tuple(headers[i][2]) for i in keep])
 
 
 def _channels(modes) -> int:
@@ -225,19 +232,19 @@ def list_folder_split(root: str | Path, split: str, *, test_split: float | None 
             raise DataError(f"{root} has train/ but no {split}/ folder (expected {root}/{{train,test}}/<class>/"
                             f"<image>, or only {root}/<class>/<image> to split it here)")
         classes = _classes(folder)
-        files, labels, skipped, modes = _list_classes(folder, classes)
+        files, labels, skipped, modes, sizes = _list_classes(folder, classes)
         if not files:
             raise DataError(f"{folder} contains no images in class folders")
-        return FileSplit(tuple(files), labels, tuple(classes), _channels(modes), tuple(skipped))
+        return FileSplit(tuple(files), labels, tuple(classes), _channels(modes), tuple(skipped), tuple(sizes))
     if split == "val":
         raise DataError(f"{root} has no val/ folder (a folder of class folders splits into train and test)")
     fraction = DEFAULT_TEST_SPLIT if test_split is None else test_split
     classes = _classes(root)
-    files, labels, skipped, modes = _list_classes(root, classes)
+    files, labels, skipped, modes, sizes = _list_classes(root, classes)
     if not files:
         raise DataError(f"{root} contains no images in class folders (expected {root}/<class>/<image> or "
                         f"{root}/{{train,test}}/<class>/<image>)")
     test = stratified_test_mask(files, labels, classes, fraction, split_seed)
     keep = np.flatnonzero(test if split == "test" else ~test)
     return FileSplit(tuple(files[i] for i in keep), labels[keep], tuple(classes),
-                     _channels(modes), tuple(skipped) if split == "train" else ())
+                     _channels(modes), tuple(skipped) if split == "train" else (), tuple(sizes[i] for i in keep))
