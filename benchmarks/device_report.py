@@ -141,7 +141,7 @@ def _side_by_side(report: dict, names: list[str]) -> list[str]:
     head = "| artifact | target | threads | batch | top-1 | " + " | ".join(names) + " |"
     out = [head, "|---|---|---:|---:|---:|" + "---:|" * len(names)]
     for (art, target, threads, batch), cells in rows.items():
-        tops = sorted({f"{c['top1']:.2%}" for c in cells.values()})
+        tops = sorted({"-" if c["top1"] is None else f"{c['top1']:.2%}" for c in cells.values()})  # None: latency only
         base = cells.get(names[0])
         vals = []
         for n in names:
