@@ -24,6 +24,8 @@ def test_help_fits_80_columns_without_cut_words(command):
     assert r.exit_code == 0, r.output
     assert "…" not in r.output and max(len(line) for line in r.output.splitlines()) <= 80
     assert "--help" in r.output
+    wide = cli.invoke(app, [command, "--help"], env={"COLUMNS": "200"}).output
+    assert "<bool>" not in wide  # flags shown as flags, at any width
 
 
 def test_doctor_json_parses_and_leads_with_a_plain_sentence(tmp_path):

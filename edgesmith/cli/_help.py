@@ -12,9 +12,13 @@ NARROW = 140  # columns: below this Rich's option table cuts words of the longer
 
 
 class FittingHelpCommand(TyperCommand):
-    """A Typer command whose ``--help`` falls back to Click's wrapping layout on a narrow terminal."""
+    """A Typer command whose ``--help`` falls back to Click's wrapping layout on a narrow terminal and shows
+    flags as flags (Typer's rich layout writes ``--json <bool>``, which reads as if it took a value)."""
 
     def format_help(self, ctx, formatter) -> None:
+        for p in self.get_params(ctx):  # a flag takes no value: show `--json`, not `--json <bool>`
+            if getattr(p, "is_flag", False) and p.metavar is None:
+                p.metavar = ""
         if shutil.get_terminal_size().columns >= NARROW:
             return super().format_help(ctx, formatter)
         mode, self.rich_markup_mode = self.rich_markup_mode, None  # Typer's own switch to the plain layout

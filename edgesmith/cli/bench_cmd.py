@@ -70,7 +70,8 @@ LatGateOpt = Annotated[Optional[float], typer.Option(
 RelTolOpt = Annotated[float, typer.Option(help="--compare: relative noise band for latency/throughput/memory.")]
 RecommendOpt = Annotated[bool, typer.Option(
     "--recommend", help="Name the artifact to ship for this machine: the fastest batch-1 p50 within "
-                        "--accuracy-budget of the float model's top-1, else the smallest (also in results.json).")]
+                        "--accuracy-budget of the float model's top-1, else the smallest; files that tie within "
+                        "noise go to the smaller (also in results.json).")]
 BudgetOpt = Annotated[float, typer.Option(help="--recommend: accuracy budget in top-1 points.", metavar="PT")]
 DeviceOpt = Annotated[Optional[list[str]], typer.Option(
     "--device", help="Where to measure, repeatable: 'local' (this machine, the default) or "
