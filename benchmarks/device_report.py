@@ -172,7 +172,8 @@ def device_markdown(report: dict, notes: tuple[str, ...] = ()) -> str:
              "start), each with the same method:", "", cfg.get("method", ""), "",
              "## Devices", "",
              "| device | status | CPU | cores | ISA | OS | Python | edgesmith | LiteRT | ONNX Runtime | governor "
-             "| °C (start → end) | load avg | measured (s) |", "|---|---|---|---:|---|---|---|---|---|---|---|---|---:|---:|"]
+             "| °C (start → end) | load avg | measured (s) |",
+             "|---|---|---|---:|---|---|---|---|---|---|---|---|---:|---:|"]
     lines += [_device_row(d) for d in devices]
     failed = [d for d in devices if not d.get("ok")]
     if failed:

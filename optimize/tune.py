@@ -451,8 +451,8 @@ def _run_one(optuna, study, config: TuneConfig, out: Path, store, deadline: floa
     t0 = time.monotonic()
     trial = study.ask()
     trial.set_user_attr("worker", ts.worker_name())
-    if "failed_trial" in study._storage.get_trial(trial._trial_id).system_attrs:  # a dead worker's trial, queued again by the heartbeat check
-        trial.set_user_attr("note", "retry")
+    if "failed_trial" in study._storage.get_trial(trial._trial_id).system_attrs:
+        trial.set_user_attr("note", "retry")  # a dead worker's trial, queued again by the heartbeat check
     values = {SEARCH[n].field: SEARCH[n].suggest(trial, n, config.base) for n in config.search}
     run_dir = out / "trials" / f"trial-{trial.number}"
     try:

@@ -61,8 +61,8 @@ def trial_rows(study) -> list[dict]:
         value = t.value if t.value is not None else (t.intermediate_values[max(t.intermediate_values)]
                                                      if t.intermediate_values else None)
         rows.append({"trial": t.number, "state": t.state.name.lower(), "note": a.get("note", ""),
-                     "worker": a.get("worker", ""), **a.get("values", {}), "objective": value, "epochs": a.get("epochs"),
-                     "seconds": a.get("seconds")})
+                     "worker": a.get("worker", ""), **a.get("values", {}), "objective": value,
+                     "epochs": a.get("epochs"), "seconds": a.get("seconds")})
     return rows
 
 

@@ -108,7 +108,8 @@ def open_storage(storage: StudyStorage, out: Path):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ExperimentalWarning: heartbeats, in Optuna since 2.8
             callback = retry(max_retry=MAX_RETRY)
-            engine = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}} if storage.url.startswith("postgres") else {}
+            pg = storage.url.startswith("postgres")
+            engine = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}} if pg else {}
             return optuna.storages.RDBStorage(
                 storage.url, engine_kwargs=engine, heartbeat_interval=storage.heartbeat_s, grace_period=storage.grace_s,
                 **{"heartbeat_stale_trial_callback" if new else "failed_trial_callback": callback})
