@@ -170,10 +170,9 @@ class _Filter:
             sys.stderr.flush()
         self._saved = os.dup(2)
         read_end, write_end = os.pipe()
-        # -P (3.11+): the current directory cannot shadow the installed package
-        safe_path = ["-P"] if sys.version_info >= (3, 11) else []
-        try:
-            self._proc = subprocess.Popen([sys.executable, *safe_path, "-m", "edgesmith.core.quiet"],
+        try:  # this file run as a script, isolated (-I): it needs only the standard library, so it
+            # starts whether edgesmith is installed or run from a source tree
+            self._proc = subprocess.Popen([sys.executable, "-I", os.path.abspath(__file__)],
                                           stdin=read_end, stdout=self._saved, stderr=self._saved, close_fds=True)
         except OSError:  # cannot start a process: better noisy than broken
             os.close(read_end), os.close(write_end), os.close(self._saved)
