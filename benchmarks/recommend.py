@@ -33,10 +33,11 @@ class Recommendation:
         file: the file, relative to the run (``artifacts/model_int8.onnx``), or the path
             ``RUN/artifacts/...`` when the run directory was given.
         target, threads: where it was measured (bench target, intra-op threads).
-        top1: its top-1 (0-1) here; ``p50_ms``: batch-1 median latency, ms; ``bytes``: file size.
-        float_top1: the float reference top-1 the budget is taken from (0-1).
+        top1: its top-1 (0-1) here, None when only latency was measured; ``p50_ms``: batch-1
+            median latency, ms; ``bytes``: file size.
+        float_top1: the float reference top-1 the budget is taken from (0-1), None without accuracy.
+        rule: ``fastest within budget``, ``fastest (latency only)`` or ``smallest (none within budget)``.
         budget_pts: accuracy budget, top-1 points.
-        rule: ``fastest within budget`` or ``smallest (none within budget)``.
         precision: the file's precision (``int8``, ``dynamic``, ``fp16``, ``fp32``).
         speedup: the float parent's p50 / this p50 on the same target (x), None without one.
         ties: the other rows that tie with it within noise (``file``, ``p50_ms``, ``top1``, ``bytes``).
@@ -49,10 +50,10 @@ class Recommendation:
     file: str
     target: str
     threads: int
-    top1: float
+    top1: float | None
     p50_ms: float
     bytes: int
-    float_top1: float
+    float_top1: float | None
     budget_pts: float
     rule: str
     precision: str | None = None
@@ -112,6 +113,12 @@ def _float_parent_row(best: dict, rows: list[dict]) -> dict | None:
 def recommend(rows: list[dict], float_top1: float | None, budget_pts: float = DEFAULT_BUDGET_PTS, *,
               run_dir: str | Path | None = None) -> Recommendation | None:
     """Pick the file to ship from batch-1 bench rows measured at one thread count.
+
+    Example::
+
+        rec = recommend(latency_rows(report), float_top1=0.654, budget_pts=0.5, run_dir="runs/demo")
+        print(rec.sentence)   # ship runs/demo/artifacts/model_int8.tflite: int8 runs about 3.0x faster ...
+        print(rec.tie_note)   # model_int8.onnx and model_int8_entropy.onnx tie within noise (...); picked ...
 
     Args:
         rows: bench result rows (``artifact``, ``file``, ``format``, ``precision``,
