@@ -2,8 +2,9 @@
 
 :func:`import_model` reads a ``.keras`` file, a legacy ``.h5`` file or a SavedModel
 directory **without executing code from it** (see :mod:`.safety` for what is
-checked), wraps it so it takes raw pixels like edgesmith's own models, measures its test
-top-1 and writes a run directory + manifest (an ``import`` stage record where ``train``
+checked), takes out the layers that act only in training (augmentation, dropout, noise: see
+:mod:`.training_only`; the ``import`` record lists them), wraps it so it takes raw pixels
+like edgesmith's own models, measures its test top-1 and writes a run directory + manifest (an ``import`` stage record where ``train``
 writes a ``train`` one), so ``export``, ``bench`` and the runtime work unchanged.
 
 Keras 3 files (``.keras`` / ``.h5`` written by Keras 3) are loaded by Keras 3 in a child
@@ -48,10 +49,16 @@ from edgesmith.core.stages import ImportStage, create_run_manifest, model_record
 from .keras3 import KINDS as KERAS3_KINDS
 from .keras3 import keras3_to_savedmodel
 from .safety import ModelFileError, ModelInfo, UnsafeModelError, inspect_model_file
-from .training_only import InferenceFormError, check_same_at_inference, inference_form
+from .training_only import (
+    InferenceFormError,
+    check_deterministic,
+    check_same_at_inference,
+    inference_form,
+    removed_layers_note,
+)
 
 __all__ = ["import_model", "ImportConfig", "PREPROCESS", "OUTPUTS", "ModelFileError", "UnsafeModelError",
-           "ModelMismatchError", "read_labels", "import_summary", "removed_layers_note"]
+           "ModelMismatchError", "read_labels", "import_summary"]
 
 PREPROCESS = ("none", "scale01", "minus1to1", "imagenet")
 OUTPUTS = ("auto", "logits", "probabilities")
@@ -175,12 +182,18 @@ def _open(src: Path, info: ModelInfo, trust_model_code: bool):
 
     Raw SavedModels and Keras 3 files take the serving-signature route (Keras 3 files exported
     to a temporary SavedModel by a Keras 3 child process that takes those layers out, removed
-    on exit; the run's ``model.keras`` keeps a copy); a raw SavedModel's graph is used as it is.
+    on exit; the run's ``model.keras`` keeps a copy); a raw SavedModel's graph is used as it is,
+    once it gives the same outputs twice for the same images.
     """
     from .savedmodel import savedmodel_as_keras
 
     if info.kind == "raw_savedmodel":
-        yield _deterministic(savedmodel_as_keras(src), src), []
+        model = savedmodel_as_keras(src)
+        try:
+            check_deterministic(model)
+        except InferenceFormError as e:
+            raise ModelFileError(f"{src}: {e}") from None
+        yield model, []
     elif info.kind in KERAS3_KINDS:
         with tempfile.TemporaryDirectory(prefix="edgesmith-keras3-") as tmp:
             saved, removed = keras3_to_savedmodel(src, Path(tmp) / "saved_model", trust_model_code=trust_model_code)
@@ -201,33 +214,6 @@ def _at_inference(model, src: Path):
         except InferenceFormError as e:
             raise ModelFileError(f"{src}: {e}") from None
     return rebuilt, removed
-
-
-def _deterministic(model, src: Path):
-    """``model`` if it gives the same outputs twice for the same images; a SavedModel traced with its
-    augmentation layers in training mode (Keras 3 ``model.export``) augments each call instead."""
-    shape = [d if d is not None else 32 for d in tuple(model.inputs[0].shape)[1:]]
-    x = np.random.default_rng(0).uniform(0, 255, (2, *shape)).astype(np.float32)
-    first, second = np.asarray(model(x)), np.asarray(model(x))
-    if not np.array_equal(first, second):
-        raise ModelFileError(f"{src}: its serving signature gives different outputs for the same images, so it "
-                             "holds layers that act only in training (RandomFlip, Dropout, ...) traced in training "
-                             "mode, as Keras 3 model.export() does; import the .keras file instead (edgesmith takes "
-                             "those layers out) or export the SavedModel from a model called with training=False")
-    return model
-
-
-def removed_layers_note(removed: list[dict]) -> str | None:
-    """One line saying which training-only layers the import took out (``None`` if none).
-
-    Example: ``took out 3 layers that act only in training: 'random_flip' (RandomFlip), ...``
-    """
-    if not removed:
-        return None
-    said = [f"'{r['name']}' ({r['class']})" + ("" if r["as"] == "removed" else f" -> {r['as']} as at inference")
-            for r in removed]
-    n = len(removed)
-    return f"took out {n} layer{'s' if n > 1 else ''} that act{'s' if n == 1 else ''} only in training: {', '.join(said)}"
 
 
 def import_summary(path: str | Path, run: RunDir) -> str:
@@ -338,7 +324,8 @@ def import_model(model_file: str | Path, *, data: DataSpec, out: str | Path, lab
     """Bring a Keras model trained elsewhere into a new run directory at ``out``.
 
     Checks the file without running code from it, loads it with tf_keras (safe mode for
-    ``.keras``), wraps it (resize, preprocessing, softmax: see the module docstring) so it
+    ``.keras``), takes out the layers that act only in training (:mod:`.training_only`, listed
+    in the record's ``removed_layers``), wraps it (resize, preprocessing, softmax: see the module docstring) so it
     takes ``(N, H, W, C)`` float32 pixels 0-255 at the data's image size, measures test
     top-1 on ``data``'s test split and writes ``RUN/{model.keras, config.json,
     metrics.json, manifest.json}`` (built in a temporary sibling, renamed when complete).
@@ -368,8 +355,9 @@ def import_model(model_file: str | Path, *, data: DataSpec, out: str | Path, lab
 
     Raises:
         ConfigError: bad option, or ``out`` exists without ``overwrite``.
-        ModelFileError: missing, corrupt, truncated or unsupported model file, or Keras 3 (needed
-            for a Keras 3 file) missing or unable to load it.
+        ModelFileError: missing, corrupt, truncated or unsupported model file, Keras 3 (needed
+            for a Keras 3 file) missing or unable to load it, or a SavedModel whose serving
+            signature is random (augmentation traced in training mode).
         UnsafeModelError: ``Lambda`` layers without ``trust_model_code``, or custom objects.
         ModelMismatchError: channels, class count or labels disagree with the data.
         DataError: the dataset cannot be loaded.

@@ -137,7 +137,10 @@ def _static_crop(layer):
 
 
 def _as_rescaling(keras, layer):
-    """The ``Rescaling`` computing what a built ``Normalization`` layer computes (shapes as its mean's)."""
+    """The ``Rescaling`` computing what a built ``Normalization`` layer computes (shapes as its mean's);
+    the layer itself while it has no statistics yet."""
+    if getattr(layer, "mean", None) is None or getattr(layer, "variance", None) is None:
+        return layer
     mean = np.asarray(layer.mean, dtype=np.float64)
     sd = np.maximum(np.sqrt(np.asarray(layer.variance, dtype=np.float64)), EPSILON)
     shape = mean.shape[1:]  # the broadcast shape without the batch axis, e.g. (1, 1, C)
@@ -165,3 +168,34 @@ def check_same_at_inference(original, rebuilt, *, seed: int = 0, n: int = 4, siz
         raise InferenceFormError(f"without its training-only layers the model differs from the model at inference "
                                  f"by {err:.2e} (relative), more than {TOLERANCE:g}")
     return err
+
+
+def check_deterministic(model, *, size: int = 32) -> None:
+    """Refuse a model that gives different outputs twice for the same 2 random images ``(2, H, W, C)``
+    float32 0-255: a SavedModel traced with its augmentation layers in training mode (Keras 3
+    ``model.export``) augments at every call, and no graph surgery makes it a classifier again.
+
+    Raises:
+        InferenceFormError: the two outputs differ.
+    """
+    shape = [d if d is not None else size for d in tuple(model.inputs[0].shape)[1:]]
+    x = np.random.default_rng(0).uniform(0, 255, (2, *shape)).astype(np.float32)
+    if not np.array_equal(np.asarray(model(x)), np.asarray(model(x))):
+        raise InferenceFormError("its serving signature gives different outputs for the same images, so it holds "
+                                 "layers that act only in training (RandomFlip, Dropout, ...) traced in training "
+                                 "mode, as Keras 3 model.export() does; import the .keras file instead (edgesmith "
+                                 "takes those layers out) or export the SavedModel from a model called with "
+                                 "training=False")
+
+
+def removed_layers_note(removed: list[dict]) -> str | None:
+    """One line saying which training-only layers an import took out (``None`` if none).
+
+    Example: ``took out 3 layers that act only in training: 'random_flip' (RandomFlip), ...``
+    """
+    if not removed:
+        return None
+    said = [f"'{r['name']}' ({r['class']})" + ("" if r["as"] == "removed" else f" -> {r['as']} as at inference")
+            for r in removed]
+    n = len(removed)
+    return f"took out {n} layer{'s' if n > 1 else ''} that act{'s' if n == 1 else ''} only in training: {', '.join(said)}"

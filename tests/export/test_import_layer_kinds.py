@@ -78,7 +78,8 @@ _KERAS3 = textwrap.dedent('''
             x = getattr(L, name)(*args.get(name, ()))(x)
     every = keras.Model(inp, body(x, noise()))
     every.save(out + "/every.keras")
-    every.export(out + "/exported", verbose=False)  # serving traced in training mode: augments
+    flips = keras.Model(inp, L.Dense(10)(L.Flatten()(L.RandomFlip()(inp))))
+    flips.export(out + "/exported", verbose=False)  # serving traced in training mode: flips at random
     images = synthetic_split("test", 200).images.astype("float32")
     np.save(out + "/every.npy", every.predict(images, verbose=0))
     np.save(out + "/common.npy", common.predict(images, verbose=0))
