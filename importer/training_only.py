@@ -65,6 +65,23 @@ def _is_keras_own(layer) -> bool:
     return module.split(".")[0] in ("keras", "tf_keras")
 
 
+def _rule(layer, keras3: bool) -> str | None:
+    """What :func:`inference_form` does to a (non-model) layer: ``remove``, ``freeze`` (tf_keras
+    ``RandomCrop``), ``rescaling`` (``Normalization``), ``cropping`` (tf_keras ``CenterCrop``), or ``None``."""
+    if not _is_keras_own(layer):
+        return None
+    cls = type(layer).__name__
+    if cls in training_only_classes(keras3):
+        return "remove"
+    if cls == "Normalization" and not getattr(layer, "invert", False):
+        return "rescaling"
+    if not keras3 and cls in TF_KERAS_FROZEN:
+        return "freeze"
+    if not keras3 and cls == "CenterCrop" and _static_crop(layer) is not None:
+        return "cropping"
+    return None
+
+
 def inference_form(keras, model, *, keras3: bool) -> tuple[object, list[dict]]:
     """``model`` rebuilt without its training-only layers, and what was taken out.
 
@@ -78,49 +95,43 @@ def inference_form(keras, model, *, keras3: bool) -> tuple[object, list[dict]]:
         ``(model, removed)``: ``removed`` holds one ``{"name", "class", "as"}`` per layer taken
         out, ``as`` being ``"removed"`` (now an ``Identity``) or the layer it was frozen into
         (``"Resizing(24, 24, crop_to_aspect_ratio=True)"``), in the order the rebuild met them.
-        When nothing is training-only, the model itself and ``[]``.
+        The ``Normalization`` and ``CenterCrop`` rewrites are not listed. When nothing needs a
+        change, the model itself and ``[]``.
     """
-    names = training_only_classes(keras3)
     removed: list[dict] = []
     cache: dict[int, object] = {}
 
     def replace(layer):
         if id(layer) in cache:  # a layer called at several places is replaced once
             return cache[id(layer)]
-        cls = type(layer).__name__
-        new = layer
+        cls, rule, new = type(layer).__name__, _rule(layer, keras3), layer
         if _is_graph_model(layer):
             new = rebuild(layer)
-        elif _is_keras_own(layer) and cls in names:
+        elif rule == "remove":
             new = keras.layers.Identity(name=layer.name)
             removed.append({"name": layer.name, "class": cls, "as": "removed"})
-        elif _is_keras_own(layer) and cls == "Normalization" and not getattr(layer, "invert", False):
-            new = _as_rescaling(keras, layer)
-        elif _is_keras_own(layer) and not keras3 and cls == "CenterCrop" and _static_crop(layer) is not None:
-            new = keras.layers.Cropping2D(_static_crop(layer), name=layer.name)
-        elif _is_keras_own(layer) and not keras3 and cls in TF_KERAS_FROZEN:
+        elif rule == "freeze":
             h, w = int(layer.height), int(layer.width)
             new = keras.layers.Resizing(h, w, interpolation="bilinear", crop_to_aspect_ratio=True, name=layer.name)
             removed.append({"name": layer.name, "class": cls, "as": f"Resizing({h}, {w}, crop_to_aspect_ratio=True)"})
+        elif rule == "rescaling":
+            new = _as_rescaling(keras, layer)
+        elif rule == "cropping":
+            new = keras.layers.Cropping2D(_static_crop(layer), name=layer.name)
         cache[id(layer)] = new
         return new
 
-    def rebuild(m):
-        if not any(_touched(sub) for sub in m.layers):
-            return m
-        return keras.models.clone_model(m, clone_function=replace)
-
-    def _touched(layer) -> bool:
+    def touched(layer) -> bool:
         if _is_graph_model(layer):
-            return any(_touched(sub) for sub in layer.layers)
-        cls = type(layer).__name__
-        return _is_keras_own(layer) and (cls in names or cls == "Normalization" or (
-            not keras3 and (cls in TF_KERAS_FROZEN or (cls == "CenterCrop" and _static_crop(layer) is not None))))
+            return any(touched(sub) for sub in layer.layers)
+        return _rule(layer, keras3) is not None
+
+    def rebuild(m):
+        return keras.models.clone_model(m, clone_function=replace) if touched(m) else m
 
     if not _is_graph_model(model):
         return model, []
-    new = rebuild(model)
-    return new, removed
+    return rebuild(model), removed
 
 
 def _static_crop(layer):
