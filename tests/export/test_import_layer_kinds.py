@@ -213,12 +213,20 @@ def test_tf_keras_h5_and_savedmodel_lose_the_same_layers_and_export(tf_keras_fil
     _check_artifacts(run, np.load(tf_keras_files / "every.npy"), ("model_fp32.tflite",))
 
 
-def test_a_model_without_training_only_layers_records_none(tmp_path):
+def test_a_model_without_training_only_layers_records_none_and_imagenet_preprocessing_exports_to_onnx(tmp_path):
+    from edgesmith.importer.importer import IMAGENET_MEAN, IMAGENET_STD
     from edgesmith.train._keras import keras
 
+    keras.utils.set_random_seed(0)
     inp = keras.Input((32, 32, 3))
     x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inp))
-    keras.Model(inp, keras.layers.Dense(10)(x)).save(tmp_path / "plain.keras")
-    run = import_model(tmp_path / "plain.keras", data=DATA, out=tmp_path / "run")
+    plain = keras.Model(inp, keras.layers.Dense(10)(x))
+    plain.save(tmp_path / "plain.keras")
+    run = import_model(tmp_path / "plain.keras", data=DATA, out=tmp_path / "run", preprocess="imagenet")
     assert _removed(run) == []
     assert len(import_summary("plain.keras", run).splitlines()) == 1
+    # the preprocessing is graph constants: one ONNX input, the images (a Normalization layer made three)
+    export(run.root, ExportConfig(formats=("onnx",), variants=("fp32",), verify_size=200))
+    px = TEST.images.astype(np.float32)
+    want = plain.predict((px / 255 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD), verbose=0)
+    _check_artifacts(run, want, ("model_fp32.onnx",))
