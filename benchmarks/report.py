@@ -93,9 +93,9 @@ def _pace(x: float) -> str:
 def _verdict(q: dict, target: str, threads: int, delta: float, speedup: float | None,
              tput: float | None, tb: int | None, ratio: float, env: dict | None = None) -> str:
     main = speedup if speedup is not None else tput
-    acc = "accuracy not measured" if delta is None else f"{delta:+.2f} pt"
+    acc = "(accuracy not measured) at" if delta is None else f"at {delta:+.2f} pt and"
     parts = [f"{q.get('precision') or q['artifact']} is {_pace(main)}" if main else q["artifact"],
-             f"at {acc} and {ratio:.0%} of the size on {target} ({_plural(threads, 'thread')})"]
+             f"{acc} {ratio:.0%} of the size on {target} ({_plural(threads, 'thread')})"]
     delta = 0.0 if delta is None else delta
     if speedup is not None and tput is not None:
         parts.insert(1, f"(batch {tb}: {_pace(tput)})")
