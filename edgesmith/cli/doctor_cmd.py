@@ -29,18 +29,23 @@ def _measurement(run_dir: Path | None, here_cpu: str) -> dict:
     from edgesmith.benchmarks import load_results
     from edgesmith.benchmarks.advice import measured_verdict
     from edgesmith.benchmarks.lastbench import last
-    from edgesmith.core.errors import RunDirError
+    from edgesmith.core.errors import EdgesmithError, RunDirError
 
     if run_dir is not None:
         results = run_dir / "bench" / "results.json"
         if not results.is_file():
             raise RunDirError(f"{run_dir} has no bench results ({results}); run `edgesmith bench {run_dir}` first")
+        report = load_results(results)
     else:
         found = last()
         if found is None:
             return {}
         results, run_dir = found
-    verdict = measured_verdict(load_results(results), run_dir, here_cpu=here_cpu)
+        try:
+            report = load_results(results)
+        except EdgesmithError:  # a stale pointer to an unreadable file: nothing measured to quote
+            return {}
+    verdict = measured_verdict(report, run_dir, here_cpu=here_cpu)
     return {**verdict, "results": str(results)} if verdict else {}
 
 
