@@ -45,7 +45,7 @@ from .config import (ARTIFACTS, DEFAULT_VARIANTS, FORMATS, SOURCES, VARIANTS, Ex
                      artifact_name, file_name)
 from .fidelity import accuracy_drop_pts, compare, gzip_bytes, weight_stats
 from .fold import fold_rescaling
-from .metadata import embed_metadata
+from .embed import embed_metadata
 from .micro import MICRO_VARIANT, check_micro, require_tflm
 from .sources import build_sources
 from .targets import Machine, resolve_targets

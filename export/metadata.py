@@ -4,14 +4,13 @@ The document and where it lives in each format are defined in
 :mod:`edgesmith.runtime.modelmeta` (which reads it back without TensorFlow). Each backend
 writes it in its own way, as part of its conversion: :func:`edgesmith.export.tflite.with_metadata`
 (a ``metadata`` entry named ``edgesmith`` in the flatbuffer) and
-:func:`edgesmith.export.onnx.stamp_metadata` (``metadata_props``). :func:`embed_metadata`
-(re)embeds it in an existing file of either format.
+:func:`edgesmith.export.onnx.stamp_metadata` (``metadata_props``).
+:func:`edgesmith.export.embed.embed_metadata` (re)embeds it in an existing file of either format.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from edgesmith.core.errors import ConfigError
 from edgesmith.runtime.modelmeta import SCHEMA
 
 _COLOR = {1: "L", 3: "RGB", 4: "RGBA"}
@@ -36,27 +35,3 @@ def describe(*, height: int | None, width: int | None, channels: int | None, ten
     if labels:
         doc["labels"] = [str(s) for s in labels]
     return doc
-
-
-def embed_metadata(path: str | Path, *, labels: list[str] | None = None, resize: str = "squash") -> dict:
-    """Make an exported model file self-describing (labels + input spec), by its suffix.
-
-    Args:
-        path: a ``.tflite`` or ``.onnx`` file, rewritten in place (atomically).
-        labels: class names, index = class id.
-        resize: the resize policy the model was trained with (``squash``, ``crop``, ``pad``).
-
-    Returns:
-        The embedded document (``schema``, ``labels``, ``input``, ``output``).
-
-    Raises:
-        ConfigError: any other suffix.
-    """
-    suffix = Path(path).suffix.lower()
-    if suffix == ".tflite":
-        from .tflite import embed_tflite
-        return embed_tflite(path, labels=labels, resize=resize)
-    if suffix == ".onnx":
-        from .onnx import embed_onnx
-        return embed_onnx(path, labels=labels, resize=resize)
-    raise ConfigError(f"{path}: cannot embed metadata in a {suffix or 'suffix-less'} file")

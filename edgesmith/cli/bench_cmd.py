@@ -196,7 +196,7 @@ def print_comparison(old_path: Path, new_path: Path, result: dict) -> None:
 
 def print_boards(run_dir: Path, boards: list[str], runtime: str | None) -> None:
     """``--board``: fit and estimated latency of the run's Cortex-M file(s) per board (nothing is measured)."""
-    from edgesmith.benchmarks.boards import board_report
+    from edgesmith.benchmarks.board_report import board_report
 
     rows = board_report(run_dir, [b for v in boards for b in v.split(",") if b.strip()], runtime)
     table = Table(title="microcontroller boards: fit (need / have) from TFLite Micro's arena; latency is an ESTIMATE, "

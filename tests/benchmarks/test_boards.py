@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from edgesmith.benchmarks.boards import board_names, board_report, board_spec, fit, load_boards
+from edgesmith.benchmarks.board_report import board_report
+from edgesmith.benchmarks.boards import board_names, board_spec, fit, load_boards
 from edgesmith.benchmarks.mcu_estimate import (calibration_points, count_macs, estimate_latency, leave_one_out,
                                                read_macs)
 from edgesmith.core.errors import ConfigError, RunDirError

@@ -68,7 +68,7 @@ def test_training_and_predict_see_the_same_pixels(tmp_path, photo, mode):
 
 
 def test_the_model_file_carries_the_policy_to_load_image(tmp_path, photo):
-    from edgesmith.export.metadata import embed_metadata
+    from edgesmith.export.embed import embed_metadata
     from edgesmith.runtime import load
 
     path = tmp_path / "model.tflite"

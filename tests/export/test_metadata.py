@@ -7,7 +7,7 @@ import pytest
 
 from edgesmith.core.data import synthetic_split
 from edgesmith.core.errors import ConfigError
-from edgesmith.export.metadata import embed_metadata
+from edgesmith.export.embed import embed_metadata
 from edgesmith.runtime import load
 from edgesmith.runtime.modelmeta import SCHEMA, read_tflite_metadata
 
