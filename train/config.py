@@ -164,43 +164,49 @@ class TrainConfig:
         if not is_known(self.model):
             raise ConfigError(f"unknown model {self.model!r}; choose one of {model_names()}")
         if self.epochs < 1:
-            raise ConfigError(f"--epochs must be >= 1, got {self.epochs}")
+            raise ConfigError(f"epochs must be >= 1, got {self.epochs}", field="TrainConfig.epochs")
         if self.batch_size < 1:
-            raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}", field="TrainConfig.batch_size")
         choice("optimizer", self.optimizer, OPTIMIZERS)
         if self.learning_rate is None:  # recorded resolved, so the manifest says what was used
             object.__setattr__(self, "learning_rate", default_learning_rate(self.optimizer, self.batch_size,
                                                                               self.model))
         if not 0 < self.learning_rate < 10:
-            raise ConfigError(f"--learning-rate must be in (0, 10), got {self.learning_rate}")
+            raise ConfigError(f"learning_rate must be in (0, 10), got {self.learning_rate}",
+                              field="TrainConfig.learning_rate")
         if not 0 <= self.val_split < 0.5:
-            raise ConfigError(f"--val-split must be in [0, 0.5), got {self.val_split}")
+            raise ConfigError(f"val_split must be in [0, 0.5), got {self.val_split}", field="TrainConfig.val_split")
         choice("precision", self.precision, PRECISION_CHOICES)
         choice("strategy", self.strategy, STRATEGIES)
         choice("schedule", self.schedule, SCHEDULES)
         choice("augmentation", self.augment, AUGMENTS)
         choice("class weight", self.class_weight, CLASS_WEIGHTS)
         if not 0 <= self.label_smoothing < 0.5:
-            raise ConfigError(f"--label-smoothing must be in [0, 0.5), got {self.label_smoothing}")
+            raise ConfigError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}",
+                              field="TrainConfig.label_smoothing")
         if not 0 <= self.weight_decay < 1:
-            raise ConfigError(f"--weight-decay must be in [0, 1), got {self.weight_decay}")
+            raise ConfigError(f"weight_decay must be in [0, 1), got {self.weight_decay}", field="TrainConfig.weight_decay")
         if self.patience is not None and self.patience < 1:
-            raise ConfigError(f"--patience must be >= 1, got {self.patience}")
+            raise ConfigError(f"patience must be >= 1, got {self.patience}", field="TrainConfig.patience")
         if not 0 < self.width <= 4:
-            raise ConfigError(f"--width must be in (0, 4], got {self.width}")
+            raise ConfigError(f"width must be in (0, 4], got {self.width}", field="TrainConfig.width")
         if not 32 <= self.backbone_size <= 1024:
-            raise ConfigError(f"--backbone-size must be in [32, 1024], got {self.backbone_size}")
+            raise ConfigError(f"backbone_size must be in [32, 1024], got {self.backbone_size}",
+                              field="TrainConfig.backbone_size")
         if not 1 <= self.steps_per_execution <= 10_000:
-            raise ConfigError(f"--steps-per-execution must be in [1, 10000], got {self.steps_per_execution}")
+            raise ConfigError(f"steps_per_execution must be in [1, 10000], got {self.steps_per_execution}",
+                              field="TrainConfig.steps_per_execution")
         if self.freeze_epochs is not None and not 0 <= self.freeze_epochs <= self.epochs:
-            raise ConfigError(f"--freeze-epochs must be in [0, --epochs], got {self.freeze_epochs}")
+            raise ConfigError(f"freeze_epochs must be in [0, epochs], got {self.freeze_epochs}",
+                              field="TrainConfig.freeze_epochs")
         if not 0 <= self.low_res_epochs < self.epochs:
-            raise ConfigError(f"--low-res-epochs must be in [0, --epochs), got {self.low_res_epochs}")
+            raise ConfigError(f"low_res_epochs must be in [0, epochs), got {self.low_res_epochs}",
+                              field="TrainConfig.low_res_epochs")
         if self.low_res_epochs and not any_input_size(self.model):
-            raise ConfigError(f"--low-res-epochs needs a fully convolutional model (resnet8, resnetN, "
-                              f"mobilenetv2), not {self.model}")
+            raise ConfigError(f"low_res_epochs needs a fully convolutional model (resnet8, resnetN, "
+                              f"mobilenetv2), not {self.model}", field="TrainConfig.low_res_epochs")
         if self.low_res is not None and self.low_res < 8:
-            raise ConfigError(f"--low-res must be >= 8 pixels, got {self.low_res}")
+            raise ConfigError(f"low_res must be >= 8 pixels, got {self.low_res}", field="TrainConfig.low_res")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -247,7 +253,8 @@ class TrainConfig:
         side = max(image_hw)
         low = self.low_res if self.low_res is not None else round(side * 3 / 4)
         if not 8 <= low < side:
-            raise ConfigError(f"--low-res must be in [8, {side}) for {image_hw[0]}x{image_hw[1]} images, got {low}")
+            raise ConfigError(f"low_res must be in [8, {side}) for {image_hw[0]}x{image_hw[1]} images, got {low}",
+                              field="TrainConfig.low_res")
         return tuple(max(1, round(d * low / side)) for d in image_hw)
 
 

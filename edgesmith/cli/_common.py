@@ -17,6 +17,8 @@ from edgesmith.core.crashlog import is_debug, summary, write_crash_log
 from edgesmith.core.errors import ConfigError, EdgesmithError
 from edgesmith.runtime.base import TARGETS as RUNTIME_TARGETS
 
+from ._flags import cli_message
+
 # A pipe or CI log gets a wide console so tables are not truncated to 80 columns.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
@@ -54,7 +56,8 @@ def note_run(path) -> None:
 
 @contextlib.contextmanager
 def errors() -> Iterator[None]:
-    """Turn edgesmith's own errors into ``error: ...`` on stderr and exit code 1.
+    """Turn edgesmith's own errors into ``error: ...`` on stderr and exit code 1, the names of
+    config fields in the message shown as the flags that set them (:mod:`._flags`).
 
     Anything else is a bug: inside a :func:`guarded` command it goes to the command's crash
     log (one ``error: internal error in ...`` line); elsewhere it keeps its traceback.
@@ -62,7 +65,7 @@ def errors() -> Iterator[None]:
     try:
         yield
     except EdgesmithError as e:
-        error_line(str(e))
+        error_line(cli_message(str(e), getattr(e, "field", None)))  # the library's names -> our flags
         raise typer.Exit(1) from None
 
 
@@ -100,6 +103,16 @@ def guarded(command: str) -> Callable[[F], F]:
         run._guarded = True
         return run  # type: ignore[return-value]
     return wrap
+
+
+def csv_list(text: str) -> tuple[str, ...]:
+    """``"a, b,,c"`` -> ``("a", "b", "c")``."""
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def repeated_csv(values: list[str] | None, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A repeatable comma-list option: ``--target a,b --target c`` -> ``("a", "b", "c")``; none given: ``default``."""
+    return tuple(t for v in values or () for t in csv_list(v)) or default
 
 
 def int_list(text: str, option: str) -> tuple[int, ...]:

@@ -7,7 +7,17 @@ from __future__ import annotations
 
 
 class EdgesmithError(Exception):
-    """Base class: a problem with what the caller asked for, not a bug."""
+    """Base class: a problem with what the caller asked for, not a bug.
+
+    The message speaks the library's terms: it names the config field or parameter and the value
+    (``learning_rate must be in (0, 10), got 0``), never a command-line flag. ``field``, when
+    given, says which value is at fault as ``"Owner.name"`` (``"TrainConfig.learning_rate"``,
+    ``"prune.sparsity"``); the CLI uses it to show its own flag for the names in the message.
+    """
+
+    def __init__(self, *args, field: str | None = None):
+        super().__init__(*args)
+        self.field = field
 
 
 class DataError(EdgesmithError):

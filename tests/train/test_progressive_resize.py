@@ -27,13 +27,13 @@ def test_the_low_res_epochs_come_first_then_full_size():
 
 
 def test_bad_low_res_options_are_refused_before_any_work(tmp_path):
-    with pytest.raises(ConfigError, match=r"--low-res-epochs must be in \[0, --epochs\)"):
+    with pytest.raises(ConfigError, match=r"^low_res_epochs must be in \[0, epochs\)"):
         _config(low_res_epochs=4)
     with pytest.raises(ConfigError, match="fully convolutional model .* not cnn"):
         _config(model="cnn")
-    with pytest.raises(ConfigError, match="--low-res must be >= 8"):
+    with pytest.raises(ConfigError, match="^low_res must be >= 8"):
         _config(low_res=4)
-    with pytest.raises(ConfigError, match=r"--low-res must be in \[8, 32\) for 32x32 images, got 32"):
+    with pytest.raises(ConfigError, match=r"^low_res must be in \[8, 32\) for 32x32 images, got 32"):
         train(_config(low_res=32), tmp_path / "run")
     assert not (tmp_path / "run").exists() and not work_dir(tmp_path / "run").exists()
 

@@ -1,0 +1,148 @@
+"""The one table from the library's names to the CLI's flags.
+
+Library errors name the config field or parameter at fault (``learning_rate must be in (0, 10),
+got 0``) and say which with :attr:`EdgesmithError.field` (``"TrainConfig.learning_rate"``). The
+CLI's error boundary (:func:`._common.errors`) shows its own flags instead: :func:`cli_message`
+rewrites every name of that owner which the table knows into its flag (``--lr must be in (0, 10),
+got 0``). tests/test_error_terms.py checks the table against the real Typer options.
+"""
+from __future__ import annotations
+
+import re
+
+# Owner (a library config class or function) -> the commands whose options set its names.
+OWNERS: dict[str, tuple[str, ...]] = {
+    "TrainConfig": ("train", "tune", "pipeline"),
+    "DataSpec": ("train", "tune", "export", "bench", "pipeline"),
+    "train": ("train", "pipeline"),
+    "ImportConfig": ("export", "pipeline"),
+    "import_model": ("export", "pipeline"),
+    "ExportConfig": ("export", "optimize"),
+    "BenchConfig": ("bench", "pipeline"),
+    "bench": ("bench",),
+    "compare": ("bench",),
+    "parse_devices": ("bench", "optimize"),
+    "TuneConfig": ("tune",),
+    "tune": ("tune",),
+    "StudyStorage": ("tune",),
+    "OptimizeConfig": ("optimize",),
+    "optimize": ("optimize",),
+}
+
+# "Owner.name" -> the flag that sets it.
+FIELD_FLAGS: dict[str, str] = {
+    # train/config.py
+    "TrainConfig.model": "--model",
+    "TrainConfig.epochs": "--epochs",
+    "TrainConfig.batch_size": "--batch-size",
+    "TrainConfig.learning_rate": "--lr",
+    "TrainConfig.precision": "--precision",
+    "TrainConfig.strategy": "--strategy",
+    "TrainConfig.schedule": "--schedule",
+    "TrainConfig.label_smoothing": "--label-smoothing",
+    "TrainConfig.optimizer": "--optimizer",
+    "TrainConfig.weight_decay": "--weight-decay",
+    "TrainConfig.patience": "--patience",
+    "TrainConfig.val_split": "--val-split",
+    "TrainConfig.augment": "--augment",
+    "TrainConfig.cutout": "--cutout",
+    "TrainConfig.width": "--width",
+    "TrainConfig.weights": "--weights",
+    "TrainConfig.backbone_size": "--backbone-size",
+    "TrainConfig.freeze_epochs": "--freeze-epochs",
+    "TrainConfig.tensorboard": "--tensorboard",
+    "TrainConfig.steps_per_execution": "--steps-per-execution",
+    "TrainConfig.low_res_epochs": "--low-res-epochs",
+    "TrainConfig.low_res": "--low-res",
+    "TrainConfig.class_weight": "--class-weight",
+    "TrainConfig.stream": "--stream",
+    "TrainConfig.seed": "--seed",
+    # edgesmith/core/data.py
+    "DataSpec.source": "--data",
+    "DataSpec.limit_train": "--limit-train",
+    "DataSpec.limit_test": "--limit-test",
+    "DataSpec.image_size": "--image-size",
+    "DataSpec.resize": "--resize",
+    "DataSpec.test_split": "--test-split",
+    "DataSpec.strict": "--strict-data",
+    # train/loop.py
+    "train.out_dir": "--out",
+    "train.overwrite": "--overwrite",
+    "train.resume": "--resume",
+    # importer/
+    "ImportConfig.preprocess": "--preprocess",
+    "ImportConfig.outputs": "--outputs",
+    "ImportConfig.trust_model_code": "--trust-model-code",
+    "import_model.data": "--data",
+    "import_model.labels": "--labels",
+    "import_model.out_dir": "--out",
+    "import_model.overwrite": "--overwrite",
+    # export/config.py
+    "ExportConfig.formats": "--formats",
+    "ExportConfig.variants": "--variants",
+    "ExportConfig.calibration": "--calibration",
+    "ExportConfig.calibration_size": "--calibration-size",
+    "ExportConfig.onnx_preset": "--onnx-preset",
+    "ExportConfig.io_dtype": "--io-dtype",
+    "ExportConfig.verify_size": "--verify-size",
+    "ExportConfig.max_accuracy_drop": "--max-accuracy-drop",
+    "ExportConfig.prune": "--prune",
+    "ExportConfig.structured_2_4": "--structured-2-4",
+    "ExportConfig.cluster": "--cluster",
+    "ExportConfig.qat": "--qat",
+    "ExportConfig.diagnose": "--diagnose",
+    "ExportConfig.float_layers": "--float-layers",
+    "ExportConfig.fallback": "--fallback",
+    "ExportConfig.validation_size": "--validation-size",
+    # benchmarks/
+    "BenchConfig.threads": "--threads",
+    "BenchConfig.batches": "--batch",
+    "BenchConfig.runs": "--runs",
+    "BenchConfig.warmup": "--warmup",
+    "BenchConfig.batch_runs": "--batch-runs",
+    "BenchConfig.seconds": "--seconds",
+    "BenchConfig.rounds": "--rounds",
+    "BenchConfig.limit_test": "--limit-test",
+    "BenchConfig.latency_only": "--latency-only",
+    "BenchConfig.data": "--data",
+    "bench.targets": "--targets",
+    "bench.accuracy_budget": "--accuracy-budget",
+    "compare.fail_under_accuracy": "--fail-under-accuracy",
+    "compare.fail_over_latency": "--fail-over-latency",
+    "parse_devices.device": "--device",
+    "parse_devices.parallel": "--device-parallel",
+    # optimize/
+    "TuneConfig.search": "--search",
+    "TuneConfig.budget_s": "--budget",
+    "TuneConfig.objective": "--objective",
+    "TuneConfig.pruner": "--pruner",
+    "TuneConfig.max_trials": "--trials",
+    "tune.data": "--data",
+    "tune.out_dir": "--out",
+    "tune.resume": "--resume",
+    "tune.workers": "--workers",
+    "StudyStorage.url": "--storage",
+    "StudyStorage.study": "--study",
+    "StudyStorage.artifacts": "--artifacts",
+    "StudyStorage.heartbeat": "--heartbeat",
+    "StudyStorage.grace": "--grace",
+    "OptimizeConfig.budget_s": "--budget",
+    "OptimizeConfig.accuracy_budget": "--accuracy-budget",
+    "optimize.out_dir": "--out",
+}
+
+
+def cli_message(message: str, field: str | None) -> str:
+    """``message`` with the names of ``field``'s owner (``"TrainConfig.learning_rate"`` ->
+    owner ``TrainConfig``) that :data:`FIELD_FLAGS` knows replaced by their flags, bare
+    (``learning_rate``) or qualified (``TrainConfig.learning_rate``); unchanged without a field."""
+    if not field or "." not in field:
+        return message
+    owner = field.split(".", 1)[0]
+    names = {k.split(".", 1)[1]: f for k, f in FIELD_FLAGS.items() if k.startswith(owner + ".")}
+    if not names:
+        return message
+    # longest first, so ``low_res_epochs`` is not read as ``low_res`` + ``_epochs``
+    pattern = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    return re.sub(rf"(?<![\w./\\-])(?:{re.escape(owner)}\.)?({pattern})(?![\w/\\-])",
+                  lambda m: names[m.group(1)], message)
