@@ -44,7 +44,9 @@ KERAS3_ONLY = ("RandomCrop", "AugMix", "RandAugment", "CutMix", "MixUp", "Random
 TF_KERAS_FROZEN = ("RandomCrop",)
 EPSILON = 1e-7  # Keras' backend.epsilon(), the floor Normalization puts under sqrt(variance)
 # how far the rebuilt model may stray from the original called with training=False (max |diff| / max |y|)
-TOLERANCE = 1e-5
+# (float rounding of the Normalization rewrite, grown through a deep net, stays far below it;
+# a layer wrongly taken for an identity moves outputs by whole percents)
+TOLERANCE = 1e-4
 
 
 class InferenceFormError(ValueError):

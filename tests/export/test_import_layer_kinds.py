@@ -230,3 +230,19 @@ def test_a_model_without_training_only_layers_records_none_and_imagenet_preproce
     px = TEST.images.astype(np.float32)
     want = plain.predict((px / 255 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD), verbose=0)
     _check_artifacts(run, want, ("model_fp32.onnx",))
+
+
+def test_a_rebuild_that_changes_what_the_model_computes_is_caught(monkeypatch):
+    from edgesmith.importer import training_only
+    from edgesmith.train._keras import keras
+
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Dropout(0.5)(keras.layers.Rescaling(1 / 255, name="scale")(inp))
+    model = keras.Model(inp, keras.layers.Dense(3)(keras.layers.Flatten()(x)))
+    rebuilt, removed = training_only.inference_form(keras, model, keras3=False)
+    assert [r["class"] for r in removed] == ["Dropout"]
+    assert training_only.check_same_at_inference(model, rebuilt) == 0.0
+    monkeypatch.setattr(training_only, "COMMON", (*training_only.COMMON, "Rescaling"))  # wrongly an identity
+    wrong, _ = training_only.inference_form(keras, model, keras3=False)
+    with pytest.raises(training_only.InferenceFormError, match="differs from the model at inference"):
+        training_only.check_same_at_inference(model, wrong)
