@@ -13,7 +13,7 @@ from edgesmith.export import PRESETS as ONNX_PRESETS
 from edgesmith.export.config import FALLBACKS, IO_DTYPES
 from edgesmith.export.targets import MCU_TARGETS, TARGETS
 
-from ._common import choice_enum, err, errors, note_run, out
+from ._common import choice_enum, csv_list, err, errors, note_run, out, repeated_csv
 from .import_opts import (OUTPUTS_DEFAULT, PREPROCESS_DEFAULT, DataImportOpt, ImportOutOpt, LabelsOpt, OutputsOpt,
                           PreprocessOpt, TrustOpt, run_import)
 
@@ -26,15 +26,6 @@ OnnxPreset = choice_enum("OnnxPreset", ONNX_PRESETS)
 IoDtype = choice_enum("IoDtype", IO_DTYPES)
 Fallback = choice_enum("Fallback", FALLBACKS)
 _D = ExportConfig()
-
-
-def _csv(text: str) -> tuple[str, ...]:
-    return tuple(t.strip() for t in text.split(",") if t.strip())
-
-
-def _targets(values: list[str] | None) -> tuple[str, ...]:
-    """``--target a,b --target c`` -> ``("a", "b", "c")``; none given: ExportConfig's default."""
-    return tuple(t for v in values or () for t in _csv(v)) or _D.targets
 
 
 def print_table(records: list[dict], console=out) -> None:
@@ -154,18 +145,18 @@ def export_cmd(
     with errors():
         from dataclasses import replace
 
-        targets = _targets(target)
+        targets = repeated_csv(target, _D.targets)
         if formats is None:  # a microcontroller runs no ONNX
             formats = "tflite" if set(targets) <= set(MCU_TARGETS) else ",".join(_D.formats)
         config = ExportConfig(  # checked before a model file is imported
-            formats=_csv(formats), variants=_csv(variants), calibration=calibration.value,
+            formats=csv_list(formats), variants=csv_list(variants), calibration=calibration.value,
             targets=targets, onnx_preset=onnx_preset.value if onnx_preset else None,
             calibration_size=calibration_size, io_dtype=io_dtype.value, verify_size=verify_size,
             max_accuracy_drop=max_accuracy_drop, prune=prune, structured_2_4=structured_2_4, qat=qat,
             cluster=cluster, prune_tune=replace(_D.prune_tune, epochs=fine_tune_epochs, limit=fine_tune_limit),
             cluster_tune=replace(_D.cluster_tune, epochs=fine_tune_epochs, limit=fine_tune_limit),
             qat_tune=replace(_D.qat_tune, epochs=qat_epochs, limit=fine_tune_limit), diagnose=diagnose,
-            float_layers=_csv(float_layers), fallback=fallback.value, validation_size=validation_size)
+            float_layers=csv_list(float_layers), fallback=fallback.value, validation_size=validation_size)
         run_dir = run_import(run_dir, data, labels, preprocess, outputs, trust_model_code, out_dir, overwrite)
         records = run_export(run_dir, config=config, console=err if as_json else out)
         if as_json:

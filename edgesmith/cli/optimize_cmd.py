@@ -9,13 +9,12 @@ from typing import Annotated
 import typer
 
 from edgesmith.core.durations import parse_budget
-from edgesmith.export import CALIBRATION_METHODS, FORMATS
+from edgesmith.export import CALIBRATION_METHODS, FORMATS, ExportConfig
 from edgesmith.export.targets import TARGETS
 from edgesmith.optimize import OptimizeConfig
 
-from ._common import err, errors, out
+from ._common import csv_list, err, errors, out, repeated_csv
 from .bench_cmd import DeviceOpt, LimitTestOpt, RemotePythonOpt
-from .export_cmd import _csv, _targets
 
 _D = OptimizeConfig()
 
@@ -64,8 +63,8 @@ def optimize_cmd(
         from edgesmith.optimize.report import summary_lines
 
         config = OptimizeConfig(
-            targets=_targets(target), formats=_csv(formats), variants=_csv(variants),
-            calibrations=_csv(calibrations), forms=forms, fallback=fallback, accuracy_budget=accuracy_budget,
+            targets=repeated_csv(target, ExportConfig().targets), formats=csv_list(formats), variants=csv_list(variants),
+            calibrations=csv_list(calibrations), forms=forms, fallback=fallback, accuracy_budget=accuracy_budget,
             budget_s=parse_budget(budget), calibration_size=calibration_size, verify_size=verify_size,
             validation_size=validation_size)
         devices = None

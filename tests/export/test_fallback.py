@@ -166,7 +166,7 @@ def test_cli_options_reach_the_config(tiny_run, monkeypatch):
 
     cmd = importlib.import_module("edgesmith.cli.export_cmd")
     seen = []
-    monkeypatch.setattr(cmd, "run_export", lambda run_dir, config: seen.append(config))
+    monkeypatch.setattr(cmd, "run_export", lambda run_dir, config, **kw: seen.append(config))
     r = CliRunner().invoke(app, ["export", str(tiny_run.root), "--float-layers", "conv2d_3, logits",
                                  "--fallback", "auto", "--max-accuracy-drop", "0.3", "--validation-size", "500"])
     assert r.exit_code == 0, r.output

@@ -159,7 +159,7 @@ def test_cli_cortex_m_alone_exports_tflite_only(tiny_run, monkeypatch):
 
     cmd = importlib.import_module("edgesmith.cli.export_cmd")
     seen = []
-    monkeypatch.setattr(cmd, "run_export", lambda run_dir, config: seen.append(config))
+    monkeypatch.setattr(cmd, "run_export", lambda run_dir, config, **kw: seen.append(config))
     for args, formats in ((["--target", "cortex-m"], ("tflite",)), (["--target", "auto,cortex-m"], ("tflite", "onnx")),
                           (["--target", "cortex-m", "--formats", "tflite,onnx"], ("tflite", "onnx"))):
         r = CliRunner().invoke(app, ["export", str(tiny_run.root), *args])
