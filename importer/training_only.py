@@ -12,7 +12,7 @@ inference (it crops the largest centred window of the target aspect ratio and re
 ``smart_resize``), so it is frozen into the ``Resizing`` layer that computes exactly that; in
 Keras 3 it passes images through at inference and is removed like the others.
 
-One layer that does act at inference is rewritten too: ``Normalization`` keeps its mean and
+Two layers that do act at inference are rewritten too. ``Normalization`` keeps its mean and
 variance as tensors captured from outside the graph, which tf2onnx turns into two extra ONNX
 inputs; :func:`inference_form` replaces it with the ``Rescaling`` that does the same arithmetic
 (``x * 1/sd + (-mean/sd)``, ``sd = max(sqrt(variance), epsilon)``, per channel), whose
@@ -40,7 +40,7 @@ KERAS3_ONLY = ("RandomCrop", "AugMix", "RandAugment", "CutMix", "MixUp", "Random
                "RandomColorJitter", "RandomElasticTransform", "RandomErasing", "RandomGaussianBlur", "RandomGrayscale",
                "RandomHue", "RandomInvert", "RandomPerspective", "RandomPosterization", "RandomSaturation",
                "RandomSharpness", "RandomShear", "Solarization")
-# tf_keras layers replaced by what they compute at inference (class -> description in the record)
+# tf_keras layers frozen into what they compute at inference (recorded with what they became)
 TF_KERAS_FROZEN = ("RandomCrop",)
 EPSILON = 1e-7  # Keras' backend.epsilon(), the floor Normalization puts under sqrt(variance)
 # how far the rebuilt model may stray from the original called with training=False (max |diff| / max |y|)
