@@ -138,18 +138,20 @@ def parse_device(spec: str, *, remote_python: str | None = None, ssh_options: Se
         return LocalDevice()
     url = urlsplit(spec.strip())
     if url.scheme != "ssh" or not url.hostname or url.path not in ("", "/") or url.fragment:
-        raise ConfigError(f"--device takes 'local' or ssh://[user@]host[:port][?python=PATH], got {spec!r}")
+        raise ConfigError(f"spec takes 'local' or ssh://[user@]host[:port][?python=PATH], got {spec!r}",
+                          field="parse_device.spec")
     query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
     unknown = sorted(set(query) - set(_QUERY_KEYS))
     if unknown:
-        raise ConfigError(f"--device {spec!r}: unknown setting(s) {', '.join(unknown)}; "
-                          f"expected {', '.join(_QUERY_KEYS)}")
+        raise ConfigError(f"spec {spec!r}: unknown setting(s) {', '.join(unknown)}; "
+                          f"expected {', '.join(_QUERY_KEYS)}", field="parse_device.spec")
     try:
         port = url.port
     except ValueError:
-        raise ConfigError(f"--device {spec!r}: the port must be a number from 1 to 65535") from None
+        raise ConfigError(f"spec {spec!r}: the port must be a number from 1 to 65535",
+                          field="parse_device.spec") from None
     if url.hostname.startswith("-"):
-        raise ConfigError(f"--device {spec!r}: a host name cannot start with '-'")
+        raise ConfigError(f"spec {spec!r}: a host name cannot start with '-'", field="parse_device.spec")
     if ssh_options is None:
         ssh_options = shlex.split(os.environ.get(SSH_OPTIONS_ENV, ""))
     from .remote import SshDevice
@@ -171,7 +173,8 @@ def parse_devices(specs: Sequence[str] | None, *, remote_python: str | None = No
     names = [d.name for d in devices]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise ConfigError(f"--device {dupes[0]} is given twice (add ?name=... to tell two apart)")
+        raise ConfigError(f"specs: {dupes[0]} is given twice (add ?name=... to tell two apart)",
+                          field="parse_devices.specs")
     return devices
 
 
@@ -216,7 +219,7 @@ def bench_devices(run_dir: str | Path, config, devices: Sequence[Device],
     from .device_report import merge_reports
 
     if parallel is not None and parallel < 1:
-        raise ConfigError(f"--device-parallel must be >= 1, got {parallel}")
+        raise ConfigError(f"parallel must be >= 1, got {parallel}", field="bench_devices.parallel")
     lock = threading.Lock()
     emit = progress or (lambda line: None)
 
