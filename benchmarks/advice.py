@@ -248,7 +248,7 @@ def recommend(report: dict, budget_pts: float = DEFAULT_BUDGET_PTS, run_dir: str
     from .recommend import recommend as decide
 
     if budget_pts < 0:
-        raise ValueError(f"--accuracy-budget must be >= 0 points, got {budget_pts}")
+        raise ValueError(f"budget_pts must be >= 0 points, got {budget_pts}")
     rows = latency_rows(report)
     if not rows:
         return {}

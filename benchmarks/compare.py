@@ -182,13 +182,14 @@ def gate_failures(report: dict, *, min_accuracy_pct: float | None = None,
     rows = report["results"]
     if min_accuracy_pct is not None:
         if not rows:
-            raise ConfigError("--fail-under-accuracy: the results hold no measured row")
+            raise ConfigError("min_accuracy_pct: the results hold no measured row",
+                              field="gate_failures.min_accuracy_pct")
         fails += [f"{_name(_key(r))}: top-1 {r['top1']:.2%} < {min_accuracy_pct:g}%"
                   for r in rows if r["top1"] is not None and r["top1"] * 100 < min_accuracy_pct]
     if max_latency_ms is not None:
         b1 = [r for r in rows if r.get("batch", 1) == 1]
         if not b1:
-            raise ConfigError("--fail-over-latency: the results hold no batch-1 row")
+            raise ConfigError("max_latency_ms: the results hold no batch-1 row", field="gate_failures.max_latency_ms")
         fails += [f"{_name(_key(r))}: p50 {r['latency_ms']['p50']:.3f} ms > {max_latency_ms:g} ms"
                   for r in b1 if r["latency_ms"]["p50"] > max_latency_ms]
     return fails

@@ -53,7 +53,8 @@ def parse_threads(text: str) -> tuple[int, ...]:
         return tuple(default_threads() if t.strip().lower() == "all" else int(t)
                      for t in str(text).split(",") if t.strip())
     except ValueError:
-        raise ConfigError(f"--threads takes comma-separated integers or 'all', got {text!r}") from None
+        raise ConfigError(f"threads takes comma-separated integers or 'all', got {text!r}",
+                          field="BenchConfig.threads") from None
 
 
 def format_threads(threads) -> str:

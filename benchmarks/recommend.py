@@ -137,7 +137,7 @@ def recommend(rows: list[dict], float_top1: float | None, budget_pts: float = DE
         ValueError: a negative budget.
     """
     if budget_pts < 0:
-        raise ValueError(f"--accuracy-budget must be >= 0 points, got {budget_pts}")
+        raise ValueError(f"budget_pts must be >= 0 points, got {budget_pts}")
     if not rows:
         return None
     no_acc = float_top1 is None or any(r.get("top1") is None for r in rows)

@@ -104,23 +104,27 @@ class BenchConfig:
         if not self.targets:
             raise ConfigError("no target to measure")
         if not self.threads or min(self.threads) < 1:
-            raise ConfigError(f"--threads must be positive integers, got {list(self.threads)}")
+            raise ConfigError(f"threads must be positive integers, got {list(self.threads)}",
+                              field="BenchConfig.threads")
         if not self.batches or min(self.batches) < 1:
-            raise ConfigError(f"--batch must be positive integers, got {list(self.batches)}")
+            raise ConfigError(f"batches must be positive integers, got {list(self.batches)}",
+                              field="BenchConfig.batches")
         if self.runs < 10:
-            raise ConfigError(f"--runs must be >= 10 for percentiles to mean anything, got {self.runs}")
+            raise ConfigError(f"runs must be >= 10 for percentiles to mean anything, got {self.runs}",
+                              field="BenchConfig.runs")
         if self.batch_runs < 3:
-            raise ConfigError(f"--batch-runs must be >= 3, got {self.batch_runs}")
+            raise ConfigError(f"batch_runs must be >= 3, got {self.batch_runs}", field="BenchConfig.batch_runs")
         if self.rounds < 1:
-            raise ConfigError(f"--rounds must be >= 1, got {self.rounds}")
+            raise ConfigError(f"rounds must be >= 1, got {self.rounds}", field="BenchConfig.rounds")
         if not self.seconds > 0:
-            raise ConfigError(f"--seconds must be positive, got {self.seconds}")
+            raise ConfigError(f"seconds must be positive, got {self.seconds}", field="BenchConfig.seconds")
         if self.warmup < 0:
-            raise ConfigError(f"--warmup must be >= 0, got {self.warmup}")
+            raise ConfigError(f"warmup must be >= 0, got {self.warmup}", field="BenchConfig.warmup")
         if self.limit_test is not None and self.limit_test < 1:
-            raise ConfigError(f"--limit-test must be positive, got {self.limit_test}")
+            raise ConfigError(f"limit_test must be positive, got {self.limit_test}", field="BenchConfig.limit_test")
         if self.latency_only and self.data is not None:
-            raise ConfigError("--latency-only reads no dataset; drop --data (or --latency-only)")
+            raise ConfigError("latency_only reads no dataset; drop data (or latency_only)",
+                              field="BenchConfig.latency_only")
         object.__setattr__(self, "threads", tuple(sorted(set(self.threads))))
         object.__setattr__(self, "batches", tuple(sorted(set(self.batches))))
 
@@ -303,7 +307,8 @@ def _input_hwc(manifest: dict) -> tuple[int, int, int]:
     shape = manifest["dataset"].get("image_shape")
     if shape and len(shape) == 3:
         return tuple(shape)
-    raise RunDirError("the manifest records no input shape for the model; --latency-only needs one")
+    raise RunDirError("the manifest records no input shape for the model; latency_only needs one",
+                      field="BenchConfig.latency_only")
 
 
 def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
@@ -438,7 +443,8 @@ def bench(run_dir: str | Path, config: BenchConfig = BenchConfig(),
     from .report import write_reports
 
     if recommend_budget is not None and recommend_budget < 0:
-        raise ConfigError(f"--accuracy-budget must be >= 0 points, got {recommend_budget}")
+        raise ConfigError(f"recommend_budget must be >= 0 points, got {recommend_budget}",
+                          field="bench.recommend_budget")
     run = RunDir(run_dir)
     if devices is not None:
         from .devices import bench_devices

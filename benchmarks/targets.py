@@ -72,7 +72,7 @@ def resolve_targets(text: str) -> tuple[str, ...]:
             raise ConfigError(f"unknown target {token!r}; expected names from {', '.join(TARGETS)} "
                               f"or groups {', '.join(GROUPS)}")
     if not wanted:
-        raise ConfigError("--targets is empty")
+        raise ConfigError("targets is empty", field="BenchConfig.targets")
     return tuple(t for t in TARGETS if t in wanted)
 
 

@@ -26,7 +26,8 @@ from .finetune import FineTune, copy_model, fine_tune, is_prunable, wrap_layers
 def check_clusters(clusters: int) -> None:
     """Raises ConfigError unless ``2 <= clusters <= 256`` (an int8 kernel has 256 values)."""
     if not 2 <= clusters <= 256:
-        raise ConfigError(f"--cluster must be in 2..256 clusters, got {clusters}")
+        raise ConfigError(f"ExportConfig.cluster must be in 2..256 clusters, got {clusters}",
+                          field="ExportConfig.cluster")
 
 
 def cluster_weights(model, *, clusters: int, preserve_sparsity: bool = False):

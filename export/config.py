@@ -188,22 +188,27 @@ class ExportConfig:
         if self.cluster is not None:
             check_clusters(self.cluster)
         if self.structured_2_4 and self.prune not in (None, 0.5):
-            raise ConfigError(f"2:4 structured sparsity is 0.5; it cannot reach --prune {self.prune}")
+            raise ConfigError(f"structured_2_4 sparsity is 0.5; it cannot reach prune={self.prune}",
+                              field="ExportConfig.prune")
         if self.max_accuracy_drop is not None and self.max_accuracy_drop < 0:
-            raise ConfigError(f"--max-accuracy-drop must be >= 0 points, got {self.max_accuracy_drop}")
+            raise ConfigError(f"max_accuracy_drop must be >= 0 points, got {self.max_accuracy_drop}",
+                              field="ExportConfig.max_accuracy_drop")
         self._check_fallback()
 
     def _check_fallback(self) -> None:
         if self.fallback not in FALLBACKS:
-            raise ConfigError(f"--fallback must be one of {', '.join(FALLBACKS)}, got {self.fallback!r}")
+            raise ConfigError(f"fallback must be one of {', '.join(FALLBACKS)}, got {self.fallback!r}",
+                              field="ExportConfig.fallback")
         if self.validation_size < 1:
-            raise ConfigError(f"--validation-size must be >= 1, got {self.validation_size}")
+            raise ConfigError(f"validation_size must be >= 1, got {self.validation_size}",
+                              field="ExportConfig.validation_size")
         if self.fallback == "auto" and self.max_accuracy_drop is None:
-            raise ConfigError("--fallback auto searches for the float layers that meet --max-accuracy-drop: give one")
+            raise ConfigError("fallback auto searches for the float layers that meet max_accuracy_drop: give one",
+                              field="ExportConfig.fallback")
         if (self.float_layers or self.fallback != "off") and not any(p.variant == "int8" and "qat" not in p.source
                                                                       for p in self.plan(_ANY_MACHINE)):
-            raise ConfigError("--float-layers / --fallback apply to PTQ int8 files, and nothing here makes one "
-                              "(add int8 to --variants)")
+            raise ConfigError("float_layers / fallback apply to PTQ int8 files, and nothing here makes one "
+                              "(add int8 to variants)", field="ExportConfig.float_layers")
 
     def _check_choices(self) -> None:
         if self.artifacts is not None:
@@ -223,7 +228,7 @@ class ExportConfig:
         for v in self.variants:
             if not set(VARIANTS[v]) & set(self.formats):
                 raise ConfigError(f"variant {v} exists only for {', '.join(VARIANTS[v])}, "
-                                  f"not in --formats {','.join(self.formats)}")
+                                  f"not in formats {','.join(self.formats)}", field="ExportConfig.variants")
         if self.calibration not in CALIBRATION_METHODS:
             raise ConfigError(f"unknown calibration method {self.calibration!r}; choose {', '.join(CALIBRATION_METHODS)}")
         bad = [t for t in self.targets if t not in TARGETS]
@@ -232,7 +237,8 @@ class ExportConfig:
         if self.onnx_preset is not None and self.onnx_preset not in PRESETS:
             raise ConfigError(f"unknown ONNX int8 preset {self.onnx_preset!r}; choose {', '.join(PRESETS)}")
         if self.io_dtype not in IO_DTYPES:
-            raise ConfigError(f"--io-dtype must be one of {', '.join(IO_DTYPES)}, got {self.io_dtype!r}")
+            raise ConfigError(f"io_dtype must be one of {', '.join(IO_DTYPES)}, got {self.io_dtype!r}",
+                              field="ExportConfig.io_dtype")
 
     @property
     def pruning(self) -> bool:

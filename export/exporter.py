@@ -104,8 +104,8 @@ def _prepare(run: RunDir, config: ExportConfig, log) -> _Export:
     check_split(spec, run.root)  # a folder split here must still split as trained: no test image in calibration
     calib = load_split(replace(spec, limit_train=config.calibration_size, seed=spec.seed + 7), "train")
     if len(calib) < config.calibration_size:
-        raise DataError(f"--calibration-size {config.calibration_size} asks for more images than the "
-                        f"training split holds ({len(calib)})")
+        raise DataError(f"calibration_size {config.calibration_size} asks for more images than the "
+                        f"training split holds ({len(calib)})", field="ExportConfig.calibration_size")
     test = load_split(spec, "test")
     verify_x, verify_y = test.images[:config.verify_size], test.labels[:config.verify_size]
     reference = _predict(model, verify_x)

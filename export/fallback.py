@@ -82,7 +82,8 @@ def validation_split(spec: DataSpec, calibration: np.ndarray, size: int, model) 
     keep = [i for i in range(len(train.labels) - 1, -1, -1)
             if hashlib.blake2b(train.images[i].tobytes(), digest_size=16).digest() not in used][:size]
     if not keep:
-        raise DataError("--fallback auto needs training images besides the calibration ones; none are left")
+        raise DataError("fallback auto needs training images besides the calibration ones; none are left",
+                        field="ExportConfig.fallback")
     keep = np.array(sorted(keep))
     x, y = train.images[keep], train.labels[keep]
     ref = model.predict(x.astype(np.float32), batch_size=256, verbose=0).argmax(1)
@@ -105,8 +106,9 @@ def check_layers(model, wanted: tuple[str, ...]) -> None:
     known = keras_layers(model)
     for name in wanted:
         if name not in known:
-            raise ConfigError(f"--float-layers: the model has no layer {name!r}; its layers: "
-                              f"{', '.join(known[:40])}{', ...' if len(known) > 40 else ''}")
+            raise ConfigError(f"float_layers: the model has no layer {name!r}; its layers: "
+                              f"{', '.join(known[:40])}{', ...' if len(known) > 40 else ''}",
+                              field="ExportConfig.float_layers")
 
 
 def layer_nodes(nodes: dict[str, list[str]], layers: list[str]) -> dict[str, list[str]]:
@@ -139,8 +141,9 @@ class _Writer(abc.ABC):
         """
         for layer in layers:
             if layer not in self.nodes:
-                raise ConfigError(f"--float-layers: layer {layer!r} has no op of its own in the {self.format} "
-                                  f"graph (folded or fused away); layers with ops: {', '.join(self.nodes)}")
+                raise ConfigError(f"float_layers: layer {layer!r} has no op of its own in the {self.format} "
+                                  f"graph (folded or fused away); layers with ops: {', '.join(self.nodes)}",
+                                  field="ExportConfig.float_layers")
         chosen = {n for layer in layers for n in self.nodes[layer]}
         return [n for n in dict.fromkeys(n for ns in self.nodes.values() for n in ns) if n in chosen]
 

@@ -26,7 +26,8 @@ __all__ = ["prune", "prune_low_magnitude", "pruning_params", "strip_pruning", "l
 def check_sparsity(sparsity: float) -> None:
     """Raises ConfigError unless ``0 < sparsity < 1``."""
     if not 0 < sparsity < 1:
-        raise ConfigError(f"--prune sparsity must be in (0, 1), got {sparsity}")
+        raise ConfigError(f"ExportConfig.prune (sparsity) must be in (0, 1), got {sparsity}",
+                          field="ExportConfig.prune")
 
 
 def pruning_params(sparsity: float, steps: int, *, structured_2_4: bool = False) -> dict:

@@ -143,7 +143,7 @@ def test_float_layers_by_hand_and_unknown_names(spiky_run):
 
 
 def test_config_rejects_fallback_without_a_budget():
-    with pytest.raises(ConfigError, match="--max-accuracy-drop"):
+    with pytest.raises(ConfigError, match="^fallback auto .* max_accuracy_drop: give one"):
         ExportConfig(fallback="auto")
     with pytest.raises(ConfigError, match="PTQ int8"):
         ExportConfig(variants=("fp32", "fp16"), formats=("tflite",), float_layers=("conv2d",))
