@@ -67,6 +67,7 @@ FIELD_FLAGS: dict[str, str] = {
     "DataSpec.resize": "--resize",
     "DataSpec.test_split": "--test-split",
     "DataSpec.strict": "--strict-data",
+    "DataSpec.seed": "--seed",
     # train/loop.py
     "train.out_dir": "--out",
     "train.overwrite": "--overwrite",

@@ -109,20 +109,22 @@ class DataSpec:
         for name in ("limit_train", "limit_test"):
             v = getattr(self, name)
             if v is not None and v <= 0:
-                raise DataError(f"--{name.replace('_', '-')} must be positive, got {v}")
+                raise DataError(f"{name} must be positive, got {v}", field=f"DataSpec.{name}")
         if not self.source:
-            raise DataError("no dataset given (--data)")
+            raise DataError("no dataset given (source is empty)", field="DataSpec.source")
         if self.source not in NAMED_SOURCES:
             # Record folders absolutely: later stages (export, bench) may run from elsewhere.
             object.__setattr__(self, "source", str(Path(self.source).expanduser().absolute()))
         if self.image_size is not None:
             size = tuple(int(v) for v in self.image_size)
             if len(size) != 2 or min(size) < 1:
-                raise DataError(f"--image-size must be H or HxW with positive sides, got {self.image_size}")
+                raise DataError(f"image_size must be H or HxW with positive sides, got {self.image_size}",
+                                field="DataSpec.image_size")
             object.__setattr__(self, "image_size", size)
         check_resize(self.resize)
         if self.test_split is not None and not 0 < self.test_split < 1:
-            raise DataError(f"--test-split must be a fraction in (0, 1), got {self.test_split}")
+            raise DataError(f"test_split must be a fraction in (0, 1), got {self.test_split}",
+                            field="DataSpec.test_split")
 
     def limit(self, split: str) -> int | None:
         return self.limit_test if split == "test" else self.limit_train
@@ -156,7 +158,8 @@ def parse_image_size(text: str) -> tuple[int, int]:
     if len(size) == 1:
         size = size * 2
     if len(size) != 2 or min(size) < 1:
-        raise DataError(f"--image-size must be H or HxW in pixels, e.g. 64 or 48x64, got {text!r}")
+        raise DataError(f"image_size must be H or HxW in pixels, e.g. 64 or 48x64, got {text!r}",
+                        field="DataSpec.image_size")
     return size
 
 
@@ -185,14 +188,14 @@ def list_split(spec: DataSpec, split: str) -> FileSplit:
             with ``spec.strict``, an unreadable image among the files.
     """
     if spec.source in NAMED_SOURCES:
-        raise DataError(f"--data {spec.source} is not a folder of image files")
+        raise DataError(f"source {spec.source} is not a folder of image files", field="DataSpec.source")
     fs = folders.list_folder_split(spec.source, split, test_split=spec.test_split, split_seed=spec.split_seed)
     if spec.strict:
         bad = [(f, why) for f, why in fs.skipped if why.startswith(("empty file", "not an image Pillow",
                                                                    "unreadable header"))]
         if bad:
-            raise DataError(f"{bad[0][0]}: {bad[0][1]} (--strict-data; {len(bad)} unreadable file(s) in "
-                            f"{spec.source})")
+            raise DataError(f"{bad[0][0]}: {bad[0][1]} (DataSpec.strict; {len(bad)} unreadable file(s) in "
+                            f"{spec.source})", field="DataSpec.strict")
     idx = _balanced_indices(fs.labels, spec.limit(split), spec.seed)
     return FileSplit(tuple(fs.files[i] for i in idx), fs.labels[idx], fs.class_names, fs.channels, fs.skipped,
                      tuple(fs.sizes[i] for i in idx))
@@ -206,7 +209,7 @@ def common_size(spec: DataSpec) -> tuple[int, int] | None:
         DataError: a named source (their size is fixed), or as :func:`list_split`.
     """
     if spec.source in NAMED_SOURCES:
-        raise DataError(f"--data {spec.source} is not a folder of image files")
+        raise DataError(f"source {spec.source} is not a folder of image files", field="DataSpec.source")
     folders.layout(Path(spec.source))  # a missing folder says so here
     sizes = {s for split in SPLITS if has_split(spec, split) for s in list_split(spec, split).sizes}
     return next(iter(sizes)) if len(sizes) == 1 else None
@@ -231,7 +234,8 @@ def load_split(spec: DataSpec, split: str) -> Split:
     if split == "val" and not has_split(spec, "val"):
         raise DataError(f"{spec.source} has no val split (only a folder with ROOT/val/<class>/ has one)")
     if spec.source in NAMED_SOURCES and spec.test_split is not None:
-        raise DataError(f"--test-split is for a folder of class folders; {spec.source} has its own test split")
+        raise DataError(f"test_split is for a folder of class folders; {spec.source} has its own test split",
+                        field="DataSpec.test_split")
     if spec.source == "synthetic":
         out = synthetic_split(split, spec.limit(split) or SYNTHETIC_DEFAULTS[split], seed=spec.seed)
     elif spec.source == "cifar10":
@@ -392,7 +396,8 @@ def _load_folder_split(spec: DataSpec, split: str) -> Split:
     for f, reason in bad:
         note_decode_failure(spec, split, f, reason)
     if bad and spec.strict:
-        raise DataError(f"{bad[0][0]}: {bad[0][1]} (--strict-data; {len(bad)} unreadable file(s) in {spec.source})")
+        raise DataError(f"{bad[0][0]}: {bad[0][1]} (DataSpec.strict; {len(bad)} unreadable file(s) in {spec.source})",
+                        field="DataSpec.strict")
     skipped = tuple(fs.skipped) + tuple(bad)
     _say_skipped(spec, split, skipped, len(files) + len(fs.skipped))
     kept = tuple(f for f, k in zip(files, ok) if k)

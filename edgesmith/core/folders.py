@@ -71,7 +71,7 @@ def layout(root: Path) -> str:
     if not root.exists():
         raise DataError(f"data directory {root} does not exist")
     if not root.is_dir():
-        raise DataError(f"--data {root} is not a directory")
+        raise DataError(f"source {root} is not a directory", field="DataSpec.source")
     return "split" if (root / "train").is_dir() else "flat"
 
 
@@ -224,7 +224,8 @@ def list_folder_split(root: str | Path, split: str, *, test_split: float | None 
         raise DataError(f"unknown split {split!r}; expected one of {SPLITS}")
     if layout(root) == "split":
         if test_split is not None:
-            raise DataError(f"--test-split is for a folder of class folders; {root} already has train/")
+            raise DataError(f"test_split is for a folder of class folders; {root} already has train/",
+                            field="DataSpec.test_split")
         folder = root / split
         if not folder.is_dir():
             if split == "val":

@@ -100,7 +100,7 @@ def test_corrupt_image_is_skipped_and_named_or_refused_when_strict(tmp_path, cap
     assert len(train) == 18 and [(f.name, why) for f, why in train.skipped] == [
         ("broken.jpg", "not an image Pillow can read")]
     assert "broken.jpg: not an image Pillow can read" in capsys.readouterr().err
-    with pytest.raises(DataError, match="broken.jpg.*--strict-data"):
+    with pytest.raises(DataError, match=r"broken.jpg.*\(DataSpec.strict; "):
         load_split(DataSpec(str(root), strict=True), "train")
 
 
@@ -112,7 +112,7 @@ def test_split_classes_must_match(tmp_path):
 
 
 def test_non_positive_limit_is_refused():
-    with pytest.raises(DataError, match="--limit-train"):
+    with pytest.raises(DataError, match="^limit_train must be positive"):
         DataSpec("synthetic", limit_train=0)
 
 

@@ -60,7 +60,7 @@ def test_budget_strings_parse_to_seconds(text, seconds):
 
 @pytest.mark.parametrize("text", ["20", "20x", "m", "", "0m", "-5m"])
 def test_bad_budget_strings_are_refused(text):
-    with pytest.raises(ConfigError, match="--budget"):
+    with pytest.raises(ConfigError, match="^budget_s "):
         parse_budget(text)
 
 
