@@ -185,7 +185,8 @@ class TrainConfig:
             raise ConfigError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}",
                               field="TrainConfig.label_smoothing")
         if not 0 <= self.weight_decay < 1:
-            raise ConfigError(f"weight_decay must be in [0, 1), got {self.weight_decay}", field="TrainConfig.weight_decay")
+            raise ConfigError(f"weight_decay must be in [0, 1), got {self.weight_decay}",
+                              field="TrainConfig.weight_decay")
         if self.patience is not None and self.patience < 1:
             raise ConfigError(f"patience must be >= 1, got {self.patience}", field="TrainConfig.patience")
         if not 0 < self.width <= 4:
