@@ -84,7 +84,7 @@ def int8_expectations(isa, arch: str | None = None) -> list[dict]:
                  "why": "no VNNI: vpmaddubsw adds u8 x s8 pairs into a saturating int16, so U8S8 loses "
                         "accuracy (about 1.5 pt on ResNet-8; so do the S8S8 convolutions it fuses); the exact "
                         "form here is U8U8 (--target x86-avx2), no faster than float; U8S8 with 7-bit weights "
-                        "(--onnx-preset x86-avx2) is faster, at coarser weights"}]
+                        "(--onnx-preset u8s8-7bit) is faster, at coarser weights"}]
     return [{"runtime": "LiteRT (XNNPACK)", "expect": "about the same or slower",
              "why": "no AVX2 or Arm NEON flags seen: int8 kernels have little to gain"},
             {"runtime": "ONNX Runtime", "expect": "about the same or slower",
@@ -110,8 +110,9 @@ def slower_cause(isa, arch: str | None, target: str, artifact: str = "") -> str:
 
 
 def _likely_cause(artifact: dict, here: set[str], arch: str | None, exported_on: set[str]) -> str:
-    preset = artifact.get("onnx_preset") or ("x86" if "U8S8, uint8 input (x86" in artifact.get("method", "") else None)
-    if preset == "x86" and not here & VNNI_FLAGS and not _is_arm(arch, here):
+    # "x86": the U8S8 form's name in runs exported before the rename
+    preset = artifact.get("onnx_preset") or ("u8s8" if "U8S8, uint8 input (x86" in artifact.get("method", "") else None)
+    if preset in ("u8s8", "x86") and not here & VNNI_FLAGS and not _is_arm(arch, here):
         return "U8S8 without VNNI: pair sums saturate in int16; use --target x86-avx2 (U8U8)"
     if (here & VNNI_FLAGS) != (exported_on & VNNI_FLAGS):
         return (f"exported on a CPU with {vnni_kind(exported_on) or 'no VNNI'}, run here with "

@@ -19,19 +19,20 @@ Names: ``tflite_int8``, ``pruned_onnx_dynamic``, ``qat_tflite_int8``; files
 
 Targets (:mod:`.targets`): the int8 ONNX variant is made once per distinct form its targets
 need. The first form keeps the plain names (``onnx_int8``, ``model_int8.onnx``); the others
-add their preset (``onnx_int8_s8s8``, ``model_int8_x86_avx2.onnx``).
+add their preset (``onnx_int8_s8s8``, ``model_int8_u8s8_7bit.onnx``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edgesmith.core import configdict
 from edgesmith.core.errors import ConfigError
 
 from .cluster import check_clusters
 from .finetune import FineTune
 from .micro import MICRO_VARIANT
 from .micro import VARIANTS as MICRO_VARIANTS
-from .onnx import CALIBRATION_METHODS, PRESETS
+from .onnx import CALIBRATION_METHODS, PRESETS, preset_name
 from .onnx import VARIANTS as ONNX_VARIANTS
 from .prune import check_sparsity
 from .targets import AUTO, MCU_TARGETS, TARGETS, Machine, onnx_forms, resolve_targets
@@ -69,7 +70,7 @@ def artifact_name(source: str, fmt: str, name: str, form: str | None = None) -> 
 
 
 def file_name(source: str, fmt: str, name: str, form: str | None = None) -> str:
-    """``model_int8.onnx``, ``model_pruned_fp32.tflite``, ``model_int8_x86_avx2.onnx``, ..."""
+    """``model_int8.onnx``, ``model_pruned_fp32.tflite``, ``model_int8_u8s8_7bit.onnx``, ..."""
     return ("model_" + ("" if source == "base" else f"{source}_") + f"{variant(fmt, name).suffix}"
             f"{_form_suffix(form)}.{fmt}")
 
@@ -123,9 +124,10 @@ class ExportConfig:
             (a microcontroller) adds the ``int8-micro`` TFLite file (int8 I/O, checked under
             TFLite Micro, :mod:`.micro`), in place of the ``int8`` one when it is the only target.
         onnx_preset: explicit int8 ONNX layout (:data:`edgesmith.export.onnx.PRESETS`),
-            overriding the targets' forms: ``x86`` (U8S8 with a uint8 input), ``x86-avx2``
-            (the same with 7-bit weights), ``s8s8`` or ``tensorrt`` (symmetric S8S8 QDQ);
-            ``None``: chosen per target.
+            overriding the targets' forms: ``u8s8`` (U8S8 with a uint8 input), ``u8s8-7bit``
+            (the same with 7-bit weights), ``u8u8``, ``s8s8`` or ``tensorrt`` (symmetric S8S8 QDQ);
+            ``None``: chosen per target. The old names ``x86`` / ``x86-avx2`` are accepted
+            for one release and translated (a ``note:`` on stderr).
         io_dtype: input/output type of full-integer TFLite files: ``uint8`` or ``int8``.
         verify_size: held-out test images on which each artifact is compared with Keras.
         min_agreement_fp32 / min_agreement_int8: top-1 agreement with the artifact's own
@@ -180,6 +182,8 @@ class ExportConfig:
     validation_size: int = 1000
 
     def __post_init__(self):
+        if self.onnx_preset is not None:  # an old preset name works for one release, with a note
+            object.__setattr__(self, "onnx_preset", preset_name(self.onnx_preset))
         self._check_choices()
         if self.calibration_size < 1 or self.verify_size < 1:
             raise ConfigError("calibration and verification sizes must be >= 1")
@@ -305,12 +309,15 @@ class ExportConfig:
         return out
 
     def to_dict(self) -> dict:
-        return {"formats": list(self.formats), "variants": list(self.variants),
-                "calibration_size": self.calibration_size, "calibration": self.calibration,
-                "targets": list(self.targets), "onnx_preset": self.onnx_preset,
-                "io_dtype": self.io_dtype, "verify_size": self.verify_size,
-                "max_accuracy_drop": self.max_accuracy_drop, "prune": self.prune,
-                "structured_2_4": self.structured_2_4, "cluster": self.cluster, "qat": self.qat,
-                "prune_tune": vars(self.prune_tune), "cluster_tune": vars(self.cluster_tune),
-                "qat_tune": vars(self.qat_tune), "float_layers": list(self.float_layers),
-                "fallback": self.fallback, "validation_size": self.validation_size}
+        """Every field as JSON-ready values (:func:`edgesmith.core.configdict.to_dict`)."""
+        return configdict.to_dict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict, **overrides) -> "ExportConfig":
+        """The config :meth:`to_dict` wrote (unknown keys are ignored, missing ones keep their
+        defaults); ``overrides`` replace fields.
+
+        Raises:
+            ConfigError: as the constructor.
+        """
+        return configdict.from_dict(cls, d, **overrides)

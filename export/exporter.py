@@ -135,7 +135,7 @@ def _convert(p: Planned, ex: _Export, log) -> tuple[str, float]:
     c = ex.config
     job = Job(model=ex.models[p.source], path=ex.staging / p.file, source=p.source,
               calibration=ex.calib.images, labels=ex.labels, io_dtype=c.io_dtype,
-              calibration_method=c.calibration, onnx_preset=p.onnx_preset or c.onnx_preset or "x86",
+              calibration_method=c.calibration, onnx_preset=p.onnx_preset or c.onnx_preset or "u8s8",
               sibling=lambda fmt, v: ex.staging / file_name(p.source, fmt, v), scratch=ex.scratch)
     started = time.perf_counter()
     method = p.spec.describe(job)
@@ -172,7 +172,7 @@ def _verify(p: Planned, ex: _Export):
     floor = ex.config.min_agreement_fp32 if p.spec.float_compute else ex.config.min_agreement_int8
     if own["top1_agreement"] < floor:
         hint = ""
-        if p.onnx_preset == "x86" and "x86-vnni" not in resolve_targets(("auto",), ex.machine):
+        if p.onnx_preset == "u8s8" and "x86-vnni" not in resolve_targets(("auto",), ex.machine):
             hint = (" (U8S8 with full-range weights saturates on this CPU without VNNI: "
                     "export with --target auto or x86-avx2)")
         raise ParityError(f"{p.name} agrees with its Keras model ({p.source}) on only "

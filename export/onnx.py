@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgesmith.core.deprecation import renamed
 from edgesmith.core.fsutil import atomic_path
 from edgesmith.core.quiet import quiet_native_output
 from edgesmith.runtime.modelmeta import SCHEMA
@@ -170,33 +171,48 @@ class OnnxQuantPreset:
             raise ValueError("a uint8 graph input needs uint8 activations")
 
 
-# Which target gets which preset, and the measurements behind it: export/targets.py and
-# docs/int8.md. No target picks "x86-avx2" (7-bit weights lost 0.6-1 pt on the demo ResNet-8);
-# it stays for users who trade that for U8S8 speed on AVX2.
+# Which target gets which form, and the measurements behind it: export/targets.py and
+# docs/int8.md. Each preset is named by the file it makes: activations x weights. No target picks
+# "u8s8-7bit" (7-bit weights lost 0.6-1 pt on the demo ResNet-8); it stays for users who trade
+# that for U8S8 speed on AVX2.
 PRESETS = {
-    "x86": OnnxQuantPreset("x86", activations="uint8", uint8_input=True, form="U8S8, uint8 input"),
-    "x86-avx2": OnnxQuantPreset("x86-avx2", activations="uint8", uint8_input=True, reduce_range=True,
-                                form="U8S8 with 7-bit weights (reduce_range), uint8 input"),
+    "u8s8": OnnxQuantPreset("u8s8", activations="uint8", uint8_input=True, form="U8S8, uint8 input"),
+    "u8s8-7bit": OnnxQuantPreset("u8s8-7bit", activations="uint8", uint8_input=True, reduce_range=True,
+                                 form="U8S8 with 7-bit weights (reduce_range), uint8 input"),
     "u8u8": OnnxQuantPreset("u8u8", activations="uint8", uint8_input=True, weights="uint8",
                             form="U8U8, uint8 input"),
     "s8s8": OnnxQuantPreset("s8s8", activations="int8", uint8_input=False, form="S8S8"),
     "tensorrt": OnnxQuantPreset("tensorrt", activations="int8", uint8_input=False, symmetric_activations=True,
                                 form="S8S8 symmetric"),
 }
+# The old names (until the next release): "x86-avx2" was the 7-bit U8S8 form, while the
+# *target* x86-avx2 makes U8U8; one name meant two files.
+OLD_PRESETS = {"x86": "u8s8", "x86-avx2": "u8s8-7bit"}
+
+
+def preset_name(name: str) -> str:
+    """The current name of an ONNX int8 preset: an old one (:data:`OLD_PRESETS`) is translated,
+    with a one-time ``note:`` on stderr; any other name is returned as given (checked by the caller).
+
+    Example::
+
+        preset_name("x86")  # 'u8s8'
+    """
+    return renamed(name, OLD_PRESETS, "ONNX preset")
 
 
 def quantize_onnx(float_path: str | Path, path: str | Path, *, calibration: np.ndarray,
                   labels: list[str] | None = None, per_channel: bool = True,
-                  method: str = "minmax", preset: str = "x86", nodes_to_exclude: tuple[str, ...] = ()) -> Path:
+                  method: str = "minmax", preset: str = "u8s8", nodes_to_exclude: tuple[str, ...] = ()) -> Path:
     """Static int8 quantization (QDQ format) of a float ONNX file.
 
     Runs ONNX Runtime's pre-processing (shape inference and graph optimisation), then
     ``quantize_static`` calibrated on ``calibration`` (``(M, H, W, C) uint8`` training
     images, the calibration reader's data) with ``method``: ``minmax``, ``entropy`` or
     ``percentile`` (ONNX Runtime's CalibrationMethod). ``preset`` picks the layout for the
-    hardware (:data:`PRESETS`; :mod:`.targets` picks one per target): ``x86`` (default:
+    hardware (:data:`PRESETS`; :mod:`.targets` picks one per target): ``u8s8`` (default:
     U8S8 and a uint8 graph input, the fast form for ONNX Runtime's CPU kernels with VNNI),
-    ``u8u8`` (U8U8 and a uint8 graph input: exact without VNNI, e.g. AVX2), ``x86-avx2`` (U8S8 with
+    ``u8u8`` (U8U8 and a uint8 graph input: exact without VNNI, e.g. AVX2), ``u8s8-7bit`` (U8S8 with
     7-bit weights: no saturation on AVX2, but coarser weights), ``s8s8`` (ARM, generic),
     ``tensorrt`` (S8S8 with symmetric activations). ``nodes_to_exclude`` (node
     names of the float file) stay float with float32 weights, fed through DequantizeLinear.
@@ -209,6 +225,7 @@ def quantize_onnx(float_path: str | Path, path: str | Path, *, calibration: np.n
     """
     if method not in CALIBRATION_METHODS:
         raise ValueError(f"unknown calibration method {method!r}; choose {', '.join(CALIBRATION_METHODS)}")
+    preset = preset_name(preset)
     if preset not in PRESETS:
         raise ValueError(f"unknown ONNX int8 preset {preset!r}; choose {', '.join(PRESETS)}")
     p = PRESETS[preset]
@@ -371,7 +388,7 @@ def _convert_int8(job: Job) -> None:
 
 
 def _describe_int8(job: Job) -> str:
-    form = PRESETS[job.onnx_preset].form
+    form = PRESETS[preset_name(job.onnx_preset)].form
     return (f"ONNX Runtime static quantization, QDQ {form} ({job.onnx_preset} preset), per-channel, "
             f"{job.calibration_method} calibration on {len(job.calibration)} training images")
 

@@ -20,7 +20,7 @@ full-range U8S8 form is exact and fastest.
 =============  ==========  ==================================================================
 target         ONNX form   why
 =============  ==========  ==================================================================
-x86-vnni       x86         U8S8 + uint8 input: VNNI / AMX accumulate u8 x s8 in int32
+x86-vnni       u8s8        U8S8 + uint8 input: VNNI / AMX accumulate u8 x s8 in int32
 x86-avx2       u8u8        U8U8 + uint8 input: no u8 x s8 pair sums to saturate, all fused
 arm64          s8s8        S8S8: Arm's sdot / i8mm kernels and ONNX Runtime's Arm path
 tensorrt       tensorrt    symmetric S8S8 QDQ, what TensorRT's int8 builder expects
@@ -44,7 +44,7 @@ from edgesmith.core.errors import ConfigError
 
 AUTO = "auto"
 # target -> ONNX int8 preset (edgesmith.export.onnx.PRESETS)
-TARGET_PRESETS = {"x86-vnni": "x86", "x86-avx2": "u8u8", "arm64": "s8s8", "tensorrt": "tensorrt",
+TARGET_PRESETS = {"x86-vnni": "u8s8", "x86-avx2": "u8u8", "arm64": "s8s8", "tensorrt": "tensorrt",
                   "generic": "s8s8"}
 # microcontroller targets: no ONNX file; the TFLite int8 file gets int8 I/O and is checked under
 # TFLite Micro (export/micro.py)

@@ -13,7 +13,7 @@ candidate          files
 ``percentile``     int8 ONNX with percentile (99.999%) calibration
 ``s8s8``           x86 with VNNI: int8 ONNX in the S8S8 form (exact on every kernel, slower
                    than U8S8 there)
-``x86_avx2``       x86 without VNNI: int8 ONNX in the U8S8 form with 7-bit weights (no int16
+``u8s8_7bit``      x86 without VNNI: int8 ONNX in the U8S8 form with 7-bit weights (no int16
                    saturation, may be faster than the U8U8 form the target gets, coarser weights)
 ``fallback``       PTQ int8 in both formats with the layers that cost most kept in float until
                    the accuracy budget holds on held-out training images
@@ -38,7 +38,7 @@ from edgesmith.core.errors import ConfigError
 SEARCH_VARIANTS = ("fp32", "fp16", "dynamic", "int8")  # what the first candidate makes by default
 # target -> int8 ONNX forms also worth measuring there (edgesmith.export.onnx.PRESETS): the bench on the
 # target then shows what each trades (speed against exactness)
-ALTERNATIVE_FORMS = {"x86-vnni": ("s8s8",), "x86-avx2": ("x86-avx2",)}
+ALTERNATIVE_FORMS = {"x86-vnni": ("s8s8",), "x86-avx2": ("u8s8-7bit",)}
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import typer
 
 from edgesmith.export import CALIBRATION_METHODS, FORMATS, ExportConfig
 from edgesmith.export import PRESETS as ONNX_PRESETS
+from edgesmith.export.onnx import OLD_PRESETS as OLD_ONNX_PRESETS
 from edgesmith.export.config import FALLBACKS, IO_DTYPES
 from edgesmith.export.targets import MCU_TARGETS, TARGETS
 
@@ -22,7 +23,7 @@ CalibOpt = Annotated[int, typer.Option(help="Training images in the int8 represe
 
 
 Calibration = choice_enum("Calibration", CALIBRATION_METHODS)
-OnnxPreset = choice_enum("OnnxPreset", ONNX_PRESETS)
+OnnxPreset = choice_enum("OnnxPreset", (*ONNX_PRESETS, *OLD_ONNX_PRESETS))  # old names: a note, for one release
 IoDtype = choice_enum("IoDtype", IO_DTYPES)
 Fallback = choice_enum("Fallback", FALLBACKS)
 _D = ExportConfig()
@@ -53,18 +54,32 @@ def run_export(run_dir: Path, calibration_size: int = ExportConfig().calibration
     """
     from edgesmith.core.errors import ParityError
     from edgesmith.export import ExportConfig, export
-    from edgesmith.export.diagnose import format_diagnosis
-    from edgesmith.export.fallback import format_fallback
 
     note_run(run_dir)  # a crash from here on is logged in RUN/logs (an imported or trained run included)
     config = config or ExportConfig(calibration_size=calibration_size)
     try:
         records = export(run_dir, config, log=console.print)
     except ParityError as e:
-        for name, diag in getattr(e, "diagnosis", {}).items():
-            for line in format_diagnosis(name, diag):
-                console.print(line, highlight=False)
+        print_parity_failure(e, console)
         raise
+    print_export(records, console)
+    return records
+
+
+def print_parity_failure(e: Exception, console=out) -> None:
+    """The worst layers of each artifact over the accuracy budget (a ParityError's ``diagnosis``)."""
+    from edgesmith.export.diagnose import format_diagnosis
+
+    for name, diag in getattr(e, "diagnosis", {}).items():
+        for line in format_diagnosis(name, diag):
+            console.print(line, highlight=False)
+
+
+def print_export(records: list[dict], console=out) -> None:
+    """The artifact table, then each artifact's int8 diagnosis and float-fallback lines."""
+    from edgesmith.export.diagnose import format_diagnosis
+    from edgesmith.export.fallback import format_fallback
+
     print_table(records, console)
     for r in records:
         if "diagnosis" in r:
@@ -72,7 +87,6 @@ def run_export(run_dir: Path, calibration_size: int = ExportConfig().calibration
                 console.print(line, highlight=False)
         for line in format_fallback(r["name"], r) if "fallback" in r else ():
             console.print(line, highlight=False)
-    return records
 
 
 def export_cmd(
@@ -99,10 +113,11 @@ def export_cmd(
                          "(ops, arena, outputs), with C sources (needs the [mcu] extra) "
                          f"[default: {','.join(_D.targets)}].")] = None,
     onnx_preset: Annotated[Optional[OnnxPreset], typer.Option(
-        help="Explicit int8 ONNX form, overriding --target: x86 (U8S8 + uint8 input, fastest on CPUs with "
-             "VNNI), u8u8 (U8U8 + uint8 input: exact without VNNI), x86-avx2 (U8S8 with 7-bit weights: no "
+        show_choices=False, metavar="FORM",
+        help="Explicit int8 ONNX form, overriding --target: u8s8 (U8S8 + uint8 input, fastest on CPUs with "
+             "VNNI), u8u8 (U8U8 + uint8 input: exact without VNNI), u8s8-7bit (U8S8 with 7-bit weights: no "
              "saturation without VNNI, coarser weights), s8s8 (ARM, generic) or "
-             "tensorrt (symmetric S8S8 QDQ for TensorRT).")] = None,
+             "tensorrt (symmetric S8S8 QDQ for TensorRT). The old names x86 and x86-avx2 still work for one release.")] = None,
     calibration_size: CalibOpt = _D.calibration_size,
     io_dtype: Annotated[IoDtype, typer.Option(
         help="Input/output type of full-integer TFLite files (uint8 takes raw pixels).")] = IoDtype(_D.io_dtype),

@@ -46,7 +46,7 @@ def _input_zero_points(path):
                    if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in inits]
 
 
-@pytest.mark.parametrize("preset, input_dtype", [("x86", "uint8"), ("x86-avx2", "uint8"), ("u8u8", "uint8"),
+@pytest.mark.parametrize("preset, input_dtype", [("u8s8", "uint8"), ("u8s8-7bit", "uint8"), ("u8u8", "uint8"),
                                                  ("s8s8", "float32"),
                                                  ("tensorrt", "float32")])
 def test_presets_agree_with_float_and_have_their_layout(float_onnx, tmp_path, preset, input_dtype):

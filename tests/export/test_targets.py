@@ -25,8 +25,8 @@ ARM_PLAIN = Machine("aarch64", frozenset({"fp", "asimd"}))
 
 
 @pytest.mark.parametrize("machine, target, preset", [
-    (AVX2, "x86-avx2", "u8u8"), (AVX512_NO_VNNI, "x86-avx2", "u8u8"), (VNNI, "x86-vnni", "x86"),
-    (AVX_VNNI, "x86-vnni", "x86"), (AMX, "x86-vnni", "x86"), (ARM_DOT, "arm64", "s8s8"),
+    (AVX2, "x86-avx2", "u8u8"), (AVX512_NO_VNNI, "x86-avx2", "u8u8"), (VNNI, "x86-vnni", "u8s8"),
+    (AVX_VNNI, "x86-vnni", "u8s8"), (AMX, "x86-vnni", "u8s8"), (ARM_DOT, "arm64", "s8s8"),
     (ARM_PLAIN, "arm64", "s8s8"), (Machine("riscv64", frozenset()), "generic", "s8s8")])
 def test_auto_picks_the_exact_fast_form_for_the_cpu(machine, target, preset):
     assert detect_target(machine) == target
@@ -41,7 +41,7 @@ def test_several_targets_give_one_file_per_distinct_form():
     int8 = [(p.name, p.file, p.onnx_preset, p.targets) for p in config.plan(VNNI) if p.variant == "int8"
             and p.format == "onnx"]
     assert int8 == [("onnx_int8", "model_int8.onnx", "u8u8", ("x86-avx2",)),
-                    ("onnx_int8_x86", "model_int8_x86.onnx", "x86", ("x86-vnni",)),
+                    ("onnx_int8_u8s8", "model_int8_u8s8.onnx", "u8s8", ("x86-vnni",)),
                     ("onnx_int8_s8s8", "model_int8_s8s8.onnx", "s8s8", ("arm64", "generic")),
                     ("onnx_int8_tensorrt", "model_int8_tensorrt.onnx", "tensorrt", ("tensorrt",))]
     names = [p.name for p in config.plan(VNNI)]
@@ -53,8 +53,8 @@ def test_several_targets_give_one_file_per_distinct_form():
 
 
 def test_explicit_preset_overrides_the_targets_and_bad_names_are_refused():
-    plan = ExportConfig(targets=("x86-avx2", "arm64"), onnx_preset="x86").plan(AVX2)
-    assert [(p.name, p.onnx_preset) for p in plan if p.onnx_preset] == [("onnx_int8", "x86")]
+    plan = ExportConfig(targets=("x86-avx2", "arm64"), onnx_preset="u8s8").plan(AVX2)
+    assert [(p.name, p.onnx_preset) for p in plan if p.onnx_preset] == [("onnx_int8", "u8s8")]
     pruned = [p.name for p in ExportConfig(formats=("onnx",), targets=("x86-vnni", "arm64"), prune=0.5).plan(AVX2)]
     assert "pruned_onnx_int8_s8s8" in pruned and "pruned_onnx_int8" in pruned
     with pytest.raises(ConfigError, match="unknown target"):
@@ -84,12 +84,12 @@ def test_avx2_preset_writes_7_bit_weights(tmp_path):
     to_onnx(model, tmp_path / "fp32.onnx")
     calib = synthetic_split("train", 32, seed=3).images
     ranges = {}
-    for preset in ("x86", "x86-avx2"):
+    for preset in ("u8s8", "u8s8-7bit"):
         path = quantize_onnx(tmp_path / "fp32.onnx", tmp_path / f"{preset}.onnx", calibration=calib, preset=preset)
         weights = [numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer
                    if i.data_type == onnx.TensorProto.INT8 and i.dims]
         ranges[preset] = max(int(np.abs(w.astype(np.int16)).max()) for w in weights)
-    assert ranges["x86-avx2"] <= 64 < ranges["x86"]
+    assert ranges["u8s8-7bit"] <= 64 < ranges["u8s8"]
 
 
 def test_export_records_targets_and_the_cpu_and_stays_within_1_pt(trained_run):
@@ -165,7 +165,7 @@ def test_the_avx2_form_computes_the_same_on_an_emulated_avx2_cpu(tmp_path):
     np.save(tmp_path / "x.npy", x)
     (form,) = [p for p, _ in onnx_forms(("x86-avx2",))]
     paths = [quantize_onnx(tmp_path / "float.onnx", tmp_path / f"{p}.onnx", calibration=calib, preset=p)
-             for p in (form, "x86")]
+             for p in (form, "u8s8")]
     files = [tmp_path / "float.onnx", *paths]
     # -I under QEMU: no sitecustomize from PYTHONPATH, so tools/as_avx2.sh cannot move that child out of QEMU
     for how, prefix in (("native", [sys.executable]), ("emulated", [QEMU, "-cpu", "Haswell", sys.executable, "-I"])):
@@ -182,8 +182,8 @@ def test_the_avx2_form_computes_the_same_on_an_emulated_avx2_cpu(tmp_path):
     assert errs["float", "emulated"] < 1e-5, errs  # float is float on both
     assert form == "u8u8" and np.array_equal(out[form, "native"], out[form, "emulated"]), errs  # nothing saturates
     assert errs[form, "native"] < 0.01, errs  # int8 rounding only
-    assert errs["x86", "emulated"] > 0.02, errs  # saturation: the reason --target x86-avx2 does not make U8S8
+    assert errs["u8s8", "emulated"] > 0.02, errs  # saturation: the reason --target x86-avx2 does not make U8S8
     if cpu_info().flags & VNNI_FLAGS:
-        assert errs["x86", "native"] < 0.01, errs  # exact int8 dot products here
+        assert errs["u8s8", "native"] < 0.01, errs  # exact int8 dot products here
     else:
-        assert errs["x86", "native"] > 0.02, errs  # this CPU saturates as the emulated Haswell does
+        assert errs["u8s8", "native"] > 0.02, errs  # this CPU saturates as the emulated Haswell does

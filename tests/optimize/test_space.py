@@ -17,7 +17,7 @@ def _labels(machine, **kw):
     return [c.label for c in candidates(OptimizeConfig(**kw), machine)]
 
 
-@pytest.mark.parametrize("machine, first_form, extra", [(VNNI, "x86", "s8s8"), (AVX2, "u8u8", "x86_avx2"),
+@pytest.mark.parametrize("machine, first_form, extra", [(VNNI, "u8s8", "s8s8"), (AVX2, "u8u8", "u8s8_7bit"),
                                                         (ARM, "s8s8", None)])
 def test_candidates_follow_the_cpu(machine, first_form, extra):
     cands = candidates(OptimizeConfig(), machine)
@@ -58,7 +58,7 @@ def test_export_command_remakes_each_kind_of_file():
     assert cmd[:3] == ["edgesmith", "export", "runs/my run"]
     assert " ".join(cmd[3:]) == ("--formats onnx --variants int8 --target x86-avx2 --calibration entropy "
                                  "--calibration-size 128")
-    assert "--onnx-preset x86-avx2" in export_command("r", onnx, by["x86_avx2"])
+    assert "--onnx-preset u8s8-7bit" in export_command("r", onnx, by["u8s8_7bit"])
     tfl = {"format": "tflite", "variant": "int8", "targets": ["x86-avx2"], "float_layers": ["conv2d_1", "dense"]}
     cmd = export_command("r", tfl, by["fallback"])
     assert cmd.endswith("--float-layers conv2d_1,dense") and "--fallback" not in cmd  # exact, no search
