@@ -350,6 +350,7 @@ def _per_class_report(summary: dict, run: RunDir, config: TrainConfig) -> None:
 
 def _finish(config, out, work, model, saver, placement, policy, data: TrainData, global_batch, peak_lr,
             augment: dict, extra: dict) -> RunDir:
+    from edgesmith.core.datareport import write_data_report
     from edgesmith.core.perclass import per_class_summary
 
     fit_split, val_split, test_split = data.fit, data.val, data.test
@@ -386,6 +387,7 @@ def _finish(config, out, work, model, saver, placement, policy, data: TrainData,
                    "confusion": summary["confusion"], "most_confused": summary["most_confused"]}
         write_json(run.metrics, metrics)
         _per_class_report(summary, run, config)
+        write_data_report(config.data, tmp)  # used and skipped files, the split: RUN/data_report.md, split.json
         dataset = {**config.data.to_dict(), "class_names": list(fit_split.class_names),
                    "image_shape": list(input_shape), "n_train": len(fit_split),
                    "n_val": len(val_split) if val_split else 0, "n_test": int(confusion.sum())}

@@ -85,35 +85,55 @@ StrictDataOpt = Annotated[bool, typer.Option("--strict-data", help="Refuse the d
 _FIELD = {"lr": "learning_rate"}
 
 
+def data_spec(data: str, *, limit_train: int | None = None, limit_test: int | None = None, seed: int = 0,
+              image_size: str | None = None, resize="squash", test_split: float | None = None,
+              strict_data: bool = False, native_size: tuple[int, int] | None = None,
+              native_from: str = "the model") -> "DataSpec":
+    """The :class:`DataSpec` of the data options (``image_size`` as ``"H"`` or ``"HxW"``, ``resize``,
+    ``test_split``, ``strict_data``), split seeded by ``seed``; shared by train, pipeline, tune and import.
+
+    A folder of images of mixed sizes without ``image_size`` is decoded to ``native_size`` (said on
+    stderr, naming ``native_from``); ``native_size`` None leaves it unset.
+
+    Raises:
+        DataError: a bad data option.
+    """
+    from edgesmith.core.data import NAMED_SOURCES, DataSpec, common_size, parse_image_size
+
+    spec = DataSpec(data, limit_train, limit_test, seed, image_size=parse_image_size(image_size) if image_size else None,
+                    resize=getattr(resize, "value", resize), test_split=test_split, split_seed=seed,
+                    strict=strict_data)
+    if (native_size is not None and spec.image_size is None and spec.source not in NAMED_SOURCES
+            and common_size(spec) is None):
+        spec = dataclasses.replace(spec, image_size=tuple(native_size))
+        err.print(f"images in {spec.source} differ in size: decoding them to {spec.image_size[0]}x"
+                  f"{spec.image_size[1]}, {native_from}'s native size, by --resize {spec.resize} (--image-size to "
+                  "choose)", highlight=False)
+    return spec
+
+
 def build_config(data: str, *, limit_train: int | None = None, limit_test: int | None = None, seed: int = 0,
                  preset: str | None = None, explicit=frozenset(), image_size: str | None = None,
                  resize="squash", test_split: float | None = None, strict_data: bool = False,
                  **options) -> "tc.TrainConfig":
     """The TrainConfig for CLI option values: enum members become their values, ``lr`` is
     ``learning_rate``, and with ``preset`` its values fill the options not in ``explicit``;
-    the data options (``image_size`` as ``"H"`` or ``"HxW"``, ``resize``, ``test_split``,
-    ``strict_data``) go to the :class:`DataSpec`, whose split seed is ``seed``. A folder of images
-    of mixed sizes without ``image_size`` is decoded to the model's native size (said on stderr).
+    the data options go to the :class:`DataSpec` (:func:`data_spec`), whose split seed is ``seed``.
+    A folder of images of mixed sizes without ``image_size`` is decoded to the model's native size
+    (said on stderr).
 
     Raises:
         ConfigError: unknown preset or an invalid value (see TrainConfig).
         DataError: a bad data option.
     """
-    from edgesmith.core.data import NAMED_SOURCES, DataSpec, common_size, parse_image_size
-
     fields = {_FIELD.get(k, k): getattr(v, "value", v) for k, v in options.items()}
     if preset is not None:
         given = {k: fields[k] for k in tc.PRESET_OPTIONS if k in fields}
         fields.update(tc.apply_preset(preset, given, {_FIELD.get(k, k) for k in explicit}))
-    spec = DataSpec(data, limit_train, limit_test, seed, image_size=parse_image_size(image_size) if image_size else None,
-                    resize=getattr(resize, "value", resize), test_split=test_split, split_seed=seed,
-                    strict=strict_data)
-    if spec.image_size is None and spec.source not in NAMED_SOURCES and common_size(spec) is None:
-        model = fields.get("model") or tc.default("model")
-        spec = dataclasses.replace(spec, image_size=tc.native_size(model))
-        err.print(f"images in {spec.source} differ in size: decoding them to {spec.image_size[0]}x"
-                  f"{spec.image_size[1]}, {model}'s native size, by --resize {spec.resize} (--image-size to "
-                  "choose)", highlight=False)
+    model = fields.get("model") or tc.default("model")
+    spec = data_spec(data, limit_train=limit_train, limit_test=limit_test, seed=seed, image_size=image_size,
+                     resize=resize, test_split=test_split, strict_data=strict_data,
+                     native_size=tc.native_size(model), native_from=model)
     return tc.TrainConfig(spec, seed=seed, **fields)
 
 
@@ -125,12 +145,10 @@ def run_train(config: "tc.TrainConfig", out_dir: Path | None, overwrite: bool = 
     """
     from edgesmith.train import train
 
-    from edgesmith.core.datareport import write_data_report
-
     out_dir = out_dir or Path("runs") / f"{config.model}-{_dt.datetime.now():%Y%m%d-%H%M%S}"
     run = train(config, out_dir, overwrite=overwrite)
-    if run is not None:  # what was used and skipped, and the split (RUN/data_report.md, RUN/split.json)
-        report = write_data_report(config.data, run.root)
+    if run is not None:  # train() wrote what was used and skipped, and the split (RUN/data_report.md, split.json)
+        report = json.loads((run.root / "data_report.json").read_text())
         if report["splits"]:
             out.print(f"data: {report['summary']} files (see {run.root / 'data_report.md'})")
     return _report(run)
