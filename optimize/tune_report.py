@@ -33,13 +33,21 @@ _NOT_OPTIONS = {"data", "seed", "quiet", "tensorboard"}  # set otherwise, or not
 
 def train_command(config: TrainConfig) -> str:
     """The ``edgesmith train`` command line that builds exactly ``config`` (every field that differs
-    from TrainConfig's default, the learning rate always), shell-quoted; TensorBoard is left at
+    from TrainConfig's default, the learning rate always, and the data options), shell-quoted; TensorBoard is left at
     the command's default."""
     data = config.data
     argv = ["edgesmith", "train", "--data", data.source, "--seed", str(config.seed)]
     for name in ("limit_train", "limit_test"):
         if getattr(data, name) is not None:
             argv += [f"--{name.replace('_', '-')}", str(getattr(data, name))]
+    if data.image_size is not None:
+        argv += ["--image-size", "x".join(map(str, data.image_size))]
+    if data.resize != "squash":
+        argv += ["--resize", data.resize]
+    if data.test_split is not None:
+        argv += ["--test-split", repr(data.test_split)]
+    if data.strict:
+        argv.append("--strict-data")
     for f in fields(TrainConfig):
         value = getattr(config, f.name)
         if f.name in _NOT_OPTIONS or value is None or (value == f.default and f.name not in ("model", "epochs")):

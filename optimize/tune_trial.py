@@ -133,8 +133,9 @@ def int8_top1(model_path: Path, config: TrainConfig) -> float:
     The model is exported as ``edgesmith export`` does it (input Rescaling folded into the first
     layer, uint8 input, per-channel int8 weights, activations calibrated on
     :data:`CALIBRATION_SIZE` training images), then run with LiteRT
-    (:func:`edgesmith.runtime.load`) on ``config``'s validation hold-out: the same images, drawn
-    the same way, as the training run's ``val_accuracy``.
+    (:func:`edgesmith.runtime.load`) on ``config``'s validation images (``ROOT/val`` when the folder
+    has one, else the hold-out of train): the same images as the training run's ``val_accuracy``,
+    never the test split.
 
     Returns:
         Top-1 accuracy, a fraction in [0, 1].
@@ -147,9 +148,13 @@ def int8_top1(model_path: Path, config: TrainConfig) -> float:
     from edgesmith.runtime import load
     from edgesmith.train.loop import hold_out
 
-    from edgesmith.core.data import load_split
+    from edgesmith.core.data import NAMED_SOURCES, has_split, load_split
 
-    fit, val = hold_out(load_split(config.data, "train"), config.val_split, config.seed)
+    train = load_split(config.data, "train")
+    if config.data.source not in NAMED_SOURCES and has_split(config.data, "val"):  # as the training run validated
+        fit, val = train, load_split(config.data, "val")
+    else:
+        fit, val = hold_out(train, config.val_split, config.seed)
     model = fold_rescaling(keras.models.load_model(model_path, compile=False))
     with tempfile.TemporaryDirectory() as tmp:
         path = to_tflite(model, Path(tmp) / "model_int8.tflite", precision="int8",

@@ -16,23 +16,27 @@ from edgesmith.optimize import tune_report
 from edgesmith.optimize import tune_storage as ts
 
 from ._common import choice_enum, errors, out
-from .train_cmd import LimitTestOpt, LimitTrainOpt, ModelOpt, OptData, Preset, SeedOpt
+from .train_cmd import (ImageSizeOpt, LimitTestOpt, LimitTrainOpt, ModelOpt, OptData, Preset, Resize, ResizeOpt,
+                        SeedOpt, StrictDataOpt, TestSplitOpt, data_spec)
 
 Objective = choice_enum("Objective", tn.OBJECTIVES)
 Pruner = choice_enum("Pruner", tn.PRUNERS)
 
 
 def base_config(data: str, *, explicit: dict, preset: str | None, limit_train: int | None = None,
-                limit_test: int | None = None, seed: int = 0) -> "tc.TrainConfig":
+                limit_test: int | None = None, seed: int = 0, **data_options) -> "tc.TrainConfig":
     """The recipe every trial starts from: ``preset`` (if any) with the ``explicit`` fields winning.
+    ``data_options`` (``image_size``, ``resize``, ``test_split``, ``strict_data``) shape the data as
+    for ``train`` (:func:`.train_cmd.data_spec`); a folder of mixed sizes without ``image_size`` is
+    decoded to the model's native size.
 
     Raises:
         ConfigError: unknown preset or an invalid value.
-        DataError: a bad ``--limit-train/--limit-test``.
+        DataError: a bad data option.
     """
-    from edgesmith.core.data import DataSpec
-
-    spec = DataSpec(data, limit_train, limit_test, seed)
+    model = explicit.get("model") or tc.PRESETS.get(preset or "", {}).get("model") or tc.default("model")
+    spec = data_spec(data, limit_train=limit_train, limit_test=limit_test, seed=seed, **data_options,
+                     native_size=tc.native_size(model), native_from=model)
     if preset is None:
         return tc.TrainConfig(spec, seed=seed, **explicit)
     return tc.preset_config(preset, spec, seed=seed, **explicit)
@@ -88,6 +92,8 @@ def tune_cmd(ctx: typer.Context, data: OptData = None, model: ModelOpt = tc.defa
              epochs: Annotated[int, typer.Option(help="Training epochs per trial (what the pruner's rungs count "
                                                  "and the best command line trains).")] = tc.default("epochs"),
              limit_train: LimitTrainOpt = None, limit_test: LimitTestOpt = None, seed: SeedOpt = tc.default("seed"),
+             image_size: ImageSizeOpt = None, resize: ResizeOpt = Resize("squash"), test_split: TestSplitOpt = None,
+             strict_data: StrictDataOpt = False,
              preset: Annotated[Optional[Preset], typer.Option(help="Start every trial from this `train` recipe "
                                                               "(explicit --model/--epochs win).")] = None,
              search: Annotated[str, typer.Option(help="Comma-separated parameters to search: " + tn.search_help()
@@ -104,8 +110,9 @@ def tune_cmd(ctx: typer.Context, data: OptData = None, model: ModelOpt = tc.defa
                                                     "halving, or none.")] = Pruner("hyperband"),
              trials: Annotated[Optional[int], typer.Option(help="Stop after N trials in this session "
                                                            "[default: only the budget stops it].")] = None,
-             val_split: Annotated[float, typer.Option(help="Fraction of train held out to score trials on (the "
-                                                      "test split is never used).")] = 0.1,
+             val_split: Annotated[float, typer.Option(help="Fraction of train held out to score trials on "
+                                                      "(ROOT/val instead when the folder has one; the test split "
+                                                      "is never used).")] = 0.1,
              out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Tune directory; an existing "
                                                              "one with the same options is continued "
                                                              "[default: `runs/tune-<model>-<timestamp>`].")] = None,
@@ -150,7 +157,8 @@ def tune_cmd(ctx: typer.Context, data: OptData = None, model: ModelOpt = tc.defa
                         if preset is None or ctx.get_parameter_source(k).name not in ("DEFAULT", "DEFAULT_MAP")}
             base = base_config(data, explicit={**set_here, "val_split": val_split}, seed=seed,
                                preset=preset.value if preset else None, limit_train=limit_train,
-                               limit_test=limit_test)
+                               limit_test=limit_test, image_size=image_size, resize=resize, test_split=test_split,
+                               strict_data=strict_data)
             names = tuple(s.strip() for s in search.split(",") if s.strip())
             config = tn.TuneConfig(base, names, budget_s, objective.value, pruner.value, trials)
             where = out_dir or Path("runs") / f"tune-{base.model}-{_dt.datetime.now():%Y%m%d-%H%M%S}"
