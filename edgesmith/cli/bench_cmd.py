@@ -165,10 +165,15 @@ def run_bench(run_dir: Path, preset: str = "default", recommend_budget: float | 
     report, paths = bench(run_dir, config, progress=lambda line: console.print(line, highlight=False, markup=False),
                           recommend_budget=recommend_budget, devices=devices, device_parallel=device_parallel,
                           out_dir=out_dir)
-    print_report(report, console)
-    console.print(f"reports: {', '.join(str(p) for p in paths.values())}", highlight=False)
+    print_bench(report, paths, console)
     report["report_files"] = {k: str(p) for k, p in paths.items()}
     return report
+
+
+def print_bench(report: dict, paths: dict, console=out) -> None:
+    """The results (:func:`print_report`), then the report files the bench wrote."""
+    print_report(report, console)
+    console.print(f"reports: {', '.join(str(p) for p in paths.values())}", highlight=False)
 
 
 def print_comparison(old_path: Path, new_path: Path, result: dict) -> None:

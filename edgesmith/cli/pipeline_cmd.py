@@ -1,4 +1,8 @@
-"""``edgesmith pipeline``: train -> export -> bench in one command (what `make demo` runs)."""
+"""``edgesmith pipeline``: train -> export -> bench in one command (what `make demo` runs).
+
+Parses the options into a :class:`edgesmith.optimize.pipeline.PipelineConfig`, runs it and prints
+each stage's outcome; the order of the stages is the library's.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,14 +14,14 @@ from edgesmith.benchmarks.presets import BENCH_PRESETS
 from edgesmith.export import ExportConfig
 from edgesmith.train import config as tc
 
-from ._common import errors
-from .bench_cmd import PresetName, RunsOpt, TargetOpt, ThreadsOpt, WarmupOpt, run_bench
-from .export_cmd import CalibOpt, run_export
-from .import_opts import (OUTPUTS_DEFAULT, PREPROCESS_DEFAULT, LabelsOpt, OutputsOpt, PreprocessOpt,
-                          TrustOpt, run_import)
+from ._common import errors, note_run, out
+from .bench_cmd import PresetName, RunsOpt, TargetOpt, ThreadsOpt, WarmupOpt, print_bench
+from .export_cmd import CalibOpt, print_export, print_parity_failure
+from .import_opts import OUTPUTS_DEFAULT, PREPROCESS_DEFAULT, LabelsOpt, OutputsOpt, PreprocessOpt, TrustOpt
 from .train_cmd import (BatchOpt, ClassWeight, ClassWeightOpt, DataOpt, EpochsOpt, ImageSizeOpt, LimitTestOpt, LimitTrainOpt, LrOpt, ModelOpt,
                         OutOpt, OverwriteOpt, Precision, PrecisionOpt, Resize, ResizeOpt, SeedOpt, StreamOpt, StrictDataOpt,
-                        TestSplitOpt, build_config, run_train)
+                        TestSplitOpt, build_config)
+from .train_cmd import _report as print_trained
 
 _Q = BENCH_PRESETS["quick"]
 BenchPresetOpt = Annotated[PresetName, typer.Option(
@@ -50,15 +54,51 @@ def pipeline_cmd(data: DataOpt, model: ModelOpt = tc.default("model"), epochs: E
                  trust_model_code: TrustOpt = False):
     """Train, export and benchmark in one go (what `make demo` runs)."""
     with errors():
+        from edgesmith.benchmarks import bench_config
+        from edgesmith.optimize.pipeline import ModelImport, PipelineConfig
+
+        bench = bench_config(bench_preset.value, threads=threads, runs=runs, warmup=warmup,
+                             targets=getattr(target, "value", target), batches=bench_batch, seconds=bench_seconds)
+        source = {}
         if model_file is not None:  # bring your own model (edgesmith.importer) instead of training
-            root = run_import(model_file, data, labels, preprocess, outputs, trust_model_code, out_dir, overwrite,
-                              limit_train=limit_train, limit_test=limit_test, seed=seed)
+            source["model_import"] = ModelImport(model_file, data, labels, preprocess.value, outputs.value,
+                                                 trust_model_code, limit_train, limit_test, seed)
         else:
-            config = build_config(data, limit_train=limit_train, limit_test=limit_test, seed=seed, model=model,
-                                  epochs=epochs, batch_size=batch_size, lr=lr, precision=precision,
-                                  image_size=image_size, resize=resize, test_split=test_split,
-                                  strict_data=strict_data, class_weight=class_weight, stream=stream)
-            root = run_train(config, out_dir, overwrite).root
-        run_export(root, calibration_size)
-        run_bench(root, bench_preset.value, threads=threads, runs=runs, warmup=warmup, target=target,
-                  batches=bench_batch, seconds=bench_seconds)
+            source["train"] = build_config(data, limit_train=limit_train, limit_test=limit_test, seed=seed,
+                                           model=model, epochs=epochs, batch_size=batch_size, lr=lr,
+                                           precision=precision, image_size=image_size, resize=resize,
+                                           test_split=test_split, strict_data=strict_data,
+                                           class_weight=class_weight, stream=stream)
+        config = PipelineConfig(ExportConfig(calibration_size=calibration_size), bench, out=out_dir,
+                                overwrite=overwrite, **source)
+        _run(config, model_file)
+
+
+def _run(config, model_file: Path | None) -> None:
+    """Run the pipeline, printing each stage's outcome as it ends (as train, export and bench do)."""
+    from edgesmith.core.errors import ParityError
+    from edgesmith.core.rundir import RunDir
+    from edgesmith.optimize import pipeline
+
+    def stage_done(stage: str, result) -> None:
+        if stage == "train":
+            if result.data_report and result.data_report["splits"]:
+                out.print(f"data: {result.data_report['summary']} files (see {result.run / 'data_report.md'})")
+            print_trained(RunDir(result.run) if result.run else None)
+        elif stage == "import" and result.imported:
+            from edgesmith.importer import import_summary
+
+            out.print(import_summary(model_file, RunDir(result.run)))
+        elif stage == "export":
+            print_export(result.artifacts)
+        elif stage == "bench":
+            print_bench(result.bench, result.report_files)
+        if stage in ("train", "import") and result.run:
+            note_run(result.run)  # a crash from here on is logged in RUN/logs
+
+    try:
+        pipeline.run_pipeline(config, say=lambda line: out.print(line, highlight=False, markup=False),
+                              on_stage=stage_done)
+    except ParityError as e:
+        print_parity_failure(e)
+        raise
