@@ -162,7 +162,7 @@ def mobilenetv2(input_shape=(32, 32, 3), num_classes: int = 10, width: float = 1
         ConfigError: ``width`` outside (0, 4].
     """
     if not 0 < width <= 4:
-        raise ConfigError(f"--width must be in (0, 4], got {width}")
+        raise ConfigError(f"width must be in (0, 4], got {width}", field="TrainConfig.width")
     bn = lambda: layers.BatchNormalization(momentum=0.9)  # noqa: E731
     inp, x = _inputs(input_shape)
     x = layers.ReLU(6.0)(bn()(layers.Conv2D(_divisible(32 * width), 3, padding="same", use_bias=False)(x)))
@@ -211,15 +211,17 @@ def resnet50v2(input_shape=(32, 32, 3), num_classes: int = 10, weights: str = "n
     if input_shape[-1] != 3:
         raise ConfigError(f"resnet50v2 needs 3-channel images, got {input_shape[-1]}")
     if weights not in ("imagenet", "none") and not Path(weights).is_file():
-        raise ConfigError(f"--weights {weights}: no such file (use imagenet, none or a .h5 weights file)")
+        raise ConfigError(f"weights {weights}: no such file (use imagenet, none or the path of an .h5 file)",
+                          field="TrainConfig.weights")
     try:
         backbone = keras.applications.ResNet50V2(include_top=False, input_shape=(size, size, 3),
                                                  weights=None if weights == "none" else weights)
     except Exception as e:  # noqa: BLE001 - download or file errors come in many types
         what = "download the ImageNet weights" if weights == "imagenet" else f"load weights from {weights}"
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConfigError(f"resnet50v2: cannot {what} ({first[:160]}); pass --weights PATH "
-                          "(resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5) or --weights none") from None
+        raise ConfigError(f"resnet50v2: cannot {what} ({first[:160]}); set weights to the path of "
+                          "resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5, or to none",
+                          field="TrainConfig.weights") from None
     backbone._name = "backbone"
     inp = keras.Input(shape=tuple(input_shape), name="images")
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(inp)

@@ -120,8 +120,8 @@ def resolve_kind(name: str, *, gpus: int, cfg: dict | None = None) -> str:
     if name == "auto":
         return "multiworker" if n_workers > 1 else "mirrored" if gpus >= 2 else "none"
     if name == "multiworker" and not cfg:
-        raise ConfigError("--strategy multiworker needs TF_CONFIG describing the cluster "
-                          "(see docs/training.md, 'Training on several GPUs or machines')")
+        raise ConfigError("strategy multiworker needs TF_CONFIG describing the cluster "
+                          "(see docs/training.md, 'Training on several GPUs or machines')", field="TrainConfig.strategy")
     return name
 
 

@@ -74,7 +74,7 @@ def test_imagenet_weights_without_internet_fail_in_one_line(monkeypatch):
                         "[Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr(data_utils, "get_file", offline)
-    with pytest.raises(ConfigError, match=r"cannot download the ImageNet weights .*--weights PATH") as e:
+    with pytest.raises(ConfigError, match=r"cannot download the ImageNet weights .*; set weights to the path of ") as e:
         build_model("resnet50v2", (32, 32, 3), 10, weights="imagenet", size=32)
     assert "\n" not in str(e.value)
 
