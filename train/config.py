@@ -14,8 +14,9 @@ Example::
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 
+from edgesmith.core import configdict
 from edgesmith.core.data import DataSpec
 from edgesmith.core.errors import ConfigError
 
@@ -210,17 +211,17 @@ class TrainConfig:
             raise ConfigError(f"low_res must be >= 8 pixels, got {self.low_res}", field="TrainConfig.low_res")
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["data"] = self.data.to_dict()
+        """The fields as JSON-ready values (:func:`edgesmith.core.configdict.to_dict`), without
+        ``quiet`` (how a run prints is no part of its recipe)."""
+        d = configdict.to_dict(self)
         d.pop("quiet")
         return d
 
     @classmethod
     def from_dict(cls, d: dict, **overrides) -> "TrainConfig":
-        """Rebuild a config from :meth:`to_dict` output (unknown keys are ignored)."""
-        names = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in d.items() if k in names and k != "data"}
-        return cls(DataSpec.from_dict(d["data"]), **{**kw, **overrides})
+        """Rebuild a config from :meth:`to_dict` output (unknown keys are ignored, missing ones
+        keep their defaults); ``overrides`` replace fields."""
+        return configdict.from_dict(cls, d, **overrides)
 
     def model_options(self) -> dict:
         return {"width": self.width, "weights": self.weights, "size": self.backbone_size}

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cifar10, folders, mnist
+from . import cifar10, configdict, folders, mnist
 from .errors import DataError
 from .folders import DEFAULT_TEST_SPLIT, GRAY_MODES, SPLITS, FileSplit  # noqa: F401  re-exported
 from .fsutil import atomic_path
@@ -130,18 +130,14 @@ class DataSpec:
         return self.limit_test if split == "test" else self.limit_train
 
     def to_dict(self) -> dict:
-        return {"source": self.source, "limit_train": self.limit_train,
-                "limit_test": self.limit_test, "seed": self.seed,
-                "image_size": list(self.image_size) if self.image_size else None, "resize": self.resize,
-                "test_split": self.test_split, "split_seed": self.split_seed, "strict": self.strict}
+        """The fields as JSON-ready values (:func:`edgesmith.core.configdict.to_dict`)."""
+        return configdict.to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "DataSpec":
-        size = d.get("image_size")
-        return cls(d["source"], d.get("limit_train"), d.get("limit_test"), d.get("seed", 0),
-                   image_size=tuple(size) if size else None, resize=d.get("resize", "squash"),
-                   test_split=d.get("test_split"), split_seed=d.get("split_seed", 0),
-                   strict=bool(d.get("strict", False)))
+        """The spec :meth:`to_dict` wrote; other keys (a manifest's ``class_names``...) are ignored,
+        missing fields keep their defaults."""
+        return configdict.from_dict(cls, d)
 
 
 def parse_image_size(text: str) -> tuple[int, int]:
