@@ -1,4 +1,4 @@
-"""``edgesmith bench``: accuracy, latency, throughput and memory of every artifact on every target.
+"""``edgesmith bench``: accuracy, latency, throughput and memory of every artifact on every runtime.
 
 Two modes:
 
@@ -19,6 +19,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from edgesmith.core.deprecation import deprecated
 from edgesmith.core.errors import ConfigError
 
 from edgesmith.benchmarks.advice import DEFAULT_BUDGET_PTS, DIVERGENCE_PTS
@@ -34,7 +35,7 @@ EXIT_DEVICE = 5
 
 _D = BENCH_PRESETS["default"]
 PresetName = choice_enum("BenchPreset", BENCH_PRESETS)
-TargetGroup = choice_enum("TargetGroup", GROUPS)
+DeviceKind = choice_enum("DeviceKind", GROUPS)
 
 PresetOpt = Annotated[PresetName, typer.Option(
     "--preset", help="Named settings (default, quick, int8-speed; see docs/benchmarks.md); the options below "
@@ -42,7 +43,7 @@ PresetOpt = Annotated[PresetName, typer.Option(
 ThreadsOpt = Annotated[Optional[str], typer.Option(
     help=f"Comma-separated intra-op thread counts; 'all' = every core [preset default: {format_threads(_D['threads'])}].")]
 RunsOpt = Annotated[Optional[int], typer.Option(
-    help=f"At least this many timed batch-1 runs per artifact, target and thread count [preset default: {_D['runs']}].")]
+    help=f"At least this many timed batch-1 runs per artifact, runtime and thread count [preset default: {_D['runs']}].")]
 SecondsOpt = Annotated[Optional[float], typer.Option(
     help="Seconds of batch-1 timing for all cells together, interleaved in --rounds rounds (longer = steadier) "
          f"[preset default: {_D['seconds']:g}].")]
@@ -50,12 +51,32 @@ RoundsOpt = Annotated[Optional[int], typer.Option(
     help="Interleaved rounds: each visits every cell once, in random order, for a short slice of timed calls "
          f"[preset default: {_D['rounds']}].")]
 WarmupOpt = Annotated[Optional[int], typer.Option(help=f"Untimed warm-up runs before timing [preset default: {_D['warmup']}].")]
-TargetOpt = Annotated[Optional[TargetGroup], typer.Option(
-    help="Target group when --targets is not given: cpu (litert-cpu, ort-cpu), gpu (ort-cuda, ort-tensorrt), "
-         "auto (all four; missing ones are listed as skipped) or all [preset default: auto].")]
-TargetsOpt = Annotated[Optional[str], typer.Option(
-    help="Comma-separated targets: litert-cpu, ort-cpu, ort-cuda, ort-tensorrt, keras-cpu, keras-gpu, or "
-         "groups cpu/gpu/auto/all. Keras targets (TensorFlow reference) run only when named here.")]
+DeviceKindOpt = Annotated[Optional[DeviceKind], typer.Option(
+    "--device-kind", help="Which runtimes when --runtime is not given: cpu (litert-cpu, ort-cpu), gpu (ort-cuda, "
+                          "ort-tensorrt), auto (all four; missing ones are listed as skipped) or all "
+                          "[preset default: auto].")]
+RuntimeOpt = Annotated[Optional[str], typer.Option(
+    "--runtime", help="Comma-separated runtimes, each a runtime with its execution provider or delegate: "
+                      "litert-cpu (LiteRT, XNNPACK), ort-cpu, ort-cuda, ort-tensorrt (ONNX Runtime's CPU, CUDA, "
+                      "TensorRT execution providers), keras-cpu, keras-gpu (the TensorFlow reference: run only "
+                      "when named here), or the groups cpu/gpu/auto/all.", metavar="LIST")]
+# The old spellings, hidden, for one release (a note on stderr when used): runtimes_of().
+OldTargetOpt = Annotated[Optional[DeviceKind], typer.Option("--target", hidden=True, help="Deprecated: --device-kind.")]
+OldTargetsOpt = Annotated[Optional[str], typer.Option("--targets", hidden=True, help="Deprecated: --runtime.")]
+
+
+def runtimes_of(runtime: str | None, device_kind=None, old_targets: str | None = None,
+                old_target=None) -> str | None:
+    """The ``BenchConfig.targets`` text the options ask for: ``--runtime``, else ``--device-kind``'s
+    group, else None (the preset's). ``--targets`` / ``--target`` (the old names) still count, with a
+    one-time note on stderr."""
+    if old_targets is not None:
+        deprecated("--targets is deprecated, use --runtime")
+        runtime = runtime if runtime is not None else old_targets
+    if old_target is not None:
+        deprecated("--target is deprecated here, use --device-kind (--target names the CPU in export)")
+        device_kind = device_kind if device_kind is not None else old_target
+    return runtime if runtime is not None else getattr(device_kind, "value", device_kind)
 BatchOpt = Annotated[Optional[str], typer.Option(
     "--batch", help=f"Comma-separated batch sizes: 1 = latency, larger = throughput "
                     f"[preset default: {','.join(map(str, _D['batches']))}].")]
@@ -242,7 +263,8 @@ def check_gates(report: dict, fail_under_accuracy: float | None, fail_over_laten
 
 
 def bench_cmd(run_dir: Annotated[Optional[Path], typer.Argument(help="Run directory with exported artifacts.")] = None,
-              preset: PresetOpt = PresetName("default"), targets: TargetsOpt = None, target: TargetOpt = None,
+              preset: PresetOpt = PresetName("default"), runtime: RuntimeOpt = None,
+              device_kind: DeviceKindOpt = None, targets: OldTargetsOpt = None, target: OldTargetOpt = None,
               threads: ThreadsOpt = None, batch: BatchOpt = None, runs: RunsOpt = None, warmup: WarmupOpt = None,
               batch_runs: BatchRunsOpt = None, seconds: SecondsOpt = None, rounds: RoundsOpt = None,
               limit_test: LimitTestOpt = None, compare: CompareOpt = None,
@@ -253,7 +275,7 @@ def bench_cmd(run_dir: Annotated[Optional[Path], typer.Argument(help="Run direct
               strict: StrictOpt = False, board: BoardOpt = None,
               mcu_runtime: McuRuntimeOpt = None, data: DataOpt = None, latency_only: LatencyOnlyOpt = False,
               out_dir: OutOpt = None, as_json: JsonOpt = False):
-    """Benchmark every artifact on every target: top-1 (and per class), latency p50/p90/p99, throughput,
+    """Benchmark every artifact on every runtime: top-1 (and per class), latency p50/p90/p99, throughput,
     load time, peak RSS, size. Or compare two results.json files (--compare OLD NEW)."""
     with errors():
         if compare is not None:
@@ -269,7 +291,8 @@ def bench_cmd(run_dir: Annotated[Optional[Path], typer.Argument(help="Run direct
         from edgesmith.benchmarks.devices import parse_devices
 
         devices = parse_devices(device, remote_python=remote_python) if device else None
-        report = run_bench(run_dir, preset.value, devices=devices, device_parallel=device_parallel, targets=targets, target=target, threads=threads, batches=batch,
+        report = run_bench(run_dir, preset.value, devices=devices, device_parallel=device_parallel,
+                           targets=runtimes_of(runtime, device_kind, targets, target), threads=threads, batches=batch,
                            runs=runs, warmup=warmup, batch_runs=batch_runs, seconds=seconds, rounds=rounds,
                            limit_test=limit_test, recommend_budget=accuracy_budget if recommend else None,
                            data=data, latency_only=latency_only or None, out_dir=out_dir,

@@ -15,7 +15,8 @@ from edgesmith.export import ExportConfig
 from edgesmith.train import config as tc
 
 from ._common import errors, note_run, out
-from .bench_cmd import PresetName, RunsOpt, TargetOpt, ThreadsOpt, WarmupOpt, print_bench
+from .bench_cmd import (DeviceKindOpt, OldTargetOpt, PresetName, RunsOpt, RuntimeOpt, ThreadsOpt, WarmupOpt,
+                        print_bench, runtimes_of)
 from .export_cmd import CalibOpt, print_export, print_parity_failure
 from .import_opts import OUTPUTS_DEFAULT, PREPROCESS_DEFAULT, LabelsOpt, OutputsOpt, PreprocessOpt, TrustOpt
 from .train_cmd import (BatchOpt, ClassWeight, ClassWeightOpt, DataOpt, EpochsOpt, ImageSizeOpt, LimitTestOpt, LimitTrainOpt, LrOpt, ModelOpt,
@@ -45,7 +46,8 @@ def pipeline_cmd(data: DataOpt, model: ModelOpt = tc.default("model"), epochs: E
                  out_dir: OutOpt = None, overwrite: OverwriteOpt = False, 
                  calibration_size: CalibOpt = ExportConfig().calibration_size,
                  bench_preset: BenchPresetOpt = PresetName("quick"), threads: ThreadsOpt = None,
-                 runs: RunsOpt = None, warmup: WarmupOpt = None, target: TargetOpt = None,
+                 runs: RunsOpt = None, warmup: WarmupOpt = None, runtime: RuntimeOpt = None,
+                 device_kind: DeviceKindOpt = None, target: OldTargetOpt = None,
                  bench_batch: BenchBatchOpt = None, bench_seconds: BenchSecondsOpt = None,
                  model_file: Annotated[Optional[Path], typer.Option(help="Skip training: import this model "
                                        "(.keras, .h5, SavedModel dir) instead; see `export --help`.")] = None,
@@ -58,7 +60,8 @@ def pipeline_cmd(data: DataOpt, model: ModelOpt = tc.default("model"), epochs: E
         from edgesmith.optimize.pipeline import ModelImport, PipelineConfig
 
         bench = bench_config(bench_preset.value, threads=threads, runs=runs, warmup=warmup,
-                             targets=getattr(target, "value", target), batches=bench_batch, seconds=bench_seconds)
+                             targets=runtimes_of(runtime, device_kind, old_target=target), batches=bench_batch,
+                             seconds=bench_seconds)
         source = {}
         if model_file is not None:  # bring your own model (edgesmith.importer) instead of training
             source["model_import"] = ModelImport(model_file, data, labels, preprocess.value, outputs.value,

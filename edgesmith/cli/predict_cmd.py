@@ -18,6 +18,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from edgesmith.core.deprecation import deprecated
+
 from ._common import Target, err, errors, out
 
 
@@ -34,7 +36,9 @@ TopKOpt = Annotated[int, typer.Option("--top-k", "-k", help="How many classes to
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table, csv, jsonl (one object per image, "
                                                                   "streamed) or json (one document).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Same as --format json.", metavar="")]  # a flag: no <bool>
-TargetOpt = Annotated[Target, typer.Option(help="cpu, gpu, or auto (GPU when the backend has one, else CPU).")]
+DeviceOpt = Annotated[Target, typer.Option(
+    "--device", help="cpu, gpu, or auto (GPU when the backend has one, else CPU).")]
+OldTargetOpt = Annotated[Optional[Target], typer.Option("--target", hidden=True, help="Deprecated: use --device.")]
 ThreadsOpt = Annotated[Optional[int], typer.Option(help="Intra-op threads (default: all available cores).")]
 
 
@@ -61,7 +65,7 @@ def predict_cmd(
                                                    "recommended, else int8 TFLite, file).")],
         inputs: Annotated[list[Path], typer.Argument(help="Image files and/or directories (walked recursively).")],
         top_k_: TopKOpt = 3, fmt: FormatOpt = Format.table, as_json: JsonOpt = False,
-        target: TargetOpt = Target.auto, threads: ThreadsOpt = None):
+        device: DeviceOpt = Target.auto, threads: ThreadsOpt = None, old_target: OldTargetOpt = None):
     """Classify images: top-k labels with probabilities, as a table, CSV, JSON Lines or JSON.
 
     Images are decoded with Pillow (JPEG/PNG/BMP/WebP/GIF/TIFF, any mode), converted to the
@@ -75,13 +79,16 @@ def predict_cmd(
     from edgesmith.runtime.predict import model_in_run, predict_files
 
     fmt = Format.json if as_json else fmt
+    if old_target is not None:  # the old spelling, for one release
+        deprecated("--target is deprecated, use --device")
+        device = old_target
     with errors():
         if top_k_ < 1:
             raise ConfigError(f"--top-k must be >= 1, got {top_k_}")
         if model.is_dir():
             model, why = model_in_run(model)
             err.print(f"using {escape(str(model))}: {why}", highlight=False, soft_wrap=True)
-        runner = load(model, target=target.value, threads=threads)
+        runner = load(model, target=device.value, threads=threads)
         s = runner.input_spec
         source = "embedded" if runner.metadata.get("labels") else ("run manifest" if runner.labels else "none")
         err.print(f"{escape(model.name)}: {runner.backend} on {runner.target} ({escape(runner.target_reason)}), "

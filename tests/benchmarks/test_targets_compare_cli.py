@@ -154,7 +154,7 @@ def test_bad_results_files_and_targets_are_one_line_errors(tmp_path, tiny_run):
     assert "does not exist" in _one_line_error(cli.invoke(app, ["bench", "--compare", str(tmp_path / "x.json"), new]))
     (tmp_path / "junk.json").write_text("{not json")
     assert "cannot read" in _one_line_error(cli.invoke(app, ["bench", "--compare", str(tmp_path / "junk.json"), new]))
-    r = cli.invoke(app, ["bench", str(tiny_run.root), "--targets", "ort-cpu,tpu"])
+    r = cli.invoke(app, ["bench", str(tiny_run.root), "--runtime", "ort-cpu,tpu"])
     assert "unknown target 'tpu'" in _one_line_error(r)
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "manifest.json").write_text(json.dumps(
@@ -164,7 +164,7 @@ def test_bad_results_files_and_targets_are_one_line_errors(tmp_path, tiny_run):
 
 
 def test_bench_cli_gate_on_a_fresh_run(tiny_run):
-    r = cli.invoke(app, ["bench", str(tiny_run.root), "--targets", "litert-cpu", "--threads", "1",
+    r = cli.invoke(app, ["bench", str(tiny_run.root), "--runtime", "litert-cpu", "--threads", "1",
                          "--batch", "1", "--runs", "10", "--warmup", "1", "--limit-test", "50", "--seconds", "0.3", "--rounds", "2",
                          "--fail-under-accuracy", "100.1"])
     assert r.exit_code == 3, r.output

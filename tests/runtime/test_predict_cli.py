@@ -116,7 +116,7 @@ def test_predict_skips_bad_files_predicts_the_rest_and_fails_the_exit_code(model
 def test_predict_table_and_exit_code_zero_when_all_succeed(model_alone, tmp_path):
     Image.fromarray(_rgb(32, 32)).save(tmp_path / "ok.png")
     r = CliRunner().invoke(app, ["predict", str(model_alone), str(tmp_path / "ok.png"), "--top-k", "3",
-                                 "--target", "cpu", "--threads", "1"])
+                                 "--device", "cpu", "--threads", "1"])
     assert r.exit_code == 0, r.output
     assert "ok.png" in r.stdout and "#3" in r.stdout and "%" in r.stdout and "class" in r.stdout
 
