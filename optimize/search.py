@@ -182,7 +182,8 @@ def optimize(run_dir: str | Path, out_dir: str | Path, config: OptimizeConfig = 
     run, out = RunDir(run_dir), RunDir(out_dir)
     manifest, _ = require_model(run)
     if out.root.exists():
-        raise RunDirError(f"{out.root} exists; optimize writes a new directory (choose another --out)")
+        raise RunDirError(f"{out.root} exists; optimize writes a new directory (choose another out_dir)",
+                          field="optimize.out_dir")
     plan = candidates(config)
     with tempfile.TemporaryDirectory(prefix="edgesmith-optimize-") as tmp, atomic_path(out.root) as staging:
         outcomes, scratch = _export_all(run, manifest, plan, config, Path(tmp), deadline, say)

@@ -87,9 +87,11 @@ class OptimizeConfig:
         if bad or not self.targets:
             raise ConfigError(f"unknown target(s) {bad or '(none)'}; choose from {', '.join(TARGETS)}")
         if self.accuracy_budget < 0:
-            raise ConfigError(f"--accuracy-budget must be >= 0 points, got {self.accuracy_budget}")
+            raise ConfigError(f"accuracy_budget must be >= 0 points, got {self.accuracy_budget}",
+                              field="OptimizeConfig.accuracy_budget")
         if not self.budget_s > 0:
-            raise ConfigError(f"--budget must be longer than zero, got {self.budget_s} s")
+            raise ConfigError(f"budget_s must be longer than zero, got {self.budget_s} s",
+                              field="OptimizeConfig.budget_s")
         self.first()  # formats, variants and sizes are checked by ExportConfig
 
     def first(self) -> ExportConfig:

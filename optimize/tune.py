@@ -143,25 +143,27 @@ class TuneConfig:
     def __post_init__(self):
         object.__setattr__(self, "search", tuple(self.search))
         if not self.search:
-            raise ConfigError(f"--search needs at least one name: {', '.join(SEARCH)}")
+            raise ConfigError(f"search needs at least one name: {', '.join(SEARCH)}", field="TuneConfig.search")
         for name in self.search:
             if name not in SEARCH:
-                raise ConfigError(f"unknown --search name {name!r}; choose from {', '.join(SEARCH)}")
+                raise ConfigError(f"unknown search name {name!r}; choose from {', '.join(SEARCH)}",
+                                  field="TuneConfig.search")
             if SEARCH[name].models and self.base.model not in SEARCH[name].models:
-                raise ConfigError(f"--search {name} applies to {', '.join(SEARCH[name].models)} only, "
-                                  f"not {self.base.model}")
+                raise ConfigError(f"search {name} applies to {', '.join(SEARCH[name].models)} only, "
+                                  f"not {self.base.model}", field="TuneConfig.search")
         if len(set(self.search)) != len(self.search):
-            raise ConfigError(f"--search names a parameter twice: {','.join(self.search)}")
+            raise ConfigError(f"search names a parameter twice: {','.join(self.search)}", field="TuneConfig.search")
         if not self.base.val_split > 0:
-            raise ConfigError("tune scores trials on a validation hold-out: --val-split must be > 0")
+            raise ConfigError("tune scores trials on a validation hold-out: val_split must be > 0",
+                              field="TrainConfig.val_split")
         if not self.budget_s > 0:
-            raise ConfigError(f"--budget must be longer than zero, got {self.budget_s} s")
+            raise ConfigError(f"budget_s must be longer than zero, got {self.budget_s} s", field="TuneConfig.budget_s")
         if self.objective not in OBJECTIVES:
             raise ConfigError(f"unknown objective {self.objective!r}; choose one of {', '.join(OBJECTIVES)}")
         if self.pruner not in PRUNERS:
             raise ConfigError(f"unknown pruner {self.pruner!r}; choose one of {', '.join(PRUNERS)}")
         if self.max_trials is not None and self.max_trials < 1:
-            raise ConfigError(f"--trials must be >= 1, got {self.max_trials}")
+            raise ConfigError(f"max_trials must be >= 1, got {self.max_trials}", field="TuneConfig.max_trials")
 
     def study_dict(self) -> dict:
         """What identifies the study (a resumed study must match it); not the session's budget."""
@@ -239,8 +241,8 @@ def load_shared_config(storage: StudyStorage, *, budget_s: float, max_trials: in
     try:
         study = optuna.load_study(study_name=storage.study, storage=ts.open_storage(storage, Path(".")))
     except KeyError:
-        raise ConfigError(f"no study {storage.study!r} in {storage.shown()}; start it with --data "
-                          "(and the other options) first") from None
+        raise ConfigError(f"no study {storage.study!r} in {storage.shown()}; start it with data "
+                          "(and the other options) first", field="TrainConfig.data") from None
     if ts.CONFIG_ATTR not in study.user_attrs:
         raise ConfigError(f"study {storage.study!r} in {storage.shown()} was not made by edgesmith tune")
     return TuneConfig.from_study_dict(study.user_attrs[ts.CONFIG_ATTR], budget_s=budget_s, max_trials=max_trials)
@@ -252,10 +254,10 @@ def _claim(config: TuneConfig, out: Path) -> dict:
     if path.is_file():
         record = json.loads(path.read_text(encoding="utf-8"))
         if record.get("study") != config.study_dict():
-            raise ConfigError(f"{out} holds a tune study with other options; pass --resume {out} to continue "
-                              "it, or choose another --out")
+            raise ConfigError(f"{out} holds a tune study with other options; resume {out} to continue "
+                              "it, or choose another out", field="tune.out")
     elif out.exists() and any(out.iterdir()):
-        raise ConfigError(f"{out} exists and is not a tune directory; choose another --out")
+        raise ConfigError(f"{out} exists and is not a tune directory; choose another out", field="tune.out")
     else:
         record = {"what": "edgesmith tune", "created": now_iso(), "study": config.study_dict(), "sessions": []}
     shutil.rmtree(out / "trials", ignore_errors=True)  # runs of trials cut off by a crash
@@ -348,7 +350,7 @@ def tune(config: TuneConfig, out: str | Path, *, storage: StudyStorage | None = 
     """
     storage = storage or StudyStorage()
     if workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {workers}")
+        raise ConfigError(f"workers must be >= 1, got {workers}", field="tune.workers")
     start = time.monotonic()
     deadline = start + config.budget_s
     optuna, out = _optuna(), Path(out)

@@ -59,10 +59,10 @@ class StudyStorage:
 
     def __post_init__(self):
         if not self.study or not self.study.strip():
-            raise ConfigError("--study needs a name")
+            raise ConfigError("study needs a name", field="StudyStorage.study")
         if self.url is not None and "://" not in self.url:
-            raise ConfigError(f"--storage takes a database URL such as postgresql+psycopg://user:password@host/db, "
-                              f"got {self.url!r}")
+            raise ConfigError(f"url takes a database URL such as postgresql+psycopg://user:password@host/db, "
+                              f"got {self.url!r}", field="StudyStorage.url")
         if not 0 < self.heartbeat_s < self.grace_s:
             raise ConfigError(f"the heartbeat period ({self.heartbeat_s} s) must be shorter than the grace period "
                               f"({self.grace_s} s)")
@@ -114,8 +114,9 @@ def open_storage(storage: StudyStorage, out: Path):
                 storage.url, engine_kwargs=engine, heartbeat_interval=storage.heartbeat_s, grace_period=storage.grace_s,
                 **{"heartbeat_stale_trial_callback" if new else "failed_trial_callback": callback})
     except ImportError as e:  # the SQLAlchemy dialect's driver
-        raise BackendUnavailable(f"--storage {storage.shown()} needs a database driver ({e.name or e}): "
-                                 "pip install 'edgesmith[train]' (psycopg for PostgreSQL)") from None
+        raise BackendUnavailable(f"url {storage.shown()} needs a database driver ({e.name or e}): "
+                                 "pip install 'edgesmith[train]' (psycopg for PostgreSQL)",
+                                 field="StudyStorage.url") from None
     except Exception as e:
         raise ConfigError(f"cannot open the study storage {storage.shown()}: {_first_line(e)}") from None
 
@@ -150,8 +151,8 @@ def artifact_store(where: str | None):
     if where is None:
         return None
     if "://" in where and not where.startswith("file://"):
-        raise ConfigError(f"--artifacts takes a directory every worker mounts; {where.split('://')[0]}:// "
-                          "object storage is not supported yet")
+        raise ConfigError(f"artifacts takes a directory every worker mounts; {where.split('://')[0]}:// "
+                          "object storage is not supported yet", field="StudyStorage.artifacts")
     from optuna.artifacts import FileSystemArtifactStore
 
     path = Path(where.removeprefix("file://"))

@@ -60,7 +60,8 @@ class TrialReporter(keras.callbacks.Callback):
         self._clock()
         acc = (logs or {}).get("val_accuracy")
         if acc is None:
-            raise ConfigError("tune needs validation accuracy each epoch (--val-split > 0)")
+            raise ConfigError("tune needs validation accuracy each epoch (val_split > 0)",
+                              field="TrainConfig.val_split")
         self.last, self.epochs = float(acc), epoch + 1
         self.trial.report(self.last, step=self.epochs)
         if self.epochs < self.total and self.trial.should_prune():

@@ -44,7 +44,7 @@ def test_the_space_shrinks_with_the_options():
 
 @pytest.mark.parametrize("kw, message", [
     ({"calibrations": ("kl",)}, "calibration"), ({"targets": ("riscv",)}, "target"),
-    ({"accuracy_budget": -1}, "accuracy-budget"), ({"budget_s": 0}, "budget"),
+    ({"accuracy_budget": -1}, "^accuracy_budget must be >= 0"), ({"budget_s": 0}, "^budget_s must"),
     ({"formats": ("tflite",), "variants": ("int8-tflite",)}, "int8-tflite")])
 def test_bad_configs_are_refused(kw, message):
     with pytest.raises(ConfigError, match=message):

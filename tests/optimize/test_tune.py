@@ -65,14 +65,14 @@ def test_bad_budget_strings_are_refused(text):
 
 
 @pytest.mark.parametrize("kw, match", [
-    ({"search": ("lr", "momentum")}, "unknown --search name 'momentum'"),
+    ({"search": ("lr", "momentum")}, "unknown search name 'momentum'"),
     ({"search": ()}, "at least one"),
     ({"search": ("width",)}, "applies to mobilenetv2 only"),
     ({"search": ("lr", "lr")}, "twice"),
-    ({"base": replace(BASE, val_split=0.0)}, "--val-split must be > 0"),
+    ({"base": replace(BASE, val_split=0.0)}, "val_split must be > 0"),
     ({"objective": "fp16"}, "unknown objective"),
     ({"pruner": "median"}, "unknown pruner"),
-    ({"max_trials": 0}, "--trials"),
+    ({"max_trials": 0}, "^max_trials must be >= 1"),
 ])
 def test_bad_tune_configs_are_refused(kw, match):
     with pytest.raises(ConfigError, match=match):
