@@ -34,12 +34,13 @@ import contextlib
 import json
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from edgesmith.core.data import DataSpec, Split, load_split
+from edgesmith.core.data import NAMED_SOURCES, DataSpec, Split, common_size, load_split
+from edgesmith.core.datareport import write_data_report
 from edgesmith.core.errors import ConfigError, DataError
 from edgesmith.core.fsutil import atomic_path, sha256_file, write_json
 from edgesmith.core.rundir import RunDir
@@ -247,6 +248,24 @@ def _check_fit(src: Path, data: DataSpec, test: Split, channels: int | None, k: 
                                  f"({', '.join(names[:12])}{', ...' if len(names) > 12 else ''})")
 
 
+def _sized(data: DataSpec, model_hw: tuple, src: Path) -> DataSpec:
+    """``data`` with ``image_size`` the model's input ``(H, W)`` when a folder's images differ in size and
+    none was given (said on stderr); else ``data`` as it is.
+
+    Raises:
+        DataError: the images differ in size and the model takes any size (give ``image_size``).
+    """
+    if data.image_size is not None or data.source in NAMED_SOURCES or common_size(data) is not None:
+        return data
+    if None in model_hw:
+        raise DataError(f"images in {data.source} differ in size and {src} takes any size: give --image-size")
+    import sys
+
+    print(f"images in {data.source} differ in size: decoding them to {model_hw[0]}x{model_hw[1]}, the input "
+          f"size of {src.name}, by --resize {data.resize} (--image-size to choose)", file=sys.stderr)
+    return replace(data, image_size=tuple(model_hw))
+
+
 def _wrap(foreign, src: Path, image_shape: tuple, resize, config: ImportConfig, order, images: np.ndarray):
     """``(model, outputs kind)``: raw pixels -> [resize] -> [preprocessing] -> foreign -> [softmax] -> [reorder]."""
     from edgesmith.train._keras import keras
@@ -300,7 +319,7 @@ def _source_record(src: Path, info: ModelInfo, model_input: tuple, k: int, resiz
             "labels_reordered": order is not None}
 
 
-def _write_run(out: Path, model, *, python_code: bool, run_config: dict, metrics: dict, dataset: dict,
+def _write_run(out: Path, model, data: DataSpec, *, python_code: bool, run_config: dict, metrics: dict, dataset: dict,
                architecture: str, source: dict, image_shape: tuple, k: int, removed: list[dict]) -> RunDir:
     """Build the run in a temporary sibling of ``out`` and rename it into place when complete."""
     with run_lock(out, what="import", missing_ok=True), atomic_path(out) as tmp:  # waits for a writer of a run it replaces
@@ -309,6 +328,7 @@ def _write_run(out: Path, model, *, python_code: bool, run_config: dict, metrics
         _save(model, run.model, code=python_code)
         write_json(run.config, run_config)
         write_json(run.metrics, metrics)
+        write_data_report(data, tmp)  # used and skipped files, the split: RUN/data_report.md, split.json
         record = model_record(run.model, run.model.name, format="h5" if python_code else "keras",
                               architecture=architecture,
                               params=model.count_params(), image_shape=image_shape, num_classes=k, source=source)
@@ -342,6 +362,9 @@ def import_model(model_file: str | Path, *, data: DataSpec, out: str | Path, lab
             Keras 3 ``model.export``.
         data: the dataset the model classifies; its test split gives top-1, its classes
             the labels unless ``labels_file`` is given.
+            A folder of images of mixed sizes without ``image_size`` is decoded to the model's
+            input size. ``RUN/data_report.{json,md}`` and ``RUN/split.json`` record the files used,
+            skipped and the split.
         out: run directory to create.
         labels_file: class names, one per line, in the model's output order. Names that are
             the dataset's classes in another order are re-ordered to the dataset's order.
@@ -368,9 +391,10 @@ def import_model(model_file: str | Path, *, data: DataSpec, out: str | Path, lab
         raise ConfigError(f"run directory {out} already exists (choose another --out or pass --overwrite)")
     info = inspect_model_file(src, trust_model_code=trust_model_code)  # raises before anything is loaded
     labels = read_labels(labels_file) if labels_file is not None else None
-    test = load_split(data, "test")
     with _open(src, info, trust_model_code) as (foreign, removed):
         (mh, mw, mc), k = _model_io(foreign, src)
+        data = _sized(data, (mh, mw), src)
+        test = load_split(data, "test")
         _check_fit(src, data, test, mc, k)
         names, order = _class_order(src, k, list(test.class_names), labels, labels_file)
         h, w, c = test.image_shape
@@ -385,7 +409,7 @@ def import_model(model_file: str | Path, *, data: DataSpec, out: str | Path, lab
                    "n_train": None, "n_val": 0, "n_test": len(test)}
         # trusted Lambda layers are Python in the wrapper; on the SavedModel route they stay graph code
         python_code = bool(info.code_layers) and info.kind not in ("raw_savedmodel", *KERAS3_KINDS)
-        return _write_run(out, model, python_code=python_code, run_config=run_config, metrics=metrics,
+        return _write_run(out, model, data, python_code=python_code, run_config=run_config, metrics=metrics,
                           dataset=dataset, architecture=f"imported:{src.name}", source=source,
                           image_shape=(h, w, c), k=k, removed=removed)
 

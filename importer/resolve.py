@@ -16,7 +16,9 @@ def default_out(model_file: str | Path) -> Path:
 def resolve_run(path: str | Path, *, data: str | None = None, labels: str | Path | None = None,
                 preprocess: str = "none", outputs: str = "auto", trust_model_code: bool = False,
                 out: str | Path | None = None, overwrite: bool = False, limit_train: int | None = None,
-                limit_test: int | None = None, seed: int = 0) -> tuple[RunDir, bool]:
+                limit_test: int | None = None, seed: int = 0, image_size: tuple[int, int] | None = None,
+                resize: str = "squash", test_split: float | None = None,
+                strict: bool = False) -> tuple[RunDir, bool]:
     """The run at ``path``; or, for a model file with ``data``, a new run importing it.
 
     Side effects: an import writes a run directory at ``out`` (default :func:`default_out`).
@@ -30,7 +32,10 @@ def resolve_run(path: str | Path, *, data: str | None = None, labels: str | Path
             SavedModel directory to import. Anything else is returned as it is, for the
             next stage to report.
         data: the dataset to import against (``synthetic``, ``cifar10`` or a folder); only
-            with a model file. ``limit_train`` / ``limit_test`` / ``seed`` shape it.
+            with a model file. ``limit_train`` / ``limit_test`` / ``seed`` (also the split seed),
+            ``image_size`` (``(H, W)``, px; default: the model's input size when the folder's
+            images differ in size), ``resize``, ``test_split`` and ``strict`` shape it
+            (:class:`edgesmith.core.data.DataSpec`).
         labels, preprocess, outputs, trust_model_code, overwrite: as
             :func:`edgesmith.importer.import_model` (``labels`` is its ``labels_file``).
         out: the run directory to create (model files only).
@@ -46,8 +51,9 @@ def resolve_run(path: str | Path, *, data: str | None = None, labels: str | Path
     """
     path = Path(path)
     if (path / "manifest.json").is_file():
-        if data or labels or out:
-            raise ConfigError(f"{path} is already a run directory; --data/--labels/--out are for model files")
+        if data or labels or out or image_size or test_split is not None or strict or resize != "squash":
+            raise ConfigError(f"{path} is already a run directory; --data/--labels/--out and the data options "
+                              "(--image-size, --resize, --test-split, --strict-data) are for model files")
         return RunDir(path), False
     if not data:
         if path.is_file() or (path / "saved_model.pb").is_file():
@@ -57,7 +63,9 @@ def resolve_run(path: str | Path, *, data: str | None = None, labels: str | Path
 
     from .importer import import_model
 
-    run = import_model(path, data=DataSpec(data, limit_train, limit_test, seed), out=out or default_out(path),
+    spec = DataSpec(data, limit_train, limit_test, seed, image_size=image_size, resize=resize, test_split=test_split,
+                    split_seed=seed, strict=strict)
+    run = import_model(path, data=spec, out=out or default_out(path),
                        labels_file=labels, preprocess=preprocess, outputs=outputs,
                        trust_model_code=trust_model_code, overwrite=overwrite)
     return run, True

@@ -17,6 +17,7 @@ from edgesmith.export.targets import MCU_TARGETS, TARGETS
 from ._common import choice_enum, csv_list, err, errors, note_run, out, repeated_csv
 from .import_opts import (OUTPUTS_DEFAULT, PREPROCESS_DEFAULT, DataImportOpt, ImportOutOpt, LabelsOpt, OutputsOpt,
                           PreprocessOpt, TrustOpt, run_import)
+from .train_cmd import ImageSizeOpt, Resize, ResizeOpt, StrictDataOpt, TestSplitOpt
 
 CalibOpt = Annotated[int, typer.Option(help="Training images in the int8 representative dataset / "
                                             "ONNX calibration set (error if the training split has fewer).")]
@@ -92,7 +93,9 @@ def print_export(records: list[dict], console=out) -> None:
 def export_cmd(
     run_dir: Annotated[Path, typer.Argument(help="Run directory made by `edgesmith train`, or a model trained "
                                                   "elsewhere (.keras, .h5, SavedModel dir) to import first.")],
-    data: DataImportOpt = None, labels: LabelsOpt = None, preprocess: PreprocessOpt = PREPROCESS_DEFAULT,
+    data: DataImportOpt = None, image_size: ImageSizeOpt = None, resize: ResizeOpt = Resize("squash"),
+    test_split: TestSplitOpt = None, strict_data: StrictDataOpt = False,
+    labels: LabelsOpt = None, preprocess: PreprocessOpt = PREPROCESS_DEFAULT,
     outputs: OutputsOpt = OUTPUTS_DEFAULT, trust_model_code: TrustOpt = False, out_dir: ImportOutOpt = None,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists (model files only).")] = False,
     variants: Annotated[str, typer.Option(
@@ -172,7 +175,8 @@ def export_cmd(
             cluster_tune=replace(_D.cluster_tune, epochs=fine_tune_epochs, limit=fine_tune_limit),
             qat_tune=replace(_D.qat_tune, epochs=qat_epochs, limit=fine_tune_limit), diagnose=diagnose,
             float_layers=csv_list(float_layers), fallback=fallback.value, validation_size=validation_size)
-        run_dir = run_import(run_dir, data, labels, preprocess, outputs, trust_model_code, out_dir, overwrite)
+        run_dir = run_import(run_dir, data, labels, preprocess, outputs, trust_model_code, out_dir, overwrite,
+                             image_size=image_size, resize=resize, test_split=test_split, strict_data=strict_data)
         records = run_export(run_dir, config=config, console=err if as_json else out)
         if as_json:
             sys.stdout.write(json.dumps({"run": str(run_dir), "artifacts": records}, indent=2, default=str) + "\n")

@@ -38,9 +38,18 @@ def run_import(path: Path, data: str | None, labels: Path | None, preprocess, ou
                out_dir: Path | None, overwrite: bool, **dataset) -> Path:
     """The run directory ``path`` is or becomes (:func:`edgesmith.importer.resolve_run`); prints an import.
 
-    ``dataset`` holds ``limit_train``, ``limit_test`` and ``seed`` for an import.
+    ``dataset`` holds ``limit_train``, ``limit_test`` and ``seed`` for an import, and the data options
+    of ``train`` (``image_size`` as ``"H"`` or ``"HxW"``, ``resize``, ``test_split``, ``strict_data``).
     """
+    from edgesmith.core.data import parse_image_size
     from edgesmith.importer import import_summary, resolve_run
+
+    if dataset.get("image_size"):
+        dataset["image_size"] = parse_image_size(dataset["image_size"])
+    if "resize" in dataset:
+        dataset["resize"] = getattr(dataset["resize"], "value", dataset["resize"])
+    if "strict_data" in dataset:
+        dataset["strict"] = dataset.pop("strict_data")
 
     run, imported = resolve_run(path, data=data, labels=labels, preprocess=getattr(preprocess, "value", preprocess),
                                 outputs=getattr(outputs, "value", outputs), trust_model_code=trust_model_code,

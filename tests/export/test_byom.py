@@ -287,7 +287,7 @@ def test_resolve_run_passes_runs_through_and_imports_model_files(foreign, tmp_pa
     assert json.loads(run.metrics.read_text())["n_test"] == 200
     again, imported = resolve_run(run.root)
     assert again == RunDir(run.root) and not imported
-    with pytest.raises(ConfigError, match="already a run directory; --data/--labels/--out are for model files"):
+    with pytest.raises(ConfigError, match="already a run directory; --data/--labels/--out and the data options"):
         resolve_run(run.root, data="synthetic")
     with pytest.raises(ConfigError, match="is a model file, not a run directory: give --data"):
         resolve_run(foreign / "tutorial.h5")
