@@ -29,7 +29,7 @@ def test_doctor_names_the_onnx_extra_for_every_ort_target():
 
 
 def test_bench_measures_the_tflite_files_and_skips_the_ort_targets_naming_the_extra(tiny_run):
-    r = _edgesmith("bench", str(tiny_run.root), "--targets", "auto", "--threads", "1", "--batch", "1",
+    r = _edgesmith("bench", str(tiny_run.root), "--runtime", "auto", "--threads", "1", "--batch", "1",
                    "--runs", "10", "--warmup", "1", "--limit-test", "40", "--seconds", "0.3", "--rounds", "2")
     assert r.returncode == 0, r.stdout + r.stderr
     report = json.loads((tiny_run.bench / "results.json").read_text())
@@ -50,7 +50,7 @@ def test_predict_on_an_onnx_file_is_one_line_naming_the_extra(tiny_run, tmp_path
 
 
 def test_bench_profile_profiles_the_tflite_files_and_lists_the_onnx_ones_as_not_profiled(tiny_run):
-    r = _edgesmith("bench", str(tiny_run.root), "--targets", "cpu", "--threads", "1", "--batch", "1",
+    r = _edgesmith("bench", str(tiny_run.root), "--runtime", "cpu", "--threads", "1", "--batch", "1",
                    "--runs", "10", "--warmup", "1", "--limit-test", "40", "--seconds", "0.3", "--rounds", "2",
                    "--profile")
     assert r.returncode == 0, r.stdout + r.stderr

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from edgesmith.cli import app
 from edgesmith.core.rundir import RunDir, load_manifest, save_manifest
 
-QUICK = ["--targets", "litert-cpu", "--threads", "1", "--batch", "1", "--runs", "10", "--warmup", "1",
+QUICK = ["--runtime", "litert-cpu", "--threads", "1", "--batch", "1", "--runs", "10", "--warmup", "1",
          "--seconds", "0.2", "--rounds", "2"]
 
 

@@ -35,7 +35,7 @@ def test_bench_profile_option_writes_the_profiles(tiny_run):
     from edgesmith.cli import app
 
     run = tiny_run.root
-    r = CliRunner().invoke(app, ["bench", str(run), "--targets", "litert-cpu", "--threads", "1", "--batch", "1",
+    r = CliRunner().invoke(app, ["bench", str(run), "--runtime", "litert-cpu", "--threads", "1", "--batch", "1",
                                  "--runs", "20", "--warmup", "2", "--seconds", "0.3", "--rounds", "2", "--limit-test", "50", "--profile"])
     assert r.exit_code == 0, r.output
     assert (run / "bench" / "profiles" / "profiles.md").is_file()

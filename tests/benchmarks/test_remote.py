@@ -26,7 +26,7 @@ from edgesmith.core.errors import ConfigError
 
 QUICK = dict(targets=("litert-cpu",), threads=(1,), batches=(1, 8), warmup=2, runs=10, batch_runs=3,
              seconds=0.3, rounds=3)
-QUICK_CLI = ["--targets", "litert-cpu", "--threads", "1", "--batch", "1,8", "--warmup", "2", "--runs", "10",
+QUICK_CLI = ["--runtime", "litert-cpu", "--threads", "1", "--batch", "1,8", "--warmup", "2", "--runs", "10",
              "--batch-runs", "3", "--seconds", "0.3", "--rounds", "3"]
 cli = CliRunner()
 
