@@ -42,6 +42,7 @@ from typing import Callable
 import numpy as np
 
 from edgesmith.core.data import DataSpec, load_split
+from edgesmith.core.datareport import check_split
 from edgesmith.core.errors import ConfigError, RunDirError
 from edgesmith.core.rundir import RunDir, load_manifest, now_iso, verify_file
 from edgesmith.core.runlock import locks_run
@@ -279,7 +280,7 @@ def _rows(hello: dict, finished: dict, samples: dict, files: dict, config: Bench
     return results, accuracy, probes
 
 
-def _test_split(manifest: dict, config: BenchConfig):
+def _test_split(manifest: dict, config: BenchConfig, root: Path):
     """The images to measure on: the recorded (or ``config.data``) test split, or with
     ``latency_only`` 64 generated uint8 images of the model's input shape (labels all 0)."""
     from edgesmith.core.data import Split
@@ -296,6 +297,7 @@ def _test_split(manifest: dict, config: BenchConfig):
     spec = DataSpec.from_dict({**manifest["dataset"], **({"source": config.data} if config.data else {})})
     if config.limit_test is not None:
         spec = replace(spec, limit_test=config.limit_test)
+    check_split(spec, root)  # a folder split here must still split as trained: no training image as test
     return load_split(spec, "test")
 
 
@@ -338,6 +340,8 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
     Raises:
         RunDirError: no manifest, no artifacts, or an artifact changed since export.
         ConfigError: a bad config.
+        DataError: the test split cannot be loaded, or a folder split here (``ROOT/<class>/``) no
+            longer splits as the run recorded in ``RUN/split.json``.
     """
     from .devices import LocalDevice
 
@@ -352,7 +356,7 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
     status, usable, skipped = _select_targets(config, device.detect_targets())
     cells, no_artifact = _cells(run, manifest, usable)
     skipped += no_artifact
-    test = _test_split(manifest, config)
+    test = _test_split(manifest, config, run.root)
     class_names = list(manifest["dataset"].get("class_names") or test.class_names)
     say(("generated inputs (latency only): " if config.latency_only else "test split: ")
         + f"{len(test)} images; {len(cells)} artifact x target pairs, threads {list(config.threads)}, "
