@@ -58,6 +58,10 @@ ADAM_LR = {"lenet5": 1e-2}
 # The input size (H, W) each architecture was designed for (others: 32x32, CIFAR): what a folder of
 # images of mixed sizes is decoded to when no --image-size is given.
 NATIVE_SIZE = {"lenet5": (28, 28)}
+# Models built on a pretrained backbone -> the name of its Keras layer: they train in two phases, the
+# backbone frozen first (TrainConfig.freeze_epochs, default a third of the epochs), then fine-tuned
+# at a tenth of the peak learning rate (the generic loop asks this table, never a model's name).
+BACKBONE_LAYER = {"resnet50v2": "backbone"}
 
 
 def native_size(model: str) -> tuple[int, int]:
@@ -227,8 +231,9 @@ class TrainConfig:
         return {"width": self.width, "weights": self.weights, "size": self.backbone_size}
 
     def phases(self) -> list[tuple[int, int, bool]]:
-        """``(first_epoch, end_epoch, backbone_frozen)`` per phase (two for resnet50v2)."""
-        if self.model != "resnet50v2":
+        """``(first_epoch, end_epoch, backbone_frozen)`` per phase (two for a model with a
+        pretrained backbone, :data:`BACKBONE_LAYER`)."""
+        if self.model not in BACKBONE_LAYER:
             return [(0, self.epochs, False)]
         k = self.epochs // 3 if self.freeze_epochs is None else self.freeze_epochs
         return [p for p in ((0, k, True), (k, self.epochs, False)) if p[1] > p[0]]

@@ -25,7 +25,7 @@ from edgesmith.core.runlock import run_lock
 from edgesmith.core.stages import TrainStage, create_run_manifest, model_record
 
 from . import checkpoint as _ckpt
-from .config import TrainConfig, resolve_augment
+from .config import BACKBONE_LAYER, TrainConfig, resolve_augment
 from . import precision as _precision
 from ._keras import keras, tf
 from .datasets import TrainData, hold_out_indices, prepare
@@ -157,7 +157,7 @@ def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False, resu
         return fit_split.dataset(batch_size=global_batch, training=True, seed=config.seed,
                                  augment=augment["preset"], use_cutout=config.cutout, resize_to=resize_to)
 
-    fit_data = functools.cache(make_fit_data)  # one dataset per resolution, shared by the phases (resnet50v2 has two)
+    fit_data = functools.cache(make_fit_data)  # one dataset per resolution, shared by the phases (a backbone model has two)
     val_ds = val_split.dataset(batch_size=max(global_batch, 256), training=False) if val_split else None
     # timed on its own copy of the pipeline: the training dataset's shuffle order stays as in a quiet run
     input_ips = _input_rate(make_fit_data(None), say) if say is not None else None
@@ -173,16 +173,10 @@ def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False, resu
             if done >= end:
                 continue
             with placement.strategy.scope():
-                if frozen or config.model == "resnet50v2":
-                    model.get_layer("backbone").trainable = not frozen
-                compile_model(model, peak_lr=peak_lr if start == 0 else peak_lr / 10,
-                              schedule_kind=config.schedule, steps_per_epoch=steps, epochs=end - start,
-                              weight_decay=config.weight_decay, label_smoothing=config.label_smoothing,
-                              optimizer=config.optimizer, policy=policy,
-                              steps_per_execution=config.steps_per_execution)
+                _start_phase(model, config, (start, end, frozen), peak_lr=peak_lr, steps=steps, policy=policy)
                 _restore(model, saver, state, work, done, start)
-            done = _fit_phase(model, config, saver, extra, fit_data, val_ds, done, start, end, input_shape[:2],
-                              weights, data)
+            done = _fit_phase(model, config, saver, extra=extra, fit_data=fit_data, val_ds=val_ds, done=done,
+                              start=start, end=end, image_hw=input_shape[:2], weights=weights, data=data)
             if model.stop_training or done < end:
                 break
     finally:
@@ -190,8 +184,9 @@ def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False, resu
     if not placement.is_chief:
         _ckpt.remove(work)
         return None
-    return _finish(config, out, work, model, saver, placement, policy, data, global_batch, peak_lr, augment,
-                   {"class_weight": config.class_weight, "weights": weights, "input_img_per_s": input_ips})
+    return _finish(config, out, work, model, saver=saver, placement=placement, policy=policy, data=data,
+                   global_batch=global_batch, peak_lr=peak_lr, augment=augment,
+                   extra={"class_weight": config.class_weight, "weights": weights, "input_img_per_s": input_ips})
 
 
 def _say(line: str) -> None:
@@ -248,7 +243,7 @@ def _callbacks(config: TrainConfig, placement, work: Path, steps: int, *, has_va
 
 def _restore(model, saver, state: dict | None, work: Path, done: int, start: int) -> None:
     """Attach the checkpoint saver; on resume, restore weights + optimizer mid-phase, or only the
-    weights when the phase starts afresh (resnet50v2's fine-tune phase has a new optimizer)."""
+    weights when the phase starts afresh (a backbone model's fine-tune phase has a new optimizer)."""
     saver.set_model(model)
     if state and done > start:
         saver.restore(state)
@@ -256,7 +251,21 @@ def _restore(model, saver, state: dict | None, work: Path, done: int, start: int
         tf.train.Checkpoint(model=model).read(str(work / "ckpt" / state["checkpoint"])).expect_partial()
 
 
-def _fit_phase(model, config: TrainConfig, saver, extra: list, fit_data, val_ds, done: int, start: int,
+def _start_phase(model, config: TrainConfig, phase: tuple[int, int, bool], *, peak_lr: float, steps: int,
+                 policy: str) -> None:
+    """Compile ``model`` for the phase ``(start, end, backbone_frozen)`` (:meth:`TrainConfig.phases`):
+    a model with a pretrained backbone (:data:`.config.BACKBONE_LAYER`) gets it frozen or trainable,
+    and a phase after the first starts at a tenth of ``peak_lr``."""
+    start, end, frozen = phase
+    if config.model in BACKBONE_LAYER:
+        model.get_layer(BACKBONE_LAYER[config.model]).trainable = not frozen
+    compile_model(model, peak_lr=peak_lr if start == 0 else peak_lr / 10, schedule_kind=config.schedule,
+                  steps_per_epoch=steps, epochs=end - start, weight_decay=config.weight_decay,
+                  label_smoothing=config.label_smoothing, optimizer=config.optimizer, policy=policy,
+                  steps_per_execution=config.steps_per_execution)
+
+
+def _fit_phase(model, config: TrainConfig, saver, *, extra: list, fit_data, val_ds, done: int, start: int,
                end: int, image_hw: tuple[int, int], weights: dict | None = None, data: TrainData | None = None) -> int:
     """Fit epochs ``[done, end)`` of the phase ``[start, end)``, one ``fit`` call per resolution.
 
@@ -348,8 +357,12 @@ def _per_class_report(summary: dict, run: RunDir, config: TrainConfig) -> None:
                                                         for w in worst), highlight=False, markup=False)
 
 
-def _finish(config, out, work, model, saver, placement, policy, data: TrainData, global_batch, peak_lr,
-            augment: dict, extra: dict) -> RunDir:
+def _finish(config: TrainConfig, out: Path, work: Path, model, *, saver, placement, policy: str, data: TrainData,
+            global_batch: int, peak_lr: float, augment: dict, extra: dict) -> RunDir:
+    """Evaluate the float32 copy of ``model`` on the test split and write the run directory at ``out``
+    (atomically, under the run's lock): model, config, history, curves, metrics, per-class report,
+    data report and manifest; then remove the work directory. ``extra`` holds ``class_weight``,
+    ``weights`` and ``input_img_per_s`` for metrics.json."""
     from edgesmith.core.datareport import write_data_report
     from edgesmith.core.perclass import per_class_summary
 

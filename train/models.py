@@ -12,7 +12,7 @@ from typing import Callable
 
 from edgesmith.core.errors import ConfigError
 
-from .config import _RESNET_N, any_input_size, is_known, model_names  # noqa: F401  (re-exported)
+from .config import _RESNET_N, BACKBONE_LAYER, any_input_size, is_known, model_names  # noqa: F401  (re-exported)
 
 from ._keras import keras
 
@@ -222,7 +222,7 @@ def resnet50v2(input_shape=(32, 32, 3), num_classes: int = 10, weights: str = "n
         raise ConfigError(f"resnet50v2: cannot {what} ({first[:160]}); set weights to the path of "
                           "resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5, or to none",
                           field="TrainConfig.weights") from None
-    backbone._name = "backbone"
+    backbone._name = BACKBONE_LAYER["resnet50v2"]  # the layer the loop freezes, then fine-tunes
     inp = keras.Input(shape=tuple(input_shape), name="images")
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(inp)
     if tuple(input_shape[:2]) != (size, size):
