@@ -77,7 +77,7 @@ def bench_config(preset: str = "default", **overrides: Any) -> BenchConfig:
     Args:
         preset: a name in :data:`BENCH_PRESETS`.
         overrides: BenchConfig fields; ``None`` keeps the preset's value. ``threads`` may be
-            ``"1,all"`` text or a tuple of ints and ``"all"``; ``targets`` may be ``--targets``
+            ``"1,all"`` text or a tuple of ints and ``"all"``; ``targets`` may be ``--runtime``
             text (names and groups, see :func:`.targets.resolve_targets`); ``batches`` may be
             ``"1,64"`` text.
 

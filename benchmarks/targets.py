@@ -31,7 +31,7 @@ TARGET_FORMAT = {"litert-cpu": "tflite", "ort-cpu": "onnx", "ort-cuda": "onnx", 
 GPU_TARGETS = frozenset({"ort-cuda", "ort-tensorrt", "keras-gpu"})
 ORT_PROVIDER = {"ort-cpu": "CPUExecutionProvider", "ort-cuda": "CUDAExecutionProvider",
                 "ort-tensorrt": "TensorrtExecutionProvider"}
-# Named groups accepted by --targets / --target.
+# Named groups: the CLI's --device-kind, and names inside --runtime.
 GROUPS = {"cpu": ("litert-cpu", "ort-cpu"), "gpu": ("ort-cuda", "ort-tensorrt"),
           "auto": ("litert-cpu", "ort-cpu", "ort-cuda", "ort-tensorrt"), "all": TARGETS}
 

@@ -134,9 +134,9 @@ def print_report(report: dict, out=out) -> None:
                         f"{cfg.get('seconds', '?')} s of interleaved batch-1 timing in {cfg.get('rounds', '?')} rounds; "
                         f"{report.get('wall_s')} s in all")
     by_device = {device_of(r) for r in report["results"]} != {LOCAL}
-    for col in ("device",) * by_device + ("artifact", "target", "threads", "batch", "top-1", "p50 ms", "p90 ms",
+    for col in ("device",) * by_device + ("artifact", "runtime", "threads", "batch", "top-1", "p50 ms", "p90 ms",
                                           "p99 ms", "img/s", "load ms", "RSS MiB", "KiB"):
-        table.add_column(col, justify="left" if col in ("device", "artifact", "target") else "right")
+        table.add_column(col, justify="left" if col in ("device", "artifact", "runtime") else "right")
     for r in report["results"]:
         lat = r["latency_ms"]
         table.add_row(*(device_of(r),) * by_device, r["artifact"], r["target"], str(r["threads"]), str(r.get("batch", 1)),

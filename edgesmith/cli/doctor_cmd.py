@@ -1,5 +1,5 @@
 """``edgesmith doctor``: int8 or float here, in one plain sentence first (measured when a bench has run,
-else expected), then the environment fingerprint, which benchmark targets this machine can run, and the
+else expected), then the environment fingerprint, which bench runtimes this machine can run, and the
 export target ``auto`` resolves to; the instruction-level why under ``--explain``. Never imports TensorFlow."""
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def _measurement(run_dir: Path | None, here_cpu: str) -> dict:
 
 def doctor_cmd(run_dir: RunArg = None, as_json: JsonOpt = False, explain: ExplainOpt = False):
     """Int8 or float on this machine, in one sentence (measured by the last bench, else expected); then CPU,
-    ISA flags, GPUs, versions and every benchmark target with whether it is usable here."""
+    ISA flags, GPUs, versions and every bench runtime with whether it is usable here."""
     from edgesmith.benchmarks import detect_targets, environment
     from edgesmith.benchmarks.advice import expected_sentence, int8_expectations
     from edgesmith.export.targets import TARGET_PRESETS, Machine, detect_target
@@ -88,8 +88,8 @@ def doctor_cmd(run_dir: RunArg = None, as_json: JsonOpt = False, explain: Explai
                   highlight=False)
         out.print(f"OS       {env['os']}", highlight=False)
         out.print("versions " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()), highlight=False)
-        table = Table(title="benchmark targets")
-        table.add_column("target")
+        table = Table(title="bench runtimes (bench --runtime)")
+        table.add_column("runtime")
         table.add_column("usable")
         table.add_column("detail")
         for t, s in status.items():
