@@ -296,7 +296,8 @@ def _open_study(optuna, config: TuneConfig, out: Path, pruner, storage: StudySto
         study.set_user_attr(ts.CONFIG_ATTR, config.study_dict())
     elif recorded is not None and recorded != config.study_dict():
         raise ConfigError(f"study {storage.study!r} in {storage.shown()} searches with other options; join it "
-                          "with the same options (or only --storage/--study), or choose another --study")
+                          "with the same options (or only url and study), or choose another study",
+                          field="StudyStorage.study")
     if not first:
         return study
     if not storage.shared:

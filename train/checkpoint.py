@@ -141,7 +141,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         kept = (f"the last good checkpoint (epoch {self.epochs_done}) is kept in {self.work}"
                 if self.epochs_done else "no epoch finished, so there is no checkpoint")
         return TrainingDiverged(f"training loss became NaN at epoch {epoch}, {steps}; stopped: {kept}. "
-                                "Try a lower --lr or --precision fp32.")
+                                "Try a lower learning_rate or precision fp32.", field="TrainConfig.learning_rate")
 
 
 def remove(work: Path) -> None:

@@ -78,8 +78,8 @@ FIELD_FLAGS: dict[str, str] = {
     "ImportConfig.outputs": "--outputs",
     "ImportConfig.trust_model_code": "--trust-model-code",
     "import_model.data": "--data",
-    "import_model.labels": "--labels",
-    "import_model.out_dir": "--out",
+    "import_model.labels_file": "--labels",
+    "import_model.out": "--out",
     "import_model.overwrite": "--overwrite",
     # export/config.py
     "ExportConfig.formats": "--formats",
@@ -123,7 +123,6 @@ FIELD_FLAGS: dict[str, str] = {
     "TuneConfig.pruner": "--pruner",
     "TuneConfig.max_trials": "--trials",
     "tune.out": "--out",
-    "tune.resume": "--resume",
     "tune.workers": "--workers",
     "StudyStorage.url": "--storage",
     "StudyStorage.study": "--study",
@@ -131,6 +130,14 @@ FIELD_FLAGS: dict[str, str] = {
     "StudyStorage.heartbeat_s": "--heartbeat",
     "StudyStorage.grace_s": "--grace",
     "OptimizeConfig.budget_s": "--budget",
+    "OptimizeConfig.formats": "--formats",
+    "OptimizeConfig.variants": "--variants",
+    "OptimizeConfig.calibrations": "--calibrations",
+    "OptimizeConfig.forms": "--forms",
+    "OptimizeConfig.fallback": "--fallback",
+    "OptimizeConfig.calibration_size": "--calibration-size",
+    "OptimizeConfig.verify_size": "--verify-size",
+    "OptimizeConfig.validation_size": "--validation-size",
     "OptimizeConfig.accuracy_budget": "--accuracy-budget",
     "optimize.out_dir": "--out",
 }
@@ -139,7 +146,8 @@ FIELD_FLAGS: dict[str, str] = {
 def cli_message(message: str, field: str | None) -> str:
     """``message`` with the names of ``field``'s owner (``"TrainConfig.learning_rate"`` ->
     owner ``TrainConfig``) that :data:`FIELD_FLAGS` knows replaced by their flags, bare
-    (``learning_rate``) or qualified (``TrainConfig.learning_rate``); unchanged without a field."""
+    (``learning_rate``) or qualified (``TrainConfig.learning_rate``), a switch's ``=True`` dropped
+    (``overwrite=True`` -> ``--overwrite``); unchanged without a field."""
     if not field or "." not in field:
         return message
     owner = field.split(".", 1)[0]
@@ -148,5 +156,5 @@ def cli_message(message: str, field: str | None) -> str:
         return message
     # longest first, so ``low_res_epochs`` is not read as ``low_res`` + ``_epochs``
     pattern = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
-    return re.sub(rf"(?<![\w./\\-])(?:{re.escape(owner)}\.)?({pattern})(?![\w/\\-])",
+    return re.sub(rf"(?<![\w./\\-])(?:{re.escape(owner)}\.)?({pattern})(?:=True)?(?![\w/\\-])",
                   lambda m: names[m.group(1)], message)

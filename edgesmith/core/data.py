@@ -375,8 +375,9 @@ def _load_folder_split(spec: DataSpec, split: str) -> Split:
                 if a.shape != first:
                     raise DataError(f"images in {root / split if folders.layout(root) == 'split' else root} differ "
                                     f"in size: {f} is {a.shape[1]}x{a.shape[0]}, {first_file} is "
-                                    f"{first[1]}x{first[0]}; pass --image-size H[xW] (and --resize "
-                                    f"{'|'.join(RESIZE_MODES)}) to bring them to one size")
+                                    f"{first[1]}x{first[0]}; pass image_size H[xW] (and resize "
+                                    f"{'|'.join(RESIZE_MODES)}) to bring them to one size",
+                                    field="DataSpec.image_size")
             images = np.stack(good)
         else:
             images = np.zeros((0, *(spec.image_size or (1, 1)), fs.channels), np.uint8)
