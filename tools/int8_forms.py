@@ -78,7 +78,7 @@ def build_forms(model_path: Path, out: Path, calib: np.ndarray) -> int:
     to_onnx(model, out / "ort_fp32.onnx")
     quantize_onnx(out / "ort_fp32.onnx", out / "ort_int8_s8s8.onnx", calibration=calib, preset="s8s8")
     to_onnx(folded, out / "folded_fp32.onnx")
-    quantize_onnx(out / "folded_fp32.onnx", out / "ort_int8_x86.onnx", calibration=calib, preset="x86")
+    quantize_onnx(out / "folded_fp32.onnx", out / "ort_int8_x86.onnx", calibration=calib, preset="u8s8")
     (out / "folded_fp32.onnx").unlink()
     return count_macs(model)
 
