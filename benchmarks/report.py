@@ -82,7 +82,8 @@ def comparisons(results: list[dict], env: dict | None = None) -> list[dict]:
                     "speedup": round(speedup, 3) if speedup else None,
                     "throughput_batch": tb, "throughput_speedup": round(tput, 3) if tput else None,
                     "size_ratio": round(ratio, 3),
-                    "verdict": _verdict(q1, target, threads, delta, speedup, tput, tb, ratio, env)})
+                    "verdict": _verdict(q1, target, threads, delta=delta, speedup=speedup, tput=tput, tb=tb,
+                                        ratio=ratio, env=env)})
     return out
 
 
@@ -90,7 +91,7 @@ def _pace(x: float) -> str:
     return f"{x:.2f}x faster" if x >= 1 else f"{1 / x:.2f}x slower"
 
 
-def _verdict(q: dict, target: str, threads: int, delta: float, speedup: float | None,
+def _verdict(q: dict, target: str, threads: int, *, delta: float | None, speedup: float | None,
              tput: float | None, tb: int | None, ratio: float, env: dict | None = None) -> str:
     main = speedup if speedup is not None else tput
     acc = "(accuracy not measured) at" if delta is None else f"at {delta:+.2f} pt and"
@@ -156,6 +157,12 @@ def markdown(report: dict, notes: tuple[str, ...] = ()) -> str:
                      f"{_fmt(r.get('throughput_ips'), ',.0f')} | {_fmt(r.get('load_ms'), '.1f')} | "
                      f"{_fmt(r.get('rss_peak_mib'), '.0f')} ({_fmt(r.get('rss_model_mib'), '.1f')}) | "
                      f"{r['bytes'] / 1024:.1f} | {r['gzip_bytes'] / 1024:.1f} |")
+    host_only = [a for a in report.get("accuracy") or [] if a.get("note")]
+    if host_only:  # e.g. TFLite Micro on this host: its x86 time is no microcontroller's time, so none is shown
+        lines += ["", "## Accuracy only (no latency: host, not device)", "", "| artifact | target | top-1 | images |",
+                  "|---|---|---:|---:|"]
+        lines += [f"| {a['artifact']} | {a['target']} | {a['top1']:.2%} | {a['n_test']} |" for a in host_only]
+        lines += ["", host_only[0]["note"] + "; `bench --board` estimates the time on a board."]
     comps = report.get("comparisons") or []
     if comps:
         lines += ["", "## Quantized vs float parent", "",

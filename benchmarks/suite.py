@@ -51,7 +51,7 @@ from edgesmith.runtime import default_threads
 
 from .advice import divergences, verify_accuracy
 from .stats import latency_summary
-from .targets import GPU_TARGETS, GROUPS, TARGET_FORMAT, TARGETS
+from .targets import ACCURACY_ONLY, GPU_TARGETS, GROUPS, TARGET_FORMAT, TARGETS
 
 RESULTS_SCHEMA = 2
 
@@ -162,9 +162,10 @@ def _cells(run: RunDir, manifest: dict, targets: tuple[str, ...]) -> tuple[list[
     cells, skipped = [], []
     for t in targets:
         fmt = TARGET_FORMAT[t]
-        mine = [a for a in artifacts if a["format"] == fmt]
+        mine = [a for a in artifacts if a["format"] == fmt and (t not in ACCURACY_ONLY or "micro" in a)]
         if not mine:
-            skipped.append({"target": t, "reason": f"the run has no {fmt} artifact"})
+            skipped.append({"target": t, "reason": "the run has no Cortex-M file (export --target cortex-m)"
+                            if t in ACCURACY_ONLY else f"the run has no {fmt} artifact"})
         cells += [(a, t) for a in mine]
     return cells, skipped
 
@@ -182,7 +183,7 @@ def _select_targets(config: BenchConfig, status: dict) -> tuple[dict, tuple[str,
     return status, tuple(t for t in config.targets if status[t].usable), skipped
 
 
-def _start_cells(run: RunDir, plan: list[tuple], config: BenchConfig, workdir: Path, num_classes: int,
+def _start_cells(run: RunDir, plan: list[tuple], config: BenchConfig, workdir: Path, *, num_classes: int,
                  skipped: list[dict], say, device) -> tuple[dict, dict, dict]:
     """Start one worker per (artifact, target, threads) on ``device``, one at a time (load time is measured alone).
 
@@ -224,7 +225,7 @@ def _time_interleaved(workers: dict, config: BenchConfig, say) -> dict:
     """Time every cell in ``config.rounds`` rounds, each visiting every cell once in a fresh random
     order; returns key -> batch -> samples (ms)."""
     rng = np.random.default_rng(0)
-    keys = list(workers)
+    keys = [k for k in workers if k[1] not in ACCURACY_ONLY]  # their time here is not a device time: never timed
     slice_s = config.seconds / (config.rounds * max(len(keys), 1))
     min_calls = -(-config.runs // config.rounds)
     samples: dict = {key: {} for key in keys}
@@ -246,7 +247,7 @@ def _time_interleaved(workers: dict, config: BenchConfig, say) -> dict:
     return samples
 
 
-def _rows(hello: dict, finished: dict, samples: dict, files: dict, config: BenchConfig, n_test: int,
+def _rows(hello: dict, finished: dict, samples: dict, files: dict, config: BenchConfig, *, n_test: int,
           class_names: list[str], say) -> tuple[list[dict], list[dict], list[float]]:
     """(result rows, accuracy entries, CPU probe ms per cell) from what the workers measured."""
     results, accuracy, probes, acc_by = [], [], [], {}
@@ -260,6 +261,10 @@ def _rows(hello: dict, finished: dict, samples: dict, files: dict, config: Bench
                                            for c, k, n in zip(class_names, acc["correct"], acc["total"])},
                              "confusion": acc.get("confusion")})  # None from a worker of an older edgesmith
         probes.append(f["cpu_probe_ms"])
+        if target in ACCURACY_ONLY:  # no latency row: x86 time under TFLite Micro is no microcontroller's time
+            accuracy[-1]["note"] = "TFLite Micro on this host: accuracy only, its time is not a device time"
+            say(f"  {name}-{target}: top-1 {acc['top1']:.2%} on all {n_test} test images (accuracy only)")
+            continue
         b1 = samples[key].get(1)
         top1 = (acc_by.get((name, target)) or {}).get("top1")  # None: latency only
         say(f"  {name}-{target}-t{t}: "
@@ -356,18 +361,24 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
     status, usable, skipped = _select_targets(config, device.detect_targets())
     cells, no_artifact = _cells(run, manifest, usable)
     skipped += no_artifact
+    if config.latency_only:  # an accuracy-only cell (TFLite Micro on this host) has nothing to measure
+        skipped += [{"target": t, "reason": "measures accuracy only, and latency_only measures none"}
+                    for t in dict.fromkeys(t for _, t in cells if t in ACCURACY_ONLY)]
+        cells = [(a, t) for a, t in cells if t not in ACCURACY_ONLY]
     test = _test_split(manifest, config, run.root)
     class_names = list(manifest["dataset"].get("class_names") or test.class_names)
     say(("generated inputs (latency only): " if config.latency_only else "test split: ")
         + f"{len(test)} images; {len(cells)} artifact x target pairs, threads {list(config.threads)}, "
         f"batches {list(config.batches)}")
     plan = [(art, target, t) for art, target in cells
-            for t in ((max(config.threads),) if target in GPU_TARGETS else config.threads)]
+            for t in ((1,) if target in ACCURACY_ONLY else (max(config.threads),) if target in GPU_TARGETS
+                      else config.threads)]
     with tempfile.TemporaryDirectory(prefix="edgesmith-bench-") as tmp:
         workdir = Path(tmp)
         np.save(workdir / "images.npy", test.images)
         np.save(workdir / "labels.npy", test.labels)
-        workers, hello, files = _start_cells(run, plan, config, workdir, len(class_names), skipped, say, device)
+        workers, hello, files = _start_cells(run, plan, config, workdir, num_classes=len(class_names),
+                                             skipped=skipped, say=say, device=device)
         try:
             samples = _time_interleaved(workers, config, say)
             # finish one at a time: memory, CPU probe, and accuracy where asked
@@ -375,7 +386,8 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
         finally:
             for w in workers.values():
                 w.close()
-        results, accuracy, probes = _rows(hello, finished, samples, files, config, len(test), class_names, say)
+        results, accuracy, probes = _rows(hello, finished, samples, files, config, n_test=len(test),
+                                          class_names=class_names, say=say)
         verify = verify_accuracy(accuracy, files, test, manifest, workdir, say=say, threads=min(config.threads),
                                  same_split=not config.latency_only and config.data is None
                                  and config.limit_test in (None, manifest["dataset"].get("limit_test")),
