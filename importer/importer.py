@@ -94,9 +94,11 @@ class ImportConfig:
 
     def __post_init__(self):
         if self.preprocess not in PREPROCESS:
-            raise ConfigError(f"unknown --preprocess {self.preprocess!r}; choose {', '.join(PREPROCESS)}")
+            raise ConfigError(f"unknown preprocess {self.preprocess!r}; choose {', '.join(PREPROCESS)}",
+                              field="ImportConfig.preprocess")
         if self.outputs not in OUTPUTS:
-            raise ConfigError(f"unknown --outputs {self.outputs!r}; choose {', '.join(OUTPUTS)}")
+            raise ConfigError(f"unknown outputs {self.outputs!r}; choose {', '.join(OUTPUTS)}",
+                              field="ImportConfig.outputs")
 
 
 def read_labels(path: str | Path) -> list[str]:
@@ -258,7 +260,8 @@ def _sized(data: DataSpec, model_hw: tuple, src: Path) -> DataSpec:
     if data.image_size is not None or data.source in NAMED_SOURCES or common_size(data) is not None:
         return data
     if None in model_hw:
-        raise DataError(f"images in {data.source} differ in size and {src} takes any size: give --image-size")
+        raise DataError(f"images in {data.source} differ in size and {src} takes any size: give image_size",
+                        field="DataSpec.image_size")
     import sys
 
     print(f"images in {data.source} differ in size: decoding them to {model_hw[0]}x{model_hw[1]}, the input "
@@ -296,8 +299,9 @@ def _measure(model, src: Path, kind: str, test: Split) -> dict:
     started = time.perf_counter()
     probs = _predict(model, test.images)
     if not _is_probabilities(probs):
-        raise ModelMismatchError(f"{src}: outputs are not probabilities even after --outputs {kind} "
-                                 f"(rows must be non-negative and sum to 1); try --outputs logits")
+        raise ModelMismatchError(f"{src}: its output rows are not probabilities even after outputs {kind} "
+                                 f"(they must be non-negative and sum to 1); try outputs logits",
+                                 field="ImportConfig.outputs")
     return {"top1": float((probs.argmax(1) == test.labels).mean()), "n_test": len(test),
             "eval_seconds": round(time.perf_counter() - started, 2),
             "source": "imported model, measured by edgesmith on the test split"}
@@ -388,7 +392,8 @@ def import_model(model_file: str | Path, *, data: DataSpec, out: str | Path, lab
     config = ImportConfig(preprocess, outputs, trust_model_code)
     src, out = Path(model_file), Path(out)
     if out.exists() and not overwrite:
-        raise ConfigError(f"run directory {out} already exists (choose another --out or pass --overwrite)")
+        raise ConfigError(f"run directory {out} already exists (choose another out or pass overwrite=True)",
+                          field="import_model.out")
     info = inspect_model_file(src, trust_model_code=trust_model_code)  # raises before anything is loaded
     labels = read_labels(labels_file) if labels_file is not None else None
     with _open(src, info, trust_model_code) as (foreign, removed):

@@ -52,12 +52,13 @@ def resolve_run(path: str | Path, *, data: str | None = None, labels: str | Path
     path = Path(path)
     if (path / "manifest.json").is_file():
         if data or labels or out or image_size or test_split is not None or strict or resize != "squash":
-            raise ConfigError(f"{path} is already a run directory; --data/--labels/--out and the data options "
-                              "(--image-size, --resize, --test-split, --strict-data) are for model files")
+            raise ConfigError(f"{path} is already a run directory; data, labels, out and the image options "
+                              "(image_size, resize, test_split, strict) are for model files", field="resolve_run.data")
         return RunDir(path), False
     if not data:
         if path.is_file() or (path / "saved_model.pb").is_file():
-            raise ConfigError(f"{path} is a model file, not a run directory: give --data to import it")
+            raise ConfigError(f"{path} is a model file, not a run directory: give data to import it",
+                              field="resolve_run.data")
         return RunDir(path), False  # not a run either: export reports it
     from edgesmith.core.data import DataSpec
 

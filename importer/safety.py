@@ -137,12 +137,13 @@ def _check(path: Path, config, trusted: bool, *, keras3: bool = False) -> tuple[
     code, custom = list(dict.fromkeys(code)), list(dict.fromkeys(custom))  # nested configs repeat layers
     if not trusted and code:
         raise UnsafeModelError(f"{path} contains Lambda layer {', '.join(code)}: Python code that would run "
-                               "when the model is loaded; refused. Pass --trust-model-code only if you trust "
-                               "whoever made the file")
+                               "when the model is loaded; refused. Pass trust_model_code=True only if you trust "
+                               "whoever made the file", field="ImportConfig.trust_model_code")
     if not trusted and custom:
         raise UnsafeModelError(f"{path} uses custom object {', '.join(custom[:5])}: code edgesmith will not "
-                               "import; refused. Pass --trust-model-code only if you trust whoever made the "
-                               "file (a SavedModel runs them as graphs; .keras/.h5 need their Python classes)")
+                               "import; refused. Pass trust_model_code=True only if you trust whoever made the "
+                               "file (a SavedModel runs them as graphs; .keras/.h5 need their Python classes)",
+                               field="ImportConfig.trust_model_code")
     return tuple(code), tuple(custom)
 
 

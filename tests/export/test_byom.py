@@ -287,9 +287,9 @@ def test_resolve_run_passes_runs_through_and_imports_model_files(foreign, tmp_pa
     assert json.loads(run.metrics.read_text())["n_test"] == 200
     again, imported = resolve_run(run.root)
     assert again == RunDir(run.root) and not imported
-    with pytest.raises(ConfigError, match="already a run directory; --data/--labels/--out and the data options"):
+    with pytest.raises(ConfigError, match="already a run directory; data, labels, out and the image options"):
         resolve_run(run.root, data="synthetic")
-    with pytest.raises(ConfigError, match="is a model file, not a run directory: give --data"):
+    with pytest.raises(ConfigError, match="is a model file, not a run directory: give data to import it"):
         resolve_run(foreign / "tutorial.h5")
     with pytest.raises(ConfigError, match="is a model file, not a run directory"):
         resolve_run(foreign / "savedmodel")
