@@ -9,9 +9,12 @@ ort-cuda       .onnx       ONNX Runtime, CUDAExecutionProvider (onnxruntime-gpu 
 ort-tensorrt   .onnx       ONNX Runtime, TensorrtExecutionProvider (+ TensorRT libraries)
 keras-cpu      model.keras the trained tf_keras model (reference), TensorFlow on the CPU
 keras-gpu      model.keras the same on a GPU TensorFlow can see
+tflm           .tflite     TFLite Micro on this host (``[mcu]``), the Cortex-M file only: accuracy
+                           only, its x86 time is not a device time and is not reported
 =============  ==========  ==================================================================
 
-Keras targets are the training framework, not a deployment target: they are measured only
+``tflm`` too is measured only when asked for by name (or with ``all``): one pass over the test
+split at a few ms per image. Keras targets are the training framework, not a deployment target: they are measured only
 when asked for by name (or with ``all``), always in a child process, so the benchmark
 process itself never imports TensorFlow. Detection here never imports TensorFlow either
 (``importlib.util.find_spec`` only); a GPU target that passes detection can still fall back
@@ -25,9 +28,11 @@ from dataclasses import dataclass
 
 from edgesmith.core.errors import ConfigError
 
-TARGETS = ("litert-cpu", "ort-cpu", "ort-cuda", "ort-tensorrt", "keras-cpu", "keras-gpu")
+TARGETS = ("litert-cpu", "ort-cpu", "ort-cuda", "ort-tensorrt", "keras-cpu", "keras-gpu", "tflm")
 TARGET_FORMAT = {"litert-cpu": "tflite", "ort-cpu": "onnx", "ort-cuda": "onnx", "ort-tensorrt": "onnx",
-                 "keras-cpu": "keras", "keras-gpu": "keras"}
+                 "keras-cpu": "keras", "keras-gpu": "keras", "tflm": "tflite"}
+# Targets that measure accuracy only: their time on this machine is not the time of the device they stand for.
+ACCURACY_ONLY = frozenset({"tflm"})
 GPU_TARGETS = frozenset({"ort-cuda", "ort-tensorrt", "keras-gpu"})
 ORT_PROVIDER = {"ort-cpu": "CPUExecutionProvider", "ort-cuda": "CUDAExecutionProvider",
                 "ort-tensorrt": "TensorrtExecutionProvider"}
@@ -136,6 +141,11 @@ def detect(name: str, *, gpus: list[dict] | None = None) -> TargetStatus:
             return TargetStatus(name, False, no_gpu)
         where = f" on {gpus[0]['name']}" if name in GPU_TARGETS else ""
         return TargetStatus(name, True, f"onnxruntime {version}, {provider}{where}")
+    if name == "tflm":
+        if not _installed("tflite_micro"):
+            return TargetStatus(name, False, "tflite-micro is not installed (pip install 'edgesmith[mcu]')")
+        return TargetStatus(name, True, f"tflite-micro {_version('tflite-micro')} on this host "
+                            "(accuracy of the Cortex-M file; host time is not a device time)")
     # keras-cpu / keras-gpu
     if not (_installed("tensorflow") and _installed("tf_keras")):
         return TargetStatus(name, False, "TensorFlow/tf_keras not installed (pip install 'edgesmith[train]')")

@@ -44,6 +44,8 @@ import numpy as np
 from edgesmith.core.errors import BackendUnavailable, EdgesmithError
 from edgesmith.core.quiet import child_env, filter_text, is_verbose, leave_unfiltered
 
+from .targets import ACCURACY_ONLY
+
 ACCURACY_CHUNK = 256  # images per predict call in the (untimed) accuracy pass
 TIMING_IMAGES = 1024  # the first images of the split, cycled through by the timed calls
 SLICE_WARMUP = 2  # untimed calls before each timed slice (a cell resumes after idling)
@@ -168,6 +170,10 @@ def load_runner(path: str, target: str, threads: int):
         BackendUnavailable: the target's runtime or device is missing, or ONNX Runtime
             fell back to another execution provider than the one asked for.
     """
+    if target == "tflm":
+        from edgesmith.runtime.tflm import TflmRunner
+
+        return TflmRunner(path)
     if target.startswith("keras-"):
         from .keras_ref import KerasRunner
 
@@ -210,7 +216,7 @@ class Cell:
         t0 = time.perf_counter()
         runner = load_runner(job["path"], job["target"], job["threads"])
         cell = cls(job, runner, images, (time.perf_counter() - t0) * 1e3, rss_before, reset)
-        for b in job["batches"]:
+        for b in (() if job["target"] in ACCURACY_ONLY else job["batches"]):  # never timed: no warm-up
             cell.time(b, calls=0, warmup=job["warmup"] if b == 1 else max(3, -(-job["warmup"] // b)))
         return cell
 

@@ -166,3 +166,31 @@ def test_cli_cortex_m_alone_exports_tflite_only(tiny_run, monkeypatch):
         assert r.exit_code == 0, r.output
         assert seen[-1].formats == formats, args
     assert seen[0].targets == ("cortex-m",)
+
+
+def test_bench_tflm_cell_measures_accuracy_and_reports_no_latency(micro_run):
+    import json
+
+    from edgesmith.cli import app
+
+    run, _ = micro_run
+    out = Path(run).parent / "bench-tflm"
+    r = CliRunner().invoke(app, ["bench", str(run), "--runtime", "tflm,litert-cpu", "--threads", "1", "--batch", "1",
+                                 "--runs", "10", "--warmup", "1", "--seconds", "0.2", "--rounds", "2",
+                                 "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    report = json.loads((out / "results.json").read_text())
+    acc = {(a["artifact"], a["target"]): a for a in report["accuracy"]}
+    tflm, litert = acc[("tflite_int8_micro", "tflm")], acc[("tflite_int8_micro", "litert-cpu")]
+    assert tflm["n_test"] == litert["n_test"] and abs(tflm["top1"] - litert["top1"]) <= 0.02
+    assert ("tflite_fp32", "tflm") not in acc  # the float file is no Cortex-M file
+    assert all(row["target"] != "tflm" for row in report["results"])  # no latency: x86 time is no device time
+    assert "host, not device" in (out / "report.md").read_text()
+
+
+def test_without_the_mcu_extra_the_tflm_cell_names_the_extra(monkeypatch):
+    from edgesmith.benchmarks import targets
+
+    monkeypatch.setattr(targets, "_installed", lambda module: module != "tflite_micro")
+    status = targets.detect("tflm")
+    assert not status.usable and "edgesmith[mcu]" in status.detail
