@@ -345,26 +345,11 @@ def _load_folder_split(spec: DataSpec, split: str) -> Split:
         print(f"{root} has no train/ folder: holding out {fraction:.0%} of each class as test "
               f"(stratified, split seed {spec.split_seed}; --test-split to change)", file=sys.stderr)
     files, labels, classes = list(fs.files), fs.labels, fs.class_names
-    # Decoding tens of thousands of JPEGs takes a while: keep a decoded copy keyed by the
-    # decoder version, the channel rule, size and resize policy and the exact file list,
-    # sizes and modification times, so any change to the data or to how it decodes is a miss.
-    key = hashlib.sha256(f"decoder {DECODER_VERSION}\nchannels gray-if-all-gray\n"
-                         f"size {spec.image_size} resize {spec.resize}\n".encode())
-    for f in files:
-        st = f.stat()
-        key.update(f"{f}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    digest = key.hexdigest()[:24]
-    cache = _cache_dir() / f"folder-{digest}.npz"
-    arrays = None
-    if cache.is_file():
-        try:
-            with np.load(cache) as z:
-                images, ok = z["images"], z["ok"]
-                why = {int(i): str(w) for i, w in zip(z["bad_index"], z["bad_why"])}
-            arrays = True
-        except (OSError, ValueError, KeyError):
-            pass  # unreadable or old-format cache: decode again and overwrite it
-    if arrays is None:
+    cache = _folder_cache(spec, files)
+    cached = _read_folder_cache(cache)
+    if cached is not None:
+        images, ok, why = cached
+    else:
         decoded = _decode_all(files, fs.channels, spec.image_size, spec.resize)
         why = {i: d for i, d in enumerate(decoded) if isinstance(d, str)}
         ok = np.asarray([i not in why for i in range(len(files))], dtype=bool)
@@ -401,6 +386,30 @@ def _load_folder_split(spec: DataSpec, split: str) -> Split:
     if not kept:
         raise DataError(f"{spec.source} ({split}): none of the {len(files)} image files could be read")
     return Split(images, labels[ok], classes, files=kept, skipped=skipped)
+
+
+def _folder_cache(spec: DataSpec, files: list[Path]) -> Path:
+    """Where the decoded copy of ``files`` lives. Decoding tens of thousands of JPEGs takes a while:
+    the copy is keyed by the decoder version, the channel rule, size and resize policy and the exact
+    file list, sizes and modification times, so any change to the data or to how it decodes is a miss."""
+    key = hashlib.sha256(f"decoder {DECODER_VERSION}\nchannels gray-if-all-gray\n"
+                         f"size {spec.image_size} resize {spec.resize}\n".encode())
+    for f in files:
+        st = f.stat()
+        key.update(f"{f}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return _cache_dir() / f"folder-{key.hexdigest()[:24]}.npz"
+
+
+def _read_folder_cache(cache: Path) -> tuple[np.ndarray, np.ndarray, dict[int, str]] | None:
+    """``(images, ok, why)`` from a decoded copy, or None when there is none or it cannot be read
+    (an old format: decoded again and overwritten)."""
+    if not cache.is_file():
+        return None
+    try:
+        with np.load(cache) as z:
+            return z["images"], z["ok"], {int(i): str(w) for i, w in zip(z["bad_index"], z["bad_why"])}
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def _decode_or_reason(f: Path, channels: int, size, resize: str) -> np.ndarray | str:
