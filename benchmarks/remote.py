@@ -121,7 +121,7 @@ class SshDevice:
         if done.returncode == 127 or (done.returncode != 0 and probe is None):
             raise DeviceError(f"{self.name}: cannot run {self.python} there ({_last_line(done.stderr)}): install "
                               f"Python 3.10+ and {install_hint('python3', edgesmith_version())}, or name the "
-                              "interpreter with ?python=PATH / --remote-python")
+                              "interpreter with ?python=PATH / remote_python", field="parse_device.remote_python")
         self._probe = probe
         self._check_edgesmith(self._probe)
         self.fingerprint = self._env(self._probe)

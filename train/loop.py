@@ -80,11 +80,12 @@ def _prepare_work(config: TrainConfig, out: Path, work: Path, *, overwrite: bool
         _ckpt.check_resumable(out, work)
         return _ckpt.read_state(work)
     if chief and out.exists() and not overwrite:
-        raise ConfigError(f"run directory {out} already exists (choose another --out or pass --overwrite)")
+        raise ConfigError(f"run directory {out} already exists (choose another out or pass overwrite=True)",
+                          field="train.out")
     if work.exists():
         if not overwrite:
-            raise ConfigError(f"an interrupted run exists at {work}: pass --resume {out} to continue it, "
-                              "or --overwrite to start again")
+            raise ConfigError(f"an interrupted run exists at {work}: pass resume=True to continue {out}, "
+                              "or overwrite=True to start again", field="train.resume")
         shutil.rmtree(work)
     return None
 
@@ -132,7 +133,8 @@ def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False, resu
     """
     out = Path(out)
     if not resume and out.exists() and not overwrite:  # fail before any TensorFlow start-up
-        raise ConfigError(f"run directory {out} already exists (choose another --out or pass --overwrite)")
+        raise ConfigError(f"run directory {out} already exists (choose another out or pass overwrite=True)",
+                          field="train.out")
     placement = make_strategy(config.strategy)  # first TF call: collectives are set up at start-up
     work = _ckpt.work_dir(out, placement.task_index)
     state = _prepare_work(config, out, work, overwrite=overwrite, resume=resume, chief=placement.is_chief)

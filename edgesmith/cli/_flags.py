@@ -122,6 +122,7 @@ FIELD_FLAGS: dict[str, str] = {
     "gate_failures.min_accuracy_pct": "--fail-under-accuracy",
     "gate_failures.max_latency_ms": "--fail-over-latency",
     "parse_device.spec": "--device",
+    "parse_device.remote_python": "--remote-python",
     "parse_devices.specs": "--device",
     "bench_devices.parallel": "--device-parallel",
     # optimize/
