@@ -64,7 +64,7 @@ class TflmRunner:
         self._in_dtype = np.dtype(inp["dtype"])
         if self._in_dtype not in (np.int8, np.uint8):
             raise EdgesmithError(f"{self.path.name} takes {self._in_dtype} input: TFLite Micro here runs "
-                                 "full-integer files (export --target cortex-m)")
+                                 "full-integer files (export with targets cortex-m)", field="ExportConfig.targets")
         self._in_q = self._q(inp)
         self._out_q = self._q(out)
 

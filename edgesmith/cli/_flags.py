@@ -92,6 +92,7 @@ FIELD_FLAGS: dict[str, str] = {
     # export/config.py
     "ExportConfig.formats": "--formats",
     "ExportConfig.variants": "--variants",
+    "ExportConfig.targets": "--target",
     "ExportConfig.calibration": "--calibration",
     "ExportConfig.calibration_size": "--calibration-size",
     "ExportConfig.onnx_preset": "--onnx-preset",
