@@ -183,6 +183,19 @@ def _select_targets(config: BenchConfig, status: dict) -> tuple[dict, tuple[str,
     return status, tuple(t for t in config.targets if status[t].usable), skipped
 
 
+def _plan(cells: list[tuple], config: BenchConfig, skipped: list[dict]) -> list[tuple]:
+    """``(artifact, target, threads)`` per cell to measure, in order: a GPU target at the most threads
+    only, an accuracy-only one (TFLite Micro on this host) at one thread, and none of those under
+    ``latency_only`` (said in ``skipped``, which this extends)."""
+    if config.latency_only:  # an accuracy-only cell has nothing to measure
+        skipped += [{"target": t, "reason": "measures accuracy only, and latency_only measures none"}
+                    for t in dict.fromkeys(t for _, t in cells if t in ACCURACY_ONLY)]
+        cells = [(a, t) for a, t in cells if t not in ACCURACY_ONLY]
+    return [(art, target, t) for art, target in cells
+            for t in ((1,) if target in ACCURACY_ONLY else (max(config.threads),) if target in GPU_TARGETS
+                      else config.threads)]
+
+
 def _start_cells(run: RunDir, plan: list[tuple], config: BenchConfig, workdir: Path, *, num_classes: int,
                  skipped: list[dict], say, device) -> tuple[dict, dict, dict]:
     """Start one worker per (artifact, target, threads) on ``device``, one at a time (load time is measured alone).
@@ -361,18 +374,12 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
     status, usable, skipped = _select_targets(config, device.detect_targets())
     cells, no_artifact = _cells(run, manifest, usable)
     skipped += no_artifact
-    if config.latency_only:  # an accuracy-only cell (TFLite Micro on this host) has nothing to measure
-        skipped += [{"target": t, "reason": "measures accuracy only, and latency_only measures none"}
-                    for t in dict.fromkeys(t for _, t in cells if t in ACCURACY_ONLY)]
-        cells = [(a, t) for a, t in cells if t not in ACCURACY_ONLY]
+    plan = _plan(cells, config, skipped)
     test = _test_split(manifest, config, run.root)
     class_names = list(manifest["dataset"].get("class_names") or test.class_names)
     say(("generated inputs (latency only): " if config.latency_only else "test split: ")
-        + f"{len(test)} images; {len(cells)} artifact x target pairs, threads {list(config.threads)}, "
-        f"batches {list(config.batches)}")
-    plan = [(art, target, t) for art, target in cells
-            for t in ((1,) if target in ACCURACY_ONLY else (max(config.threads),) if target in GPU_TARGETS
-                      else config.threads)]
+        + f"{len(test)} images; {len({(a['name'], t) for a, t, _ in plan})} artifact x target pairs, "
+        f"threads {list(config.threads)}, batches {list(config.batches)}")
     with tempfile.TemporaryDirectory(prefix="edgesmith-bench-") as tmp:
         workdir = Path(tmp)
         np.save(workdir / "images.npy", test.images)
