@@ -106,7 +106,7 @@ def _bench_seconds(config: OptimizeConfig) -> float:
 
 
 def _export_all(run: RunDir, manifest: dict, plan: list[Candidate], config: OptimizeConfig, scratch_root: Path,
-                deadline: float, say) -> tuple[list[Outcome], dict[str, Path]]:
+                *, deadline: float, say) -> tuple[list[Outcome], dict[str, Path]]:
     """Export each candidate into its own scratch copy while the budget allows."""
     from edgesmith.export import export
 
@@ -186,7 +186,7 @@ def optimize(run_dir: str | Path, out_dir: str | Path, config: OptimizeConfig = 
                           field="optimize.out_dir")
     plan = candidates(config)
     with tempfile.TemporaryDirectory(prefix="edgesmith-optimize-") as tmp, atomic_path(out.root) as staging:
-        outcomes, scratch = _export_all(run, manifest, plan, config, Path(tmp), deadline, say)
+        outcomes, scratch = _export_all(run, manifest, plan, config, Path(tmp), deadline=deadline, say=say)
         _copy_run(run, manifest, staging, out.root.name)
         (staging / run.artifacts.name).mkdir()
         records = _gather(outcomes, scratch, staging / run.artifacts.name, str(run_dir))
