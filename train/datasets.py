@@ -158,7 +158,8 @@ def prepare(config, *, log=None) -> TrainData:
     spec = config.data
     folder = _is_folder(spec)
     if config.stream and not folder:
-        raise ConfigError(f"--stream reads images from their files: --data must be a folder, not {spec.source}")
+        raise ConfigError(f"stream reads images from their files: data must be a folder, not {spec.source}",
+                          field="TrainConfig.stream")
     train_files = None
     if folder:
         train_files = files, labels, names, channels, _ = _list(spec, "train")
@@ -174,6 +175,8 @@ def prepare(config, *, log=None) -> TrainData:
             listing_skipped.extend(skipped)
             if n != names:
                 raise DataError(f"{spec.source}: {split} classes {list(n)} differ from train classes {list(names)}")
+            if c != channels:  # as in memory: the splits must agree
+                raise DataError(f"{spec.source}: train images are {(*hw, channels)}, {split} images {(*hw, c)}")
             dec = FileDecoder(c, size, spec.resize, strict=spec.strict, expect_hw=hw,
                               on_failure=lambda path, why: _data.note_decode_failure(spec, split, Path(path), why))
             decoders.append(dec)
