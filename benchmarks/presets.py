@@ -62,13 +62,15 @@ def format_threads(threads) -> str:
     return ",".join(str(t) for t in threads)
 
 
-def _int_tuple(value, option: str) -> tuple[int, ...]:
+def _int_tuple(value, name: str) -> tuple[int, ...]:
+    """``value`` (``"1,64"`` or a sequence) as ints; ``name`` is the BenchConfig field, for the error."""
     if isinstance(value, str):
         value = [t for t in value.split(",") if t.strip()]
     try:
         return tuple(int(v) for v in value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{option} takes comma-separated integers, got {value!r}") from None
+        raise ConfigError(f"{name} takes comma-separated integers, got {value!r}",
+                          field=f"BenchConfig.{name}") from None
 
 
 def bench_config(preset: str = "default", **overrides: Any) -> BenchConfig:
@@ -98,5 +100,5 @@ def bench_config(preset: str = "default", **overrides: Any) -> BenchConfig:
                          else parse_threads(format_threads(threads)))
     if isinstance(values["targets"], str):
         values["targets"] = resolve_targets(values["targets"])
-    values["batches"] = _int_tuple(values["batches"], "--batch")
+    values["batches"] = _int_tuple(values["batches"], "batches")
     return BenchConfig(**values)

@@ -32,13 +32,13 @@ from .safety import ModelFileError
 KINDS = ("keras3", "keras3_h5")
 REMOVED_TAG = "edgesmith-keras3-removed:"
 TIMEOUT_S = 600
-NEEDS_TF_KERAS = ("--prune, --cluster and --qat fine-tune the model's layers and need a tf_keras (Keras 2) model; "
+NEEDS_TF_KERAS = ("prune, cluster and qat fine-tune the model's layers and need a tf_keras (Keras 2) model; "
                   "this run's model is a SavedModel graph (imported from a Keras 3 file, or a SavedModel without "
                   "Keras metadata), for which float and PTQ int8 exports work")
 
 
 def require_tf_keras(manifest: dict, config) -> None:
-    """Refuse fine-tuning options (``--prune``, ``--cluster``, ``--qat``) on a run whose model is a
+    """Refuse fine-tuning options (``prune``, ``cluster``, ``qat``) on a run whose model is a
     SavedModel graph (imported from a Keras 3 file or a raw SavedModel): they need tf_keras layers.
 
     Args:
@@ -49,11 +49,12 @@ def require_tf_keras(manifest: dict, config) -> None:
         ConfigError: one of those options is set on such a run (one line, :data:`NEEDS_TF_KERAS`).
     """
     fmt = ((manifest.get("model") or {}).get("source") or {}).get("format")
-    asked = [flag for flag, on in (("--prune", bool(getattr(config, "pruning", False))),
-                                   ("--cluster", getattr(config, "cluster", None) is not None),
-                                   ("--qat", bool(getattr(config, "qat", False)))) if on]
+    asked = [name for name, on in (("prune", bool(getattr(config, "pruning", False))),
+                                   ("cluster", getattr(config, "cluster", None) is not None),
+                                   ("qat", bool(getattr(config, "qat", False)))) if on]
     if asked and fmt in (*KINDS, "raw_savedmodel"):
-        raise ConfigError(f"{NEEDS_TF_KERAS}; drop {', '.join(asked)}, or import a tf_keras .keras/.h5 file")
+        raise ConfigError(f"{NEEDS_TF_KERAS}; drop {', '.join(asked)}, or import a tf_keras .keras/.h5 file",
+                          field=f"ExportConfig.{asked[0]}")
 
 
 def keras3_to_savedmodel(src: str | Path, dest: str | Path, *,

@@ -107,7 +107,7 @@ def test_bad_images_are_skipped_named_and_reported_or_refused_when_strict(messy,
 
 def test_mixed_sizes_need_an_image_size(messy):
     root, _ = messy
-    with pytest.raises(DataError, match="differ in size.*--image-size"):
+    with pytest.raises(DataError, match="differ in size.*; pass image_size H"):
         load_split(DataSpec(str(root)), "test")
     assert load_split(DataSpec(str(root), image_size=(24, 40), resize="pad"), "test").images.shape[1:] == (24, 40, 3)
 
@@ -148,7 +148,7 @@ def test_data_spec_round_trips_and_old_manifests_load():
     assert (old.image_size, old.resize, old.test_split, old.strict) == (None, "squash", None, False)
     assert parse_image_size("64") == (64, 64) and parse_image_size("48x64") == (48, 64)
     for bad in ("0", "x", "64x"):
-        with pytest.raises(DataError, match="--image-size"):
+        with pytest.raises(DataError, match="^image_size must be H or HxW"):
             parse_image_size(bad)
     with pytest.raises(DataError, match="resize"):
         DataSpec("synthetic", resize="stretch")

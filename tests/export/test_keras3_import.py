@@ -128,6 +128,6 @@ def test_prune_qat_cluster_say_they_need_a_tf_keras_model(keras3_files, tmp_path
             require_tf_keras(manifest, config)
         assert "\n" not in str(e.value) and str(e.value).startswith(NEEDS_TF_KERAS[:20])
     require_tf_keras(manifest, ExportConfig())  # float + PTQ are fine
-    with pytest.raises(ConfigError, match="drop --qat"):  # export itself refuses, before any work
+    with pytest.raises(ConfigError, match="drop qat, or import"):  # export itself refuses, before any work
         export(run.root, ExportConfig(formats=("tflite",), qat=True, calibration_size=64))
     assert not run.artifacts.exists()
