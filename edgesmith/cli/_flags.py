@@ -149,6 +149,7 @@ FIELD_FLAGS: dict[str, str] = {
     "OptimizeConfig.verify_size": "--verify-size",
     "OptimizeConfig.validation_size": "--validation-size",
     "OptimizeConfig.accuracy_budget": "--accuracy-budget",
+    "OptimizeConfig.board": "--board",
     "optimize.out_dir": "--out",
 }
 
