@@ -40,6 +40,7 @@ def markdown(result: dict, run_name: str = "RUN") -> str:
         delta = "-" if float_top1 is None else f"{(f['top1'] - float_top1) * 100:+.2f}"
         lines.append(f"| {f['artifact']} | {f['candidate']} | {f['target']} | {_pct(f['top1'])} | {delta} | "
                      f"{f['p50_ms']:.3f} | {f['bytes'] / 1024:.1f} | {'yes' if f['pareto'] else ''} |")
+    lines += board_lines(result.get("board"))
     rec = result.get("recommendation") or {}
     lines += ["", "## Recommended", ""]
     if rec:
@@ -48,14 +49,38 @@ def markdown(result: dict, run_name: str = "RUN") -> str:
             lines += ["", f"{rec['tie_note']}."]
         lines += ["", "To remake the file in the run itself (export adds it to the run's artifacts; the other files "
                   "and the bench results stay):", "", "```bash", rec["export_command"], "```"]
+    elif result.get("board"):
+        lines.append(f"No Cortex-M file fits {result['board']['board']} as asked: see the table above for why.")
     else:
         lines.append("Nothing was measured, so nothing is recommended.")
     return "\n".join(lines) + "\n"
 
 
+def board_lines(board: dict | None) -> list[str]:
+    """``optimize --board``'s section: each Cortex-M file's top-1 under TFLite Micro, fit and estimated latency."""
+    if not board:
+        return []
+    cap = f", estimated latency at most {board['max_latency_ms']:g} ms" if board.get("max_latency_ms") else ""
+    lines = ["", f"## On {board['board']}: the most accurate file that fits{cap}", "",
+             "Top-1 under TFLite Micro on this host; RAM = arena + overhead, flash = model + code; latency is an "
+             "ESTIMATE from MACs x cycles per MAC / clock (see docs/mcu.md), not a measurement.", "",
+             "| artifact | top-1 (TFLM) | RAM KB (need / has) | flash KB (need / has) | est. ms | chosen? |",
+             "|---|---:|---|---|---:|---|"]
+    for r in board["rows"]:
+        ms = r["latency"]["ms"]
+        lines.append(f"| {r['artifact']} | {_pct(r['top1'])} | {r['ram_need_kb']:.0f} / {r['ram_kb']} | "
+                     f"{r['flash_need_kb']:.0f} / {r['flash_kb']} | {'-' if ms is None else f'{ms:g}'} | "
+                     f"{r['why_not'] or 'eligible'} |")
+    return lines
+
+
 def summary_lines(result: dict) -> list[str]:
-    """A few lines for the terminal: the Pareto set and the recommendation."""
-    out = [f"Pareto set ({len(result['pareto'])} of the files, batch-1 p50 at one thread):"]
+    """A few lines for the terminal: the Pareto set (or the board's files) and the recommendation."""
+    if result.get("board"):
+        out = [line for line in board_lines(result["board"]) if line.startswith("|") or line.startswith("##")]
+        out = [line.lstrip("# ") for line in out]
+    else:
+        out = [f"Pareto set ({len(result['pareto'])} of the files, batch-1 p50 at one thread):"]
     for p in result["pareto"]:
         out.append(f"  {p['artifact']:<28} {p['target']:<10} top-1 {_pct(p['top1'])}  p50 {p['p50_ms']:.3f} ms  "
                    f"{p['bytes'] / 1024:.1f} KiB")
@@ -65,6 +90,8 @@ def summary_lines(result: dict) -> list[str]:
         if rec.get("tie_note"):
             out.append(f"  {rec['tie_note']}")
         out.append(f"  remake it in the run: {rec['export_command']}")
+    elif result.get("board"):
+        out.append(f"no Cortex-M file fits {result['board']['board']} as asked (the table says why)")
     skipped = [c["label"] for c in result["candidates"] if c["status"] == "skipped"]
     if skipped:
         out.append(f"not tried (time budget): {', '.join(skipped)}")

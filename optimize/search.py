@@ -193,12 +193,19 @@ def optimize(run_dir: str | Path, out_dir: str | Path, config: OptimizeConfig = 
         record_stage(staging, ExportStage(config={"optimize": config.to_dict()}, sources={}), artifacts=records)
         left = deadline - time.monotonic()
         seconds = max(MIN_BENCH_SECONDS, min(_bench_seconds(config), left - BENCH_CELL_S * len(records)))
-        # the CPU targets, and the GPU ones where the device has them (a Jetson's TensorRT), at one thread
-        bench_cfg = bench_config("quick", targets=GROUPS["auto"], seconds=seconds, limit_test=limit_test)
-        say(f"bench: {len(records)} files, {seconds:.0f} s of interleaved timing")
-        report, _ = bench(staging, bench_cfg, lambda m: say("  " + m), plot=plot,
-                          recommend_budget=config.accuracy_budget, devices=devices)
+        # the CPU targets, and the GPU ones where the device has them (a Jetson's TensorRT), at one thread;
+        # for a board, TFLite Micro's accuracy on this host (no time: x86 is no microcontroller)
+        mcu = config.board is not None
+        bench_cfg = bench_config("quick", targets=("tflm",) if mcu else GROUPS["auto"], seconds=seconds,
+                                 limit_test=limit_test)
+        say(f"bench: {len(records)} files, " + ("top-1 under TFLite Micro" if mcu else
+                                                f"{seconds:.0f} s of interleaved timing"))
+        report, _ = bench(staging, bench_cfg, lambda m: say("  " + m), plot=plot and not mcu,
+                          recommend_budget=None if mcu else config.accuracy_budget, devices=None if mcu else devices)
         result = _result(config, outcomes, records, report, time.monotonic() - started, out.root)
+        if mcu:
+            result["board"] = board_pick(staging, config, report, records)
+            result["recommendation"] = result["board"]["recommendation"]
         write_json(staging / "optimize.json", result)
         from .report import markdown
         (staging / "optimize.md").write_text(markdown(result, run_name=run.root.name), encoding="utf-8")
@@ -207,6 +214,49 @@ def optimize(run_dir: str | Path, out_dir: str | Path, config: OptimizeConfig = 
 
         remember(out.root / run.bench.name / "results.json", out.root)  # the bench ran under the temporary name
     return result
+
+
+def board_pick(run_dir: Path, config: OptimizeConfig, report: dict, records: list[dict]) -> dict:
+    """The most accurate Cortex-M file that fits ``config.board`` (and ``config.max_latency_ms`` on the estimate).
+
+    Accuracy is the bench's top-1 under TFLite Micro (the ``tflm`` cell), else the one export
+    recorded; ties go to the smaller file. Fit and estimate are :func:`edgesmith.benchmarks.board_report.board_report`'s.
+
+    Returns:
+        ``{"board", "max_latency_ms", "rows": [board row + "top1", "top1_n", "eligible", "why_not"],
+        "recommendation": {"artifact", "file", "top1", "sentence", "why", "export_command", ...} or {}}``.
+    """
+    from edgesmith.benchmarks.board_report import board_report
+
+    by_name = {r["name"]: r for r in records}
+    tflm = {a["artifact"]: a for a in report.get("accuracy") or [] if a["target"] == "tflm"}
+    rows = []
+    for row in board_report(run_dir, [config.board]):
+        acc = tflm.get(row["artifact"])
+        top1, n = (acc["top1"], acc["n_test"]) if acc else (row["tflm_top1"], row["tflm_n"])
+        ms = row["latency"]["ms"]
+        why_not = ("does not fit: " + ", ".join(
+            f"{k} {row[f'{k}_need_kb']:.0f} KB > {row[f'{k}_kb']} KB" for k in ("ram", "flash")
+            if not row[f"fits_{k}"]) if not row["fits"] else
+            (f"no latency estimate ({row['latency']['basis']})" if ms is None else
+             f"estimated {ms:g} ms > {config.max_latency_ms:g} ms") if config.max_latency_ms is not None
+            and (ms is None or ms > config.max_latency_ms) else "")
+        rows.append({**row, "top1": top1, "top1_n": n, "eligible": not why_not, "why_not": why_not})
+    ok = sorted((r for r in rows if r["eligible"]), key=lambda r: (-r["top1"], r["model_bytes"]))
+    rec = {}
+    if ok:
+        best = ok[0]
+        est = best["latency"]["ms"]
+        rec = {"artifact": best["artifact"], "file": by_name[best["artifact"]]["file"],
+               "top1": best["top1"], "board": config.board, "latency_ms": est,
+               "export_command": by_name[best["artifact"]]["export_command"],
+               "sentence": f"Ship {by_name[best['artifact']]['file']} on {best['board_name']}: the most accurate "
+                           f"Cortex-M file that fits ({best['top1']:.2%} under TFLite Micro on {best['top1_n']} "
+                           "test images)",
+               "why": f"RAM {best['ram_need_kb']:.0f} of {best['ram_kb']} KB, flash {best['flash_need_kb']:.0f} of "
+                      f"{best['flash_kb']} KB; " + ("no latency estimate" if est is None else
+                                                    f"ESTIMATED {est:g} ms ({best['latency']['basis']})")}
+    return {"board": config.board, "max_latency_ms": config.max_latency_ms, "rows": rows, "recommendation": rec}
 
 
 def _result(config: OptimizeConfig, outcomes: list[Outcome], records: list[dict], report: dict, wall: float,

@@ -39,6 +39,8 @@ SEARCH_VARIANTS = ("fp32", "fp16", "dynamic", "int8")  # what the first candidat
 # target -> int8 ONNX forms also worth measuring there (edgesmith.export.onnx.PRESETS): the bench on the
 # target then shows what each trades (speed against exactness)
 ALTERNATIVE_FORMS = {"x86-vnni": ("s8s8",), "x86-avx2": ("u8s8-7bit",)}
+# With a board: Cortex-M files calibrated on this many times calibration_size images are tried too.
+MCU_CALIBRATION_FACTORS = (4,)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,10 @@ class OptimizeConfig:
         calibration_size: training images in the representative dataset.
         verify_size: test images export verifies each file on.
         validation_size: held-out training images the fallback measures on.
+        board: a microcontroller board of ``boards.json`` (``nucleo-l4r5zi``, ``pico``, ...): the
+            search makes Cortex-M files (:data:`MCU_CALIBRATION_FACTORS`) instead of the desktop
+            ones and picks the most accurate under TFLite Micro that fits the board.
+        max_latency_ms: with ``board``: only files whose estimated latency there is at most this, ms.
 
     Raises:
         ConfigError: an unknown name or a number out of range.
@@ -77,8 +83,17 @@ class OptimizeConfig:
     calibration_size: int = 256
     verify_size: int = 500
     validation_size: int = 1000
+    board: str | None = None
+    max_latency_ms: float | None = None
 
     def __post_init__(self):
+        if self.max_latency_ms is not None and (self.board is None or not self.max_latency_ms > 0):
+            raise ConfigError("max_latency_ms needs board (it caps the latency estimated there) and must be > 0",
+                              field="OptimizeConfig.max_latency_ms")
+        if self.board is not None:
+            from edgesmith.benchmarks.boards import board_spec, load_boards
+
+            board_spec(self.board, load_boards())  # an unknown board is named with the choices
         bad = [c for c in self.calibrations if c not in CALIBRATION_METHODS]
         if bad or not self.calibrations:
             raise ConfigError(f"unknown calibration method(s) {bad or '(none)'}; choose from "
@@ -108,7 +123,7 @@ class OptimizeConfig:
                 "calibrations": list(self.calibrations), "forms": self.forms, "fallback": self.fallback,
                 "accuracy_budget": self.accuracy_budget, "budget_s": self.budget_s,
                 "calibration_size": self.calibration_size, "verify_size": self.verify_size,
-                "validation_size": self.validation_size}
+                "validation_size": self.validation_size, "board": self.board, "max_latency_ms": self.max_latency_ms}
 
 
 @dataclass(frozen=True)
@@ -139,6 +154,8 @@ def candidates(config: OptimizeConfig, machine: Machine | None = None) -> list[C
         config: the search.
         machine: what ``auto`` means (default: this CPU).
     """
+    if config.board is not None:
+        return _mcu_candidates(config)
     first = config.first()
     out = [Candidate("", first, "float, float16, dynamic-range and PTQ int8 files; int8 ONNX in the form of "
                                 f"{', '.join(resolve_targets(config.targets, machine))}, "
@@ -159,6 +176,21 @@ def candidates(config: OptimizeConfig, machine: Machine | None = None) -> list[C
                                                  fallback="auto", validation_size=config.validation_size),
                              f"PTQ int8 with the costliest layers in float until {config.accuracy_budget:g} pt "
                              f"holds on {config.validation_size} held-out training images"))
+    return out
+
+
+def _mcu_candidates(config: OptimizeConfig) -> list[Candidate]:
+    """For a board: the Cortex-M file (int8 I/O, TFLite Micro-checked) calibrated on ``calibration_size``
+    training images, then on more (:data:`MCU_CALIBRATION_FACTORS`: the ranges int8 keeps, the one knob a
+    Cortex-M file has here)."""
+    base = ExportConfig(formats=("tflite",), variants=("fp32", "int8-micro"), targets=("cortex-m",),
+                        calibration_size=config.calibration_size, verify_size=config.verify_size)
+    out = [Candidate("", base, f"the Cortex-M file (int8 I/O, checked under TFLite Micro), "
+                               f"calibrated on {config.calibration_size} training images")]
+    for k in MCU_CALIBRATION_FACTORS:
+        n = config.calibration_size * k
+        out.append(Candidate(f"calib{n}", replace(base, variants=("int8-micro",), calibration_size=n),
+                             f"the Cortex-M file calibrated on {n} training images"))
     return out
 
 

@@ -49,6 +49,14 @@ def optimize_cmd(
     validation_size: Annotated[int, typer.Option(
         help="Held-out training images the fallback search measures on.")] = _D.validation_size,
     limit_test: LimitTestOpt = None,
+    board: Annotated[str | None, typer.Option(
+        "--board", help="Search for a microcontroller board instead (names in `bench --board`): Cortex-M files "
+                        "(int8 I/O, export --target cortex-m, needs the [mcu] extra), scored by top-1 under TFLite "
+                        "Micro; the most accurate that fits the board's RAM and flash is recommended.",
+        metavar="NAME")] = None,
+    max_latency: Annotated[float | None, typer.Option(
+        help="With --board: only files whose ESTIMATED latency on the board is at most this many ms.",
+        metavar="MS")] = None,
     device: DeviceOpt = None,
     remote_python: RemotePythonOpt = None,
     plot: Annotated[bool, typer.Option(help="Draw bench/pareto.png (needs matplotlib).")] = True,
@@ -66,7 +74,7 @@ def optimize_cmd(
             targets=repeated_csv(target, ExportConfig().targets), formats=csv_list(formats), variants=csv_list(variants),
             calibrations=csv_list(calibrations), forms=forms, fallback=fallback, accuracy_budget=accuracy_budget,
             budget_s=parse_budget(budget), calibration_size=calibration_size, verify_size=verify_size,
-            validation_size=validation_size)
+            validation_size=validation_size, board=board, max_latency_ms=max_latency)
         devices = None
         if device:
             from edgesmith.benchmarks.devices import parse_devices

@@ -194,3 +194,31 @@ def test_without_the_mcu_extra_the_tflm_cell_names_the_extra(monkeypatch):
     monkeypatch.setattr(targets, "_installed", lambda module: module != "tflite_micro")
     status = targets.detect("tflm")
     assert not status.usable and "edgesmith[mcu]" in status.detail
+
+
+def test_optimize_board_picks_the_most_accurate_cortex_m_file_that_fits(trained_run, tmp_path):
+    pytest.importorskip("tflite_micro", reason="the [mcu] extra (tflite-micro) is not installed")
+    from dataclasses import replace
+
+    from edgesmith.optimize import OptimizeConfig, optimize
+    from edgesmith.optimize.report import markdown
+    from edgesmith.optimize.search import board_pick
+
+    config = OptimizeConfig(board="nano33ble", calibration_size=16, verify_size=60, budget_s=600)
+    out = tmp_path / "opt"
+    result = optimize(trained_run.root, out, config, limit_test=100, plot=False)
+    rows = result["board"]["rows"]
+    assert sorted(r["artifact"] for r in rows) == ["tflite_int8_micro", "tflite_int8_micro_calib64"]
+    assert all(r["top1_n"] == 100 for r in rows)  # the bench's TFLite Micro top-1 on the test split
+    eligible = [r for r in rows if r["eligible"]]
+    rec = result["recommendation"]
+    if eligible:
+        assert rec["top1"] == max(r["top1"] for r in eligible) and rec["artifact"] in {r["artifact"] for r in eligible}
+        assert rec["export_command"].startswith(f"edgesmith export {trained_run.root}")
+    assert "ESTIMATE" in (out / "optimize.md").read_text()
+    # an estimate cap no file meets: nothing is recommended, and each row says why
+    manifest = load_manifest(RunDir(out))
+    capped = board_pick(out, replace(config, max_latency_ms=0.001), {}, manifest["artifacts"])
+    assert capped["recommendation"] == {} and all("> 0.001 ms" in r["why_not"] or "fit" in r["why_not"]
+                                                  for r in capped["rows"])
+    assert "No Cortex-M file fits" in markdown({**result, "board": capped, "recommendation": {}})
