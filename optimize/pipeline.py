@@ -20,6 +20,7 @@ TensorFlow (the ``[train]`` extra) is imported when a stage that needs it runs, 
 from __future__ import annotations
 
 import datetime as _dt
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -97,7 +98,8 @@ class PipelineResult:
         run: the run directory (``None`` on a non-chief worker of a multi-worker training,
             which writes nothing and stops there).
         stages: the stages done, in order (of :data:`STAGES`).
-        data_report: the dataset report of a training (:func:`edgesmith.core.datareport.write_data_report`).
+        data_report: the dataset report of a training (``RUN/data_report.json``,
+            :func:`edgesmith.core.datareport.data_report`).
         imported: a model file was imported just now (``False`` for a training or a run
             directory given as ``model_import.path``).
         artifacts: the export records (one per file, see :func:`edgesmith.export.export`).
@@ -161,16 +163,15 @@ def run_pipeline(config: PipelineConfig, *, say: Callable[[str], Any] | None = N
 
 
 def _train(config: PipelineConfig, result: PipelineResult) -> None:
-    from edgesmith.core.datareport import write_data_report
     from edgesmith.train import train
 
     tc = config.train
     out = config.out or Path("runs") / f"{tc.model}-{_dt.datetime.now():%Y%m%d-%H%M%S}"
     run = train(tc, out, overwrite=config.overwrite)
     result.stages.append("train")
-    if run is not None:  # what was used and skipped, and the split (RUN/data_report.md, RUN/split.json)
+    if run is not None:  # train() wrote what was used and skipped, and the split (RUN/data_report.*, split.json)
         result.run = run.root
-        result.data_report = write_data_report(tc.data, run.root)
+        result.data_report = json.loads((run.root / "data_report.json").read_text())
 
 
 def _import(config: PipelineConfig, result: PipelineResult) -> None:

@@ -21,8 +21,7 @@ from .export_cmd import CalibOpt, print_export, print_parity_failure
 from .import_opts import OUTPUTS_DEFAULT, PREPROCESS_DEFAULT, LabelsOpt, OutputsOpt, PreprocessOpt, TrustOpt
 from .train_cmd import (BatchOpt, ClassWeight, ClassWeightOpt, DataOpt, EpochsOpt, ImageSizeOpt, LimitTestOpt, LimitTrainOpt, LrOpt, ModelOpt,
                         OutOpt, OverwriteOpt, Precision, PrecisionOpt, Resize, ResizeOpt, SeedOpt, StreamOpt, StrictDataOpt,
-                        TestSplitOpt, build_config)
-from .train_cmd import _report as print_trained
+                        TestSplitOpt, build_config, print_trained)
 
 _Q = BENCH_PRESETS["quick"]
 BenchPresetOpt = Annotated[PresetName, typer.Option(
@@ -85,8 +84,6 @@ def _run(config, model_file: Path | None) -> None:
 
     def stage_done(stage: str, result) -> None:
         if stage == "train":
-            if result.data_report and result.data_report["splits"]:
-                out.print(f"data: {result.data_report['summary']} files (see {result.run / 'data_report.md'})")
             print_trained(RunDir(result.run) if result.run else None)
         elif stage == "import" and result.imported:
             from edgesmith.importer import import_summary

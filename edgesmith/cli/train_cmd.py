@@ -146,18 +146,19 @@ def run_train(config: "tc.TrainConfig", out_dir: Path | None, overwrite: bool = 
     from edgesmith.train import train
 
     out_dir = out_dir or Path("runs") / f"{config.model}-{_dt.datetime.now():%Y%m%d-%H%M%S}"
-    run = train(config, out_dir, overwrite=overwrite)
-    if run is not None:  # train() wrote what was used and skipped, and the split (RUN/data_report.md, split.json)
-        report = json.loads((run.root / "data_report.json").read_text())
-        if report["splits"]:
-            out.print(f"data: {report['summary']} files (see {run.root / 'data_report.md'})")
-    return _report(run)
+    return print_trained(train(config, out_dir, overwrite=overwrite))
 
 
-def _report(run):
+def print_trained(run):
+    """What a training made: the files it read (``RUN/data_report.json``, which train() writes) and
+    the run's test top-1; on a non-chief worker (``run`` None) that it wrote nothing. Returns ``run``."""
     if run is None:
         out.print("worker finished; the chief (worker 0) writes the run directory")
         return None
+    data_report = run.root / "data_report.json"  # what was used and skipped, and the split
+    report = json.loads(data_report.read_text()) if data_report.is_file() else {}
+    if report.get("splits"):
+        out.print(f"data: {report['summary']} files (see {run.root / 'data_report.md'})")
     m = json.loads(run.metrics.read_text())
     model = json.loads(run.manifest.read_text())["model"]["architecture"]
     epochs = f"{m['epochs']} epoch" + "s" * (m["epochs"] != 1)
@@ -235,7 +236,7 @@ def train_cmd(ctx: typer.Context, data: OptData = None, model: ModelOpt = tc.def
         if resume is not None:
             from edgesmith.train import resume as resume_run
 
-            _report(resume_run(resume))
+            print_trained(resume_run(resume))
             return
         if data is None:
             raise ConfigError("--data is required (or --resume RUN)")
