@@ -46,7 +46,9 @@ class ModelImport:
         labels: class names, one per line, in the model's output order (``None``: the
             dataset's class folders).
         preprocess, outputs, trust_model_code: as :func:`edgesmith.importer.import_model`.
-        limit_train, limit_test, seed: shape the dataset as :class:`~edgesmith.core.data.DataSpec`.
+        limit_train, limit_test, seed, image_size, resize, test_split, strict: shape the dataset
+            as :class:`~edgesmith.core.data.DataSpec` does (``image_size`` ``(H, W)`` px; ``None``
+            and a folder of mixed sizes: the model's input size).
     """
 
     path: Path
@@ -58,6 +60,10 @@ class ModelImport:
     limit_train: int | None = None
     limit_test: int | None = None
     seed: int = 0
+    image_size: tuple[int, int] | None = None
+    resize: str = "squash"
+    test_split: float | None = None
+    strict: bool = False
 
 
 @dataclass(frozen=True)
@@ -181,6 +187,7 @@ def _import(config: PipelineConfig, result: PipelineResult) -> None:
     run, result.imported = resolve_run(m.path, data=m.data, labels=m.labels, preprocess=m.preprocess,
                                        outputs=m.outputs, trust_model_code=m.trust_model_code, out=config.out,
                                        overwrite=config.overwrite, limit_train=m.limit_train,
-                                       limit_test=m.limit_test, seed=m.seed)
+                                       limit_test=m.limit_test, seed=m.seed, image_size=m.image_size,
+                                       resize=m.resize, test_split=m.test_split, strict=m.strict)
     result.run = run.root
     result.stages.append("import")

@@ -63,8 +63,12 @@ def pipeline_cmd(data: DataOpt, model: ModelOpt = tc.default("model"), epochs: E
                              seconds=bench_seconds)
         source = {}
         if model_file is not None:  # bring your own model (edgesmith.importer) instead of training
-            source["model_import"] = ModelImport(model_file, data, labels, preprocess.value, outputs.value,
-                                                 trust_model_code, limit_train, limit_test, seed)
+            from edgesmith.core.data import parse_image_size
+
+            source["model_import"] = ModelImport(
+                model_file, data, labels, preprocess.value, outputs.value, trust_model_code, limit_train, limit_test,
+                seed, image_size=parse_image_size(image_size) if image_size else None, resize=resize.value,
+                test_split=test_split, strict=strict_data)
         else:
             source["train"] = build_config(data, limit_train=limit_train, limit_test=limit_test, seed=seed,
                                            model=model, epochs=epochs, batch_size=batch_size, lr=lr,
