@@ -248,3 +248,36 @@ def test_int8_objective_scores_the_tflite_export(tmp_path):
     value = result.best["value"]
     assert result.best["objective"] == "int8" and 0 <= value <= 1
     assert abs(value * n_val - round(value * n_val)) < 1e-6  # a count of the validation images
+
+
+def test_tune_takes_the_data_options_and_its_best_command_line_repeats_them(tmp_path, monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    from edgesmith.cli.tune_cmd import base_config
+
+    tool = Path(__file__).resolve().parents[2] / "tools" / "make_messy_folder.py"
+    spec = importlib.util.spec_from_file_location("make_messy_folder", tool)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    root = tmp_path / "photos"
+    mod.make_messy_folder(root, per_class=10, seed=1)
+    # mixed sizes without --image-size: the model's native size, as train does
+    assert base_config(str(root), explicit={"model": "cnn"}, preset=None).data.image_size == (32, 32)
+    seen = []
+    monkeypatch.setattr(tn, "tune", lambda config, *a, **k: seen.append(config) or (_ for _ in ()).throw(
+        ConfigError("stop here")))
+    r = runner.invoke(app, ["tune", "--data", str(root), "--model", "cnn", "--image-size", "40x48", "--resize", "pad",
+                            "--test-split", "0.25", "--strict-data", "--seed", "3", "--out", str(tmp_path / "t")])
+    assert r.exit_code == 1 and "stop here" in r.output, r.output
+    data = seen[0].base.data
+    assert (data.image_size, data.resize, data.test_split, data.split_seed, data.strict) == ((40, 48), "pad", 0.25,
+                                                                                             3, True)
+    # the best trial's `edgesmith train` line builds the same data spec
+    import edgesmith.train
+
+    built = []
+    monkeypatch.setattr(edgesmith.train, "train", lambda config, *a, **k: built.append(config))
+    command = tune_report.train_command(seen[0].trial_config({}))
+    assert runner.invoke(app, shlex.split(command)[1:]).exit_code == 0
+    assert built[0].data == data
