@@ -16,8 +16,6 @@ MAX_POSITIONAL = 6
 
 # "path:function" -> why it is still allowed (one line each). Fix the function, then drop its entry.
 ALLOWED = {
-    "edgesmith/cli/bench_cmd.py:run_bench": "7 positional (preset, budget, devices...); cli options being renamed (issue 30 part 1)",
-    "edgesmith/cli/import_opts.py:run_import": "8 positional mirroring the import options; shared by export and pipeline",
     "importer/importer.py:_wrap": "7 positional; importer under edit by another helper",
     "importer/importer.py:_source_record": "9 positional; importer under edit by another helper",
     "benchmarks/devices.py:_bench_one": "7 positional; devices/remote under edit by another helper",

@@ -167,7 +167,7 @@ def print_report(report: dict, out=out) -> None:
             out.print(f"  [red]device failed:[/] {d['reason']}", highlight=False)
 
 
-def run_bench(run_dir: Path, preset: str = "default", recommend_budget: float | None = None,
+def run_bench(run_dir: Path, preset: str = "default", *, recommend_budget: float | None = None,
               devices: list | None = None, device_parallel: int | None = None, out_dir: Path | None = None,
               console=out, **overrides) -> dict:
     """Benchmark with preset ``preset`` and ``overrides`` (BenchConfig fields, None = the preset's; a

@@ -175,7 +175,8 @@ def export_cmd(
             cluster_tune=replace(_D.cluster_tune, epochs=fine_tune_epochs, limit=fine_tune_limit),
             qat_tune=replace(_D.qat_tune, epochs=qat_epochs, limit=fine_tune_limit), diagnose=diagnose,
             float_layers=csv_list(float_layers), fallback=fallback.value, validation_size=validation_size)
-        run_dir = run_import(run_dir, data, labels, preprocess, outputs, trust_model_code, out_dir, overwrite,
+        run_dir = run_import(run_dir, data, labels, preprocess=preprocess, outputs=outputs,
+                             trust_model_code=trust_model_code, out_dir=out_dir, overwrite=overwrite,
                              image_size=image_size, resize=resize, test_split=test_split, strict_data=strict_data)
         records = run_export(run_dir, config=config, console=err if as_json else out)
         if as_json:

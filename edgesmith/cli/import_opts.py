@@ -34,8 +34,9 @@ PREPROCESS_DEFAULT = Preprocess("none")
 OUTPUTS_DEFAULT = Outputs("auto")
 
 
-def run_import(path: Path, data: str | None, labels: Path | None, preprocess, outputs, trust_model_code: bool,
-               out_dir: Path | None, overwrite: bool, **dataset) -> Path:
+def run_import(path: Path, data: str | None, labels: Path | None = None, *, preprocess="none", outputs="auto",
+               trust_model_code: bool = False, out_dir: Path | None = None, overwrite: bool = False,
+               **dataset) -> Path:
     """The run directory ``path`` is or becomes (:func:`edgesmith.importer.resolve_run`); prints an import.
 
     ``dataset`` holds ``limit_train``, ``limit_test`` and ``seed`` for an import, and the data options
