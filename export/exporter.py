@@ -189,7 +189,7 @@ def _io_record(runner) -> dict:
     return rec
 
 
-def _record(p: Planned, ex: _Export, method: str, seconds: float, runner, fidelity: dict,
+def _record(p: Planned, ex: _Export, method: str, seconds: float, runner, *, fidelity: dict,
             diagnosis: dict | None) -> dict:
     """The manifest record of one verified artifact (its path relative to the run root)."""
     path = ex.staging / p.file
@@ -235,7 +235,7 @@ def _make(p: Planned, ex: _Export, log) -> tuple[dict, bool]:
                              ex.calib.images[:64])
     log(f"  {p.name}: top-1 {fidelity['top1']:.2%} ({-fidelity['accuracy_drop_pts']:+.2f} pt), "
         f"agreement {fidelity['top1_agreement']:.1%}")
-    record = _record(p, ex, method, seconds, runner, fidelity, diagnosis)
+    record = _record(p, ex, method, seconds, runner, fidelity=fidelity, diagnosis=diagnosis)
     if micro is not None:
         record["micro"] = micro
     return record, lost
@@ -246,8 +246,8 @@ def _over_budget_error(records: list[dict], over: list[str], ex: _Export) -> Par
     err = ParityError("; ".join(
         f"{n} loses {by[n]['fidelity']['accuracy_drop_pts']:.2f} pt of top-1 "
         f"({by[n]['fidelity']['top1']:.2%} vs float {by[n]['fidelity']['reference_top1']:.2%})"
-        for n in over) + f" on {len(ex.verify_y)} test images, over --max-accuracy-drop "
-        f"{ex.config.max_accuracy_drop} pt; nothing written")
+        for n in over) + f" on {len(ex.verify_y)} test images, over max_accuracy_drop "
+        f"{ex.config.max_accuracy_drop} pt; nothing written", field="ExportConfig.max_accuracy_drop")
     err.diagnosis = {n: by[n]["diagnosis"] for n in over if "diagnosis" in by[n]}
     return err
 
