@@ -13,7 +13,8 @@ orders them, so a Python user gets the same run a ``pipeline`` command makes::
         ExportConfig(calibration_size=64), bench_config("quick"),
         train=TrainConfig(DataSpec("synthetic", limit_train=600), model="cnn", epochs=2),
         out="runs/demo"))
-    print(result.run, result.bench["recommendation"])
+    for c in result.bench["comparisons"]:
+        print(c["verdict"])      # e.g. "int8 is 2.37x faster at +0.00 pt and 27% of the size on litert-cpu ..."
 
 TensorFlow (the ``[train]`` extra) is imported when a stage that needs it runs, not here.
 """
