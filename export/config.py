@@ -232,7 +232,7 @@ class ExportConfig:
         for v in self.variants:
             if not set(VARIANTS[v]) & set(self.formats):
                 raise ConfigError(f"variant {v} exists only for {', '.join(VARIANTS[v])}, "
-                                  f"not in formats {','.join(self.formats)}", field="ExportConfig.variants")
+                                  f"not in formats {','.join(self.formats)}", field="ExportConfig.formats")
         if self.calibration not in CALIBRATION_METHODS:
             raise ConfigError(f"unknown calibration method {self.calibration!r}; choose {', '.join(CALIBRATION_METHODS)}")
         bad = [t for t in self.targets if t not in TARGETS]

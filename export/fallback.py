@@ -82,7 +82,7 @@ def validation_split(spec: DataSpec, calibration: np.ndarray, size: int, model) 
     keep = [i for i in range(len(train.labels) - 1, -1, -1)
             if hashlib.blake2b(train.images[i].tobytes(), digest_size=16).digest() not in used][:size]
     if not keep:
-        raise DataError("fallback auto needs training images besides the calibration ones; none are left",
+        raise DataError("fallback auto needs training images besides those it calibrates with; none are left",
                         field="ExportConfig.fallback")
     keep = np.array(sorted(keep))
     x, y = train.images[keep], train.labels[keep]

@@ -82,6 +82,22 @@ def test_the_scan_sees_flags_in_messages():
     assert not flagged('RunDirError(f"no file: run `edgesmith export {r} --target cortex-m` first")')
 
 
+def test_an_error_with_a_field_names_it_and_the_table_knows_it():
+    """``field="TrainConfig.learning_rate"`` on a message that says ``learning_rate``: else the CLI,
+    which rewrites the names in the message, would show no flag."""
+    wrong = []
+    for path, tree in _TREES:
+        for node in ast.walk(tree):
+            field = next((k.value for k in getattr(node, "keywords", ()) if k.arg == "field"), None)
+            if not (isinstance(node, ast.Call) and isinstance(field, ast.Constant) and node.args):
+                continue
+            owner, name = field.value.split(".", 1)
+            text = _text(node.args[0]) or ""
+            if field.value not in FIELD_FLAGS or not re.search(rf"(?<![\w-])(?:{owner}\.)?{name}(?![\w-])", text):
+                wrong.append(f"{path.relative_to(ROOT)}:{node.lineno}: {field.value}: {text[:80]!r}")
+    assert not wrong, "\n".join(wrong)
+
+
 def _owners() -> dict[str, tuple[str, set[str]]]:
     """Library classes and functions by name -> (kind, field or parameter names)."""
     found: dict[str, tuple[str, set[str]]] = {}

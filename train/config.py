@@ -209,7 +209,7 @@ class TrainConfig:
             raise ConfigError(f"low_res_epochs must be in [0, epochs), got {self.low_res_epochs}",
                               field="TrainConfig.low_res_epochs")
         if self.low_res_epochs and not any_input_size(self.model):
-            raise ConfigError(f"low_res_epochs needs a fully convolutional model (resnet8, resnetN, "
+            raise ConfigError(f"low_res_epochs needs a fully convolutional network (resnet8, resnetN, "
                               f"mobilenetv2), not {self.model}", field="TrainConfig.low_res_epochs")
         if self.low_res is not None and self.low_res < 8:
             raise ConfigError(f"low_res must be >= 8 pixels, got {self.low_res}", field="TrainConfig.low_res")

@@ -228,7 +228,7 @@ class FileDecoder:
         x = decode_image(path, self.channels, self.size, self.resize)
         if self.expect_hw is not None and x.shape[:2] != self.expect_hw:
             raise DataError(f"{path}: {x.shape[1]}x{x.shape[0]} pixels, the split's images are "
-                            f"{self.expect_hw[1]}x{self.expect_hw[0]} (give image_size to resize them all)",
+                            f"{self.expect_hw[1]}x{self.expect_hw[0]} (give image_size to bring them all to one size)",
                             field="DataSpec.image_size")
         return x
 

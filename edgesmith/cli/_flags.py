@@ -30,6 +30,7 @@ OWNERS: dict[str, tuple[str, ...]] = {
     "StudyStorage": ("tune",),
     "OptimizeConfig": ("optimize",),
     "optimize": ("optimize",),
+    "PipelineConfig": ("pipeline",),
 }
 
 # "Owner.name" -> the flag that sets it.
@@ -150,7 +151,11 @@ FIELD_FLAGS: dict[str, str] = {
     "OptimizeConfig.validation_size": "--validation-size",
     "OptimizeConfig.accuracy_budget": "--accuracy-budget",
     "OptimizeConfig.board": "--board",
+    "OptimizeConfig.max_latency_ms": "--max-latency",
     "optimize.out_dir": "--out",
+    "PipelineConfig.model_import": "--model-file",
+    "PipelineConfig.out": "--out",
+    "PipelineConfig.overwrite": "--overwrite",
 }
 
 

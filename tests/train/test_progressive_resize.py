@@ -29,7 +29,7 @@ def test_the_low_res_epochs_come_first_then_full_size():
 def test_bad_low_res_options_are_refused_before_any_work(tmp_path):
     with pytest.raises(ConfigError, match=r"^low_res_epochs must be in \[0, epochs\)"):
         _config(low_res_epochs=4)
-    with pytest.raises(ConfigError, match="fully convolutional model .* not cnn"):
+    with pytest.raises(ConfigError, match="fully convolutional network .* not cnn"):
         _config(model="cnn")
     with pytest.raises(ConfigError, match="^low_res must be >= 8"):
         _config(low_res=4)
