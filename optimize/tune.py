@@ -358,10 +358,11 @@ def tune(config: TuneConfig, out: str | Path, *, storage: StudyStorage | None = 
     store = ts.artifact_store(storage.artifacts)
     record = _claim(config, out)
     with ts.database_errors(storage):
-        return _session(optuna, config, out, storage, store, record, start, deadline, pruner, workers, log)
+        return _session(optuna, config, out, storage, store=store, record=record, start=start, deadline=deadline,
+                        pruner=pruner, workers=workers, log=log)
 
 
-def _session(optuna, config: TuneConfig, out: Path, storage: StudyStorage, store, record: dict, start: float,
+def _session(optuna, config: TuneConfig, out: Path, storage: StudyStorage, *, store, record: dict, start: float,
              deadline: float, pruner, workers: int, log) -> TuneResult:
     """:func:`tune` once ``out`` is claimed: open the study, run the workers, write the reports."""
     from . import tune_report
@@ -373,10 +374,11 @@ def _session(optuna, config: TuneConfig, out: Path, storage: StudyStorage, store
     write_json(out / "tune.json", record)
     try:
         if workers == 1:
-            stopped = _work(optuna, study, config, out, storage, store, deadline, config.max_trials, log, record,
-                            session)
+            stopped = _work(optuna, study, config, out, storage=storage, store=store, deadline=deadline,
+                            max_trials=config.max_trials, log=log, record=record, session=session)
         else:
-            stopped = _spawn(config, out, storage, pruner, workers, deadline, log, session)
+            stopped = _spawn(config, out, storage, pruner=pruner, workers=workers, deadline=deadline, log=log,
+                             session=session)
     finally:
         shutil.rmtree(out / "trials", ignore_errors=True)
     session.update(ended=now_iso(), seconds=round(time.monotonic() - start, 1), stopped=stopped)
@@ -386,7 +388,7 @@ def _session(optuna, config: TuneConfig, out: Path, storage: StudyStorage, store
     return TuneResult(out, rows, best, session["trials"], stopped, session["seconds"])
 
 
-def _work(optuna, study, config: TuneConfig, out: Path, storage: StudyStorage, store, deadline: float,
+def _work(optuna, study, config: TuneConfig, out: Path, *, storage: StudyStorage, store, deadline: float,
           max_trials: int | None, log, record: dict | None, session: dict) -> str:
     """Run trials until ``max_trials`` or the deadline; returns why it stopped (``trials``, ``budget``)."""
     from . import tune_report
@@ -396,14 +398,14 @@ def _work(optuna, study, config: TuneConfig, out: Path, storage: StudyStorage, s
         need, after = estimate(study.trials, config.base.epochs)
         if time.monotonic() + (need or 0.0) > deadline:
             return "budget"
-        _run_one(optuna, study, config, out, store, deadline - after, log)
+        _run_one(optuna, study, config, out, store=store, deadline=deadline - after, log=log)
         session["trials"] += 1
         ts.sync_best(study, out, store)
         tune_report.write_reports(study, config, out, record)
     return "trials"
 
 
-def _spawn(config: TuneConfig, out: Path, storage: StudyStorage, pruner, workers: int, deadline: float, log,
+def _spawn(config: TuneConfig, out: Path, storage: StudyStorage, *, pruner, workers: int, deadline: float, log,
            session: dict) -> str:
     """Run ``workers`` processes of :func:`_worker` on the study; returns why the last one stopped."""
     shares = [None] * workers
@@ -413,7 +415,8 @@ def _spawn(config: TuneConfig, out: Path, storage: StudyStorage, pruner, workers
     left = deadline - time.monotonic()
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        jobs = [pool.submit(_worker, config, out, storage, pruner, left, share, i + 1, threads)
+        jobs = [pool.submit(_worker, config, out, storage, pruner, left_s=left, max_trials=share, index=i + 1,
+                            threads=threads)
                 for i, share in enumerate(shares) if share != 0]
         results = []
         for job in jobs:
@@ -428,7 +431,7 @@ def _spawn(config: TuneConfig, out: Path, storage: StudyStorage, pruner, workers
     return "budget" if any(why == "budget" for _, why in results) else "trials"
 
 
-def _worker(config: TuneConfig, out: Path, storage: StudyStorage, pruner, left_s: float, max_trials: int | None,
+def _worker(config: TuneConfig, out: Path, storage: StudyStorage, pruner, *, left_s: float, max_trials: int | None,
             index: int, threads: str) -> tuple[int, str]:
     """One worker process of :func:`_spawn`: join the study and run trials; returns (trials run, why it stopped)."""
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", threads)
@@ -438,12 +441,13 @@ def _worker(config: TuneConfig, out: Path, storage: StudyStorage, pruner, left_s
     with ts.database_errors(storage):
         study = _open_study(optuna, config, out, pruner, storage, first=False, worker=index)
         session = {"trials": 0}
-        why = _work(optuna, study, config, out, storage, ts.artifact_store(storage.artifacts), deadline, max_trials,
-                    lambda line: print(f"[worker {index}] {line}", flush=True), None, session)
+        why = _work(optuna, study, config, out, storage=storage, store=ts.artifact_store(storage.artifacts),
+                    deadline=deadline, max_trials=max_trials,
+                    log=lambda line: print(f"[worker {index}] {line}", flush=True), record=None, session=session)
     return session["trials"], why
 
 
-def _run_one(optuna, study, config: TuneConfig, out: Path, store, deadline: float, log) -> None:
+def _run_one(optuna, study, config: TuneConfig, out: Path, *, store, deadline: float, log) -> None:
     """Ask for a trial, train it (:func:`.tune_trial.run_trial`) while its heartbeat runs and tell the
     study the outcome; upload the run when it is the best so far, keep it as ``out/best-run``, else
     delete it."""

@@ -19,11 +19,6 @@ ALLOWED = {
     "importer/importer.py:_wrap": "7 positional; importer under edit by another helper",
     "importer/importer.py:_source_record": "9 positional; importer under edit by another helper",
     "benchmarks/devices.py:_bench_one": "7 positional; devices/remote under edit by another helper",
-    "optimize/tune.py:_session": "11 positional: the trial process's arguments; tune under edit by another helper",
-    "optimize/tune.py:_work": "11 positional: the same, passed through; tune under edit by another helper",
-    "optimize/tune.py:_spawn": "8 positional; tune under edit by another helper",
-    "optimize/tune.py:_worker": "8 positional; tune under edit by another helper",
-    "optimize/tune.py:_run_one": "7 positional; tune under edit by another helper",
 }
 
 
