@@ -242,6 +242,8 @@ def _time_interleaved(workers: dict, config: BenchConfig, say) -> dict:
     slice_s = config.seconds / (config.rounds * max(len(keys), 1))
     min_calls = -(-config.runs // config.rounds)
     samples: dict = {key: {} for key in keys}
+    if not keys:  # accuracy-only cells alone: nothing to time
+        return samples
     timing_start = time.perf_counter()
     for i in range(config.rounds):
         for j in rng.permutation(len(keys)):

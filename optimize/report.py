@@ -61,6 +61,7 @@ def board_lines(board: dict | None) -> list[str]:
     if not board:
         return []
     cap = f", estimated latency at most {board['max_latency_ms']:g} ms" if board.get("max_latency_ms") else ""
+    chosen = (board.get("recommendation") or {}).get("artifact")
     lines = ["", f"## On {board['board']}: the most accurate file that fits{cap}", "",
              "Top-1 under TFLite Micro on this host; RAM = arena + overhead, flash = model + code; latency is an "
              "ESTIMATE from MACs x cycles per MAC / clock (see docs/mcu.md), not a measurement.", "",
@@ -70,7 +71,7 @@ def board_lines(board: dict | None) -> list[str]:
         ms = r["latency"]["ms"]
         lines.append(f"| {r['artifact']} | {_pct(r['top1'])} | {r['ram_need_kb']:.0f} / {r['ram_kb']} | "
                      f"{r['flash_need_kb']:.0f} / {r['flash_kb']} | {'-' if ms is None else f'{ms:g}'} | "
-                     f"{r['why_not'] or 'eligible'} |")
+                     f"{r['why_not'] or ('chosen' if r['artifact'] == chosen else 'fits, not chosen')} |")
     return lines
 
 
