@@ -152,7 +152,7 @@ def test_data_spec_round_trips_and_old_manifests_load():
             parse_image_size(bad)
     with pytest.raises(DataError, match="resize"):
         DataSpec("synthetic", resize="stretch")
-    with pytest.raises(DataError, match="^test_split is for"):
+    with pytest.raises(DataError, match=r"^test_split must be a fraction in \(0, 1\), got 1.0"):
         DataSpec("synthetic", test_split=1.0)
 
 
