@@ -230,8 +230,9 @@ def bench_devices(run_dir: str | Path, config, devices: Sequence[Device],
     started = time.perf_counter()
     remote = [d for d in devices if d.kind != LOCAL]
     prefix = len(remote) > 1 and parallel != 1
-    measured = schedule(devices, lambda d: _bench_one(run_dir, config, d, say, started, recommend_budget,
-                                                      prefix and d.kind != LOCAL), parallel)
+    measured = schedule(devices, lambda d: _bench_one(run_dir, config, d, say=say, started=started,
+                                                      recommend_budget=recommend_budget,
+                                                      prefix=prefix and d.kind != LOCAL), parallel)
     parts = [part for part, _ in measured if part is not None]
     entries = [entry for _, entry in measured]
     if len(devices) > 1:
@@ -265,7 +266,7 @@ def schedule(devices: Sequence[Device], bench_one: Callable[[Device], tuple], pa
     return [results[i] for i in range(len(devices))]
 
 
-def _bench_one(run_dir, config, device: Device, say, started: float, recommend_budget, prefix: bool) -> tuple:
+def _bench_one(run_dir, config, device: Device, *, say, started: float, recommend_budget, prefix: bool) -> tuple:
     """Measure on one device: ``(its tagged report or None, its entry in ``devices``)``."""
     from .device_report import tag_device_report
     from .suite import bench_run

@@ -269,7 +269,7 @@ def _sized(data: DataSpec, model_hw: tuple, src: Path) -> DataSpec:
     return replace(data, image_size=tuple(model_hw))
 
 
-def _wrap(foreign, src: Path, image_shape: tuple, resize, config: ImportConfig, order, images: np.ndarray):
+def _wrap(foreign, src: Path, image_shape: tuple, resize, config: ImportConfig, *, order, images: np.ndarray):
     """``(model, outputs kind)``: raw pixels -> [resize] -> [preprocessing] -> foreign -> [softmax] -> [reorder]."""
     from edgesmith.train._keras import keras
 
@@ -307,7 +307,7 @@ def _measure(model, src: Path, kind: str, test: Split) -> dict:
             "source": "imported model, measured by edgesmith on the test split"}
 
 
-def _source_record(src: Path, info: ModelInfo, model_input: tuple, k: int, resize, config: ImportConfig,
+def _source_record(src: Path, info: ModelInfo, model_input: tuple, k: int, resize, *, config: ImportConfig,
                    kind: str, labels_file, order) -> dict:
     """What the run's model was made from (``manifest["model"]["source"]``)."""
     mh, mw, mc = model_input
@@ -404,9 +404,10 @@ def import_model(model_file: str | Path, *, data: DataSpec, out: str | Path, lab
         names, order = _class_order(src, k, list(test.class_names), labels, labels_file)
         h, w, c = test.image_shape
         resize = (mh, mw) if (mh, mw) != (h, w) and mh is not None and mw is not None else None
-        model, kind = _wrap(foreign, src, (h, w, c), resize, config, order, test.images)
+        model, kind = _wrap(foreign, src, (h, w, c), resize, config, order=order, images=test.images)
         metrics = _measure(model, src, kind, test)
-        source = _source_record(src, info, (mh, mw, mc), k, resize, config, kind, labels_file, order)
+        source = _source_record(src, info, (mh, mw, mc), k, resize, config=config, kind=kind, labels_file=labels_file,
+                                order=order)
         run_config = {"import": {"model_file": str(src), **asdict(config),
                                  "labels_file": None if labels_file is None else str(labels_file)},
                       "data": data.to_dict()}

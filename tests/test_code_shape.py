@@ -15,11 +15,7 @@ MAX_LINES = 60
 MAX_POSITIONAL = 6
 
 # "path:function" -> why it is still allowed (one line each). Fix the function, then drop its entry.
-ALLOWED = {
-    "importer/importer.py:_wrap": "7 positional; importer under edit by another helper",
-    "importer/importer.py:_source_record": "9 positional; importer under edit by another helper",
-    "benchmarks/devices.py:_bench_one": "7 positional; devices/remote under edit by another helper",
-}
+ALLOWED: dict[str, str] = {}
 
 
 def _is_typer_command(path: Path, fn: ast.FunctionDef) -> bool:
