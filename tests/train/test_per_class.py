@@ -91,15 +91,16 @@ def test_train_and_pipeline_pass_class_weight_and_stream_to_the_config(monkeypat
     from edgesmith.cli import app
 
     train_cmd, pipeline_cmd = (importlib.import_module(f"edgesmith.cli.{m}") for m in ("train_cmd", "pipeline_cmd"))
-    seen = []
+    seen, real = [], train_cmd.build_config
 
-    def capture(config, out_dir, overwrite=False):
-        seen.append(config)
+    def capture(*a, **kw):  # the config the command built, and stop there
+        seen.append(real(*a, **kw))
         raise SystemExit(0)
 
-    monkeypatch.setattr(train_cmd, "run_train", capture)
-    monkeypatch.setattr(pipeline_cmd, "run_train", capture)
+    monkeypatch.setattr(train_cmd, "build_config", capture)
+    monkeypatch.setattr(pipeline_cmd, "build_config", capture)
     CliRunner().invoke(app, ["train", "-d", "synthetic", "--class-weight", "auto", "--no-stream"])
-    CliRunner().invoke(app, ["pipeline", "-d", str(tmp_path), "--class-weight", "auto", "--stream"])
+    CliRunner().invoke(app, ["pipeline", "-d", str(write_image_folders(tmp_path / "d")), "--class-weight", "auto",
+                             "--stream"])
     CliRunner().invoke(app, ["train", "-d", "synthetic"])
     assert [(c.class_weight, c.stream) for c in seen] == [("auto", False), ("auto", True), ("none", None)]

@@ -67,8 +67,13 @@ def test_without_root_val_both_modes_hold_out_the_same_images(tmp_path):
 
 def test_an_unreadable_file_is_skipped_and_reported_while_streaming(tmp_path, capsys):
     root = write_image_folders(tmp_path / "d", per_class=(4, 2), size=(16, 16))
-    bad = root / "train" / "dog" / "0002.png"
-    bad.write_bytes(bad.read_bytes()[:80])  # truncated after the header: listing keeps it, decoding fails
+    from PIL import Image
+
+    bad = root / "train" / "dog" / "0002.jpg"  # a JPEG cut in half: its header lists, its pixels do not decode
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(bad, quality=95)
+    bad.write_bytes(bad.read_bytes()[:len(bad.read_bytes()) * 3 // 4])
+    (root / "train" / "dog" / "0002.png").unlink()
     data = prepare(TrainConfig(DataSpec(str(root)), stream=True, val_split=0.0, quiet=True))
     labels = np.concatenate([b[1].numpy() for b in data.fit.dataset(batch_size=5, training=False)])
     assert len(labels) == 11 and list(data.fit.kept_labels()) == list(labels)
