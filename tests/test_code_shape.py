@@ -7,6 +7,7 @@ that no longer breaks the rule fails the test too, so it is taken out when its f
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +36,7 @@ def _positional(fn: ast.FunctionDef) -> int:
     return len([n for n in names if n not in ("self", "cls")])
 
 
+@functools.cache  # one parse of the tree for both tests
 def _offences() -> dict[str, str]:
     found = {}
     for package in PACKAGES:
