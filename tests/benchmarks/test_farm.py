@@ -69,7 +69,7 @@ def test_a_broken_device_is_raised_only_after_the_others_finished():
 
 
 def test_device_parallel_below_one_is_refused(tiny_run):
-    with pytest.raises(ConfigError, match="--device-parallel"):
+    with pytest.raises(ConfigError, match="parallel must be >= 1"):
         bench_devices(tiny_run.root, BenchConfig(**QUICK), [FakeDevice("a")], parallel=0)
 
 

@@ -67,7 +67,8 @@ def test_two_workers_share_a_study_and_a_killed_workers_trial_is_failed_and_retr
     try:
         study = optuna.load_study(study_name="shared", storage=_wait_storage(url, a))
         _wait_running(study, a)
-        b = _worker(url, "shared", tmp_path / "b", artifacts, trials=4)
+        # B asks for 5 more trials after the kill: the last ones come well after the 2 s grace period
+        b = _worker(url, "shared", tmp_path / "b", artifacts, trials=6)
         _wait_running(study, b)
         killed = _wait_running(study, a)  # both run a trial now; kill A in the middle of its own
         a.send_signal(signal.SIGKILL)
