@@ -281,3 +281,34 @@ def test_tune_takes_the_data_options_and_its_best_command_line_repeats_them(tmp_
     command = tune_report.train_command(seen[0].trial_config({}))
     assert runner.invoke(app, shlex.split(command)[1:]).exit_code == 0
     assert built[0].data == data
+
+
+def test_the_int8_objective_scores_on_root_val_when_the_folder_has_one(tmp_path, monkeypatch):
+    """As the float objective (train's val_accuracy): ROOT/val, not a hold-out of train, never test."""
+    import shutil
+
+    import numpy as np
+    import edgesmith.export.fold
+    import edgesmith.export.tflite
+    import edgesmith.runtime
+    from conftest import write_image_folders
+    from edgesmith.optimize import tune_trial
+
+    root = write_image_folders(tmp_path / "d", per_class=(6, 3))
+    shutil.copytree(root / "test", root / "val")
+    for f in list((root / "val" / "cat").iterdir())[:2]:  # val differs from test: 7 images, not 9
+        f.unlink()
+    scored = []
+
+    class Runner:
+        def predict(self, images):
+            scored.append(len(images))
+            return np.eye(3, dtype=np.float32)[np.zeros(len(images), int)]
+
+    monkeypatch.setattr(tune_trial.keras.models, "load_model", lambda *a, **k: None)
+    monkeypatch.setattr(edgesmith.export.fold, "fold_rescaling", lambda m: m)
+    monkeypatch.setattr(edgesmith.export.tflite, "to_tflite", lambda model, path, **k: path)
+    monkeypatch.setattr(edgesmith.runtime, "load", lambda path, **k: Runner())
+    config = TrainConfig(DataSpec(str(root)), model="cnn", val_split=0.34)  # a hold-out would be 6 images
+    assert tune_trial.int8_top1(tmp_path / "m.keras", config) == pytest.approx(1 / 7)  # 1 cat of 7 val images
+    assert scored == [7]
