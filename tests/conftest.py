@@ -32,7 +32,7 @@ TESTS = Path(__file__).resolve().parent
 SHARED_DATA = TESTS.parents[1] / "shared" / "data" / "cifar10-jpeg"
 FIXTURE_MODELS = TESTS / "fixtures" / "models"
 TF_DIRS = (TESTS / "train", TESTS / "export", TESTS / "optimize" / "test_search.py",
-           TESTS / "optimize" / "test_tune.py")
+           TESTS / "optimize" / "test_tune.py", TESTS / "optimize" / "test_tune_shared.py")
 NO_TF_REASON = "needs TensorFlow (pip install 'edgesmith[train]'); the TF-free tier is `pytest -m 'not tf'`"
 # marker -> (the package it needs, the skip reason when that package is missing)
 EXTRAS = {
