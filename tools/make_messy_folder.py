@@ -13,7 +13,7 @@ source, from Pillow-drawn patterns (one learnable pattern per class), it writes:
 
 Usage::
 
-    python tools/make_messy_folder.py /tmp/messy --source /work/shared/data/cifar10-jpeg/train \\
+    python tools/make_messy_folder.py /tmp/messy --source ../shared/data/cifar10-jpeg/train \\
         --per-class 300 --seed 0
 """
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python tools/perf_input.py --data /work/shared/data/cifar10-jpeg --image-size 96
+    .venv/bin/python tools/perf_input.py --data ../shared/data/cifar10-jpeg --image-size 96
     .venv/bin/python tools/perf_input.py --data ROOT --image-size 96 --mode memory --limit 10000
 
 Each mode runs in its own process, so its peak RSS is its own: ``stream`` lists the training split

@@ -203,4 +203,4 @@ def test_with_matplotlib_the_plot_is_drawn_and_no_note_is_added(tiny_run):
     _, paths = bench(tiny_run, BenchConfig(targets=("litert-cpu",), **SMALL))
     assert paths["png"] == tiny_run.bench / "pareto.png" and paths["png"].read_bytes()[:4] == b"\x89PNG"
     assert "## Notes" not in paths["md"].read_text()
-    assert load_manifest(tiny_run)["stages"]["bench"]["reports"][-1] == "bench/pareto.png"
+    assert "bench/pareto.png" in load_manifest(tiny_run)["stages"]["bench"]["reports"]

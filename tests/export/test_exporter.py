@@ -99,18 +99,22 @@ def test_re_export_replaces_only_its_files_and_marks_the_bench_stale(trained_run
     save_manifest(run, manifest)
     before = {a["name"]: a for a in manifest["artifacts"]}
 
-    records = export(run, ExportConfig(artifacts=("tflite_fp32",), calibration_size=16, verify_size=50))
+    # remakes one file and adds one: the added file makes the old bench results stale (a remade file only
+    # when its bytes changed)
+    records = export(run, ExportConfig(artifacts=("tflite_fp32", "tflite_fp16"), calibration_size=16, verify_size=50))
     manifest = load_manifest(run)
-    assert [r["name"] for r in records] == ["tflite_fp32"]
+    assert [r["name"] for r in records] == ["tflite_fp32", "tflite_fp16"]
     # the other format's files and entries stay, unchanged and still verifiable; the new one took its place
     assert manifest["artifacts"] == records + [before[n] for n in ("tflite_int8", "onnx_fp32", "onnx_int8")]
     for a in manifest["artifacts"]:
         verify_file(run, a)
     assert (run.artifacts / "notes.txt").read_text() == "mine"
     assert (run.bench / "results.json").read_text() == "{}"  # kept, and said to be stale
-    assert manifest["stages"]["bench"]["stale"] and "artifacts/model_fp32.tflite" in manifest["stages"]["bench"]["stale_reason"]
+    reason = manifest["stages"]["bench"]["stale_reason"]
+    assert manifest["stages"]["bench"]["stale"] and "artifacts/model_fp16.tflite" in reason
+    assert ("artifacts/model_fp32.tflite" in reason) == (records[0]["sha256"] != before["tflite_fp32"]["sha256"])
     recorded = manifest["stages"]["export"]
-    assert recorded["config"]["artifacts"] == ["tflite_fp32"] and recorded["config"]["verify_size"] == 50
+    assert recorded["config"]["artifacts"] == ["tflite_fp32", "tflite_fp16"] and recorded["config"]["verify_size"] == 50
     assert recorded["kept"] == ["tflite_int8", "onnx_fp32", "onnx_int8"]
     assert recorded["sources"]["base"]["model"] == "model.keras" and "finished" in recorded
     assert manifest["stages"]["train"] == load_manifest(trained_run)["stages"]["train"]  # upstream untouched
