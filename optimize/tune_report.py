@@ -22,6 +22,7 @@ from pathlib import Path
 
 from edgesmith.train.config import TrainConfig
 
+from edgesmith.core.cpuinfo import machine_stamp
 from edgesmith.core.fsutil import atomic_path, write_json, write_text
 from edgesmith.core.rundir import now_iso
 
@@ -153,7 +154,8 @@ def markdown(rows: list[dict], objective: str) -> str:
 
 def plot_trials(rows: list[dict], path: Path, objective: str) -> None:
     """Write the objective per trial to ``path`` (PNG): finished trials as dots, pruned ones as
-    crosses at their last reported epoch, the best so far as a step line."""
+    crosses at their last reported epoch, the best so far as a step line; the title names this
+    machine's CPU and today's date."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -177,6 +179,7 @@ def plot_trials(rows: list[dict], path: Path, objective: str) -> None:
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_xlabel("trial")
     ax.set_ylabel(f"validation top-1 ({objective})")
+    ax.set_title(f"validation top-1 per trial: {machine_stamp()}", fontsize=10)
     ax.grid(alpha=0.3)
     if done or pruned:
         ax.legend()

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgesmith.core.cpuinfo import machine_stamp
 from edgesmith.core.fsutil import atomic_path
 
 
 def plot_curves(history: dict[str, list[float]], path: Path) -> None:
-    """Write accuracy and loss per epoch, train vs validation, side by side, to ``path``."""
+    """Write accuracy and loss per epoch, train vs validation, side by side, to ``path``; the title names
+    this machine's CPU and today's date."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -23,6 +25,7 @@ def plot_curves(history: dict[str, list[float]], path: Path) -> None:
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
         ax.legend()
+    fig.suptitle(f"training curves: {machine_stamp()}", fontsize=10)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)

@@ -47,3 +47,23 @@ def cpu_info(path: str = "/proc/cpuinfo") -> CpuInfo:
     except OSError:
         pass
     return CpuInfo(model, flags, mhz)
+
+
+def machine_stamp(cpu: str | None = None, when: str | None = None) -> str:
+    """The line a plot names its machine and date with: ``"AMD EPYC 9R14 (2026-12-06)"``.
+
+    Args:
+        cpu: the CPU model name; None means this machine's (``cpu_info().model``, else the
+            ``platform.machine()`` architecture).
+        when: an ISO date or timestamp (only its first 10 characters, the date, are used); None
+            means today (UTC).
+
+    Returns:
+        ``"<cpu> (<YYYY-MM-DD>)"``.
+    """
+    import datetime
+    import platform
+
+    name = cpu or cpu_info().model or platform.machine() or "unknown CPU"
+    day = (when or datetime.datetime.now(datetime.timezone.utc).isoformat())[:10]
+    return f"{name} ({day})"

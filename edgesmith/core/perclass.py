@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cpuinfo import machine_stamp
 from .errors import BackendUnavailable, DataError
 from .fsutil import atomic_path
 
@@ -99,8 +100,12 @@ def _pct(v: float | None) -> str:
     return "-" if v is None else f"{v:.1%}"
 
 
-def plot_confusion(confusion, class_names, path: str | Path, *, title: str = "") -> Path:
+def plot_confusion(confusion, class_names, path: str | Path, *, title: str = "",
+                   machine: str | None = None) -> Path:
     """Draw the confusion matrix, rows normalised to recall (counts in the cells), as a PNG.
+
+    The title ends with the machine and date that made the numbers: ``machine`` (a
+    ``machine_stamp()`` line, e.g. from a bench report's CPU and date), else this machine, today.
 
     Side effects: writes ``path`` atomically.
 
@@ -125,8 +130,8 @@ def plot_confusion(confusion, class_names, path: str | Path, *, title: str = "")
     ax.set_yticks(range(k), names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    if title:
-        ax.set_title(title)
+    stamp = machine or machine_stamp()
+    ax.set_title(f"{title}\n{stamp}" if title else stamp, fontsize=10)
     if k <= 30:  # numbers stay legible
         for i in range(k):
             for j in range(k):
