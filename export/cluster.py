@@ -96,7 +96,7 @@ def cluster(model, images: np.ndarray, labels: np.ndarray, *, clusters: int,
     Raises:
         ConfigError: clusters outside 2..256.
     """
-    from edgesmith.train._keras import tf
+    from edgesmith.tfshim import tf
 
     check_clusters(clusters)
     tf.random.set_seed(seed)  # k-means++ draws its first centroids from TF's generator

@@ -92,7 +92,7 @@ def _with_run_smoothing(config: ExportConfig, manifest: dict) -> ExportConfig:
 def _prepare(run: RunDir, config: ExportConfig, log) -> _Export:
     """Load the run's model and data, build the source models and their reference outputs."""
     from edgesmith.importer import savedmodel  # noqa: F401  registers SavedModelLayer (imported Keras 3 runs)
-    from edgesmith.train._keras import keras
+    from edgesmith.tfshim import keras
 
     manifest, model_path = require_model(run)
     require_tf_keras(manifest, config)  # fine-tunes need tf_keras layers, not an imported graph

@@ -67,7 +67,7 @@ class FineTune:
 
 def copy_model(model):
     """An independent copy of a functional tf_keras model with the same weights."""
-    from edgesmith.train._keras import keras
+    from edgesmith.tfshim import keras
 
     out = keras.models.clone_model(model)
     out.set_weights(model.get_weights())
@@ -85,7 +85,7 @@ def wrap_layers(model, wrap: Callable):
     ``wrap`` gets the copy's layers, so weights carry over; it returns the layer itself
     or a TF-MOT wrapper around it. ``model`` is not modified.
     """
-    from edgesmith.train._keras import keras
+    from edgesmith.tfshim import keras
 
     return keras.models.clone_model(copy_model(model), clone_function=wrap)
 
@@ -104,7 +104,7 @@ def fine_tune(model, images: np.ndarray, labels: np.ndarray, tune: FineTune, *,
         callbacks: Keras callbacks (e.g. TF-MOT's ``UpdatePruningStep``).
         seed: of the augmentation and shuffling.
     """
-    from edgesmith.train._keras import keras
+    from edgesmith.tfshim import keras
     from edgesmith.train.input import make_dataset
     from edgesmith.train.recipe import make_loss
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgesmith.train._keras import keras
+from edgesmith.tfshim import keras
 
 _FOLDABLE = ("Conv2D", "DepthwiseConv2D", "Dense")
 

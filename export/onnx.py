@@ -112,7 +112,7 @@ def to_onnx(model, path: str | Path, *, labels: list[str] | None = None,
     import onnx
     import tf2onnx
 
-    from edgesmith.train._keras import tf
+    from edgesmith.tfshim import tf
 
     spec = (tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="images"),)
     fn = tf.function(lambda images: model(images, training=False))

@@ -39,7 +39,7 @@ def _representative(images: np.ndarray) -> "callable":
 
 
 def _converter(model, precision: str, representative: np.ndarray | None, io_dtype: str):
-    from edgesmith.train._keras import tf
+    from edgesmith.tfshim import tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if precision in ("fp16", "dynamic", "int8"):
@@ -181,7 +181,7 @@ def quantize_calibrated(calibrated: bytes, path: str | Path, *, io_dtype: str = 
         raise ValueError(f"io_dtype must be uint8 or int8, got {io_dtype!r}")
     from tensorflow.lite.python.convert import mlir_quantize
 
-    from edgesmith.train._keras import tf
+    from edgesmith.tfshim import tf
 
     with _quiet():
         flatbuffer = mlir_quantize(calibrated, input_data_type=getattr(tf, io_dtype),

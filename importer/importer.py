@@ -121,7 +121,7 @@ def read_labels(path: str | Path) -> list[str]:
 
 def _load(path: Path, kind: str, trusted: bool):
     """tf_keras model from a checked file (see :func:`.safety.inspect_model_file`)."""
-    from edgesmith.train._keras import keras
+    from edgesmith.tfshim import keras
 
     try:
         if kind == "keras":
@@ -146,7 +146,7 @@ def _model_io(model, path: Path) -> tuple[tuple, int]:
 
 
 def _preprocess_layers(name: str) -> list:
-    from edgesmith.train._keras import keras
+    from edgesmith.tfshim import keras
 
     L = keras.layers
     if name == "scale01":
@@ -208,7 +208,7 @@ def _open(src: Path, info: ModelInfo, trust_model_code: bool):
 def _at_inference(model, src: Path):
     """``(model, removed)``: a tf_keras model without its training-only layers, checked against
     the model called with ``training=False``."""
-    from edgesmith.train._keras import keras
+    from edgesmith.tfshim import keras
 
     rebuilt, removed = inference_form(keras, model, keras3=False)
     if rebuilt is not model:
@@ -271,7 +271,7 @@ def _sized(data: DataSpec, model_hw: tuple, src: Path) -> DataSpec:
 
 def _wrap(foreign, src: Path, image_shape: tuple, resize, config: ImportConfig, *, order, images: np.ndarray):
     """``(model, outputs kind)``: raw pixels -> [resize] -> [preprocessing] -> foreign -> [softmax] -> [reorder]."""
-    from edgesmith.train._keras import keras
+    from edgesmith.tfshim import keras
 
     L = keras.layers
     inp = keras.Input(shape=image_shape, name="images")

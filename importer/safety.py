@@ -69,7 +69,7 @@ class ModelInfo:
 
 
 def _known_classes() -> frozenset[str]:
-    from edgesmith.train._keras import keras
+    from edgesmith.tfshim import keras
 
     names = {"Functional", "Sequential", "Model", "TFOpLambda", "SlicingOpLambda", "InputLayer", "Policy",
              "TensorShape", "TypeSpec", "TensorSpec"}  # the last three: shapes in SavedModel metadata

@@ -13,7 +13,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from edgesmith.train._keras import keras, tf
+from edgesmith.tfshim import keras, tf
 
 from .safety import ModelFileError
 

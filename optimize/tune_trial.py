@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from edgesmith.train import checkpoint as _ckpt
-from edgesmith.train._keras import keras
+from edgesmith.tfshim import keras
 from edgesmith.train.config import TrainConfig
 
 from edgesmith.core.errors import ConfigError

@@ -68,7 +68,7 @@ def count_macs(model) -> int:
 def build_forms(model_path: Path, out: Path, calib: np.ndarray) -> int:
     """Write every form of :data:`FORMS` as ``out/NAME.tflite|onnx``; returns the model's MACs."""
     from edgesmith.export import fold_rescaling, quantize_onnx, to_onnx, to_tflite
-    from edgesmith.train._keras import keras
+    from edgesmith.tfshim import keras
 
     model = keras.models.load_model(model_path, compile=False)
     folded = fold_rescaling(model)

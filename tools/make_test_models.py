@@ -39,7 +39,7 @@ def tiny_cnn(input_shape=(32, 32, 3), num_classes: int = 10):
     out, like every edgesmith model; pooling down to 4x4 keeps the synthetic classes' 4x4
     colour patterns apart.
     """
-    from edgesmith.train._keras import keras
+    from edgesmith.tfshim import keras
 
     layers = keras.layers
     inp = keras.Input(shape=tuple(input_shape), name="images")
@@ -56,7 +56,7 @@ def tiny_cnn(input_shape=(32, 32, 3), num_classes: int = 10):
 
 def train_tiny(run: RunDir, epochs: int) -> dict:
     """Train :func:`tiny_cnn` on :data:`SPEC` and write ``run`` (model.keras + manifest); returns its metrics."""
-    from edgesmith.train._keras import keras
+    from edgesmith.tfshim import keras
     from edgesmith.train.input import make_dataset
     from edgesmith.train.recipe import compile_model
 

@@ -55,7 +55,7 @@ def inject(model, layer_name: str, weight: float, images: np.ndarray, channel: i
     Raises:
         ValueError: the layer is not a Conv2D fed by a ReLU fed by a BatchNormalization.
     """
-    from edgesmith.train._keras import keras
+    from edgesmith.tfshim import keras
 
     conv = model.get_layer(layer_name)
     relu = _inbound(conv)
@@ -79,7 +79,7 @@ def inject(model, layer_name: str, weight: float, images: np.ndarray, channel: i
 
 
 def main() -> None:
-    from edgesmith.train._keras import keras
+    from edgesmith.tfshim import keras
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("run", type=Path)

@@ -32,7 +32,7 @@ from pathlib import Path
 def train_throughput(images, labels, precision: str, *, batch_size: int = 128) -> tuple[str, float]:
     """``(policy, img/s)`` of ResNet-8 training steps under ``precision`` (after a warm-up epoch)."""
     from edgesmith.train import build_model
-    from edgesmith.train._keras import keras, tf
+    from edgesmith.tfshim import keras, tf
     from edgesmith.train.input import make_dataset
     from edgesmith.train.precision import resolve_policy
     from edgesmith.train.recipe import compile_model
@@ -63,7 +63,7 @@ def fast_preset(data: str, out: Path) -> dict:
     from edgesmith.export.tflite import to_tflite
     from edgesmith.runtime import load
     from edgesmith.train import train
-    from edgesmith.train._keras import keras
+    from edgesmith.tfshim import keras
     from edgesmith.train.config import preset_config
 
     config = preset_config("fast", DataSpec(data))  # what `edgesmith train --preset fast` resolves to
@@ -93,7 +93,7 @@ def test_curve_callback(images, labels, rows: list):
     """
     import numpy as np
 
-    from edgesmith.train._keras import keras
+    from edgesmith.tfshim import keras
 
     class TestCurve(keras.callbacks.Callback):  # one instance across a run's fit calls
         def __init__(self):

@@ -25,7 +25,7 @@ from pathlib import Path
 from edgesmith.core.errors import ConfigError, EdgesmithError
 from edgesmith.core.fsutil import write_json
 
-from ._keras import keras, tf
+from edgesmith.tfshim import keras, tf
 from .strategy import cluster_role, tf_config
 
 

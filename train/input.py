@@ -32,7 +32,7 @@ import threading
 
 import numpy as np
 
-from ._keras import keras, tf
+from edgesmith.tfshim import keras, tf
 from .config import AUGMENTS, resolve_augment
 
 PAD = 4  # pad-and-crop: up to 4 px shift each way at 32x32 ...

@@ -27,7 +27,7 @@ from edgesmith.core.stages import TrainStage, create_run_manifest, model_record
 from . import checkpoint as _ckpt
 from .config import BACKBONE_LAYER, TrainConfig, resolve_augment
 from . import precision as _precision
-from ._keras import keras, tf
+from edgesmith.tfshim import keras, tf
 from .datasets import TrainData, hold_out_indices, prepare
 from .input import dataset_throughput
 from .models import build_model

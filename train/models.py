@@ -14,7 +14,7 @@ from edgesmith.core.errors import ConfigError
 
 from .config import _RESNET_N, BACKBONE_LAYER, any_input_size, is_known, model_names  # noqa: F401  (re-exported)
 
-from ._keras import keras
+from edgesmith.tfshim import keras
 
 layers = keras.layers
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ._keras import keras
+from edgesmith.tfshim import keras
 
 
 class RichProgress(keras.callbacks.Callback):

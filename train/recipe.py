@@ -23,7 +23,7 @@ gradients do not flush to zero; bf16 has float32's exponent range and needs none
 """
 from __future__ import annotations
 
-from ._keras import keras, tf
+from edgesmith.tfshim import keras, tf
 
 from .config import OPTIMIZERS, SCHEDULES, default_learning_rate  # noqa: F401  (re-exported)
 

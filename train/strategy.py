@@ -131,7 +131,7 @@ def make_strategy(name: str) -> Placement:
     Raises:
         ConfigError: as :func:`resolve_kind`.
     """
-    from ._keras import tf
+    from edgesmith.tfshim import tf
 
     gpus = tf.config.list_physical_devices("GPU")
     cfg = tf_config()  # read once: resolve_kind and the multi-worker branch share it

@@ -19,7 +19,7 @@ from edgesmith.core.stages import keras_metrics
 from edgesmith.export import ExportConfig, export
 from edgesmith.importer import ModelFileError, ModelMismatchError, UnsafeModelError, import_model, resolve_run
 from edgesmith.runtime import load
-from edgesmith.train._keras import keras
+from edgesmith.tfshim import keras
 
 from conftest import write_image_folders
 

@@ -19,7 +19,7 @@ DATA = DataSpec("synthetic", limit_train=1200, limit_test=300)
 
 
 def _spiky_model():
-    from edgesmith.train._keras import keras
+    from edgesmith.tfshim import keras
 
     from edgesmith.core.data import load_split
 

@@ -13,7 +13,7 @@ import pytest
 from edgesmith.core.errors import ConfigError
 from edgesmith.core.rundir import RunDir, load_manifest
 from edgesmith.importer import resolve_run
-from edgesmith.train._keras import keras
+from edgesmith.tfshim import keras
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "make_messy_folder.py"
 

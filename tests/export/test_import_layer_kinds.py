@@ -98,7 +98,7 @@ def keras3_files(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tf_keras_files(tmp_path_factory):
     """The same model in tf_keras, saved as .keras, .h5 and SavedModel, with its outputs at inference."""
-    from edgesmith.train._keras import keras
+    from edgesmith.tfshim import keras
 
     d = tmp_path_factory.mktemp("tf_keras_kinds")
     keras.utils.set_random_seed(0)
@@ -215,7 +215,7 @@ def test_tf_keras_h5_and_savedmodel_lose_the_same_layers_and_export(tf_keras_fil
 
 def test_a_model_without_training_only_layers_records_none_and_imagenet_preprocessing_exports_to_onnx(tmp_path):
     from edgesmith.importer.importer import IMAGENET_MEAN, IMAGENET_STD
-    from edgesmith.train._keras import keras
+    from edgesmith.tfshim import keras
 
     keras.utils.set_random_seed(0)
     inp = keras.Input((32, 32, 3))
@@ -234,7 +234,7 @@ def test_a_model_without_training_only_layers_records_none_and_imagenet_preproce
 
 def test_a_rebuild_that_changes_what_the_model_computes_is_caught(monkeypatch):
     from edgesmith.importer import training_only
-    from edgesmith.train._keras import keras
+    from edgesmith.tfshim import keras
 
     inp = keras.Input((8, 8, 3))
     x = keras.layers.Dropout(0.5)(keras.layers.Rescaling(1 / 255, name="scale")(inp))

@@ -9,7 +9,7 @@ from edgesmith.export.fold import fold_rescaling
 from edgesmith.export.onnx import PRESETS, quantize_onnx, to_onnx
 from edgesmith.runtime import load
 from edgesmith.train import build_model
-from edgesmith.train._keras import keras
+from edgesmith.tfshim import keras
 
 
 @pytest.mark.parametrize("name", ["resnet8", "cnn"])

@@ -47,7 +47,7 @@ def test_the_pipeline_scales_batches_down():
 
 def test_progressive_training_learns_and_exports_at_full_size(tmp_path, monkeypatch):
     import edgesmith.train.input as inp
-    from edgesmith.train._keras import keras
+    from edgesmith.tfshim import keras
 
     real, sizes = inp.make_dataset, []
 
@@ -68,7 +68,7 @@ def test_progressive_training_learns_and_exports_at_full_size(tmp_path, monkeypa
 
 
 def test_a_run_stopped_at_the_switch_resumes_at_full_size(tmp_path):
-    from edgesmith.train._keras import keras
+    from edgesmith.tfshim import keras
 
     class Stop(keras.callbacks.Callback):  # a crash as the first full-size epoch begins
         def on_epoch_begin(self, epoch, logs=None):

@@ -27,7 +27,7 @@ config = TrainConfig(DataSpec("synthetic", limit_train=640, limit_test=200), mod
 # peer with "Socket closed" (exit 1) instead of the crash under test.
 CRASH = """
 import json, os, pathlib, signal, time
-from edgesmith.train._keras import keras
+from edgesmith.tfshim import keras
 
 class Crash(keras.callbacks.Callback):
     def __init__(self, barrier=None):

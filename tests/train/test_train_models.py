@@ -51,7 +51,7 @@ def test_resnet_depth_must_be_6k_plus_2():
 
 
 def test_resnet50v2_loads_a_local_weights_file_and_upsamples_inside(tmp_path):
-    from edgesmith.train._keras import keras
+    from edgesmith.tfshim import keras
 
     backbone = keras.applications.ResNet50V2(include_top=False, weights=None, input_shape=(32, 32, 3))
     path = tmp_path / "notop.h5"
@@ -80,7 +80,7 @@ def test_imagenet_weights_without_internet_fail_in_one_line(monkeypatch):
 
 
 def test_transfer_learning_freezes_the_backbone_then_fine_tunes(tmp_path):
-    from edgesmith.train._keras import keras
+    from edgesmith.tfshim import keras
 
     seen = []
 

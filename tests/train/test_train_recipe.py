@@ -87,7 +87,7 @@ def test_bad_recipe_options_fail_fast():
 
 
 def test_fp16_wraps_the_optimizer_in_loss_scaling_and_keeps_a_float32_head():
-    from edgesmith.train._keras import keras
+    from edgesmith.tfshim import keras
     from edgesmith.train.recipe import compile_model
 
     keras.mixed_precision.set_global_policy("mixed_float16")
@@ -107,7 +107,7 @@ def test_fp16_wraps_the_optimizer_in_loss_scaling_and_keeps_a_float32_head():
 
 
 def test_adamw_and_label_smoothing():
-    from edgesmith.train._keras import keras
+    from edgesmith.tfshim import keras
     from edgesmith.train.recipe import make_loss, make_optimizer
 
     assert isinstance(make_optimizer(1e-3, weight_decay=1e-4, policy="float32"), keras.optimizers.AdamW)
@@ -129,7 +129,7 @@ def test_learning_rate_defaults_to_the_optimizers_own_and_is_recorded_resolved()
 
 
 def test_sgd_is_nesterov_with_decoupled_weight_decay_sparing_batchnorm():
-    from edgesmith.train._keras import keras
+    from edgesmith.tfshim import keras
     from edgesmith.train.recipe import make_optimizer
 
     opt = make_optimizer(0.1, weight_decay=5e-3, policy="float32", optimizer="sgd")
@@ -147,7 +147,7 @@ def test_sgd_is_nesterov_with_decoupled_weight_decay_sparing_batchnorm():
 
 
 def tf_zeros_like(v):
-    from edgesmith.train._keras import tf
+    from edgesmith.tfshim import tf
 
     return tf.zeros_like(v)
 
@@ -179,7 +179,7 @@ def test_early_stopping_tensorboard_and_recorded_recipe(tmp_path):
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch,
                                                                                steps_per_execution, where):
     import edgesmith.train.loop as loop
-    from edgesmith.train._keras import tf
+    from edgesmith.tfshim import tf
 
     real = loop.compile_model
 

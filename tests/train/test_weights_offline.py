@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from edgesmith.train._keras import keras
+from edgesmith.tfshim import keras
 from edgesmith.train.config import TrainConfig
 
 from edgesmith.core.data import DataSpec

@@ -1,7 +1,10 @@
-"""The one place that decides which Keras edgesmith uses: ``tf_keras`` (Keras 2).
+"""The TensorFlow shim: the one place that decides which Keras edgesmith uses, ``tf_keras`` (Keras 2).
 
-TF-MOT (pruning, QAT) rejects Keras 3 models, so every model is built with tf_keras.
-Everything else imports ``keras`` and ``tf`` from here.
+TF-MOT (pruning, QAT) rejects Keras 3 models, so every model is built with tf_keras. The stages
+that use TensorFlow (train, importer, export, optimize) import ``keras`` and ``tf`` from here; the
+import contracts in pyproject.toml keep core, runtime and benchmarks from importing it, or
+TensorFlow, at all. export also imports TF-MOT, tf2onnx and TensorFlow's MLIR quantizer directly,
+and the importer runs Keras 3 only in a child process.
 """
 from __future__ import annotations
 
