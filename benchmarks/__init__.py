@@ -10,7 +10,9 @@ from .env import environment
 from .presets import BENCH_PRESETS, bench_config, format_threads, parse_threads
 from .report import comparisons, markdown, write_reports
 from .stats import latency_summary, p50_noise_ms
-from .suite import RESULTS_SCHEMA, BenchConfig, bench, bench_run
+from .schema import RESULTS_SCHEMA
+from .session import bench
+from .suite import BenchConfig, bench_run
 from .targets import TARGETS, detect_targets, resolve_targets
 
 __all__ = ["bench", "bench_run", "BenchConfig", "bench_config", "BENCH_PRESETS", "parse_threads",

@@ -24,9 +24,8 @@ from pathlib import Path
 
 from edgesmith.core.errors import ConfigError
 
-from .device_report import LOCAL, device_names, device_of
+from .schema import LOCAL, RESULTS_SCHEMA, device_names, device_of
 from .stats import p50_noise_ms
-from .suite import RESULTS_SCHEMA
 
 
 def load_results(path: str | Path) -> dict:

@@ -10,7 +10,7 @@ from pathlib import Path
 from edgesmith.core.errors import BackendUnavailable
 from edgesmith.core.fsutil import atomic_path
 
-from .device_report import device_of
+from .schema import device_of
 
 PLOTS_HINT = "pip install 'edgesmith[plots]'"
 

@@ -29,7 +29,7 @@ from edgesmith.core.fsutil import sha256_file
 from edgesmith.core.quiet import filter_text
 
 from ._probe import MARKER
-from .devices import DeviceError, compatible, edgesmith_version, install_hint
+from .device_base import DeviceError, compatible, edgesmith_version, install_hint
 from .worker import WorkerProcess
 
 SSH_DEFAULTS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=15", "-o", "ServerAliveInterval=5",

@@ -18,103 +18,14 @@ from pathlib import Path
 from edgesmith.core.errors import BackendUnavailable
 from edgesmith.core.fsutil import write_json, write_text
 
-from .advice import slower_cause
-from .device_report import device_of
+from .device_report import select_device
 from .pareto import PLOTS_HINT, plot_pareto
+from .schema import LOCAL, device_names, device_of
+from .verdicts import WIN_MAX_DROP_PTS, WIN_SPEEDUP, comparisons, plural  # noqa: F401  (comparisons re-exported)
 
 CSV_FIELDS = ("device", "artifact", "format", "precision", "target", "threads", "batch", "top1", "n_test",
               "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "throughput_ips", "load_ms",
               "rss_peak_mib", "rss_model_mib", "bytes", "gzip_bytes")
-# A quantized variant "wins" on a target when it is at least this much faster at batch 1 ...
-WIN_SPEEDUP = 1.10
-# ... and loses at most this many top-1 points.
-WIN_MAX_DROP_PTS = 1.0
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'s' if n != 1 else ''}"
-
-
-def comparisons(results: list[dict], env: dict | None = None) -> list[dict]:
-    """Each quantized result against its float parent at the same target and thread count.
-
-    Pairs batch-1 rows for latency; the largest batch measured for both gives the throughput
-    speed-up.
-
-    Args:
-        results: report rows (``artifact``, ``float_parent``, ``target``, ``threads``,
-            ``batch``, ``top1``, ``latency_ms.p50``, ``throughput_ips``, ``bytes``).
-        env: the environment (``isa``, ``arch``); when given, a slower int8 variant's
-            verdict names the likely cause from the ISA.
-
-    Returns:
-        One dict per pair: ``accuracy_delta_pts`` (percentage points, negative = worse),
-        ``speedup`` (float p50 / quantized p50 at batch 1, x; None without batch-1 rows),
-        ``throughput_speedup`` (quantized img/s / float img/s at ``throughput_batch``),
-        ``size_ratio`` (quantized bytes / float bytes) and a one-line ``verdict``.
-    """
-    index = {(r["artifact"], r["target"], r["threads"], r.get("batch", 1)): r for r in results}
-    batches_of: dict[tuple, list[int]] = {}
-    for r in results:
-        batches_of.setdefault((r["artifact"], r["target"], r["threads"]), []).append(r.get("batch", 1))
-    out = []
-    for (name, target, threads), batches in batches_of.items():
-        q = index[(name, target, threads, min(batches))]
-        parent_name = q.get("float_parent")
-        parent_batches = batches_of.get((parent_name, target, threads))
-        if not parent_name or not parent_batches:
-            continue
-        common = sorted(set(batches) & set(parent_batches))
-        if not common:
-            continue
-        q1, f1 = index[(name, target, threads, common[0])], index[(parent_name, target, threads, common[0])]
-        delta = None if q1["top1"] is None or f1["top1"] is None else (q1["top1"] - f1["top1"]) * 100
-        speedup = f1["latency_ms"]["p50"] / q1["latency_ms"]["p50"] if common[0] == 1 else None
-        tb = common[-1] if common[-1] > 1 else None
-        tput = None
-        if tb is not None:
-            qt, ft = index[(name, target, threads, tb)], index[(parent_name, target, threads, tb)]
-            if qt.get("throughput_ips") and ft.get("throughput_ips"):
-                tput = qt["throughput_ips"] / ft["throughput_ips"]
-        ratio = q1["bytes"] / f1["bytes"]
-        out.append({"quantized": name, "float": parent_name, "precision": q1.get("precision"), "target": target,
-                    "threads": threads, "accuracy_delta_pts": None if delta is None else round(delta, 2),
-                    "speedup": round(speedup, 3) if speedup else None,
-                    "throughput_batch": tb, "throughput_speedup": round(tput, 3) if tput else None,
-                    "size_ratio": round(ratio, 3),
-                    "verdict": _verdict(q1, target, threads, delta=delta, speedup=speedup, tput=tput, tb=tb,
-                                        ratio=ratio, env=env)})
-    return out
-
-
-def _pace(x: float) -> str:
-    return f"{x:.2f}x faster" if x >= 1 else f"{1 / x:.2f}x slower"
-
-
-def _verdict(q: dict, target: str, threads: int, *, delta: float | None, speedup: float | None,
-             tput: float | None, tb: int | None, ratio: float, env: dict | None = None) -> str:
-    main = speedup if speedup is not None else tput
-    acc = "(accuracy not measured) at" if delta is None else f"at {delta:+.2f} pt and"
-    parts = [f"{q.get('precision') or q['artifact']} is {_pace(main)}" if main else q["artifact"],
-             f"{acc} {ratio:.0%} of the size on {target} ({_plural(threads, 'thread')})"]
-    delta = 0.0 if delta is None else delta
-    if speedup is not None and tput is not None:
-        parts.insert(1, f"(batch {tb}: {_pace(tput)})")
-    if main is None:
-        call = ""
-    elif main >= WIN_SPEEDUP and round(delta, 2) >= -WIN_MAX_DROP_PTS:
-        call = ": ship it"
-    elif main < 1 / WIN_SPEEDUP:
-        call = ": slower here, keep the float model unless size matters"
-        if env is not None and q.get("precision") in ("int8", "dynamic"):
-            call += f" ({slower_cause(env.get('isa') or (), env.get('arch'), target, q['artifact'])})"
-    elif round(delta, 2) < -WIN_MAX_DROP_PTS:
-        call = ": too much accuracy lost"
-    else:
-        call = ": no real speed difference, smaller file"
-    return " ".join(parts) + call
-
-
 def _csv_row(r: dict) -> dict:
     lat = r["latency_ms"]
     return {**{k: r.get(k) for k in CSV_FIELDS}, "device": device_of(r),
@@ -239,7 +150,7 @@ def _advice_lines(report: dict) -> list[str]:
         flagged = report.get("divergences") or []
         lines += ["", "## Accuracy here vs at export", "",
                   f"Top-1 on the first {verify[0]['n']} test images (those export verified on): "
-                  + (f"{_plural(len(flagged), 'artifact')} differ by more than 0.3 pt." if flagged
+                  + (f"{plural(len(flagged), 'artifact')} differ by more than 0.3 pt." if flagged
                      else f"all {len(verify)} artifact x target pairs within 0.3 pt of export.")]
         if flagged:
             lines += ["", "| artifact | target | top-1 here | at export | Δ pt | likely cause |",
@@ -299,7 +210,97 @@ def write_reports(report: dict, out_dir: str | Path, *, plot: bool = True) -> di
                 break
     write_json(paths["json"], report)
     write_text(paths["csv"], buf.getvalue())
-    from .device_report import device_markdown, needs_device_markdown
-
     write_text(paths["md"], (device_markdown if needs_device_markdown(report) else markdown)(report, notes))
     return paths
+
+
+# --- several devices in one report (see :mod:`.device_report` for how they are merged) ---
+
+def needs_device_markdown(report: dict) -> bool:
+    """Whether report.md should be the several-devices layout (more than one device, or a remote one)."""
+    devices = report.get("devices") or []
+    return len(devices) > 1 or any(d.get("kind") != LOCAL or not d.get("ok", True) for d in devices)
+
+
+def _temps(env: dict) -> str:
+    end, start = env.get("temperatures_c") or {}, env.get("temperatures_c_start") or {}
+    if not end:
+        return "-"
+    return (f"{max(start.values()):.0f} → " if start else "") + f"{max(end.values()):.0f}"
+
+
+def _device_row(d: dict) -> str:
+    env = d.get("environment") or {}
+    v = env.get("versions") or {}
+    status = "ok" if d.get("ok") else f"**{d.get('state') or 'failed'}**"
+    isa = ", ".join(env.get("isa") or []) or "-"
+    return (f"| {d['name']} | {status} | {env.get('cpu', '-')} ({env.get('arch', '?')}) | {env.get('cores', '-')} | "
+            f"{isa} | {env.get('os', '-')} | {env.get('python', '-')} | {v.get('edgesmith', '-')} | "
+            f"{v.get('ai-edge-litert', '-')} | {v.get('onnxruntime', '-')} | {env.get('governor') or '-'} | "
+            f"{_temps(env)} | {env.get('load_avg', '-')} | {_window(d)} |")
+
+
+def _window(d: dict) -> str:
+    """When the device was measured: ``start → end`` in s from the bench's start."""
+    if d.get("started_s") is None or d.get("wall_s") is None:
+        return "-"
+    return f"{d['started_s']:.0f} → {d['started_s'] + d['wall_s']:.0f}"
+
+
+def _side_by_side(report: dict, names: list[str]) -> list[str]:
+    rows: dict[tuple, dict[str, dict]] = {}
+    for r in report["results"]:
+        rows.setdefault((r["artifact"], r["target"], r["threads"], r.get("batch", 1)), {})[device_of(r)] = r
+    head = "| artifact | target | threads | batch | top-1 | " + " | ".join(names) + " |"
+    out = [head, "|---|---|---:|---:|---:|" + "---:|" * len(names)]
+    for (art, target, threads, batch), cells in rows.items():
+        tops = sorted({"-" if c["top1"] is None else f"{c['top1']:.2%}" for c in cells.values()})  # None: latency only
+        base = cells.get(names[0])
+        vals = []
+        for n in names:
+            c = cells.get(n)
+            if c is None:
+                vals.append("-")
+                continue
+            x = c["latency_ms"]["p50"] if batch == 1 else c.get("throughput_ips")
+            rel = "" if (n == names[0] or base is None) else (
+                f" ({x / (base['latency_ms']['p50'] if batch == 1 else base['throughput_ips']):.2f}×)")
+            vals.append((f"{x:.3f}" if batch == 1 else f"{x:,.0f}") + rel)
+        out.append(f"| {art} | {target} | {threads} | {batch} | {' / '.join(tops)} | " + " | ".join(vals) + " |")
+    return out
+
+
+def device_markdown(report: dict, notes: tuple[str, ...] = ()) -> str:
+    """report.md for several devices: their fingerprints (and why any failed), one table with
+    every device side by side, the quantized-vs-float verdicts per device, then each device's
+    own full report (:func:`.report.markdown`) with its headings one level down."""
+    devices = report.get("devices") or []
+    ok = [d["name"] for d in devices if d.get("ok")]
+    cfg = report["config"]
+    lines = [f"# Benchmark: {report['run']} on {len(devices)} device{'s' if len(devices) != 1 else ''}", "",
+             f"Top-1 on {cfg.get('n_test')} test images; bench wall time {report.get('wall_s')} s. This machine "
+             "(local) was measured alone, the SSH devices at the same time (column 'measured', s from the "
+             "start), each with the same method:", "", cfg.get("method", ""), "",
+             "## Devices", "",
+             "| device | status | CPU | cores | ISA | OS | Python | edgesmith | LiteRT | ONNX Runtime | governor "
+             "| °C (start → end) | load avg | measured (s) |",
+             "|---|---|---|---:|---|---|---|---|---|---|---|---|---:|---:|"]
+    lines += [_device_row(d) for d in devices]
+    failed = [d for d in devices if not d.get("ok")]
+    if failed:
+        lines += [""] + [f"- **{d['name']}**: {d['reason']}" for d in failed]
+    if report["results"] and ok:
+        lines += ["", "## Side by side", "",
+                  "Batch 1: p50 latency in ms; larger batches: throughput in img/s; in brackets, the value "
+                  f"relative to {ok[0]}.", ""]
+        lines += _side_by_side(report, ok)
+    comps = report.get("comparisons") or []
+    if comps:
+        lines += ["", "## Quantized vs float parent, per device", ""]
+        lines += [f"- {device_of(c)}: {c['quantized']}: {c['verdict']}" for c in comps]
+    for name in ok:
+        sub = markdown(select_device(report, name)).splitlines()
+        lines += ["", f"## On {name}"] + [("#" + ln if ln.startswith("#") else ln) for ln in sub[1:]]
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"

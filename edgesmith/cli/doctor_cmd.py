@@ -27,7 +27,7 @@ def _measurement(run_dir: Path | None, here_cpu: str) -> dict:
         RunDirError: ``run_dir`` has no bench results.
     """
     from edgesmith.benchmarks import load_results
-    from edgesmith.benchmarks.advice import measured_verdict
+    from edgesmith.benchmarks.verdicts import measured_verdict
     from edgesmith.benchmarks.lastbench import last
     from edgesmith.core.errors import EdgesmithError, RunDirError
 

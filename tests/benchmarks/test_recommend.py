@@ -2,7 +2,7 @@
 simpler file, and are said; the file is named by its path. Pure figures, no measuring."""
 import pytest
 
-from edgesmith.benchmarks.advice import measured_verdict
+from edgesmith.benchmarks.verdicts import measured_verdict
 from edgesmith.benchmarks.recommend import recommend
 from edgesmith.benchmarks.stats import paired_drop_ci95_pts, two_proportion_ci95_pts
 
