@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgesmith.core.cpuinfo import machine_stamp
 from edgesmith.core.errors import BackendUnavailable
 from edgesmith.core.fsutil import atomic_path
 
@@ -39,7 +40,8 @@ def plot_pareto(report: dict, path: str | Path) -> Path:
 
     Colour is the target; with several devices the marker shape is the device and each label
     names it. Points on the Pareto front (over all devices) are outlined and joined by a step
-    line. Written atomically.
+    line. The title names the machine (``environment.cpu``; with several devices, their names)
+    and the date (``created``) of the report. Written atomically.
 
     Args:
         report: a benchmark report (rows with ``batch`` 1 are plotted).
@@ -91,7 +93,10 @@ def plot_pareto(report: dict, path: str | Path) -> Path:
     ax.margins(x=0.15, y=0.25)
     ax.set_xlabel("batch-1 latency p50 (ms, log scale)")
     ax.set_ylabel("top-1 (%)")
-    ax.set_title(f"{report['run']}: accuracy vs latency (marker area ~ file size)")
+    # the machine (several devices: their names) and the date the figures were measured
+    where = (report.get("environment") or {}).get("cpu") if len(devices) == 1 else ", ".join(map(str, devices))
+    ax.set_title(f"{report['run']}: accuracy vs latency (marker area ~ file size)\n"
+                 f"{machine_stamp(where, report.get('created'))}", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(handles=handles, fontsize=8, loc="best")
     fig.tight_layout()

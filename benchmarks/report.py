@@ -15,6 +15,7 @@ import csv
 import io
 from pathlib import Path
 
+from edgesmith.core.cpuinfo import machine_stamp
 from edgesmith.core.errors import BackendUnavailable
 from edgesmith.core.fsutil import write_json, write_text
 
@@ -203,7 +204,10 @@ def write_reports(report: dict, out_dir: str | Path, *, plot: bool = True) -> di
             try:
                 paths[f"confusion-{name}"] = plot_confusion(c["confusion"], report["class_names"],
                                                             out_dir / f"confusion-{name}.png",
-                                                            title=f"{name} ({c['target']})")
+                                                            title=f"{name} ({c['target']})",
+                                                            machine=machine_stamp(
+                                                                (report.get("environment") or {}).get("cpu"),
+                                                                report.get("created")))
             except BackendUnavailable:
                 notes += (f"No confusion-*.png: matplotlib is not installed here (`{PLOTS_HINT}`); report.md and "
                           "results.json hold the numbers.",)
