@@ -57,7 +57,7 @@ def test_an_explicit_image_size_and_resize_win(setup, tmp_path):
     assert dataset["image_shape"] == [24, 24, 3] and dataset["resize"] == "crop"
     source = load_manifest(run)["model"]["source"]
     assert source["resize"]["to"] == [40, 40]  # the wrapper resizes 24x24 up to the model's input
-    with pytest.raises(ConfigError, match="data options"):
+    with pytest.raises(ConfigError, match="image options"):
         resolve_run(run.root, image_size=(32, 32))
 
 
