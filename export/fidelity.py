@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgesmith.core.intervals import paired_drop_ci95_pts
+
 
 def compare(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray) -> dict:
     """Agreement of ``candidate`` with ``reference`` on the same images.
@@ -45,13 +47,8 @@ def drop_ci95_pts(reference_correct: np.ndarray, candidate_correct: np.ndarray) 
     Returns:
         The half-width in points (0-100 scale), rounded to 0.01; 0.0 for no images.
     """
-    n = len(reference_correct)
-    if n == 0:
-        return 0.0
-    b = int(np.count_nonzero(candidate_correct & ~reference_correct))
-    c = int(np.count_nonzero(reference_correct & ~candidate_correct))
-    d = (c - b) / n
-    return round(100 * 1.96 * float(np.sqrt(max((b + c) / n - d * d, 0.0) / n)), 2)
+    return paired_drop_ci95_pts(int(np.count_nonzero(candidate_correct & ~reference_correct)),
+                                int(np.count_nonzero(reference_correct & ~candidate_correct)), len(reference_correct))
 
 
 def accuracy_drop_pts(fidelity: dict) -> float:
