@@ -1,17 +1,23 @@
 """Microcontroller latency estimates: MACs from the TFLite graph x cycles per MAC / clock. No TensorFlow.
 
 An int8 CNN on a Cortex-M spends its time in multiply-accumulates, and the cycles one MAC costs
-is fairly stable for a given core and inference engine: for the published MLPerf Tiny ResNet-8
-rows (:data:`boards.json <edgesmith.benchmarks.boards>` ``calibration``) it ranges from 0.33
-(Cortex-M85, TFLite Micro + CMSIS-NN) to 6.8 (Cortex-M4F, the same engine). So
+depends mostly on the core (DSP dual-MAC or not, Helium, the memory system) and on the inference
+engine (its kernels). So
 
-    latency_ms = MACs x cycles_per_MAC(core, runtime) / clock_MHz / 1000
+    latency_ms = MACs x cycles_per_MAC / clock_MHz / 1000
 
-with ``cycles_per_MAC`` the mean of the published rows for that core and runtime
-(:func:`cycles_per_mac`). It is an estimate, with a band (:data:`BAND`), never a measurement:
-memory wait states, the layer shapes (a 1x1 conv is cheaper per MAC than a 3x3 one in
-CMSIS-NN) and the compiler all move it. :func:`leave_one_out` checks the estimator against
-each published row with that row left out; docs/mcu.md has the figures.
+with ``cycles_per_MAC`` read from published MLPerf Tiny ResNet-8 results (``calibration`` in
+:mod:`boards.json <edgesmith.benchmarks.boards>`; 23 Cortex-M systems, six engines) in this order
+(:func:`cycles_per_mac`):
+
+1. ``published``: the board itself has a published row for the engine;
+2. ``model``: a log-additive fit over all rows, log(cycles/MAC) = core term + engine term
+   (:func:`fit_factors`; least squares), so every engine's rows inform every core;
+3. ``assumed``: a core with no published row (Xtensa LX7) takes a stated factor of another.
+
+It is an estimate, with a band, never a measurement: memory wait states, the layer shapes and the
+compiler all move it. :func:`leave_one_out` checks the fit against each published row with that
+row left out; docs/mcu.md has the figures.
 """
 from __future__ import annotations
 
@@ -76,7 +82,8 @@ def calibration_points(data: dict | None = None) -> list[dict]:
     """The published rows with their board's core and clock and the cycles per MAC they imply.
 
     Returns:
-        ``[{"board", "runtime", "core", "clock_mhz", "latency_ms", "macs", "cycles_per_mac"}, ...]``.
+        ``[{"board", "runtime", "core", "clock_mhz", "latency_ms", "macs", "cycles_per_mac", ...}, ...]``
+        (the row's ``round``, ``submitter``, ``system`` and ``software`` carried along).
     """
     data = data or load_boards()
     macs = data["calibration"]["macs"]
@@ -89,27 +96,80 @@ def calibration_points(data: dict | None = None) -> list[dict]:
     return points
 
 
-def cycles_per_mac(core: str, runtime: str = DEFAULT_RUNTIME, *, points: list[dict] | None = None,
-                   data: dict | None = None) -> dict | None:
-    """Cycles one MAC costs on ``core`` with ``runtime``, and where the figure comes from.
+def fit_factors(points: list[dict]) -> dict:
+    """Least-squares fit of log(cycles/MAC) = core term + engine term over published rows.
 
-    1. ``calibrated``: the mean of the published rows for this core and runtime;
-    2. ``assumed``: a core with no published row (Cortex-M0+, Xtensa LX7) takes a stated factor
-       of a calibrated core (``uncalibrated_cores`` in boards.json), with a wider band.
+    The two sets of terms are defined up to a shared constant; only their sums are used, and only
+    for a core and an engine linked through the rows (same connected group), so the sum is unique.
+
+    Args:
+        points: from :func:`calibration_points`.
 
     Returns:
-        ``{"cycles_per_mac", "basis", "band", "points": [boards]}``, or ``None`` when neither applies.
+        ``{"core": {core: term}, "runtime": {engine: term}, "n_core": {core: rows},
+        "n_runtime": {engine: rows}, "group": {("core"|"runtime", name): group id}}``.
+    """
+    cores = sorted({p["core"] for p in points})
+    engines = sorted({p["runtime"] for p in points})
+    x = np.zeros((len(points), len(cores) + len(engines)))
+    y = np.log([p["cycles_per_mac"] for p in points])
+    for i, p in enumerate(points):
+        x[i, cores.index(p["core"])] = x[i, len(cores) + engines.index(p["runtime"])] = 1
+    terms = np.linalg.lstsq(x, y, rcond=None)[0] if len(points) else np.zeros(0)
+    group = {("core", c): ("core", c) for c in cores} | {("runtime", r): ("runtime", r) for r in engines}
+
+    def root(k):
+        while group[k] != k:
+            k = group[k]
+        return k
+
+    for p in points:  # union-find over the bipartite core-engine graph
+        group[root(("core", p["core"]))] = root(("runtime", p["runtime"]))
+    return {"core": dict(zip(cores, terms[:len(cores)])), "runtime": dict(zip(engines, terms[len(cores):])),
+            "n_core": {c: sum(p["core"] == c for p in points) for c in cores},
+            "n_runtime": {r: sum(p["runtime"] == r for p in points) for r in engines},
+            "group": {k: root(k) for k in group}}
+
+
+def _model_cpm(factors: dict, core: str, runtime: str) -> float | None:
+    """exp(core term + engine term), or ``None`` when the rows do not link them."""
+    g = factors["group"]
+    if ("core", core) not in g or ("runtime", runtime) not in g or g["core", core] != g["runtime", runtime]:
+        return None
+    return float(np.exp(factors["core"][core] + factors["runtime"][runtime]))
+
+
+def cycles_per_mac(core: str, runtime: str = DEFAULT_RUNTIME, *, board: str | None = None,
+                   points: list[dict] | None = None, data: dict | None = None) -> dict | None:
+    """Cycles one MAC costs on ``core`` (on ``board``, when given) with ``runtime``, and where the figure comes from.
+
+    1. ``published``: ``board`` has a published row with ``runtime``: that row's figure;
+    2. ``model``: :func:`fit_factors` over all rows. The band is :data:`BAND` when the core and the
+       engine each have at least two rows, else :data:`UNCALIBRATED_BAND` (a term resting on one row
+       has never been checked against another);
+    3. ``assumed``: a core with no published row (``uncalibrated_cores`` in boards.json) takes a
+       stated factor of a modelled core, band :data:`UNCALIBRATED_BAND`.
+
+    Returns:
+        ``{"cycles_per_mac", "basis", "band", "points": [short source names]}``, or ``None``.
     """
     data = data or load_boards()
     points = calibration_points(data) if points is None else points
-    same = [p for p in points if p["core"] == core and p["runtime"] == runtime]
-    if same:
-        return {"cycles_per_mac": float(np.mean([p["cycles_per_mac"] for p in same])), "basis": "calibrated",
-                "band": BAND, "points": [p["board"] for p in same]}
+    own = [p for p in points if board is not None and p["board"] == board and p["runtime"] == runtime]
+    if own:
+        p = own[0]
+        return {"cycles_per_mac": p["cycles_per_mac"], "basis": "published", "band": BAND,
+                "points": [f"MLPerf Tiny {p['round']}: {p['software']}"]}
+    factors = fit_factors(points)
+    cpm = _model_cpm(factors, core, runtime)
+    if cpm is not None:
+        n_core, n_rt = factors["n_core"][core], factors["n_runtime"][runtime]
+        return {"cycles_per_mac": cpm, "basis": "model", "band": BAND if min(n_core, n_rt) >= 2 else UNCALIBRATED_BAND,
+                "points": [f"{n_core} {core} row{'s' * (n_core != 1)}", f"{n_rt} {runtime} row{'s' * (n_rt != 1)}"]}
     assumed = data.get("uncalibrated_cores", {}).get(core)
     if assumed:
         base = cycles_per_mac(assumed["like"], runtime, points=points, data=data)
-        if base and base["basis"] == "calibrated":
+        if base and base["basis"] == "model":
             return {"cycles_per_mac": base["cycles_per_mac"] * assumed["factor"], "basis": "assumed",
                     "band": UNCALIBRATED_BAND, "points": base["points"], "why": assumed["why"]}
     return None
@@ -120,23 +180,25 @@ def estimate_latency(macs: int, board: str, runtime: str = DEFAULT_RUNTIME, *, d
 
     Example::
 
-        estimate_latency(12_500_000, "nano33ble")  # {"ms": 1320.0, "low_ms": 924.0, ...}
+        estimate_latency(12_500_000, "nucleo-l4r5zi")  # {"ms": 704.23, "basis": "published", ...}
 
     Args:
         macs: from :func:`count_macs`.
         board: a key of boards.json (:func:`~.boards.board_spec`).
-        runtime: ``tflm-cmsis-nn`` (the default), ``x-cube-ai``, ``microtvm-cmsis-nn``, ``plumerai``.
+        runtime: an engine of boards.json ``runtimes``: ``tflm-cmsis-nn`` (the default), ``x-cube-ai``,
+            ``plumerai``, ``bosch-hale``, ``microtvm-cmsis-nn``, ``onnc``.
 
     Returns:
-        ``{"ms", "low_ms", "high_ms", "band", "basis", "cycles_per_mac", "points", "runtime"}``;
-        ``ms`` is ``None`` (with ``basis`` saying why) when nothing calibrates this core + runtime.
+        ``{"ms", "low_ms", "high_ms", "band", "basis", "cycles_per_mac", "points", "runtime"}`` (ms per
+        inference, batch 1; ``low_ms`` = ms / (1 + band), ``high_ms`` = ms x (1 + band)); ``ms`` is
+        ``None`` (with ``basis`` saying why) when nothing calibrates this core + runtime.
 
     Raises:
         ConfigError: an unknown board.
     """
     data = data or load_boards()
     spec = board_spec(board, data)
-    cpm = cycles_per_mac(spec["core"], runtime, data=data)
+    cpm = cycles_per_mac(spec["core"], runtime, board=board.lower(), data=data)
     if cpm is None:
         return {"ms": None, "low_ms": None, "high_ms": None, "band": None, "runtime": runtime,
                 "basis": f"no published row for {spec['core']} with {runtime}", "cycles_per_mac": None, "points": []}
@@ -148,41 +210,29 @@ def estimate_latency(macs: int, board: str, runtime: str = DEFAULT_RUNTIME, *, d
 
 
 def leave_one_out(data: dict | None = None) -> list[dict]:
-    """Each published row predicted from the others.
+    """Each published row predicted by :func:`fit_factors` over the other rows.
 
-    With the row left out, its core + runtime is predicted from the remaining rows of the same
-    core and runtime when there are any (``same``), else through a rectangle of other rows,
-    cpm(core, other runtime) x cpm(other core, runtime) / cpm(other core, other runtime)
-    (``cross``: the runtime's speed-up assumed the same on every core; the geometric mean over
-    all rectangles), else not at all (``none``: nothing left to check it against).
+    A row whose core or engine appears in no other row cannot be predicted (``how == "none"``).
 
     Returns:
-        ``[{"board", "runtime", "core", "latency_ms", "predicted_ms", "error", "how"}, ...]``;
-        ``error`` = predicted / published - 1 (``None`` for ``how == "none"``).
+        ``[{"board", "runtime", "core", "clock_mhz", "latency_ms", "predicted_ms", "error", "how",
+        "n_core", "n_runtime"}, ...]`` in the file's order; ``error`` = predicted / published - 1
+        (``None`` for ``how == "none"``); ``n_core`` / ``n_runtime``: the other rows of that core / engine.
     """
     data = data or load_boards()
     points = calibration_points(data)
     out = []
     for i, row in enumerate(points):
-        rest = points[:i] + points[i + 1:]
-        cpm = {}
-        for p in rest:
-            cpm.setdefault((p["core"], p["runtime"]), []).append(p["cycles_per_mac"])
-        cpm = {k: float(np.mean(v)) for k, v in cpm.items()}
-        key = (row["core"], row["runtime"])
-        predicted, how = None, "none"
-        if key in cpm:
-            predicted, how = cpm[key], "same"
-        else:
-            rects = [cpm[(row["core"], r2)] * cpm[(c2, row["runtime"])] / cpm[(c2, r2)]
-                     for (c2, r2) in cpm if c2 != row["core"] and r2 != row["runtime"]
-                     and (row["core"], r2) in cpm and (c2, row["runtime"]) in cpm]
-            if rects:
-                predicted, how = float(np.exp(np.mean(np.log(rects)))), "cross"
-        ms = None if predicted is None else predicted * row["macs"] / (row["clock_mhz"] * 1e3)
+        factors = fit_factors(points[:i] + points[i + 1:])
+        cpm = _model_cpm(factors, row["core"], row["runtime"])
+        ms = None if cpm is None else cpm * row["macs"] / (row["clock_mhz"] * 1e3)
         out.append({"board": row["board"], "runtime": row["runtime"], "core": row["core"],
-                    "latency_ms": row["latency_ms"], "predicted_ms": None if ms is None else round(ms, 1),
-                    "error": None if ms is None else round(ms / row["latency_ms"] - 1, 3), "how": how})
+                    "clock_mhz": row["clock_mhz"], "latency_ms": row["latency_ms"],
+                    "predicted_ms": None if ms is None else round(ms, 1),
+                    "error": None if ms is None else round(ms / row["latency_ms"] - 1, 3),
+                    "how": "none" if ms is None else "model",
+                    "n_core": factors["n_core"].get(row["core"], 0),
+                    "n_runtime": factors["n_runtime"].get(row["runtime"], 0)})
     return out
 
 
