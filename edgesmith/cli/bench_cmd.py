@@ -110,7 +110,8 @@ BoardOpt = Annotated[Optional[list[str]], typer.Option(
                     "microcontroller board's RAM and flash, and its estimated latency (MACs x cycles per MAC / clock, "
                     "an estimate with its band; docs/mcu.md). Repeatable: nucleo-l4r5zi, nano33ble, pico, esp32-s3, ...")]
 McuRuntimeOpt = Annotated[Optional[str], typer.Option(
-    help="--board: the inference engine of the estimate: tflm-cmsis-nn (default), x-cube-ai, microtvm-cmsis-nn, plumerai.")]
+    help="--board: the inference engine of the estimate: tflm-cmsis-nn (default), x-cube-ai, plumerai, bosch-hale, "
+         "microtvm-cmsis-nn, onnc.")]
 DataOpt = Annotated[Optional[str], typer.Option(
     "--data", help="Test images from this dataset folder (or name) instead of the one the run recorded.",
     metavar="DIR")]
@@ -220,8 +221,10 @@ def print_comparison(old_path: Path, new_path: Path, result: dict) -> None:
               highlight=False)
 
 
-def print_boards(run_dir: Path, boards: list[str], runtime: str | None) -> None:
-    """``--board``: fit and estimated latency of the run's Cortex-M file(s) per board (nothing is measured)."""
+def print_boards(run_dir: Path, boards: list[str], runtime: str | None, console=out) -> list[dict]:
+    """``--board``: fit and estimated latency of the run's Cortex-M file(s) per board (nothing is measured).
+
+    Returns :func:`~edgesmith.benchmarks.board_report.board_report`'s rows (for ``--json``)."""
     from edgesmith.benchmarks.board_report import board_report
 
     rows = board_report(run_dir, [b for v in boards for b in v.split(",") if b.strip()], runtime)
@@ -239,13 +242,14 @@ def print_boards(run_dir: Path, boards: list[str], runtime: str | None) -> None:
                       "-" if lat["ms"] is None else f"{lat['ms']:,.1f}",
                       "-" if lat["ms"] is None else f"{lat['low_ms']:,.0f}-{lat['high_ms']:,.0f}",
                       f"{lat['basis']} ({', '.join(lat['points'])})" if lat["points"] else lat["basis"])
-    out.print(table)
+    console.print(table)
     r = rows[0]
-    out.print(f"  {r['macs']:,} MACs; arena {r['arena_bytes']:,} B measured under TFLite Micro on this 64-bit host, "
-              f"{r['recommended_arena_bytes']:,} B reserved (+ CMSIS-NN scratch, +10%); latency = MACs x cycles/MAC "
-              f"({rows[0]['latency']['runtime']}) / clock, from published MLPerf Tiny rows (docs/mcu.md); TFLM top-1 "
-              f"on {r['tflm_n']:,} test images at export (its x86 time is no device time and is not shown)",
-              highlight=False, markup=False)
+    console.print(f"  {r['macs']:,} MACs; arena {r['arena_bytes']:,} B measured under TFLite Micro on this 64-bit host, "
+                  f"{r['recommended_arena_bytes']:,} B reserved (+ CMSIS-NN scratch, +10%); latency = MACs x cycles/MAC "
+                  f"({rows[0]['latency']['runtime']}) / clock, from published MLPerf Tiny rows (docs/mcu.md); TFLM "
+                  f"top-1 on {r['tflm_n']:,} test images at export (its x86 time is no device time and is not shown)",
+                  highlight=False, markup=False)
+    return rows
 
 
 def check_gates(report: dict, fail_under_accuracy: float | None, fail_over_latency: float | None,
@@ -286,7 +290,9 @@ def bench_cmd(run_dir: Annotated[Optional[Path], typer.Argument(help="Run direct
         if run_dir is None:
             raise ConfigError("give a run directory to benchmark (or --compare OLD.json NEW.json)")
         if board:
-            print_boards(run_dir, board, mcu_runtime)
+            rows = print_boards(run_dir, board, mcu_runtime, console=err if as_json else out)
+            if as_json:
+                sys.stdout.write(json.dumps({"boards": rows}, indent=2, default=str) + "\n")
             return
         from edgesmith.benchmarks.devices import parse_devices
 

@@ -1,6 +1,7 @@
 """The Cortex-M target: int8 I/O file, TFLite Micro's ops / arena / outputs, C sources that compile, board estimates."""
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -140,8 +141,14 @@ def test_bench_board_prints_fit_and_an_estimate(micro_run):
     r = CliRunner().invoke(app, ["bench", str(run), "--board", "nano33ble", "--board", "pico"])
     assert r.exit_code == 0, r.output
     assert "ESTIMATE" in r.output and "nano33ble" in r.output and "pico" in r.output and "TFLM top-1" in r.output
-    assert "calibrated" in r.output and "assumed" in r.output  # nano33ble: the M4F row; pico: an assumed factor
+    assert "model" in r.output  # neither board has a published row: the core x engine fit
     assert not (run / "bench").exists()  # nothing measured here
+    r = CliRunner().invoke(app, ["bench", str(run), "--board", "nucleo-l4r5zi,esp32-s3", "--json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout[r.stdout.index("{"):])["boards"]  # the table goes to stderr with --json
+    assert [(b["board"], b["latency"]["basis"]) for b in rows] == [("nucleo-l4r5zi", "published"),
+                                                                     ("esp32-s3", "assumed")]
+    assert rows[0]["macs"] > 0 and rows[0]["fits"] in (True, False)
 
 
 def test_without_the_mcu_extra_export_says_which_to_install(trained_run, tmp_path, monkeypatch):
