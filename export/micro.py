@@ -18,10 +18,10 @@ What is checked, in this order, by the TFLite Micro Python interpreter (``tflite
    running the model in an arena of exactly that size. It is measured on this 64-bit host: the
    tail (persistent structures, pointers) is smaller on a 32-bit MCU, while CMSIS-NN kernels ask
    for scratch buffers the reference kernels do not (:func:`arena_budget` adds them);
-3. outputs (:func:`verify_micro`): top-1 under TFLite Micro on the verification images, its
-   agreement with LiteRT int8 (the same file, default kernels), and bit-exactness of the int8
-   outputs against LiteRT's reference kernels (``OpResolverType.BUILTIN_REF``), which TFLite
-   Micro's kernels mirror (XNNPACK differs by a few LSB, so it is not the yardstick).
+3. outputs (:func:`verify_micro`): top-1 under TFLite Micro on the verification images, and its
+   top-1 agreement and bit-exactness against LiteRT's reference kernels
+   (``OpResolverType.BUILTIN_REF``), which TFLite Micro's kernels mirror; the agreement with
+   LiteRT's default kernels is recorded too (XNNPACK differs by a few LSB, so it is not the yardstick).
 
 The C sources for a TFLite Micro project are written by :mod:`.micro_csrc`.
 """
@@ -299,42 +299,46 @@ def run_litert(path: str | Path, x: np.ndarray, *, reference: bool) -> np.ndarra
 
 
 def verify_micro(path: str | Path, images: np.ndarray, labels: np.ndarray, *, arena: int,
-                 exact_size: int = 100, min_agreement: float = 0.99) -> dict:
-    """Run the file under TFLite Micro and compare it with LiteRT.
+                 min_agreement: float = 0.99) -> dict:
+    """Run the file under TFLite Micro and compare it with LiteRT on every image.
+
+    The yardstick is LiteRT's reference kernels (``OpResolverType.BUILTIN_REF``), which TFLite
+    Micro's kernels mirror: the two should agree bit for bit. LiteRT's default kernels (XNNPACK)
+    round differently and differ by a few LSB, enough to flip near-ties (1-2% of CIFAR-10 test
+    images for a 3-epoch ResNet-8), so their agreement is recorded but does not gate the export.
 
     Args:
         path: an int8-I/O ``.tflite`` file.
         images: ``(N, H, W, C) uint8`` test images; labels: ``(N,)`` their classes.
         arena: tensor arena in bytes (:func:`measure_arena`).
-        exact_size: the first images on which the int8 outputs are compared bit for bit with
-            LiteRT's reference kernels.
-        min_agreement: top-1 agreement with LiteRT int8 below which the export fails.
+        min_agreement: top-1 agreement with LiteRT's reference kernels below which the export fails.
 
     Returns:
-        ``{"n", "top1", "litert_top1", "top1_agreement", "exact": {"n", "bit_exact", "max_lsb",
-        "top1_agreement"}}``.
+        ``{"n", "top1", "litert_top1", "top1_agreement" (with LiteRT's default kernels), "exact": {"n",
+        "bit_exact", "max_lsb", "top1_agreement", "against"}}`` (``exact``: against the reference kernels).
 
     Raises:
-        ParityError: TFLite Micro's top-1 agrees with LiteRT's on fewer than ``min_agreement``.
+        ParityError: TFLite Micro's top-1 agrees with LiteRT's reference kernels on fewer than ``min_agreement``.
     """
     flatbuffer = Path(path).read_bytes()
     q = io_quantization(flatbuffer)["input"]
     x = quantize_pixels(images, q["scale"], q["zero_point"])
     micro = run_tflm(flatbuffer, x, arena)
     litert = run_litert(path, x, reference=False)
-    k = min(exact_size, len(x))
-    ref = run_litert(path, x[:k], reference=True)
-    diff = np.abs(micro[:k].astype(np.int32) - ref.astype(np.int32))
-    rec = {"n": int(len(x)), "top1": float((micro.argmax(1) == labels).mean()),
+    ref = run_litert(path, x, reference=True)
+    diff = np.abs(micro.astype(np.int32) - ref.astype(np.int32))
+    n = len(x)
+    rec = {"n": int(n), "top1": float((micro.argmax(1) == labels).mean()),
            "litert_top1": float((litert.argmax(1) == labels).mean()),
            "top1_agreement": float((micro.argmax(1) == litert.argmax(1)).mean()),
-           "exact": {"n": int(k), "bit_exact": int((diff.max(1) == 0).sum()) if k else 0,
-                     "max_lsb": int(diff.max()) if k else 0,
-                     "top1_agreement": float((micro[:k].argmax(1) == ref.argmax(1)).mean()) if k else 1.0,
+           "exact": {"n": int(n), "bit_exact": int((diff.max(1) == 0).sum()) if n else 0,
+                     "max_lsb": int(diff.max()) if n else 0,
+                     "top1_agreement": float((micro.argmax(1) == ref.argmax(1)).mean()) if n else 1.0,
                      "against": "LiteRT reference kernels (OpResolverType.BUILTIN_REF)"}}
-    if rec["top1_agreement"] < min_agreement:
-        raise ParityError(f"{Path(path).name}: TFLite Micro's top-1 agrees with LiteRT int8 on only "
-                          f"{rec['top1_agreement']:.1%} of {len(x)} test images (minimum {min_agreement:.0%}); not written")
+    if rec["exact"]["top1_agreement"] < min_agreement:
+        raise ParityError(f"{Path(path).name}: TFLite Micro's top-1 agrees with LiteRT's reference kernels on only "
+                          f"{rec['exact']['top1_agreement']:.1%} of {n} test images (minimum {min_agreement:.0%}); "
+                          "not written")
     return rec
 
 
@@ -361,8 +365,8 @@ def check_micro(path: Path, images: np.ndarray, labels: np.ndarray, class_names:
     files = write_sources(out_dir, flatbuffer, ops=ops, labels=class_names, io=io,
                           arena_bytes=arena["recommended_bytes"], measured_arena=arena["bytes"])
     log(f"  {path.name} under TFLite Micro: top-1 {verify['top1']:.2%} (LiteRT {verify['litert_top1']:.2%}, "
-        f"agreement {verify['top1_agreement']:.1%}; {verify['exact']['bit_exact']}/{verify['exact']['n']} "
-        f"bit-exact with LiteRT's reference kernels), arena {arena['bytes']:,} B on this 64-bit host "
+        f"agreement {verify['top1_agreement']:.1%}; {verify['exact']['bit_exact']:,}/{verify['exact']['n']:,} "
+        f"bit-exact with LiteRT's reference kernels, top-1 agreement {verify['exact']['top1_agreement']:.1%}), arena {arena['bytes']:,} B on this 64-bit host "
         f"(recommended {arena['recommended_bytes']:,} B), ops {', '.join(o['op'] for o in ops)}")
     return {"ops": ops, "arena": arena, "io": io, "verify": verify, "c_sources": [f.name for f in files],
             "tflite_micro": _tflm_version()}
