@@ -10,12 +10,14 @@
   ``edgesmith train`` command line that trains exactly that config (same epochs, data, seed and
   validation hold-out); ``run`` is ``best-run`` when ``TUNE/best-run`` holds that trial's run (else
   None: another machine trained it and no artifact store carries it), ``artifacts`` the ids of its
-  files in the shared artifact store.
+  files in the shared artifact store, ``test_top1`` / ``n_test`` that run's test top-1 once the
+  search is over (None before: trials never read the test split).
 * ``tune.json``: the study, its sessions (with package versions) and the best trial so far.
 """
 from __future__ import annotations
 
 import csv
+import json
 import shlex
 from dataclasses import fields, replace
 from pathlib import Path
@@ -90,6 +92,16 @@ def best_record(study, config) -> dict | None:
             "train_config": train_config.to_dict(), "command": train_command(train_config)}
 
 
+def _kept_test_top1(out: Path) -> tuple[float | None, int]:
+    """``(top1, n_test)`` of ``out/best-run`` on the test split: ``(None, 0)`` until the search is over
+    and the kept run has been scored (trials never read the test split)."""
+    try:
+        m = json.loads((out / "best-run" / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None, 0
+    return m.get("top1"), m.get("n_test") or 0
+
+
 def write_reports(study, config, out: Path, record: dict | None) -> tuple[list[dict], dict | None]:
     """Rewrite ``trials.csv``, ``trials.md``, ``trials.png``, ``best.json`` and ``tune.json`` in ``out``
     (``tune.json`` only with a ``record``: a worker process of ``--workers`` leaves it to its parent).
@@ -104,6 +116,7 @@ def write_reports(study, config, out: Path, record: dict | None) -> tuple[list[d
         held = best_run_trial(out)  # None: a study older than the marker, whose best-run is its best
         best["run"] = "best-run" if held == best["trial"] or (held is None and (out / "best-run").is_dir()) else None
         best["artifacts"] = study.best_trial.user_attrs.get("artifacts")
+        best["test_top1"], best["n_test"] = _kept_test_top1(out) if best["run"] else (None, 0)
     keys = columns(rows)
     with atomic_path(out / "trials.csv") as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")

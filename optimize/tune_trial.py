@@ -103,7 +103,7 @@ def run_trial(trial, config: TrainConfig, run_dir: Path, deadline: float, object
     level = tf_log.level
     tf_log.setLevel(logging.ERROR)  # each trial's new model "retraces" fit/evaluate: expected, not a problem
     try:
-        run = train(config, run_dir, overwrite=True, callbacks=[reporter])
+        run = train(config, run_dir, overwrite=True, callbacks=[reporter], evaluate_test=False)  # never the test split
     except (Stop, TrainingDiverged) as e:
         shutil.rmtree(_ckpt.work_dir(run_dir), ignore_errors=True)
         reason = str(e) if isinstance(e, Stop) else "diverged"

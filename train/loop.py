@@ -103,7 +103,7 @@ def resume(out: str | Path) -> RunDir | None:
 
 
 def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False, resume: bool = False,
-          callbacks: Sequence["keras.callbacks.Callback"] = ()) -> RunDir | None:
+          callbacks: Sequence["keras.callbacks.Callback"] = (), evaluate_test: bool = True) -> RunDir | None:
     """Train ``config.model`` on ``config.data`` and write a run directory at ``out``.
 
     The training split is decoded into memory, or streamed from its files when it is larger than
@@ -118,6 +118,8 @@ def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False, resu
         resume: continue the unfinished run at ``out`` from its last checkpoint (``config``
             should be the one it started with, see :func:`.checkpoint.load_config_dict`).
         callbacks: extra Keras callbacks for ``fit``.
+        evaluate_test: score the model on the test split. ``tune`` trials pass False: a search never
+            reads the test split; :func:`.test_eval.evaluate_test` scores the kept run afterwards.
 
     Returns:
         The :class:`RunDir` of the finished run (``metrics.json`` holds test top-1, per-class
@@ -188,7 +190,8 @@ def train(config: TrainConfig, out: str | Path, *, overwrite: bool = False, resu
         return None
     return _finish(config, out, work, model, saver=saver, placement=placement, policy=policy, data=data,
                    global_batch=global_batch, peak_lr=peak_lr, augment=augment,
-                   extra={"class_weight": config.class_weight, "weights": weights, "input_img_per_s": input_ips})
+                   extra={"class_weight": config.class_weight, "weights": weights, "input_img_per_s": input_ips,
+                          "evaluate_test": evaluate_test})
 
 
 def _say(line: str) -> None:
@@ -325,7 +328,28 @@ def _evaluate(model, test, batch_size: int = 256) -> tuple[float, float, np.ndar
         confusion_matrix(labels, preds, probs.shape[1])
 
 
-def _per_class_report(summary: dict, run: RunDir, config: TrainConfig) -> None:
+NOT_EVALUATED = {"top1": None, "loss": None, "n_test": 0, "balanced_accuracy": None, "per_class": None,
+                 "confusion": None, "most_confused": None,
+                 "test": "not evaluated: a tune trial never reads the test split (edgesmith tune scores the kept run)"}
+
+
+def test_metrics(model, test, class_names: Sequence[str]) -> tuple[dict, dict]:
+    """The test-split entries of ``metrics.json`` and the per-class summary, from one prediction pass.
+
+    Returns:
+        ``({"top1", "loss", "n_test", "balanced_accuracy", "per_class", "confusion", "most_confused"},
+        summary)``; ``summary`` is :func:`edgesmith.core.perclass.per_class_summary`'s.
+    """
+    from edgesmith.core.perclass import per_class_summary
+
+    top1, loss, confusion = _evaluate(model, test)
+    summary = per_class_summary(confusion, class_names)
+    return {"top1": float(top1), "loss": float(loss), "n_test": int(confusion.sum()),
+            "balanced_accuracy": summary["balanced_accuracy"], "per_class": summary["per_class"],
+            "confusion": summary["confusion"], "most_confused": summary["most_confused"]}, summary
+
+
+def per_class_report(summary: dict, run: RunDir, config: TrainConfig) -> None:
     """``RUN/per_class.md`` (and ``RUN/confusion.png`` with matplotlib); the per-class table on the console."""
     from edgesmith.core.errors import BackendUnavailable
     from edgesmith.core.fsutil import write_text
@@ -366,14 +390,13 @@ def _finish(config: TrainConfig, out: Path, work: Path, model, *, saver, placeme
     data report and manifest; then remove the work directory. ``extra`` holds ``class_weight``,
     ``weights`` and ``input_img_per_s`` for metrics.json."""
     from edgesmith.core.datareport import write_data_report
-    from edgesmith.core.perclass import per_class_summary
 
     fit_split, val_split, test_split = data.fit, data.val, data.test
     input_shape, num_classes = fit_split.image_shape, len(fit_split.class_names)
     model = _float32_copy(model, config, input_shape, num_classes)
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
-    test_top1, test_loss, confusion = _evaluate(model, test_split)
-    summary = per_class_summary(confusion, fit_split.class_names)
+    test, summary = (test_metrics(model, test_split, fit_split.class_names) if extra["evaluate_test"]
+                     else (dict(NOT_EVALUATED), None))
     history = saver.history
     epochs_done = len(next(iter(history.values()), []))
     with run_lock(out, what="train", missing_ok=True), atomic_path(out) as tmp:  # a run it replaces: after its writer
@@ -387,8 +410,7 @@ def _finish(config: TrainConfig, out: Path, work: Path, model, *, saver, placeme
         if (work / "tensorboard").is_dir():
             shutil.copytree(work / "tensorboard", tmp / "tensorboard")
         seconds = max(saver.train_seconds, 1e-9)
-        metrics = {"top1": float(test_top1), "loss": float(test_loss), "n_test": int(confusion.sum()),
-                   "epochs": epochs_done, "stopped_early": epochs_done < config.epochs,
+        metrics = {**test, "epochs": epochs_done, "stopped_early": epochs_done < config.epochs,
                    "train_seconds": round(seconds, 2),
                    "train_img_per_s": round(epochs_done * len(fit_split) / seconds, 1),
                    "precision_policy": policy, "loss_scaling": policy == "mixed_float16",
@@ -397,15 +419,14 @@ def _finish(config: TrainConfig, out: Path, work: Path, model, *, saver, placeme
                    "input": {"streamed": data.streamed, "why": data.why, "validation": data.val_from,
                              "pipeline_img_per_s": extra["input_img_per_s"],
                              "skipped_while_streaming": data.stream_failures()},
-                   "class_weight": extra["class_weight"], "class_weights": extra["weights"],
-                   "balanced_accuracy": summary["balanced_accuracy"], "per_class": summary["per_class"],
-                   "confusion": summary["confusion"], "most_confused": summary["most_confused"]}
+                   "class_weight": extra["class_weight"], "class_weights": extra["weights"]}
         write_json(run.metrics, metrics)
-        _per_class_report(summary, run, config)
+        if summary is not None:
+            per_class_report(summary, run, config)
         write_data_report(config.data, tmp)  # used and skipped files, the split: RUN/data_report.md, split.json
         dataset = {**config.data.to_dict(), "class_names": list(fit_split.class_names),
                    "image_shape": list(input_shape), "n_train": len(fit_split),
-                   "n_val": len(val_split) if val_split else 0, "n_test": int(confusion.sum())}
+                   "n_val": len(val_split) if val_split else 0, "n_test": test["n_test"]}
         create_run_manifest(run, Path(out).name, dataset=dataset, model=model_record(
             run.model, run.model.name, architecture=config.model, params=model.count_params(),
             image_shape=input_shape, num_classes=num_classes),

@@ -83,8 +83,12 @@ def _print(result: "tn.TuneResult", objective: str) -> None:
         return
     where = (f"its run in {result.out / 'best-run'}" if result.best.get("run") else
              "its run is on the worker that trained it (pass --artifacts DIR to share runs between workers)")
+    test = result.best.get("test_top1")
     out.print(f"best: trial {result.best['trial']}, {objective} validation top-1 {result.best['value']:.2%}"
               f"{_margin(result)}; reports in {result.out}, {where}")
+    if test is not None:
+        out.print(f"its test top-1: {test:.2%} on {result.best['n_test']:,} images (the float model; the test "
+                  "split is read once, after the search)", highlight=False)
     out.print(result.best["command"], highlight=False, soft_wrap=True)
 
 

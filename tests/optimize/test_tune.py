@@ -42,11 +42,19 @@ def _leftovers(root):
     return [p for p in root.rglob("*") if p.name.endswith(".partial") or p.name == "trials" or ".tmp" in p.name]
 
 
+TEST_READS: list[str] = []  # the runs the `study` fixture scored on the test split
+
+
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     """Three trials, no pruner: the baseline and two sampled ones."""
+    import edgesmith.train.loop as loop
+
     out = tmp_path_factory.mktemp("tune") / "study"
-    result = tune(_config(max_trials=3), out, log=lambda line: None)
+    real = loop._evaluate
+    with pytest.MonkeyPatch.context() as mp:  # counts every prediction pass over a test split
+        mp.setattr(loop, "_evaluate", lambda model, test, **kw: TEST_READS.append(model.name) or real(model, test, **kw))
+        result = tune(_config(max_trials=3), out, log=lambda line: None)
     return out, result
 
 
@@ -137,6 +145,20 @@ def test_study_writes_every_report_and_keeps_only_the_best_run(study):
     assert (out / "best-run" / "manifest.json").is_file()
     assert json.loads((out / "best-run" / "config.json").read_text())["batch_size"] == best["values"]["batch_size"]
     assert not _leftovers(out)
+
+
+def test_trials_never_read_the_test_split_and_the_kept_run_is_scored_once(study):
+    """Three trials trained, one test pass: the kept run's, after the search; its metrics.json, per-class
+    report and manifest hold the test figures as if `train` had written them."""
+    out, result = study
+    assert len(TEST_READS) == 1
+    metrics = json.loads((out / "best-run" / "metrics.json").read_text())
+    assert 0 <= metrics["top1"] <= 1 and metrics["n_test"] == 60 and "test" not in metrics
+    assert sum(r["support"] for r in metrics["per_class"]) == 60 and (out / "best-run" / "per_class.md").is_file()
+    manifest = json.loads((out / "best-run" / "manifest.json").read_text())
+    assert manifest["stages"]["train"]["metrics"]["top1"] == metrics["top1"] and manifest["dataset"]["n_test"] == 60
+    best = json.loads((out / "best.json").read_text())
+    assert best["test_top1"] == metrics["top1"] == result.best["test_top1"] and best["n_test"] == 60
 
 
 def test_best_command_line_builds_the_best_config(study, monkeypatch):
