@@ -384,22 +384,18 @@ def _session(optuna, config: TuneConfig, out: Path, storage: StudyStorage, *, st
     session.update(ended=now_iso(), seconds=round(time.monotonic() - start, 1), stopped=stopped)
     ts.fail_stale(study)
     ts.sync_best(study, out, store)
-    _score_kept_run(out, log)
+    _score_kept_run(out)
     rows, best = tune_report.write_reports(study, config, out, record)
     return TuneResult(out, rows, best, session["trials"], stopped, session["seconds"])
 
 
-def _score_kept_run(out: Path, log) -> None:
-    """Score ``out/best-run`` on the test split, once the search is over (trials never read it)."""
-    if not (out / "best-run" / "metrics.json").is_file():
-        return
-    from edgesmith.train.test_eval import evaluate_test
+def _score_kept_run(out: Path) -> None:
+    """Score ``out/best-run`` on the test split, once the search is over (trials never read it);
+    ``best.json`` and :class:`TuneResult` then carry that figure."""
+    if (out / "best-run" / "metrics.json").is_file():
+        from edgesmith.train.test_eval import evaluate_test
 
-    before = json.loads((out / "best-run" / "metrics.json").read_text()).get("top1")
-    m = evaluate_test(out / "best-run")
-    if before is None:
-        log(f"best-run: test top-1 {m['top1']:.2%} on {m['n_test']:,} images (the test split, read once the "
-            "search was over)")
+        evaluate_test(out / "best-run")
 
 
 def _work(optuna, study, config: TuneConfig, out: Path, *, storage: StudyStorage, store, deadline: float,
