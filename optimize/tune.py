@@ -443,7 +443,12 @@ def _spawn(config: TuneConfig, out: Path, storage: StudyStorage, *, pruner, work
 
 def _worker(config: TuneConfig, out: Path, storage: StudyStorage, pruner, *, left_s: float, max_trials: int | None,
             index: int, threads: str) -> tuple[int, str]:
-    """One worker process of :func:`_spawn`: join the study and run trials; returns (trials run, why it stopped)."""
+    """One worker process of :func:`_spawn`: join the study and run trials; returns (trials run, why it stopped).
+    It exits when the ``tune`` process that spawned it dies (its running trial is then failed and
+    retried through the heartbeat, like any dead worker's)."""
+    from edgesmith.core.orphan import exit_with_parent
+
+    exit_with_parent()
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", threads)
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
     deadline = time.monotonic() + left_s
