@@ -28,7 +28,7 @@ def _load() -> str:
 
 
 def load_boards() -> dict:
-    """boards.json: ``{"boards": {name: spec}, "runtimes", "calibration", "uncalibrated_cores", ...}`` (a fresh copy)."""
+    """boards.json: ``{"boards": {name: spec}, "runtimes", "calibration", "other_network_rows", ...}`` (a fresh copy)."""
     return json.loads(_load())
 
 

@@ -13,7 +13,8 @@ with ``cycles_per_MAC`` read from published MLPerf Tiny ResNet-8 results (``cali
 1. ``published``: the board itself has a published row for the engine;
 2. ``model``: a log-additive fit over all rows, log(cycles/MAC) = core term + engine term
    (:func:`fit_factors`; least squares), so every engine's rows inform every core;
-3. ``assumed``: a core with no published row (Xtensa LX7) takes a stated factor of another.
+3. ``other network``: a core with no ResNet-8 row (the ESP32 family) takes a published latency of
+   another network under TFLite Micro, its MACs counted from the model file.
 
 It is an estimate, with a band, never a measurement: memory wait states, the layer shapes and the
 compiler all move it. :func:`leave_one_out` checks the fit against each published row with that
@@ -28,7 +29,7 @@ import numpy as np
 from .boards import board_spec, load_boards
 
 BAND = 0.30  # the estimate's stated band for a calibrated core + runtime (docs/mcu.md)
-UNCALIBRATED_BAND = 1.0  # an assumed core factor: the true figure may be half or double
+UNCALIBRATED_BAND = 1.0  # a figure resting on one row or another network: it may be half or double
 DEFAULT_RUNTIME = "tflm-cmsis-nn"
 
 
@@ -147,8 +148,9 @@ def cycles_per_mac(core: str, runtime: str = DEFAULT_RUNTIME, *, board: str | No
     2. ``model``: :func:`fit_factors` over all rows. The band is :data:`BAND` when the core and the
        engine each have at least two rows, else :data:`UNCALIBRATED_BAND` (a term resting on one row
        has never been checked against another);
-    3. ``assumed``: a core with no published row (``uncalibrated_cores`` in boards.json) takes a
-       stated factor of a modelled core, band :data:`UNCALIBRATED_BAND`.
+    3. ``other network``: a core with no ResNet-8 row but a published latency of another network
+       under the same engine (``other_network_rows`` in boards.json: the ESP32 family's TFLM person
+       detection figures), band :data:`UNCALIBRATED_BAND`.
 
     Returns:
         ``{"cycles_per_mac", "basis", "band", "points": [short source names]}``, or ``None``.
@@ -166,12 +168,13 @@ def cycles_per_mac(core: str, runtime: str = DEFAULT_RUNTIME, *, board: str | No
         n_core, n_rt = factors["n_core"][core], factors["n_runtime"][runtime]
         return {"cycles_per_mac": cpm, "basis": "model", "band": BAND if min(n_core, n_rt) >= 2 else UNCALIBRATED_BAND,
                 "points": [f"{n_core} {core} row{'s' * (n_core != 1)}", f"{n_rt} {runtime} row{'s' * (n_rt != 1)}"]}
-    assumed = data.get("uncalibrated_cores", {}).get(core)
-    if assumed:
-        base = cycles_per_mac(assumed["like"], runtime, points=points, data=data)
-        if base and base["basis"] == "model":
-            return {"cycles_per_mac": base["cycles_per_mac"] * assumed["factor"], "basis": "assumed",
-                    "band": UNCALIBRATED_BAND, "points": base["points"], "why": assumed["why"]}
+    for row in (data.get("other_network_rows") or {}).get("rows", []):
+        spec = data["boards"][row["board"]]
+        if spec["core"] == core and row["runtime"] == runtime:
+            cpm = spec["clock_mhz"] * 1e3 * row["latency_ms"] / row["macs"]
+            return {"cycles_per_mac": cpm, "basis": "other network", "band": UNCALIBRATED_BAND,
+                    "points": [f"{row['network']}: {row['latency_ms']:g} ms on {row['board']}"],
+                    "why": f"no published ResNet-8 row for {core}; {row['software']}, {row['source']}"}
     return None
 
 
