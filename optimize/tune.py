@@ -43,6 +43,7 @@ Example::
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -287,26 +288,28 @@ def _open_study(optuna, config: TuneConfig, out: Path, pruner, storage: StudySto
     from optuna.trial import TrialState
 
     backend = ts.open_storage(storage, out)
-    done = sum(s.n_trials for s in optuna.get_all_study_summaries(backend) if s.study_name == storage.study)
-    sampler = optuna.samplers.TPESampler(seed=config.base.seed + done + 7919 * worker, n_startup_trials=STARTUP_TRIALS)
-    study = optuna.create_study(study_name=storage.study, storage=backend, direction="maximize", sampler=sampler,
-                                pruner=pruner or _make_pruner(optuna, config), load_if_exists=True)
-    recorded = study.user_attrs.get(ts.CONFIG_ATTR)
-    if recorded is None and first:
-        study.set_user_attr(ts.CONFIG_ATTR, config.study_dict())
-    elif recorded is not None and recorded != config.study_dict():
-        raise ConfigError(f"study {storage.study!r} in {storage.shown()} searches with other options; join it "
-                          "with the same options (or only url and study), or choose another study",
-                          field="StudyStorage.study")
-    if not first:
-        return study
-    if not storage.shared:
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            study.tell(t.number, state=TrialState.FAIL)
-            study.enqueue_trial(t.params, user_attrs={"note": "retry"})
-    if not done:
-        study.enqueue_trial({n: SEARCH[n].baseline(config.base) for n in config.search},
-                            user_attrs={"note": "baseline"})
+    with ts.creation_lock(storage, backend) if first else contextlib.nullcontext():
+        done = sum(s.n_trials for s in optuna.get_all_study_summaries(backend) if s.study_name == storage.study)
+        sampler = optuna.samplers.TPESampler(seed=config.base.seed + done + 7919 * worker,
+                                             n_startup_trials=STARTUP_TRIALS)
+        study = optuna.create_study(study_name=storage.study, storage=backend, direction="maximize", sampler=sampler,
+                                    pruner=pruner or _make_pruner(optuna, config), load_if_exists=True)
+        recorded = study.user_attrs.get(ts.CONFIG_ATTR)
+        if recorded is None and first:
+            study.set_user_attr(ts.CONFIG_ATTR, config.study_dict())
+        elif recorded is not None and recorded != config.study_dict():
+            raise ConfigError(f"study {storage.study!r} in {storage.shown()} searches with other options; join it "
+                              "with the same options (or only url and study), or choose another study",
+                              field="StudyStorage.study")
+        if not first:
+            return study
+        if not storage.shared:
+            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                study.tell(t.number, state=TrialState.FAIL)
+                study.enqueue_trial(t.params, user_attrs={"note": "retry"})
+        if not done:
+            study.enqueue_trial({n: SEARCH[n].baseline(config.base) for n in config.search},
+                                user_attrs={"note": "baseline"})
     return study
 
 

@@ -122,6 +122,32 @@ def open_storage(storage: StudyStorage, out: Path):
 
 
 @contextmanager
+def creation_lock(storage: StudyStorage, backend):
+    """Hold a lock that serializes opening a shared study: create it, check its options, queue the
+    base recipe. Two workers started at the same instant would otherwise both see an empty study
+    and both queue the baseline.
+
+    PostgreSQL: a session-level advisory lock (``pg_advisory_lock``) keyed on the study name, on a
+    connection of its own, released on exit (or by the server when the connection drops). Other
+    databases and the journal (one machine, one ``tune`` per directory) take no lock.
+    """
+    if not (storage.shared and storage.url.startswith("postgres")):
+        yield
+        return
+    import hashlib
+
+    from sqlalchemy import text
+
+    key = int.from_bytes(hashlib.sha256(f"edgesmith-tune:{storage.study}".encode()).digest()[:8], "big", signed=True)
+    with backend.engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+
+
+@contextmanager
 def database_errors(storage: StudyStorage):
     """Turn a database that fails mid-study (server gone, network down) into one EdgesmithError line."""
     try:

@@ -134,6 +134,47 @@ def test_joining_needs_only_the_storage_and_refuses_other_options(pg_server, tmp
     _one_line_error(r, "searches with other options")
 
 
+@pytest.mark.parametrize("locked", [True, False])
+def test_two_workers_opening_a_new_study_at_once_queue_one_baseline(pg_server, tmp_path, monkeypatch, locked):
+    """Both openers count the trials, then create the study, then queue the baseline; a 1 s pause after
+    the count makes them overlap every time. With the advisory lock the second waits and finds the first's
+    baseline; without it (the control) both queue one."""
+    import contextlib
+    import threading
+
+    from edgesmith.optimize import tune as tn
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url, name = pg_server.url(), f"race-{locked}"
+    config = tn.TuneConfig(tn.TrainConfig.from_dict(_base_dict()), ("lr",), 60)
+    real = optuna.create_study
+
+    def slow_create(*a, **kw):
+        time.sleep(1.0)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(optuna, "create_study", slow_create)
+    if not locked:
+        monkeypatch.setattr(ts, "creation_lock", lambda storage, backend: contextlib.nullcontext())
+    errors = []
+
+    def open_it(i):
+        try:
+            tn._open_study(optuna, config, tmp_path / f"w{i}", None, ts.StudyStorage(url, name), worker=i)
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=open_it, args=(i,)) for i in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    trials = optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
+    baselines = [t for t in trials if t.user_attrs.get("note") == "baseline"]
+    assert len(baselines) == (1 if locked else 2)
+
+
 def _base_dict():
     from edgesmith.core.data import DataSpec
     from edgesmith.train.config import TrainConfig
