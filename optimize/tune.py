@@ -429,7 +429,7 @@ def _spawn(config: TuneConfig, out: Path, storage: StudyStorage, *, pruner, work
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         jobs = [pool.submit(_worker, config, out, storage, pruner, left_s=left, max_trials=share, index=i + 1,
-                            threads=threads)
+                            threads=threads, parent=os.getpid())
                 for i, share in enumerate(shares) if share != 0]
         results = []
         for job in jobs:
@@ -445,13 +445,13 @@ def _spawn(config: TuneConfig, out: Path, storage: StudyStorage, *, pruner, work
 
 
 def _worker(config: TuneConfig, out: Path, storage: StudyStorage, pruner, *, left_s: float, max_trials: int | None,
-            index: int, threads: str) -> tuple[int, str]:
+            index: int, threads: str, parent: int | None = None) -> tuple[int, str]:
     """One worker process of :func:`_spawn`: join the study and run trials; returns (trials run, why it stopped).
     It exits when the ``tune`` process that spawned it dies (its running trial is then failed and
     retried through the heartbeat, like any dead worker's)."""
     from edgesmith.core.orphan import exit_with_parent
 
-    exit_with_parent()
+    exit_with_parent(parent)
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", threads)
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
     deadline = time.monotonic() + left_s

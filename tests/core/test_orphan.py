@@ -17,17 +17,18 @@ PARENT = textwrap.dedent("""
     import multiprocessing, sys, time
     from pathlib import Path
 
-    def child(path, watch):
+    def child(path, watch, parent):
         if watch:
             from edgesmith.core.orphan import exit_with_parent
-            exit_with_parent(poll_s=0.1)
+            exit_with_parent(parent, poll_s=0.1)
         import os
         Path(path).write_text(str(os.getpid()))
         time.sleep(60)
 
     if __name__ == "__main__":
         ctx = multiprocessing.get_context("spawn")
-        p = ctx.Process(target=child, args=(sys.argv[1], sys.argv[2] == "watch"))
+        import os
+        p = ctx.Process(target=child, args=(sys.argv[1], sys.argv[2] == "watch", os.getpid()))
         p.start()
         time.sleep(60)
 """)
