@@ -387,18 +387,23 @@ def _session(optuna, config: TuneConfig, out: Path, storage: StudyStorage, *, st
     session.update(ended=now_iso(), seconds=round(time.monotonic() - start, 1), stopped=stopped)
     ts.fail_stale(study)
     ts.sync_best(study, out, store)
-    _score_kept_run(out)
+    _score_kept_run(out, log)
     rows, best = tune_report.write_reports(study, config, out, record)
     return TuneResult(out, rows, best, session["trials"], stopped, session["seconds"])
 
 
-def _score_kept_run(out: Path) -> None:
+def _score_kept_run(out: Path, log) -> None:
     """Score ``out/best-run`` on the test split, once the search is over (trials never read it);
-    ``best.json`` and :class:`TuneResult` then carry that figure."""
+    ``best.json`` and :class:`TuneResult` then carry that figure. A failure (the data moved, the run
+    is locked) is said in one line and leaves the search's results as they are."""
     if (out / "best-run" / "metrics.json").is_file():
         from edgesmith.train.test_eval import evaluate_test
 
-        evaluate_test(out / "best-run")
+        try:
+            evaluate_test(out / "best-run")
+        except EdgesmithError as e:
+            log(f"note: best-run was not scored on the test split ({e}); the end of the study's next session "
+                "(tune --resume) tries again")
 
 
 def _work(optuna, study, config: TuneConfig, out: Path, *, storage: StudyStorage, store, deadline: float,

@@ -161,6 +161,21 @@ def test_trials_never_read_the_test_split_and_the_kept_run_is_scored_once(study)
     assert best["test_top1"] == metrics["top1"] == result.best["test_top1"] and best["n_test"] == 60
 
 
+def test_a_kept_run_that_cannot_be_scored_leaves_the_search_intact(tmp_path, monkeypatch):
+    import edgesmith.train.test_eval as test_eval
+    from edgesmith.core.errors import DataError
+
+    def moved(run_dir):
+        raise DataError("dataset folder /data/gone does not exist")
+
+    monkeypatch.setattr(test_eval, "evaluate_test", moved)
+    lines = []
+    result = tune(_config(base=replace(BASE, epochs=1), max_trials=1), tmp_path / "t", log=lines.append)
+    assert result.best["value"] > 0 and result.best["test_top1"] is None
+    assert any(line.startswith("note: best-run was not scored on the test split (dataset folder") for line in lines)
+    assert (tmp_path / "t" / "best.json").is_file() and (tmp_path / "t" / "best-run" / "model.keras").exists()
+
+
 def test_best_command_line_builds_the_best_config(study, monkeypatch):
     out, _ = study
     best = json.loads((out / "best.json").read_text())
