@@ -1,7 +1,7 @@
-"""The Keras reference target: the trained ``model.keras`` run by TensorFlow itself.
+"""The Keras reference runtime: the trained ``model.keras`` run by TensorFlow itself.
 
 Only ever imported by :mod:`.worker` in a child process that was asked for a ``keras-*``
-target; TensorFlow is imported inside :class:`KerasRunner`, never at module level.
+runtime; TensorFlow is imported inside :class:`KerasRunner`, never at module level.
 """
 from __future__ import annotations
 
@@ -28,17 +28,17 @@ class KerasRunner:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         if device == "cpu":
             os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # must precede the TF import
-        try:  # imported here, in the child process that runs this target, never by the bench itself
+        try:  # imported here, in the child process that runs this runtime, never by the bench itself
             tf = importlib.import_module("tensorflow")
             tf_keras = importlib.import_module("tf_keras")
         except ImportError as e:
-            raise BackendUnavailable(f"the keras targets need the [train] extra ({e.name} missing): "
+            raise BackendUnavailable(f"the keras runtimes need the [train] extra ({e.name} missing): "
                                      "pip install 'edgesmith[train]'") from None
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
         if device == "gpu" and not tf.config.list_physical_devices("GPU"):
             raise BackendUnavailable("TensorFlow sees no GPU (install tensorflow[and-cuda] and a CUDA driver)")
-        self.path, self.target, self.threads = Path(path), device, threads
+        self.path, self.device_kind, self.threads = Path(path), device, threads
         self.providers = (f"tensorflow-{device}",)
         from edgesmith.importer import savedmodel  # noqa: F401  the layer an imported Keras 3 model lives in
 

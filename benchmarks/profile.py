@@ -50,7 +50,7 @@ def profile_onnx(path: str | Path, *, threads: int = 1, runs: int = 200) -> dict
         ``{"backend", "threads", "runs", "kernel_us", "predict_p50_us", "ops": [{"op", "us",
         "nodes", "share"}...] (slowest first), "nodes": [{"name", "op", "us"}...]}``.
     """
-    runner = load(path, target="cpu", threads=threads)  # BackendUnavailable, naming the extra, without ORT
+    runner = load(path, device="cpu", threads=threads)  # BackendUnavailable, naming the extra, without ORT
     import onnxruntime as ort
 
     x = to_model_input(_sample(runner), runner.input_spec)
@@ -99,7 +99,7 @@ def profile_litert(path: str | Path, *, threads: int = 1, runs: int = 200) -> di
     """
     from ai_edge_litert.interpreter import Interpreter
 
-    runner = load(path, target="cpu", threads=threads)
+    runner = load(path, device="cpu", threads=threads)
     images = _sample(runner)
     interp = Interpreter(model_path=str(path), num_threads=threads)
     interp.allocate_tensors()

@@ -181,11 +181,11 @@ def load_runner(path: str, target: str, threads: int):
     from edgesmith.runtime import load
 
     if target == "litert-cpu" or target == "ort-cpu":
-        return load(path, target="cpu", threads=threads)
+        return load(path, device="cpu", threads=threads)
     from .targets import ORT_PROVIDER
 
     want = ORT_PROVIDER[target]
-    runner = load(path, target="gpu", threads=threads, providers=[want])
+    runner = load(path, device="gpu", threads=threads, providers=[want])
     if runner.providers[0] != want:
         raise BackendUnavailable(f"onnxruntime fell back to {runner.providers[0]} instead of {want} "
                                  "(GPU libraries failed to load)")

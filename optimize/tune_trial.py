@@ -160,6 +160,6 @@ def int8_top1(model_path: Path, config: TrainConfig) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         path = to_tflite(model, Path(tmp) / "model_int8.tflite", precision="int8",
                          representative=fit.images[:CALIBRATION_SIZE], io_dtype="uint8")
-        probs = load(path, target="cpu").predict(val.images)
+        probs = load(path, device="cpu").predict(val.images)
     keras.backend.clear_session()
     return float(np.mean(probs.argmax(1) == val.labels))

@@ -3,8 +3,8 @@
 Example::
 
     from edgesmith.runtime import load, load_images
-    runner = load("model_int8.tflite", target="auto", threads=2)
-    print(runner.backend, runner.target, runner.input_spec, runner.labels)
+    runner = load("model_int8.tflite", device="auto", threads=2)
+    print(runner.backend, runner.device_kind, runner.input_spec, runner.labels)
     images = load_images(["cat.jpg", "dog.png"], runner.input_spec)  # (2, 32, 32, 3) uint8
     probs = runner.predict(images)        # (N, 32, 32, 3) uint8 -> (N, 10) float32
     print(runner.labels[probs[0].argmax()])
@@ -24,13 +24,14 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
+from edgesmith.core.deprecation import deprecated
 from edgesmith.core.errors import ConfigError, EdgesmithError
 
-from .base import TARGETS, InputSpec, Runner, default_threads
+from .base import DEVICE_KINDS, InputSpec, Runner, default_threads
 from .images import IMAGE_SUFFIXES, load_image, load_images
 from .predict import predict_files, top_k
 
-__all__ = ["load", "Runner", "InputSpec", "TARGETS", "default_threads", "load_image", "load_images",
+__all__ = ["load", "Runner", "InputSpec", "DEVICE_KINDS", "default_threads", "load_image", "load_images",
            "IMAGE_SUFFIXES", "predict_files", "top_k"]
 
 log = logging.getLogger("edgesmith.runtime")
@@ -50,23 +51,25 @@ def _labels_from_manifest(path: Path) -> tuple[str, ...] | None:
     return None
 
 
-def load(path: str | Path, *, target: str = "auto", threads: int | None = None,
-         providers: Sequence[str] | None = None) -> Runner:
+def load(path: str | Path, *, device: str = "auto", threads: int | None = None,
+         providers: Sequence[str] | None = None, target: str | None = None) -> Runner:
     """Load a model file with the backend its suffix calls for.
 
     Args:
         path: a ``.tflite`` (LiteRT) or ``.onnx`` (ONNX Runtime) file.
-        target: ``"auto"`` (GPU if the backend has one, else CPU), ``"cpu"`` or ``"gpu"``.
-            The Runner's ``target`` attribute says what was chosen.
-            ``target_reason`` says why (also logged at INFO on ``edgesmith.runtime``).
+        device: ``"auto"`` (GPU if the backend has one, else CPU), ``"cpu"`` or ``"gpu"``.
+            The Runner's ``device_kind`` attribute says what was chosen,
+            ``device_reason`` says why (also logged at INFO on ``edgesmith.runtime``).
         threads: intra-op threads; ``None`` uses every core available to the process.
         providers: ``.onnx`` only: ONNX Runtime execution providers to use, in order (e.g.
-            ``["CUDAExecutionProvider"]``), instead of the ones ``target`` picks;
+            ``["CUDAExecutionProvider"]``), instead of the ones ``device`` picks;
             ``CPUExecutionProvider`` is appended as the fallback. Check ``runner.providers``
             for what the session actually got.
+        target: deprecated spelling of ``device`` (one ``note:`` line on stderr); when given it
+            replaces ``device``.
 
     Returns:
-        A :class:`Runner` (``backend``, ``target``, ``input_spec``, ``labels``,
+        A :class:`Runner` (``backend``, ``device_kind``, ``input_spec``, ``labels``,
         ``num_classes``); ``predict`` takes ``(N, H, W, C) uint8`` for any N (chunked,
         with the input tensor resized, or looped for fixed-batch models), and returns
         ``(N, num_classes) float32`` probabilities, quantization applied by the Runner.
@@ -74,16 +77,19 @@ def load(path: str | Path, *, target: str = "auto", threads: int | None = None,
         beside it, else ``None``.
 
     Raises:
-        ConfigError: unknown suffix, target, a non-positive thread count, or ``providers``
+        ConfigError: unknown suffix, device, a non-positive thread count, or ``providers``
             for a ``.tflite`` file.
-        BackendUnavailable: the backend, the requested GPU target or a requested execution
+        BackendUnavailable: the backend, the requested GPU or a requested execution
             provider is missing.
         EdgesmithError: the file does not exist, is not a valid model, or its input is
             not an image tensor.
     """
     path = Path(path)
-    if target not in TARGETS:
-        raise ConfigError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
+    if target is not None:  # the old spelling, for one release
+        deprecated("load(target=...) is deprecated, use load(device=...)")
+        device = target
+    if device not in DEVICE_KINDS:
+        raise ConfigError(f"unknown device {device!r}; expected one of {', '.join(DEVICE_KINDS)}")
     if threads is not None and threads < 1:
         raise ConfigError(f"threads must be >= 1, got {threads}")
     backend = _BACKENDS.get(path.suffix.lower())
@@ -96,11 +102,11 @@ def load(path: str | Path, *, target: str = "auto", threads: int | None = None,
     labels = _labels_from_manifest(path)
     if backend == "litert":
         from .litert import LiteRTRunner
-        runner = LiteRTRunner(path, target=target, threads=threads, labels=labels)
+        runner = LiteRTRunner(path, device=device, threads=threads, labels=labels)
     else:
         from .onnxrt import OrtRunner
-        runner = OrtRunner(path, target=target, threads=threads, labels=labels,
+        runner = OrtRunner(path, device=device, threads=threads, labels=labels,
                            providers=None if providers is None else list(providers))
-    log.info("%s: %s on %s (%s), %d threads", path.name, runner.backend, runner.target,
-             runner.target_reason, runner.threads)
+    log.info("%s: %s on %s (%s), %d threads", path.name, runner.backend, runner.device_kind,
+             runner.device_reason, runner.threads)
     return runner

@@ -10,8 +10,19 @@ import numpy as np
 
 from edgesmith.core.errors import DataError, EdgesmithError
 
-TARGETS = ("auto", "cpu", "gpu")
+DEVICE_KINDS = ("auto", "cpu", "gpu")  # what load(device=...) takes
 MAX_CHUNK = 256  # images per backend call: bounds memory for any N
+
+
+class DeviceKindAlias:
+    """``runner.target``: the old name of ``runner.device_kind``, read-only, for one release."""
+
+    @property
+    def target(self) -> str:
+        """Deprecated: ``device_kind`` (one ``note:`` line on stderr)."""
+        from edgesmith.core.deprecation import deprecated
+        deprecated("Runner.target is deprecated, use Runner.device_kind")
+        return self.device_kind
 
 
 @dataclass(frozen=True)
@@ -63,8 +74,8 @@ class Runner(Protocol):
 
     path: Path
     backend: str          # "litert" or "onnxruntime"
-    target: str           # "cpu" or "gpu": what actually runs the model
-    target_reason: str    # why that target, e.g. "auto: no CUDA/TensorRT provider, using CPU"
+    device_kind: str      # "cpu" or "gpu": what actually runs the model
+    device_reason: str    # why that device, e.g. "auto: no CUDA/TensorRT provider, using CPU"
     threads: int          # intra-op threads
     input_spec: InputSpec
     labels: tuple[str, ...] | None   # class names from the model file (or its run manifest)

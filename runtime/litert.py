@@ -10,7 +10,7 @@ import numpy as np
 from edgesmith.core.errors import BackendUnavailable, EdgesmithError
 from edgesmith.core.quiet import quiet_native_output
 
-from .base import (MAX_CHUNK, InputSpec, check_image_model, check_images, check_labels, default_threads,
+from .base import (MAX_CHUNK, DeviceKindAlias, InputSpec, check_image_model, check_images, check_labels, default_threads,
                    dequantize, to_model_input)
 from .modelmeta import labels_of, read_tflite_metadata, resize_of, value_range_of
 
@@ -27,7 +27,7 @@ def _first_allocation():
     return quiet_native_output()
 
 
-class LiteRTRunner:
+class LiteRTRunner(DeviceKindAlias):
     """Runs a ``.tflite`` model with the LiteRT interpreter.
 
     Thread safety: one interpreter cannot run two invocations at once, so ``predict``
@@ -40,19 +40,19 @@ class LiteRTRunner:
 
     backend = "litert"
 
-    def __init__(self, path: Path, *, target: str = "auto", threads: int | None = None,
+    def __init__(self, path: Path, *, device: str = "auto", threads: int | None = None,
                  labels: tuple[str, ...] | None = None):
-        if target == "gpu":
+        if device == "gpu":
             raise BackendUnavailable(
                 "LiteRT's GPU delegate is not available in the ai-edge-litert desktop wheel; "
-                "run the ONNX artifact with onnxruntime-gpu for a GPU target")
+                "run the ONNX artifact with onnxruntime-gpu for a GPU")
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:
             raise BackendUnavailable("ai-edge-litert is not installed: pip install ai-edge-litert") from None
         self.path = Path(path)
-        self.target = "cpu"
-        self.target_reason = ("cpu requested" if target == "cpu" else
+        self.device_kind = "cpu"
+        self.device_reason = ("cpu requested" if device == "cpu" else
                               "auto: LiteRT runs on CPU (XNNPACK); its desktop wheel has no GPU delegate")
         self.threads = threads or default_threads()
         try:

@@ -1,6 +1,6 @@
 """ONNX Runtime backend for ``.onnx`` files, with execution-provider selection.
 
-Provider order by target: ``gpu`` -> TensorRT, CUDA (error if neither is available);
+Provider order by device kind: ``gpu`` -> TensorRT, CUDA (error if neither is available);
 ``auto`` -> the GPU providers that are available, then CPU; ``cpu`` -> CPU only.
 """
 from __future__ import annotations
@@ -11,7 +11,8 @@ import numpy as np
 
 from edgesmith.core.errors import BackendUnavailable, EdgesmithError
 
-from .base import MAX_CHUNK, InputSpec, check_image_model, check_images, check_labels, default_threads, to_model_input
+from .base import (MAX_CHUNK, DeviceKindAlias, InputSpec, check_image_model, check_images, check_labels,
+                   default_threads, to_model_input)
 from .modelmeta import from_onnx_props, labels_of, resize_of, value_range_of
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
@@ -19,15 +20,15 @@ _ORT_TYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(int8
               "tensor(float16)": "float16"}
 
 
-def select_providers(target: str, available: list[str], requested: list[str] | None = None) -> list[str]:
-    """Execution providers to request for ``target`` given the ``available`` ones.
+def select_providers(device: str, available: list[str], requested: list[str] | None = None) -> list[str]:
+    """Execution providers to request for ``device`` (``auto``, ``cpu`` or ``gpu``) given the ``available`` ones.
 
-    ``requested`` (e.g. ``["CUDAExecutionProvider"]``) overrides the target's order: those
+    ``requested`` (e.g. ``["CUDAExecutionProvider"]``) overrides that device's order: those
     providers in that order, then ``CPUExecutionProvider`` as the fallback ONNX Runtime
     uses for any operator they do not take.
 
     Raises:
-        BackendUnavailable: a requested provider, or for ``target="gpu"`` any GPU provider,
+        BackendUnavailable: a requested provider, or for ``device="gpu"`` any GPU provider,
             is not available.
     """
     if requested is not None:
@@ -37,18 +38,18 @@ def select_providers(target: str, available: list[str], requested: list[str] | N
                                      f"offers {', '.join(available)}")
         return list(dict.fromkeys([*requested, "CPUExecutionProvider"]))
     gpu = [p for p in GPU_PROVIDERS if p in available]
-    if target == "gpu":
+    if device == "gpu":
         if not gpu:
             raise BackendUnavailable(
-                f"target 'gpu' needs onnxruntime-gpu with CUDA or TensorRT; this onnxruntime "
+                f"device 'gpu' needs onnxruntime-gpu with CUDA or TensorRT; this onnxruntime "
                 f"offers {', '.join(available)} (pip install edgesmith[gpu])")
         return gpu
-    if target == "auto":
+    if device == "auto":
         return gpu + ["CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
 
 
-class OrtRunner:
+class OrtRunner(DeviceKindAlias):
     """Runs an ``.onnx`` model with ONNX Runtime.
 
     Thread safety: ``InferenceSession.run`` may be called from many threads at once,
@@ -61,7 +62,7 @@ class OrtRunner:
 
     backend = "onnxruntime"
 
-    def __init__(self, path: Path, *, target: str = "auto", threads: int | None = None,
+    def __init__(self, path: Path, *, device: str = "auto", threads: int | None = None,
                  labels: tuple[str, ...] | None = None, providers: list[str] | None = None):
         try:
             import onnxruntime as ort
@@ -70,7 +71,7 @@ class OrtRunner:
         self.path = Path(path)
         self.threads = threads or default_threads()
         requested = providers
-        providers = select_providers(target, ort.get_available_providers(), requested)
+        providers = select_providers(device, ort.get_available_providers(), requested)
         so = ort.SessionOptions()
         so.intra_op_num_threads = self.threads
         so.inter_op_num_threads = 1
@@ -83,14 +84,14 @@ class OrtRunner:
                 raise EdgesmithError(f"{self.path} is not a loadable ONNX model: {e}") from None
             raise
         self.providers = tuple(self._sess.get_providers())
-        self.target = "gpu" if self.providers[0] in GPU_PROVIDERS else "cpu"
+        self.device_kind = "gpu" if self.providers[0] in GPU_PROVIDERS else "cpu"
         if requested is not None:
-            self.target_reason = f"providers {', '.join(requested)} requested: {self.providers[0]}"
-        elif target == "auto":
-            self.target_reason = (f"auto: {self.providers[0]} available" if self.target == "gpu" else
+            self.device_reason = f"providers {', '.join(requested)} requested: {self.providers[0]}"
+        elif device == "auto":
+            self.device_reason = (f"auto: {self.providers[0]} available" if self.device_kind == "gpu" else
                                   "auto: no CUDA/TensorRT execution provider, using CPUExecutionProvider")
         else:
-            self.target_reason = f"{target} requested: {self.providers[0]}"
+            self.device_reason = f"{device} requested: {self.providers[0]}"
         ins, outs = self._sess.get_inputs(), self._sess.get_outputs()
         if len(ins) != 1 or len(outs) != 1:
             raise EdgesmithError(f"{self.path}: expected one image input and one output, "

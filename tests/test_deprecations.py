@@ -107,5 +107,20 @@ def test_predict_device_and_its_old_name(tiny_run, tmp_path):
     for option, note in (("--device", False), ("--target", True)):
         r = runner.invoke(app, ["predict", model, str(tmp_path / "a.png"), option, "cpu", "--threads", "1", "--json"])
         assert r.exit_code == 0, r.output
-        assert json.loads(r.stdout)["target"] == "cpu"
+        assert json.loads(r.stdout)["device"] == "cpu"
         assert ("note: --target is deprecated, use --device" in r.stderr) is note
+
+
+def test_runtime_load_target_keyword_and_runner_target_still_work(tiny_run, capsys):
+    from edgesmith.runtime import load
+
+    path = tiny_run.artifacts / "model_int8.tflite"
+    new = load(path, device="cpu", threads=1)
+    assert new.device_kind == "cpu" and capsys.readouterr().err == ""
+    old = load(path, target="cpu", threads=1)
+    assert old.device_kind == "cpu" and old.device_reason == "cpu requested"
+    assert old.target == "cpu"
+    assert capsys.readouterr().err == ("note: load(target=...) is deprecated, use load(device=...)\n"
+                                       "note: Runner.target is deprecated, use Runner.device_kind\n")
+    with pytest.raises(ConfigError, match="unknown device 'tpu'"):
+        load(path, target="tpu")

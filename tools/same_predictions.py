@@ -39,7 +39,7 @@ def probabilities(run: Path, limit_test: int) -> dict[str, np.ndarray]:
     for f in sorted((run / "artifacts").iterdir()):
         if f.suffix in (".tflite", ".onnx"):
             t = time.perf_counter()
-            out[f.name] = runtime.load(f, target="cpu", threads=1).predict(split.images)
+            out[f.name] = runtime.load(f, device="cpu", threads=1).predict(split.images)
             print(f"{platform.machine()}: {f.name} in {time.perf_counter() - t:.1f} s", flush=True)
     return out
 

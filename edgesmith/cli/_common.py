@@ -15,7 +15,7 @@ from rich.markup import escape
 
 from edgesmith.core.crashlog import is_debug, summary, write_crash_log
 from edgesmith.core.errors import ConfigError, EdgesmithError
-from edgesmith.runtime.base import TARGETS as RUNTIME_TARGETS
+from edgesmith.runtime.base import DEVICE_KINDS
 
 from ._flags import cli_message
 
@@ -30,7 +30,7 @@ def choice_enum(name: str, values) -> type[Enum]:
     return Enum(name, {str(v).replace("-", "_"): str(v) for v in values}, type=str)
 
 
-Target = choice_enum("Target", RUNTIME_TARGETS)
+Device = choice_enum("Device", DEVICE_KINDS)
 
 
 F = TypeVar("F", bound=Callable)

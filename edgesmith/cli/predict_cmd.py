@@ -20,7 +20,7 @@ from rich.table import Table
 
 from edgesmith.core.deprecation import deprecated
 
-from ._common import Target, err, errors, out
+from ._common import Device, err, errors, out
 
 
 class Format(str, Enum):
@@ -36,9 +36,9 @@ TopKOpt = Annotated[int, typer.Option("--top-k", "-k", help="How many classes to
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table, csv, jsonl (one object per image, "
                                                                   "streamed) or json (one document).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Same as --format json.", metavar="")]  # a flag: no <bool>
-DeviceOpt = Annotated[Target, typer.Option(
+DeviceOpt = Annotated[Device, typer.Option(
     "--device", help="cpu, gpu, or auto (GPU when the backend has one, else CPU).")]
-OldTargetOpt = Annotated[Optional[Target], typer.Option("--target", hidden=True, help="Deprecated: use --device.")]
+OldTargetOpt = Annotated[Optional[Device], typer.Option("--target", hidden=True, help="Deprecated: use --device.")]
 ThreadsOpt = Annotated[Optional[int], typer.Option(help="Intra-op threads (default: all available cores).")]
 
 
@@ -65,7 +65,7 @@ def predict_cmd(
                                                    "recommended, else int8 TFLite, file).")],
         inputs: Annotated[list[Path], typer.Argument(help="Image files and/or directories (walked recursively).")],
         top_k_: TopKOpt = 3, fmt: FormatOpt = Format.table, as_json: JsonOpt = False,
-        device: DeviceOpt = Target.auto, threads: ThreadsOpt = None, old_target: OldTargetOpt = None):
+        device: DeviceOpt = Device.auto, threads: ThreadsOpt = None, old_target: OldTargetOpt = None):
     """Classify images: top-k labels with probabilities, as a table, CSV, JSON Lines or JSON.
 
     Images are decoded with Pillow (JPEG/PNG/BMP/WebP/GIF/TIFF, any mode), converted to the
@@ -88,10 +88,10 @@ def predict_cmd(
         if model.is_dir():
             model, why = model_in_run(model)
             err.print(f"using {escape(str(model))}: {why}", highlight=False, soft_wrap=True)
-        runner = load(model, target=device.value, threads=threads)
+        runner = load(model, device=device.value, threads=threads)
         s = runner.input_spec
         source = "embedded" if runner.metadata.get("labels") else ("run manifest" if runner.labels else "none")
-        err.print(f"{escape(model.name)}: {runner.backend} on {runner.target} ({escape(runner.target_reason)}), "
+        err.print(f"{escape(model.name)}: {runner.backend} on {runner.device_kind} ({escape(runner.device_reason)}), "
                   f"{runner.threads} threads; input {s.height}x{s.width}x{s.channels} {s.dtype}; "
                   f"labels: {source}", highlight=False, soft_wrap=True)
         paths = find_images(inputs)
@@ -118,8 +118,8 @@ def predict_cmd(
                                               on_result=emit if streaming else None,
                                               **({"chunk": STREAM_CHUNK} if streaming else {}))
     if fmt is Format.json:
-        doc = {"model": str(model), "backend": runner.backend, "target": runner.target,
-               "target_reason": runner.target_reason, "threads": runner.threads,
+        doc = {"model": str(model), "backend": runner.backend, "device": runner.device_kind,
+               "device_reason": runner.device_reason, "threads": runner.threads,
                "input": {"height": s.height, "width": s.width, "channels": s.channels},
                "predictions": predictions, "errors": failures}
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")

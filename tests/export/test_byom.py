@@ -87,7 +87,7 @@ def foreign(tmp_path_factory):
 
 def _agree(run, names=("model_fp32.tflite", "model_int8.tflite")) -> float:
     test = synthetic_split("test", 200)
-    preds = [load(run.root / "artifacts" / n, target="cpu").predict(test.images).argmax(1) for n in names]
+    preds = [load(run.root / "artifacts" / n, device="cpu").predict(test.images).argmax(1) for n in names]
     return float((preds[0] == preds[1]).mean())
 
 
@@ -211,7 +211,7 @@ def test_custom_object_refused_unless_trusted_savedmodel(tmp_path):
     assert json.loads(run.manifest.read_text())["model"]["source"]["format"] == "raw_savedmodel"
     export(run.root, TFLITE_ONLY)
     images = synthetic_split("test", 200).images
-    got = load(run.root / "artifacts" / "model_fp32.tflite", target="cpu").predict(images)
+    got = load(run.root / "artifacts" / "model_fp32.tflite", device="cpu").predict(images)
     np.testing.assert_allclose(got, model.predict(images.astype(np.float32), verbose=0), atol=1e-4)
 
 

@@ -54,7 +54,7 @@ def test_clustered_files_are_written_load_and_agree(clustered):
         assert a["source"] == name.split("_tflite")[0] and a["float_parent"] == "tflite_fp32"
         assert a["fidelity"]["top1_agreement"] >= 0.9, name
         assert a["fidelity"]["source_agreement"] >= 0.9, name
-        assert load(run.root / a["file"], target="cpu").predict(x).shape == (4, 10)
+        assert load(run.root / a["file"], device="cpu").predict(x).shape == (4, 10)
 
 
 def test_kernels_hold_few_values_and_keep_the_pruned_zeros(clustered):

@@ -64,7 +64,7 @@ def test_each_file_loads_agrees_and_has_the_dtypes_it_claims(full_export):
     test = load_split(DataSpec("synthetic", limit_test=300), "test")
     for name, a in arts.items():
         path = run.root / a["file"]
-        runner = load(path, target="cpu")
+        runner = load(path, device="cpu")
         probs = runner.predict(test.images[:100])
         assert probs.shape == (100, 10) and probs.dtype == np.float32
         assert a["fidelity"]["top1_agreement"] >= 0.9, name

@@ -110,7 +110,7 @@ def test_predict_skips_bad_files_predicts_the_rest_and_fails_the_exit_code(model
         assert len(p["top_k"]) == 2 and p["top_k"][0]["class"] == int(row.argmax())
         assert p["top_k"][0]["label"] == f"class{row.argmax()}"
         assert p["top_k"][0]["probability"] == pytest.approx(float(row.max()), abs=1e-6)
-    assert doc["target"] == "cpu" and "auto" in doc["target_reason"]
+    assert doc["device"] == "cpu" and "auto" in doc["device_reason"]
 
 
 def test_predict_table_and_exit_code_zero_when_all_succeed(model_alone, tmp_path):

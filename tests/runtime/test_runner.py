@@ -20,7 +20,7 @@ def images():
 def test_predict_returns_probabilities_for_any_batch_size(tiny_run, images, name):
     runner = load(tiny_run.artifacts / name, threads=1)
     assert runner.input_spec.shape == (32, 32, 3)
-    assert runner.labels[0] == "class0" and runner.target == "cpu"
+    assert runner.labels[0] == "class0" and runner.device_kind == "cpu"
     full = runner.predict(images)
     assert full.shape == (300, 10) and full.dtype == np.float32
     np.testing.assert_allclose(full.sum(1), 1, atol=0.02)
@@ -56,8 +56,8 @@ def test_bad_inputs_are_clear_errors(tiny_run, images):
         runner.predict(images[:, :16])
     with pytest.raises(ConfigError, match="unknown model format"):
         load(tiny_run.model)
-    with pytest.raises(ConfigError, match="unknown target"):
-        load(tiny_run.artifacts / "model_int8.tflite", target="tpu")
+    with pytest.raises(ConfigError, match="unknown device"):
+        load(tiny_run.artifacts / "model_int8.tflite", device="tpu")
     with pytest.raises(EdgesmithError, match="does not exist"):
         load(tiny_run.artifacts / "missing.onnx")
 
@@ -69,35 +69,35 @@ def test_corrupt_model_file_is_an_edgesmith_error(tmp_path, name):
         load(tmp_path / name)
 
 
-def test_gpu_target_on_a_tflite_file_says_what_is_missing(tiny_run):
+def test_gpu_device_on_a_tflite_file_says_what_is_missing(tiny_run):
     with pytest.raises(BackendUnavailable, match="GPU delegate"):
-        load(tiny_run.artifacts / "model_fp32.tflite", target="gpu")
+        load(tiny_run.artifacts / "model_fp32.tflite", device="gpu")
 
 
 @pytest.mark.onnx
-def test_gpu_target_without_a_gpu_says_what_is_missing(tiny_run):
+def test_gpu_device_without_a_gpu_says_what_is_missing(tiny_run):
     import onnxruntime as ort
 
     if set(ort.get_available_providers()) & {"CUDAExecutionProvider", "TensorrtExecutionProvider"}:
         pytest.skip("this machine has a GPU execution provider")
     with pytest.raises(BackendUnavailable, match="onnxruntime-gpu"):
-        load(tiny_run.artifacts / "model_fp32.onnx", target="gpu")
-    auto = load(tiny_run.artifacts / "model_fp32.onnx", target="auto")
-    assert auto.target == "cpu" and "no CUDA/TensorRT" in auto.target_reason
+        load(tiny_run.artifacts / "model_fp32.onnx", device="gpu")
+    auto = load(tiny_run.artifacts / "model_fp32.onnx", device="auto")
+    assert auto.device_kind == "cpu" and "no CUDA/TensorRT" in auto.device_reason
 
 
-@pytest.mark.parametrize("target, available, expected", [
+@pytest.mark.parametrize("device, available, expected", [
     ("auto", ["CPUExecutionProvider"], ["CPUExecutionProvider"]),
     ("auto", ["CUDAExecutionProvider", "CPUExecutionProvider"], ["CUDAExecutionProvider", "CPUExecutionProvider"]),
     ("gpu", ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
      ["TensorrtExecutionProvider", "CUDAExecutionProvider"]),
     ("cpu", ["CUDAExecutionProvider", "CPUExecutionProvider"], ["CPUExecutionProvider"]),
 ])
-def test_execution_provider_selection(target, available, expected):
-    assert select_providers(target, available) == expected
+def test_execution_provider_selection(device, available, expected):
+    assert select_providers(device, available) == expected
 
 
-def test_explicit_execution_providers_override_the_target():
+def test_explicit_execution_providers_override_the_device():
     both = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
     # pin CUDA although TensorRT would come first; CPU stays as the per-operator fallback
     assert select_providers("gpu", both, ["CUDAExecutionProvider"]) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -114,7 +114,7 @@ def test_execution_providers_apply_to_onnx_files_only(tiny_run):
 @pytest.mark.onnx
 def test_load_with_providers(tiny_run):
     r = load(tiny_run.artifacts / "model_int8.onnx", providers=["CPUExecutionProvider"])
-    assert r.providers == ("CPUExecutionProvider",) and "requested" in r.target_reason
+    assert r.providers == ("CPUExecutionProvider",) and "requested" in r.device_reason
     import onnxruntime as ort
 
     if "CUDAExecutionProvider" not in ort.get_available_providers():
