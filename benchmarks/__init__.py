@@ -1,8 +1,8 @@
-"""Benchmark suite: accuracy, latency, throughput and memory of every artifact on every target.
+"""Benchmark suite: accuracy, latency, throughput and memory of every artifact on every runtime.
 
 ``bench(RUN, bench_config("default"))`` measures a run, writes ``RUN/bench/`` and records the
 stage; :data:`BENCH_PRESETS` names the standard configurations (``default``, ``quick``,
-``int8-speed``). No TensorFlow in this package's import path (the Keras reference target runs
+``int8-speed``). No TensorFlow in this package's import path (the Keras reference runtime runs
 in a child process) and no matplotlib until a plot is drawn.
 """
 from .compare import compare_reports, gate_failures, load_results
@@ -13,9 +13,9 @@ from .stats import latency_summary, p50_noise_ms
 from .schema import RESULTS_SCHEMA
 from .session import bench
 from .suite import BenchConfig, bench_run
-from .targets import TARGETS, detect_targets, resolve_targets
+from .runtimes import RUNTIMES, detect_runtimes, resolve_runtimes
 
 __all__ = ["bench", "bench_run", "BenchConfig", "bench_config", "BENCH_PRESETS", "parse_threads",
            "format_threads", "RESULTS_SCHEMA", "write_reports", "markdown", "comparisons",
            "latency_summary", "p50_noise_ms", "compare_reports", "gate_failures", "load_results",
-           "environment", "TARGETS", "detect_targets", "resolve_targets"]
+           "environment", "RUNTIMES", "detect_runtimes", "resolve_runtimes"]

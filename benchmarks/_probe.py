@@ -78,7 +78,7 @@ def probe(cache: str | None = None, job_id: str | None = None) -> dict:
     Returns:
         ``python`` (version), ``executable``, ``edgesmith`` (version or None), ``sys``
         (:func:`sys_readings`), and when edgesmith imports: ``environment``
-        (:func:`edgesmith.benchmarks.env.environment`) and ``targets`` (name -> usable,
+        (:func:`edgesmith.benchmarks.env.environment`) and ``runtimes`` (name -> usable,
         detail); ``import_error`` when it is installed but fails to import; ``cache``
         (absolute path) and ``cached`` (names under ``files/`` and ``data/``) with ``cache``.
     """
@@ -87,10 +87,10 @@ def probe(cache: str | None = None, job_id: str | None = None) -> dict:
     if out["edgesmith"] is not None:
         try:
             from edgesmith.benchmarks.env import environment
-            from edgesmith.benchmarks.targets import TARGETS, detect_targets
+            from edgesmith.benchmarks.runtimes import RUNTIMES, detect_runtimes
 
             out["environment"] = environment()
-            out["targets"] = {t: {"usable": s.usable, "detail": s.detail} for t, s in detect_targets(TARGETS).items()}
+            out["runtimes"] = {t: {"usable": s.usable, "detail": s.detail} for t, s in detect_runtimes(RUNTIMES).items()}
         except Exception as e:  # an installed but broken edgesmith: reported as the device's reason
             out["import_error"] = f"{type(e).__name__}: {e}".splitlines()[0]
     if cache:

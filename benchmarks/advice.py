@@ -91,18 +91,18 @@ def int8_expectations(isa, arch: str | None = None) -> list[dict]:
              "why": "no AVX2 or Arm NEON flags seen: S8S8 (--target generic) is the exact form"}]
 
 
-def slower_cause(isa, arch: str | None, target: str, artifact: str = "") -> str:
-    """Why int8 is slower than float on ``target`` (a bench target, e.g. ``litert-cpu``), from the ISA
+def slower_cause(isa, arch: str | None, runtime: str, artifact: str = "") -> str:
+    """Why int8 is slower than float on ``runtime`` (a bench runtime, e.g. ``litert-cpu``), from the ISA
     (and, for ``artifact`` names of an S8S8 ONNX form, from the form)."""
     isa = set(isa)
-    if target.startswith("ort") and not _is_arm(arch, isa) and any(f in artifact for f in ("s8s8", "tensorrt")):
+    if runtime.startswith("ort") and not _is_arm(arch, isa) and any(f in artifact for f in ("s8s8", "tensorrt")):
         cause = ("S8S8 QDQ: ONNX Runtime's x86 kernels fuse only U8S8 into QLinearConv, so most convolutions "
                  "stay float between Quantize/Dequantize pairs; use --target auto")
     elif _is_arm(arch, isa):
         cause = "no Arm dotprod: int8 kernels use widening multiplies" if not isa & ARM_DOT_FLAGS else \
             "the int8 kernels have the dot-product instructions, so look at unfused ops"
     elif not isa & VNNI_FLAGS:
-        cause = ("no VNNI: XNNPACK's exact int8 kernels run at about fp32 speed on AVX2" if target.startswith("litert")
+        cause = ("no VNNI: XNNPACK's exact int8 kernels run at about fp32 speed on AVX2" if runtime.startswith("litert")
                  else "no VNNI: ONNX Runtime's int8 kernels widen u8 x s8 products to 16 bits on AVX2")
     else:
         cause = f"{vnni_kind(isa)} is present, so the int8 kernels are not the limit: look for unfused ops"
@@ -126,15 +126,15 @@ def divergences(report: dict, artifacts: list[dict], threshold_pts: float = DIVE
     """Artifacts whose top-1 here differs from their export-time top-1 on the same images.
 
     Args:
-        report: the bench report, with ``verify_accuracy``: ``[{artifact, target, top1, n}]``,
-            the top-1 of each artifact x target on the first ``n`` test images (the images
+        report: the bench report, with ``verify_accuracy``: ``[{artifact, runtime, top1, n}]``,
+            the top-1 of each artifact x runtime on the first ``n`` test images (the images
             export verified on) and ``environment`` (``isa``, ``arch``).
         artifacts: the manifest's artifact records (``fidelity.top1`` / ``fidelity.n``:
             export-time top-1 on those images; ``verified_on``, ``onnx_preset``, ``method``).
         threshold_pts: flag a difference above this many percentage points.
 
     Returns:
-        One dict per flagged artifact x target: ``artifact``, ``target``, ``export_top1``,
+        One dict per flagged artifact x runtime: ``artifact``, ``runtime``, ``export_top1``,
         ``top1``, ``n``, ``delta_pts`` (here minus export), ``cause`` (one line).
     """
     env = report.get("environment") or {}
@@ -149,7 +149,7 @@ def divergences(report: dict, artifacts: list[dict], threshold_pts: float = DIVE
         delta = (m["top1"] - fid["top1"]) * 100
         if abs(delta) > threshold_pts + 1e-9:
             exported_on = set((art.get("verified_on") or {}).get("isa") or ())
-            out.append({"artifact": m["artifact"], "target": m["target"], "export_top1": fid["top1"],
+            out.append({"artifact": m["artifact"], "runtime": m["runtime"], "export_top1": fid["top1"],
                         "top1": m["top1"], "n": m["n"], "delta_pts": round(delta, 2),
                         "cause": _likely_cause(art, here, arch, exported_on)})
     return out
@@ -157,15 +157,15 @@ def divergences(report: dict, artifacts: list[dict], threshold_pts: float = DIVE
 
 def verify_accuracy(accuracy: list[dict], files: dict, test, manifest: dict, workdir: Path, *, threads: int,
                     same_split: bool = True, say=lambda line: None, start_worker=None) -> list[dict]:
-    """Top-1 of each measured artifact x target on the first ``fidelity.n`` test images (export's images).
+    """Top-1 of each measured artifact x runtime on the first ``fidelity.n`` test images (export's images).
 
     Export verifies every artifact on the first ``verify_size`` images of the run's test split;
     the bench measures the whole split. Where ``n`` is the whole split the bench's top-1 is
-    reused; otherwise one short-lived worker (:mod:`.worker`) per artifact x target scores
+    reused; otherwise one short-lived worker (:mod:`.worker`) per artifact x runtime scores
     the first ``n``, so :func:`divergences` compares like with like.
 
     Args:
-        accuracy: the bench's accuracy entries (``artifact``, ``target``, ``top1``).
+        accuracy: the bench's accuracy entries (``artifact``, ``runtime``, ``top1``).
         files: artifact name -> (verified path, gzip bytes).
         test: the bench's test :class:`~edgesmith.core.data.Split` (``images`` ``(N, H, W, C)
             uint8``, ``labels`` ``(N,)``).
@@ -179,7 +179,7 @@ def verify_accuracy(accuracy: list[dict], files: dict, test, manifest: dict, wor
             scores on the device).
 
     Returns:
-        ``[{artifact, target, top1, n}]``.
+        ``[{artifact, runtime, top1, n}]``.
 
     Raises:
         RuntimeError: a worker died (a bug, not bad input).
@@ -191,26 +191,26 @@ def verify_accuracy(accuracy: list[dict], files: dict, test, manifest: dict, wor
     arts = {a["name"]: a for a in manifest["artifacts"]}
     out = []
     for entry in accuracy:
-        name, target = entry["artifact"], entry["target"]
+        name, runtime = entry["artifact"], entry["runtime"]
         n = ((arts.get(name) or {}).get("fidelity") or {}).get("n")
         if not n or n > len(test) or name not in files:
             continue
         if n == len(test):
-            out.append({"artifact": name, "target": target, "top1": entry["top1"], "n": n})
+            out.append({"artifact": name, "runtime": runtime, "top1": entry["top1"], "n": n})
             continue
         data = Path(workdir) / f"first-{n}"
         if not data.exists():
             data.mkdir()
             np.save(data / "images.npy", test.images[:n])
             np.save(data / "labels.npy", test.labels[:n])
-        job = {"path": str(files[name][0]), "target": target, "threads": threads, "batches": [1], "warmup": 0,
+        job = {"path": str(files[name][0]), "runtime": runtime, "threads": threads, "batches": [1], "warmup": 0,
                "accuracy": True, "data": str(data), "num_classes": int(test.labels.max()) + 1}
-        w = (start_worker or WorkerProcess)(job, Path(workdir), f"{name}-{target}-first{n}")
+        w = (start_worker or WorkerProcess)(job, Path(workdir), f"{name}-{runtime}-first{n}")
         try:
             if w.read().get("ok"):
                 top1 = w.ask({"op": "finish"})["accuracy"]["top1"]
-                out.append({"artifact": name, "target": target, "n": n, "top1": top1})
-                say(f"  {name}-{target}: top-1 {top1:.2%} on the first {n} test images, the ones export checked "
+                out.append({"artifact": name, "runtime": runtime, "n": n, "top1": top1})
+                say(f"  {name}-{runtime}: top-1 {top1:.2%} on the first {n} test images, the ones export checked "
                     f"it on ({arts[name]['fidelity']['top1']:.2%} there): the divergence check")
         finally:
             w.close()
@@ -231,7 +231,7 @@ def recommend(report: dict, budget_pts: float = DEFAULT_BUDGET_PTS, run_dir: str
     within the measurement noise go to the smaller, then the simpler file, and the tie is said.
     Float top-1 is the Keras reference's when it was measured on the same number of test
     images, else the best fp32 artifact's here. Latency is compared at the smallest thread
-    count measured (one core: the usual edge deployment), over every target.
+    count measured (one core: the usual edge deployment), over every runtime.
 
     Args:
         report: the bench report (``results`` rows with ``top1``, ``latency_ms.p50``, ``bytes``).
@@ -239,7 +239,7 @@ def recommend(report: dict, budget_pts: float = DEFAULT_BUDGET_PTS, run_dir: str
         run_dir: the run directory, so the recommendation names the file's path.
 
     Returns:
-        :class:`.recommend.Recommendation` as a dict (``artifact``, ``file``, ``target``,
+        :class:`.recommend.Recommendation` as a dict (``artifact``, ``file``, ``runtime``,
         ``threads``, ``top1``, ``p50_ms``, ``bytes``, ``float_top1``, ``budget_pts``, ``rule``,
         ``speedup``, ``ties``, ``tie_note``, ``sentence``, ``why``); ``{}`` without results.
 

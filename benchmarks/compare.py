@@ -11,7 +11,7 @@ What counts as a change (see :func:`compare_reports`):
   runtime upgrades may flip a handful of borderline images);
 * file size: any change in bytes.
 
-Rows are matched by device, artifact, target, threads and batch. Results of several devices
+Rows are matched by device, artifact, runtime, threads and batch. Results of several devices
 (``edgesmith bench --device ...``) compare device by device; ``FILE#DEVICE`` picks one
 device's rows, so ``--compare results.json#local results.json#ssh://pi`` compares two
 devices of one bench, and two one-device files compare whatever their devices are called.
@@ -24,16 +24,20 @@ from pathlib import Path
 
 from edgesmith.core.errors import ConfigError
 
-from .schema import LOCAL, RESULTS_SCHEMA, device_names, device_of
+from .schema import LOCAL, READABLE_SCHEMAS, device_names, device_of, upgrade
 from .stats import p50_noise_ms
 
 
 def load_results(path: str | Path) -> dict:
-    """Read a ``results.json`` written by this version of the suite; ``FILE#DEVICE`` keeps one device's part.
+    """Read a ``results.json`` (schema 2 or 3, see :func:`.schema.upgrade`); ``FILE#DEVICE`` keeps one device's part.
+
+    Returns:
+        The report in the current schema's shape (``schema_version`` = :data:`.schema.RESULTS_SCHEMA`; an
+        older file also gets ``upgraded_from``).
 
     Raises:
-        ConfigError: missing or unreadable file, not a results file, another schema version,
-            or no such device in it.
+        ConfigError: missing or unreadable file, not a results file, a schema this version cannot
+            read, or no such device in it.
     """
     device = None
     if not Path(path).exists() and "#" in str(path):
@@ -47,9 +51,10 @@ def load_results(path: str | Path) -> dict:
         raise ConfigError(f"cannot read results file {path}: {e}") from None
     if not isinstance(data, dict) or "results" not in data:
         raise ConfigError(f"{path} is not an edgesmith results.json (no 'results')")
-    if data.get("schema_version") != RESULTS_SCHEMA:
+    if data.get("schema_version") not in READABLE_SCHEMAS:
         raise ConfigError(f"{path} has results schema {data.get('schema_version')!r}; this edgesmith reads "
-                          f"schema {RESULTS_SCHEMA} (re-run `edgesmith bench` to refresh it)")
+                          f"schemas {', '.join(map(str, READABLE_SCHEMAS))} (re-run `edgesmith bench` to refresh it)")
+    data = upgrade(data)
     if device is not None:
         from .device_report import select_device
 
@@ -62,7 +67,7 @@ class Change:
     """One metric of one row that moved beyond noise.
 
     Attributes:
-        key: ``artifact target tN bB``.
+        key: ``artifact runtime tN bB``.
         metric: ``p50_ms``, ``throughput_ips``, ``top1_pct``, ``rss_model_mib`` or ``bytes``.
         old / new: values in the metric's unit.
         noise: the band the change had to exceed (same unit).
@@ -83,7 +88,7 @@ class Change:
 
 
 def _key(r: dict) -> tuple:
-    return (device_of(r), r["artifact"], r["target"], r["threads"], r.get("batch", 1))
+    return (device_of(r), r["artifact"], r["runtime"], r["threads"], r.get("batch", 1))
 
 
 def _name(k: tuple) -> str:
@@ -114,8 +119,8 @@ def _env_notes(old: dict, new: dict, rel_tol: float, prefix: str) -> list[str]:
 
 def compare_reports(old: dict, new: dict, *, rel_tol: float = 0.10, acc_tol_pts: float = 0.1,
                     z: float = 3.0) -> dict:
-    """Rows of ``new`` against the same device x artifact x target x threads x batch in ``old``
-    (two one-device reports: the same artifact x target x threads x batch, whatever the devices).
+    """Rows of ``new`` against the same device x artifact x runtime x threads x batch in ``old``
+    (two one-device reports: the same artifact x runtime x threads x batch, whatever the devices).
 
     Args:
         old, new: reports as loaded by :func:`load_results`.

@@ -29,7 +29,7 @@ class Device(Protocol):
 
     def __exit__(self, *exc) -> None: ...
 
-    def detect_targets(self) -> dict: ...
+    def detect_runtimes(self) -> dict: ...
 
     def worker(self, job: dict, workdir: Path, tag: str): ...
 
@@ -72,11 +72,11 @@ class LocalDevice:
     def __exit__(self, *exc) -> None:
         return None
 
-    def detect_targets(self) -> dict:
-        """Target name -> :class:`.targets.TargetStatus` on this machine."""
-        from .targets import TARGETS, detect_targets
+    def detect_runtimes(self) -> dict:
+        """Runtime name -> :class:`.runtimes.RuntimeStatus` on this machine."""
+        from .runtimes import RUNTIMES, detect_runtimes
 
-        return detect_targets(TARGETS)
+        return detect_runtimes(RUNTIMES)
 
     def worker(self, job: dict, workdir: Path, tag: str):
         """Start one cell's worker process here (see :class:`.worker.WorkerProcess`)."""

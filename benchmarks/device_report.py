@@ -3,7 +3,7 @@
 A merged report is an ordinary ``results.json`` (same schema) whose rows, accuracy entries,
 comparisons and skipped entries each carry a ``device`` key, plus ``devices``: one entry per
 device with ``name``, ``kind`` (``local`` / ``ssh``), ``ok``, ``reason`` (one line when it
-failed), ``environment`` (its fingerprint) and ``targets``. A report without ``device`` keys
+failed), ``environment`` (its fingerprint) and ``runtimes``. A report without ``device`` keys
 (one written before devices existed) is the ``local`` device's.
 """
 from __future__ import annotations
@@ -42,15 +42,15 @@ def merge_reports(run_dir: str | Path, config, parts: list[dict], entries: list[
     first = parts[0] if parts else None
     if first is None:
         manifest = load_manifest(RunDir(run_dir))
-        first = {"run": manifest["run"], "environment": {}, "reference": {}, "targets": {}, "class_names": [],
-                 "config": {"targets": list(config.targets), "threads": list(config.threads),
+        first = {"run": manifest["run"], "environment": {}, "reference": {}, "runtimes": {}, "class_names": [],
+                 "config": {"runtimes": list(config.runtimes), "threads": list(config.threads),
                             "batches": list(config.batches), "seconds": config.seconds, "rounds": config.rounds,
                             "n_test": None, "method": config.method()}}
-    by_env = {p["environment"].get("device"): p["targets"] for p in parts}
+    by_env = {p["environment"].get("device"): p["runtimes"] for p in parts}
     merged = {"schema_version": RESULTS_SCHEMA, "run": first["run"], "created": now_iso(), "wall_s": round(wall_s, 1),
               "environment": first["environment"], "config": first["config"], "reference": first["reference"],
-              "targets": first["targets"], "class_names": first["class_names"],
-              "devices": [{**e, "targets": by_env.get(e["name"], {})} for e in entries]}
+              "runtimes": first["runtimes"], "class_names": first["class_names"],
+              "devices": [{**e, "runtimes": by_env.get(e["name"], {})} for e in entries]}
     for key in _PER_DEVICE:
         merged[key] = [x for p in parts for x in p.get(key) or []]
     recs = [p["recommendation"] for p in parts if p.get("recommendation")]
@@ -75,7 +75,7 @@ def select_device(report: dict, name: str) -> dict:
     if entry is not None:
         sub["devices"] = [entry]
         sub["environment"] = entry.get("environment") or {}
-        sub["targets"] = entry.get("targets") or report.get("targets", {})
+        sub["runtimes"] = entry.get("runtimes") or report.get("runtimes", {})
     for key in _PER_DEVICE:
         sub[key] = [x for x in report.get(key) or [] if device_of(x) == name]
     recs = [r for r in report.get("recommendations") or [] if device_of(r) == name]

@@ -1,6 +1,6 @@
 """Where the bench runs: this machine (``local``) or a device over SSH (``ssh://[user@]host[:port]``).
 
-A device gives the suite (:func:`.suite.bench_run`) four things: the status of every target
+A device gives the suite (:func:`.suite.bench_run`) four things: the status of every runtime
 on it, a worker per cell (:class:`.worker.WorkerProcess` here, :class:`.remote.RemoteWorker`
 over ``ssh`` there, speaking the same JSON-lines protocol), its load average before the bench
 and its fingerprint after it. :func:`bench_devices` measures a run on several devices and merges
@@ -94,10 +94,10 @@ def parse_devices(specs: Sequence[str] | None, *, remote_python: str | None = No
     return devices
 
 
-def _no_target_reason(part: dict) -> str:
-    reasons = [f"{s['target']}: {s['reason']}" for s in part.get("skipped", [])
+def _no_runtime_reason(part: dict) -> str:
+    reasons = [f"{s['runtime']}: {s['reason']}" for s in part.get("skipped", [])
                if s.get("reason") != "not requested"]
-    return "nothing could be measured (" + ("; ".join(reasons) or "no requested target") + ")"
+    return "nothing could be measured (" + ("; ".join(reasons) or "no requested runtime") + ")"
 
 
 def bench_devices(run_dir: str | Path, config, devices: Sequence[Device],
@@ -201,7 +201,7 @@ def _bench_one(run_dir, config, device: Device, *, say, started: float, recommen
         return None, entry
     tag_device_report(part, device.name, recommend_budget)
     ok = bool(part["results"])
-    entry.update(ok=ok, state="ok" if ok else "nothing measured", reason=None if ok else _no_target_reason(part),
+    entry.update(ok=ok, state="ok" if ok else "nothing measured", reason=None if ok else _no_runtime_reason(part),
                  environment=part["environment"], wall_s=part["wall_s"])
     say(f"== device {device.name}: " + (f"ok, {len(part['results'])} rows in {part['wall_s']} s" if ok
                                        else entry["reason"]))

@@ -11,7 +11,7 @@ from edgesmith.core.cpuinfo import machine_stamp
 from edgesmith.core.errors import BackendUnavailable
 from edgesmith.core.fsutil import atomic_path
 
-from .schema import device_of
+from .schema import device_of, upgrade
 
 PLOTS_HINT = "pip install 'edgesmith[plots]'"
 
@@ -38,13 +38,14 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 def plot_pareto(report: dict, path: str | Path) -> Path:
     """Draw top-1 vs batch-1 p50 latency for every measured row, marker area by file size.
 
-    Colour is the target; with several devices the marker shape is the device and each label
+    Colour is the runtime; with several devices the marker shape is the device and each label
     names it. Points on the Pareto front (over all devices) are outlined and joined by a step
     line. The title names the machine (``environment.cpu``; with several devices, their names)
     and the date (``created``) of the report. Written atomically.
 
     Args:
-        report: a benchmark report (rows with ``batch`` 1 are plotted).
+        report: a benchmark report, e.g. a loaded ``results.json`` of schema 2 or 3 (rows with
+            ``batch`` 1 are plotted).
         path: the PNG to write.
 
     Returns:
@@ -60,15 +61,15 @@ def plot_pareto(report: dict, path: str | Path) -> Path:
     except ImportError:
         raise BackendUnavailable(f"drawing {Path(path).name} needs matplotlib: {PLOTS_HINT}") from None
 
-    rows = [r for r in report["results"] if r.get("batch", 1) == 1]
+    rows = [r for r in upgrade(report)["results"] if r.get("batch", 1) == 1]
     pts = [(r["latency_ms"]["p50"], r["top1"] * 100) for r in rows]
     front = pareto_front(pts)
     biggest = max(r["bytes"] for r in rows)
     fig = Figure(figsize=(8, 5.5), dpi=120)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    targets = sorted({r["target"] for r in rows})
-    colors = {t: f"C{i}" for i, t in enumerate(targets)}
+    runtimes = sorted({r["runtime"] for r in rows})
+    colors = {t: f"C{i}" for i, t in enumerate(runtimes)}
     devices = list(dict.fromkeys(device_of(r) for r in rows))
     markers = {d: "os^DvP*X"[i % 8] for i, d in enumerate(devices)}
     at = (lambda r: f" @ {device_of(r)}") if len(devices) > 1 else (lambda r: "")
@@ -76,7 +77,7 @@ def plot_pareto(report: dict, path: str | Path) -> Path:
     for i, (r, (x, y)) in enumerate(zip(rows, pts)):
         j = seen[round(y, 2)] = seen.get(round(y, 2), -1) + 1  # rank among points of equal accuracy
         on = i in front
-        ax.scatter(x, y, s=40 + 600 * r["bytes"] / biggest, color=colors[r["target"]], alpha=0.6,
+        ax.scatter(x, y, s=40 + 600 * r["bytes"] / biggest, color=colors[r["runtime"]], alpha=0.6,
                    marker=markers[device_of(r)],
                    edgecolors="black" if on else "none", linewidths=1.5 if on else 0)
         # stagger labels so near-identical points (same model, other thread count) stay readable
@@ -84,7 +85,7 @@ def plot_pareto(report: dict, path: str | Path) -> Path:
                     xytext=(7, (10, -14, 22, -26, 34, -38, 46, -50)[j % 8]), fontsize=7)
     fx, fy = zip(*(pts[i] for i in front))
     ax.step(fx, fy, where="post", color="black", linewidth=1, linestyle="--")
-    handles = [Line2D([], [], marker="o", linestyle="", color=colors[t], alpha=0.6, label=t) for t in targets]
+    handles = [Line2D([], [], marker="o", linestyle="", color=colors[t], alpha=0.6, label=t) for t in runtimes]
     if len(devices) > 1:
         handles += [Line2D([], [], marker=markers[d], linestyle="", color="gray", label=d) for d in devices]
     handles.append(Line2D([], [], marker="o", linestyle="--", color="black", markerfacecolor="none",

@@ -3,11 +3,11 @@
 =============  ===========================================================================
 preset         measures
 =============  ===========================================================================
-default        what ``edgesmith bench`` does: targets auto, threads 1 and every core, batch 1
+default        what ``edgesmith bench`` does: runtimes auto, threads 1 and every core, batch 1
                and 64, 30 s of interleaved batch-1 timing in 30 rounds
-quick          what ``edgesmith pipeline`` runs: the CPU targets at 1 thread, batch 1 and 64,
+quick          what ``edgesmith pipeline`` runs: the CPU runtimes at 1 thread, batch 1 and 64,
                10 s of timing
-int8-speed     the long run behind the int8 latencies of docs/int8.md: the CPU targets at 1 thread,
+int8-speed     the long run behind the int8 latencies of docs/int8.md: the CPU runtimes at 1 thread,
                batch 1 and 64, 2,000 interleaved rounds (at least 2,000 timed batch-1 calls
                per artifact) over 60 s
 =============  ===========================================================================
@@ -29,15 +29,15 @@ from edgesmith.core.errors import ConfigError
 from edgesmith.runtime import default_threads
 
 from .suite import BenchConfig
-from .targets import GROUPS, resolve_targets
+from .runtimes import GROUPS, resolve_runtimes
 
 BENCH_PRESETS: dict[str, dict[str, Any]] = {
-    "default": {"targets": GROUPS["auto"], "threads": (1, "all"), "batches": (1, 64), "warmup": 50,
+    "default": {"runtimes": GROUPS["auto"], "threads": (1, "all"), "batches": (1, 64), "warmup": 50,
                 "runs": 200, "batch_runs": 30, "seconds": 30.0, "rounds": 30},
-    "quick": {"targets": GROUPS["cpu"], "threads": (1,), "batches": (1, 64), "warmup": 50,
+    "quick": {"runtimes": GROUPS["cpu"], "threads": (1,), "batches": (1, 64), "warmup": 50,
               "runs": 200, "batch_runs": 30, "seconds": 10.0, "rounds": 30},
     # int8_speed.py (retired) timed 2,000 interleaved rounds of one call per artifact at 1 thread
-    "int8-speed": {"targets": GROUPS["cpu"], "threads": (1,), "batches": (1, 64), "warmup": 50,
+    "int8-speed": {"runtimes": GROUPS["cpu"], "threads": (1,), "batches": (1, 64), "warmup": 50,
                    "runs": 2000, "batch_runs": 200, "seconds": 60.0, "rounds": 2000},
 }
 _FIELDS = tuple(f.name for f in fields(BenchConfig))
@@ -79,8 +79,8 @@ def bench_config(preset: str = "default", **overrides: Any) -> BenchConfig:
     Args:
         preset: a name in :data:`BENCH_PRESETS`.
         overrides: BenchConfig fields; ``None`` keeps the preset's value. ``threads`` may be
-            ``"1,all"`` text or a tuple of ints and ``"all"``; ``targets`` may be ``--runtime``
-            text (names and groups, see :func:`.targets.resolve_targets`); ``batches`` may be
+            ``"1,all"`` text or a tuple of ints and ``"all"``; ``runtimes`` may be ``--runtime``
+            text (names and groups, see :func:`.runtimes.resolve_runtimes`); ``batches`` may be
             ``"1,64"`` text.
 
     Returns:
@@ -98,7 +98,7 @@ def bench_config(preset: str = "default", **overrides: Any) -> BenchConfig:
     threads = values["threads"]
     values["threads"] = (parse_threads(threads) if isinstance(threads, str)
                          else parse_threads(format_threads(threads)))
-    if isinstance(values["targets"], str):
-        values["targets"] = resolve_targets(values["targets"])
+    if isinstance(values["runtimes"], str):
+        values["runtimes"] = resolve_runtimes(values["runtimes"])
     values["batches"] = _int_tuple(values["batches"], "batches")
     return BenchConfig(**values)

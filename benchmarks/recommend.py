@@ -32,14 +32,14 @@ class Recommendation:
         artifact: artifact name in the manifest (``onnx_int8``).
         file: the file, relative to the run (``artifacts/model_int8.onnx``), or the path
             ``RUN/artifacts/...`` when the run directory was given.
-        target, threads: where it was measured (bench target, intra-op threads).
+        runtime, threads: where it was measured (bench runtime, intra-op threads).
         top1: its top-1 (0-1) here, None when only latency was measured; ``p50_ms``: batch-1
             median latency, ms; ``bytes``: file size.
         float_top1: the float reference top-1 the budget is taken from (0-1), None without accuracy.
         rule: ``fastest within budget``, ``fastest (latency only)`` or ``smallest (none within budget)``.
         budget_pts: accuracy budget, top-1 points.
         precision: the file's precision (``int8``, ``dynamic``, ``fp16``, ``fp32``).
-        speedup: the float parent's p50 / this p50 on the same target (x), None without one.
+        speedup: the float parent's p50 / this p50 on the same runtime (x), None without one.
         ties: the other rows that tie with it within noise (``file``, ``p50_ms``, ``top1``, ``bytes``).
         tie_note: one line saying the tie and how it was broken ("" without a tie).
         sentence: one plain sentence for people (what to ship, how much faster than float).
@@ -48,7 +48,7 @@ class Recommendation:
 
     artifact: str
     file: str
-    target: str
+    runtime: str
     threads: int
     top1: float | None
     p50_ms: float
@@ -102,7 +102,7 @@ def _pct(x: float | None) -> str:
 
 def _float_parent_row(best: dict, rows: list[dict]) -> dict | None:
     parent = best.get("float_parent")
-    same = [r for r in rows if r["target"] == best["target"] and r["threads"] == best["threads"]]
+    same = [r for r in rows if r["runtime"] == best["runtime"] and r["threads"] == best["threads"]]
     for r in same:
         if parent and r["artifact"] == parent:
             return r
@@ -122,7 +122,7 @@ def recommend(rows: list[dict], float_top1: float | None, budget_pts: float = DE
 
     Args:
         rows: bench result rows (``artifact``, ``file``, ``format``, ``precision``,
-            ``float_parent``, ``target``, ``threads``, ``top1`` (0-1 or None when only latency
+            ``float_parent``, ``runtime``, ``threads``, ``top1`` (0-1 or None when only latency
             was measured), ``n_test``, ``latency_ms`` (``p50`` and, for the noise band, ``p25``,
             ``p75``, ``n``), ``bytes``).
         float_top1: the float reference top-1 (0-1); None: no accuracy known (latency only:
@@ -180,14 +180,14 @@ def recommend(rows: list[dict], float_top1: float | None, budget_pts: float = DE
         pace = f"{kind} runs about {speedup:.1f}x faster than float"
     else:
         pace = f"{kind} runs about {1 / speedup:.1f}x slower than float (but it is smaller)"
-    sentence = f"ship {where(best)}: {pace} on this machine ({best['target']}, {threads} thread{'s' * (threads != 1)})"
+    sentence = f"ship {where(best)}: {pace} on this machine ({best['runtime']}, {threads} thread{'s' * (threads != 1)})"
     if best.get("top1") is not None and ref is not None:
         sentence += f", top-1 {_pct(best['top1'])} vs float {_pct(ref)}"
     acc = (f"top-1 {_pct(best['top1'])} vs float {_pct(ref)} ({(best['top1'] - ref) * 100:+.2f} pt, "
            f"budget {budget_pts:g} pt)" if best.get("top1") is not None and ref is not None else "no accuracy measured")
-    why = (f"{best['artifact']} on {best['target']}: p50 {best['latency_ms']['p50']:.3f} ms at {threads} "
+    why = (f"{best['artifact']} on {best['runtime']}: p50 {best['latency_ms']['p50']:.3f} ms at {threads} "
            f"thread{'s' * (threads != 1)}, {acc}, {best['bytes'] / 1024:.1f} KiB: {rule}")
-    return Recommendation(artifact=best["artifact"], file=where(best), target=best["target"], threads=threads,
+    return Recommendation(artifact=best["artifact"], file=where(best), runtime=best["runtime"], threads=threads,
                           top1=best.get("top1"), p50_ms=best["latency_ms"]["p50"], bytes=best["bytes"],
                           float_top1=ref, budget_pts=budget_pts, rule=rule, precision=best.get("precision"),
                           speedup=round(speedup, 3) if speedup else None,

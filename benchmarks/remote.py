@@ -64,7 +64,7 @@ class SshDevice:
     """A device reached with ``ssh [user@]host [-p port]`` (see :func:`.devices.parse_device`).
 
     Use as a context manager: entering probes the device (one connection: Python, edgesmith
-    version, CPU fingerprint, targets) and prepares its job folder; leaving kills any worker
+    version, CPU fingerprint, runtimes) and prepares its job folder; leaving kills any worker
     of this job still alive and removes the folder.
 
     Raises (on entering, and from :meth:`worker`):
@@ -153,11 +153,11 @@ class SshDevice:
             pass
 
     # -- what the suite asks ---------------------------------------------------------------
-    def detect_targets(self) -> dict:
-        """Target name -> :class:`.targets.TargetStatus` on the device (from the probe)."""
-        from .targets import TargetStatus
+    def detect_runtimes(self) -> dict:
+        """Runtime name -> :class:`.runtimes.RuntimeStatus` on the device (from the probe)."""
+        from .runtimes import RuntimeStatus
 
-        return {t: TargetStatus(t, s["usable"], s["detail"]) for t, s in self._probe["targets"].items()}
+        return {t: RuntimeStatus(t, s["usable"], s["detail"]) for t, s in self._probe["runtimes"].items()}
 
     def load_avg(self) -> float | None:
         """The device's 1-minute load average when it was probed."""

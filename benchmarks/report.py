@@ -2,12 +2,12 @@
 confusion-<artifact>.png per artifact.
 
 report.md holds one results table, then for every quantized variant its change against its
-float parent on each target (accuracy delta in points, speed-up x, size ratio) with a
+float parent on each runtime (accuracy delta in points, speed-up x, size ratio) with a
 one-line verdict (naming the ISA cause when int8 is slower, :func:`.advice.slower_cause`),
 the artifacts whose top-1 here differs from their export-time top-1 (:func:`.advice.divergences`),
 the recommended artifact when asked (:func:`.advice.recommend`), per-class accuracy (recall) of
-every artifact x target and each artifact's confusion matrix (:mod:`edgesmith.core.perclass`), and
-the targets that were skipped and why.
+every artifact x runtime and each artifact's confusion matrix (:mod:`edgesmith.core.perclass`), and
+the runtimes that were skipped and why.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from .pareto import PLOTS_HINT, plot_pareto
 from .schema import LOCAL, device_names, device_of
 from .verdicts import WIN_MAX_DROP_PTS, WIN_SPEEDUP, comparisons, plural  # noqa: F401  (comparisons re-exported)
 
-CSV_FIELDS = ("device", "artifact", "format", "precision", "target", "threads", "batch", "top1", "n_test",
+CSV_FIELDS = ("device", "artifact", "format", "precision", "runtime", "threads", "batch", "top1", "n_test",
               "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "throughput_ips", "load_ms",
               "rss_peak_mib", "rss_model_mib", "bytes", "gzip_bytes")
 def _csv_row(r: dict) -> dict:
@@ -40,7 +40,7 @@ def _fmt(v, spec: str, none: str = "-") -> str:
 
 def markdown(report: dict, notes: tuple[str, ...] = ()) -> str:
     """The report as Markdown: environment and method, one results table, float -> quantized
-    comparisons with verdicts, per-class accuracy, skipped targets, then ``notes`` (one
+    comparisons with verdicts, per-class accuracy, skipped runtimes, then ``notes`` (one
     bullet each, e.g. why there is no plot)."""
     env, cfg = report["environment"], report["config"]
     gpus = ", ".join(g["name"] for g in env.get("gpus") or []) or "no GPU"
@@ -59,30 +59,30 @@ def markdown(report: dict, notes: tuple[str, ...] = ()) -> str:
     ref = report.get("reference") or {}
     if ref.get("top1") is not None:
         lines += [f"Keras float32 reference (from training): top-1 {ref['top1']:.2%} on {ref['n_test']} test images.", ""]
-    lines += ["| artifact | target | threads | batch | top-1 | p50 ms | p90 ms | p99 ms | mean ± std ms | img/s "
+    lines += ["| artifact | runtime | threads | batch | top-1 | p50 ms | p90 ms | p99 ms | mean ± std ms | img/s "
               "| load ms | peak RSS MiB (model) | size KiB | gzip KiB |",
               "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in report["results"]:
         lat = r["latency_ms"]
-        lines.append(f"| {r['artifact']} | {r['target']} | {r['threads']} | {r.get('batch', 1)} | {_fmt(r['top1'], '.2%')} | "
+        lines.append(f"| {r['artifact']} | {r['runtime']} | {r['threads']} | {r.get('batch', 1)} | {_fmt(r['top1'], '.2%')} | "
                      f"{lat['p50']:.3f} | {lat['p90']:.3f} | {lat['p99']:.3f} | {lat['mean']:.3f} ± {lat['std']:.3f} | "
                      f"{_fmt(r.get('throughput_ips'), ',.0f')} | {_fmt(r.get('load_ms'), '.1f')} | "
                      f"{_fmt(r.get('rss_peak_mib'), '.0f')} ({_fmt(r.get('rss_model_mib'), '.1f')}) | "
                      f"{r['bytes'] / 1024:.1f} | {r['gzip_bytes'] / 1024:.1f} |")
     host_only = [a for a in report.get("accuracy") or [] if a.get("note")]
     if host_only:  # e.g. TFLite Micro on this host: its x86 time is no microcontroller's time, so none is shown
-        lines += ["", "## Accuracy only (no latency: host, not device)", "", "| artifact | target | top-1 | images |",
+        lines += ["", "## Accuracy only (no latency: host, not device)", "", "| artifact | runtime | top-1 | images |",
                   "|---|---|---:|---:|"]
-        lines += [f"| {a['artifact']} | {a['target']} | {a['top1']:.2%} | {a['n_test']} |" for a in host_only]
+        lines += [f"| {a['artifact']} | {a['runtime']} | {a['top1']:.2%} | {a['n_test']} |" for a in host_only]
         lines += ["", host_only[0]["note"] + "; `bench --board` estimates the time on a board."]
     comps = report.get("comparisons") or []
     if comps:
         lines += ["", "## Quantized vs float parent", "",
-                  "| quantized vs float | target | threads | Δ top-1 (pt) | speed-up batch 1 | speed-up throughput "
+                  "| quantized vs float | runtime | threads | Δ top-1 (pt) | speed-up batch 1 | speed-up throughput "
                   "| size ratio |", "|---|---|---:|---:|---:|---:|---:|"]
         for c in comps:
             tput = f"{c['throughput_speedup']:.2f}× (batch {c['throughput_batch']})" if c.get("throughput_speedup") else "-"
-            lines.append(f"| {c['quantized']} vs {c['float']} | {c['target']} | {c['threads']} | "
+            lines.append(f"| {c['quantized']} vs {c['float']} | {c['runtime']} | {c['threads']} | "
                          f"{_fmt(c['accuracy_delta_pts'], '+.2f')} | {_fmt(c.get('speedup'), '.2f')}× | {tput} | "
                          f"{c['size_ratio']:.2f} |")
         lines += [""] + [f"- {c['quantized']}: {c['verdict']}" for c in comps]
@@ -90,7 +90,7 @@ def markdown(report: dict, notes: tuple[str, ...] = ()) -> str:
     lines += _advice_lines(report)
     if report.get("skipped"):
         lines += ["", "## Skipped", ""]
-        lines += [f"- {s['target']}" + (f" ({s['artifact']})" if s.get("artifact") else "") + f": {s['reason']}"
+        lines += [f"- {s['runtime']}" + (f" ({s['artifact']})" if s.get("artifact") else "") + f": {s['reason']}"
                   for s in report["skipped"]]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
@@ -98,11 +98,11 @@ def markdown(report: dict, notes: tuple[str, ...] = ()) -> str:
 
 
 def confusions(report: dict) -> dict[str, dict]:
-    """One confusion matrix per artifact: artifact -> ``{"target", "confusion", "same_on"}``.
+    """One confusion matrix per artifact: artifact -> ``{"runtime", "confusion", "same_on"}``.
 
-    The matrix is the first target's that measured the artifact's accuracy (``confusion``: K lists of
-    K counts, row = true class); ``same_on`` lists the other targets whose predictions gave the same
-    matrix (a target that differs gets its own row in the per-class table, not its own matrix).
+    The matrix is the first runtime's that measured the artifact's accuracy (``confusion``: K lists of
+    K counts, row = true class); ``same_on`` lists the other runtimes whose predictions gave the same
+    matrix (a runtime that differs gets its own row in the per-class table, not its own matrix).
     """
     out: dict[str, dict] = {}
     for a in report.get("accuracy") or []:
@@ -110,15 +110,15 @@ def confusions(report: dict) -> dict[str, dict]:
         if cm is None:
             continue
         if a["artifact"] not in out:
-            out[a["artifact"]] = {"target": a["target"], "confusion": cm, "same_on": []}
+            out[a["artifact"]] = {"runtime": a["runtime"], "confusion": cm, "same_on": []}
         elif out[a["artifact"]]["confusion"] == cm:
-            out[a["artifact"]]["same_on"].append(a["target"])
+            out[a["artifact"]]["same_on"].append(a["runtime"])
     return out
 
 
 def per_class_lines(report: dict) -> list[str]:
     """report.md's "Per-class accuracy" section: recall per class (and balanced accuracy) for every
-    artifact x target, then each artifact's confusion matrix (empty without accuracy entries)."""
+    artifact x runtime, then each artifact's confusion matrix (empty without accuracy entries)."""
     from edgesmith.core.perclass import confusion_markdown, per_class_summary
 
     acc, names = report.get("accuracy") or [], report.get("class_names")
@@ -126,15 +126,15 @@ def per_class_lines(report: dict) -> list[str]:
         return []
     lines = ["", "## Per-class top-1 (recall)", "",
              "Share of each class's test images predicted as that class; balanced = the mean over classes.", "",
-             "| artifact | target | balanced | " + " | ".join(names) + " |", "|---|---|---:|" + "---:|" * len(names)]
+             "| artifact | runtime | balanced | " + " | ".join(names) + " |", "|---|---|---:|" + "---:|" * len(names)]
     for a in acc:
         known = [v for v in a["per_class"].values() if v is not None]
         balanced = sum(known) / len(known) if known else None
-        lines.append(f"| {a['artifact']} | {a['target']} | {_fmt(balanced, '.1%')} | "
+        lines.append(f"| {a['artifact']} | {a['runtime']} | {_fmt(balanced, '.1%')} | "
                      + " | ".join(_fmt(a["per_class"].get(n), ".1%") for n in names) + " |")
     for name, c in confusions(report).items():
         worst = per_class_summary(c["confusion"], names, top_confusions=3)["most_confused"]
-        on = ", ".join([c["target"], *c["same_on"]])
+        on = ", ".join([c["runtime"], *c["same_on"]])
         lines += ["", f"### Confusion matrix: {name} ({on}; row: true class, column: predicted)", "",
                   *confusion_markdown(c["confusion"], names)]
         if worst:
@@ -152,11 +152,11 @@ def _advice_lines(report: dict) -> list[str]:
         lines += ["", "## Accuracy here vs at export", "",
                   f"Top-1 on the first {verify[0]['n']} test images (those export verified on): "
                   + (f"{plural(len(flagged), 'artifact')} differ by more than 0.3 pt." if flagged
-                     else f"all {len(verify)} artifact x target pairs within 0.3 pt of export.")]
+                     else f"all {len(verify)} artifact x runtime pairs within 0.3 pt of export.")]
         if flagged:
-            lines += ["", "| artifact | target | top-1 here | at export | Δ pt | likely cause |",
+            lines += ["", "| artifact | runtime | top-1 here | at export | Δ pt | likely cause |",
                       "|---|---|---:|---:|---:|---|"]
-            lines += [f"| {d['artifact']} | {d['target']} | {d['top1']:.2%} | {d['export_top1']:.2%} | "
+            lines += [f"| {d['artifact']} | {d['runtime']} | {d['top1']:.2%} | {d['export_top1']:.2%} | "
                       f"{d['delta_pts']:+.2f} | {d['cause']} |" for d in flagged]
     rec = report.get("recommendation")
     if rec:
@@ -204,7 +204,7 @@ def write_reports(report: dict, out_dir: str | Path, *, plot: bool = True) -> di
             try:
                 paths[f"confusion-{name}"] = plot_confusion(c["confusion"], report["class_names"],
                                                             out_dir / f"confusion-{name}.png",
-                                                            title=f"{name} ({c['target']})",
+                                                            title=f"{name} ({c['runtime']})",
                                                             machine=machine_stamp(
                                                                 (report.get("environment") or {}).get("cpu"),
                                                                 report.get("created")))
@@ -254,10 +254,10 @@ def _window(d: dict) -> str:
 def _side_by_side(report: dict, names: list[str]) -> list[str]:
     rows: dict[tuple, dict[str, dict]] = {}
     for r in report["results"]:
-        rows.setdefault((r["artifact"], r["target"], r["threads"], r.get("batch", 1)), {})[device_of(r)] = r
-    head = "| artifact | target | threads | batch | top-1 | " + " | ".join(names) + " |"
+        rows.setdefault((r["artifact"], r["runtime"], r["threads"], r.get("batch", 1)), {})[device_of(r)] = r
+    head = "| artifact | runtime | threads | batch | top-1 | " + " | ".join(names) + " |"
     out = [head, "|---|---|---:|---:|---:|" + "---:|" * len(names)]
-    for (art, target, threads, batch), cells in rows.items():
+    for (art, runtime, threads, batch), cells in rows.items():
         tops = sorted({"-" if c["top1"] is None else f"{c['top1']:.2%}" for c in cells.values()})  # None: latency only
         base = cells.get(names[0])
         vals = []
@@ -270,7 +270,7 @@ def _side_by_side(report: dict, names: list[str]) -> list[str]:
             rel = "" if (n == names[0] or base is None) else (
                 f" ({x / (base['latency_ms']['p50'] if batch == 1 else base['throughput_ips']):.2f}×)")
             vals.append((f"{x:.3f}" if batch == 1 else f"{x:,.0f}") + rel)
-        out.append(f"| {art} | {target} | {threads} | {batch} | {' / '.join(tops)} | " + " | ".join(vals) + " |")
+        out.append(f"| {art} | {runtime} | {threads} | {batch} | {' / '.join(tops)} | " + " | ".join(vals) + " |")
     return out
 
 

@@ -1,4 +1,4 @@
-"""The benchmark suite: artifacts x targets x threads x batch sizes of one run, on its test split.
+"""The benchmark suite: artifacts x runtimes x threads x batch sizes of one run, on its test split.
 
 No TensorFlow in this process: artifacts run through :mod:`edgesmith.runtime` in one child
 process per cell (:mod:`.worker`), the test split comes from the TF-free readers, and the
@@ -7,9 +7,9 @@ Keras reference, when asked for, is measured in its own child process.
 Method (stated in every report):
 
 * the test split is decoded once, before anything is timed;
-* top-1 and per-class accuracy: every test image, once per artifact x target (the thread
+* top-1 and per-class accuracy: every test image, once per artifact x runtime (the thread
   count and batch size do not change the arithmetic these runtimes do per image);
-* every cell (artifact x target x threads) has its own worker process (:mod:`.worker`),
+* every cell (artifact x runtime x threads) has its own worker process (:mod:`.worker`),
   started one at a time and kept alive; cells are then timed **interleaved**: ``rounds``
   rounds, each visiting every cell once in a fresh random order for a short slice of calls,
   while the other workers sleep on a blocking read. A slow spell of the machine (other
@@ -25,8 +25,8 @@ Method (stated in every report):
 * load time: ``runtime.load`` in a fresh process (file in the page cache), ms;
 * peak RSS: see :mod:`.worker` (reset-and-read VmHWM around model load and inference);
 * sizes: file bytes and gzip -9 bytes;
-* GPU targets are measured at the largest thread count only (threads drive CPU work only);
-* export-time agreement: each artifact x target's top-1 on the first ``n`` test images, the
+* GPU runtimes are measured at the largest thread count only (threads drive CPU work only);
+* export-time agreement: each artifact x runtime's top-1 on the first ``n`` test images, the
   images export verified it on (one more short-lived worker when ``n`` is below the split),
   is compared with the top-1 the manifest recorded (:func:`.advice.divergences`).
 """
@@ -51,7 +51,7 @@ from edgesmith.runtime import default_threads
 from .advice import divergences, verify_accuracy
 from .schema import RESULTS_SCHEMA
 from .stats import latency_summary
-from .targets import ACCURACY_ONLY, GPU_TARGETS, GROUPS, TARGET_FORMAT, TARGETS
+from .runtimes import ACCURACY_ONLY, GPU_RUNTIMES, GROUPS, RUNTIME_FORMAT, RUNTIMES
 
 
 
@@ -64,7 +64,7 @@ class BenchConfig:
     """What to measure.
 
     Attributes:
-        targets: target names from :data:`.targets.TARGETS` to measure; the others are
+        runtimes: runtime names from :data:`.runtimes.RUNTIMES` to measure; the others are
             listed as skipped ("not requested").
         threads: intra-op thread counts (default: 1 and every core available).
         batches: batch sizes; 1 gives the latency figures, larger ones the throughput
@@ -82,10 +82,10 @@ class BenchConfig:
         latency_only: time generated uint8 inputs of the model's input shape instead of test
             images: no dataset is read and no accuracy is measured (top-1 is None).
     Raises:
-        ConfigError: an unknown target or a number out of range (named after its CLI option).
+        ConfigError: an unknown runtime or a number out of range (named after its CLI option).
     """
 
-    targets: tuple[str, ...] = GROUPS["auto"]
+    runtimes: tuple[str, ...] = GROUPS["auto"]
     threads: tuple[int, ...] = field(default_factory=_default_threads)
     batches: tuple[int, ...] = (1, 64)
     warmup: int = 50
@@ -98,11 +98,11 @@ class BenchConfig:
     latency_only: bool = False
 
     def __post_init__(self):
-        for t in self.targets:
-            if t not in TARGETS:
-                raise ConfigError(f"unknown target {t!r}; expected one of {', '.join(TARGETS)}")
-        if not self.targets:
-            raise ConfigError("no target to measure")
+        for t in self.runtimes:
+            if t not in RUNTIMES:
+                raise ConfigError(f"unknown runtime {t!r}; expected one of {', '.join(RUNTIMES)}")
+        if not self.runtimes:
+            raise ConfigError("no runtime to measure")
         if not self.threads or min(self.threads) < 1:
             raise ConfigError(f"threads must be positive integers, got {list(self.threads)}",
                               field="BenchConfig.threads")
@@ -136,14 +136,14 @@ class BenchConfig:
         if self.latency_only:
             thr += (" Latency only: the inputs are generated uint8 images of the model's input shape (seeded "
                     "random pixels), no dataset was read and no accuracy was measured.")
-        return (f"Each artifact x target x thread count has its own process, loaded once; the cells are timed "
+        return (f"Each artifact x runtime x thread count has its own process, loaded once; the cells are timed "
                 f"interleaved, in {self.rounds} rounds that visit every cell in a fresh random order for one short "
                 f"slice of calls (the others idle), so a slow spell of the machine hits all cells alike. Batch-1 "
                 f"latency: {self.warmup} warm-up calls per process, then {self.seconds:g} s of timed `predict` "
                 f"calls over all cells (at least {self.runs} per cell), on one pre-decoded test image each, 2 untimed "
                 f"calls before each slice, GC paused, no CPU pinning; only inference (with the runner's "
                 f"uint8 -> tensor conversion) is timed.{thr} Top-1 over the whole test split once per "
-                f"artifact x target. Peak RSS: kernel VmHWM reset before model load, read after "
+                f"artifact x runtime. Peak RSS: kernel VmHWM reset before model load, read after "
                 f"inference (model MiB = peak - RSS before load).")
 
 
@@ -152,18 +152,18 @@ def gzip_size(path: Path) -> int:
     return len(gzip.compress(Path(path).read_bytes(), compresslevel=9))
 
 
-def _cells(run: RunDir, manifest: dict, targets: tuple[str, ...]) -> tuple[list[tuple[dict, str]], list[dict]]:
-    """(artifact record, target) pairs to measure, and targets with no artifact to run."""
+def _cells(run: RunDir, manifest: dict, runtimes: tuple[str, ...]) -> tuple[list[tuple[dict, str]], list[dict]]:
+    """(artifact record, runtime) pairs to measure, and runtimes with no artifact to run."""
     artifacts = list(manifest["artifacts"])
-    if any(TARGET_FORMAT[t] == "keras" for t in targets) and manifest.get("model"):
+    if any(RUNTIME_FORMAT[t] == "keras" for t in runtimes) and manifest.get("model"):
         artifacts.append({**manifest["model"], "name": "keras_fp32", "format": "keras", "precision": "fp32",
                           "float_parent": None})
     cells, skipped = [], []
-    for t in targets:
-        fmt = TARGET_FORMAT[t]
+    for t in runtimes:
+        fmt = RUNTIME_FORMAT[t]
         mine = [a for a in artifacts if a["format"] == fmt and (t not in ACCURACY_ONLY or "micro" in a)]
         if not mine:
-            skipped.append({"target": t, "reason": "the run has no Cortex-M file (export --target cortex-m)"
+            skipped.append({"runtime": t, "reason": "the run has no Cortex-M file (export --target cortex-m)"
                             if t in ACCURACY_ONLY else f"the run has no {fmt} artifact"})
         cells += [(a, t) for a in mine]
     return cells, skipped
@@ -174,54 +174,54 @@ def _spread(total: int, parts: int, i: int) -> int:
     return total * (i + 1) // parts - total * i // parts
 
 
-def _select_targets(config: BenchConfig, status: dict) -> tuple[dict, tuple[str, ...], list[dict]]:
-    """(``status`` of every target, the requested ones usable here, skipped entries for the rest)."""
-    skipped = [{"target": t, "reason": ("not requested" if s.usable else s.detail)
-                if t not in config.targets else s.detail}
-               for t, s in status.items() if t not in config.targets or not s.usable]
-    return status, tuple(t for t in config.targets if status[t].usable), skipped
+def _select_runtimes(config: BenchConfig, status: dict) -> tuple[dict, tuple[str, ...], list[dict]]:
+    """(``status`` of every runtime, the requested ones usable here, skipped entries for the rest)."""
+    skipped = [{"runtime": t, "reason": ("not requested" if s.usable else s.detail)
+                if t not in config.runtimes else s.detail}
+               for t, s in status.items() if t not in config.runtimes or not s.usable]
+    return status, tuple(t for t in config.runtimes if status[t].usable), skipped
 
 
 def _plan(cells: list[tuple], config: BenchConfig, skipped: list[dict]) -> list[tuple]:
-    """``(artifact, target, threads)`` per cell to measure, in order: a GPU target at the most threads
+    """``(artifact, runtime, threads)`` per cell to measure, in order: a GPU runtime at the most threads
     only, an accuracy-only one (TFLite Micro on this host) at one thread, and none of those under
     ``latency_only`` (said in ``skipped``, which this extends)."""
     if config.latency_only:  # an accuracy-only cell has nothing to measure
-        skipped += [{"target": t, "reason": "measures accuracy only, and latency_only measures none"}
+        skipped += [{"runtime": t, "reason": "measures accuracy only, and latency_only measures none"}
                     for t in dict.fromkeys(t for _, t in cells if t in ACCURACY_ONLY)]
         cells = [(a, t) for a, t in cells if t not in ACCURACY_ONLY]
-    return [(art, target, t) for art, target in cells
-            for t in ((1,) if target in ACCURACY_ONLY else (max(config.threads),) if target in GPU_TARGETS
+    return [(art, runtime, t) for art, runtime in cells
+            for t in ((1,) if runtime in ACCURACY_ONLY else (max(config.threads),) if runtime in GPU_RUNTIMES
                       else config.threads)]
 
 
 def _start_cells(run: RunDir, plan: list[tuple], config: BenchConfig, workdir: Path, *, num_classes: int,
                  skipped: list[dict], say, device) -> tuple[dict, dict, dict]:
-    """Start one worker per (artifact, target, threads) on ``device``, one at a time (load time is measured alone).
+    """Start one worker per (artifact, runtime, threads) on ``device``, one at a time (load time is measured alone).
 
     Returns ``(workers, hello, file_info)``: key -> worker, key -> (artifact record, its hello
-    message), artifact name -> (verified path, gzip bytes). A cell whose target fails at load
-    becomes a ``skipped`` entry, and so do the other thread counts of that artifact x target.
+    message), artifact name -> (verified path, gzip bytes). A cell whose runtime fails at load
+    becomes a ``skipped`` entry, and so do the other thread counts of that artifact x runtime.
     """
     workers, hello, files, dead = {}, {}, {}, set()
     try:
-        for art, target, t in plan:
-            if (art["name"], target) in dead:
+        for art, runtime, t in plan:
+            if (art["name"], runtime) in dead:
                 continue
             if art["name"] not in files:  # sha256 check and gzip once per file, not per cell
                 path = verify_file(run, art)
                 files[art["name"]] = (path, gzip_size(path))
-            key = (art["name"], target, t)
+            key = (art["name"], runtime, t)
             need_acc = not config.latency_only and not any(k[:2] == key[:2] for k in workers)  # once per pair
-            job = {"path": str(files[art["name"]][0]), "target": target, "threads": t,
+            job = {"path": str(files[art["name"]][0]), "runtime": runtime, "threads": t,
                    "batches": list(config.batches), "warmup": config.warmup, "accuracy": need_acc,
                    "data": str(workdir), "num_classes": num_classes}
-            w = device.worker(job, workdir, f"{art['name']}-{target}-t{t}")
+            w = device.worker(job, workdir, f"{art['name']}-{runtime}-t{t}")
             r = w.read()
             if not r["ok"]:
                 w.close()
                 dead.add(key[:2])
-                skipped.append({"target": target, "artifact": art["name"], "reason": r["reason"]})
+                skipped.append({"runtime": runtime, "artifact": art["name"], "reason": r["reason"]})
                 say(f"  {w.tag}: skipped ({r['reason']})")
                 continue
             workers[key], hello[key] = w, (art, r)
@@ -265,23 +265,23 @@ def _rows(hello: dict, finished: dict, samples: dict, files: dict, config: Bench
           class_names: list[str], say) -> tuple[list[dict], list[dict], list[float]]:
     """(result rows, accuracy entries, CPU probe ms per cell) from what the workers measured."""
     results, accuracy, probes, acc_by = [], [], [], {}
-    for key in hello:  # plan order: the cell that measured an artifact x target's accuracy comes first
-        name, target, t = key
+    for key in hello:  # plan order: the cell that measured an artifact x runtime's accuracy comes first
+        name, runtime, t = key
         (art, r), f = hello[key], finished[key]
         if "accuracy" in f:
-            acc = acc_by[(name, target)] = f["accuracy"]
-            accuracy.append({"artifact": name, "target": target, "top1": acc["top1"], "n_test": n_test,
+            acc = acc_by[(name, runtime)] = f["accuracy"]
+            accuracy.append({"artifact": name, "runtime": runtime, "top1": acc["top1"], "n_test": n_test,
                              "per_class": {c: (k / n if n else None)
                                            for c, k, n in zip(class_names, acc["correct"], acc["total"])},
                              "confusion": acc.get("confusion")})  # None from a worker of an older edgesmith
         probes.append(f["cpu_probe_ms"])
-        if target in ACCURACY_ONLY:  # no latency row: x86 time under TFLite Micro is no microcontroller's time
+        if runtime in ACCURACY_ONLY:  # no latency row: x86 time under TFLite Micro is no microcontroller's time
             accuracy[-1]["note"] = "TFLite Micro on this host: accuracy only, its time is not a device time"
-            say(f"  {name}-{target}: top-1 {acc['top1']:.2%} on all {n_test} test images (accuracy only)")
+            say(f"  {name}-{runtime}: top-1 {acc['top1']:.2%} on all {n_test} test images (accuracy only)")
             continue
         b1 = samples[key].get(1)
-        top1 = (acc_by.get((name, target)) or {}).get("top1")  # None: latency only
-        say(f"  {name}-{target}-t{t}: "
+        top1 = (acc_by.get((name, runtime)) or {}).get("top1")  # None: latency only
+        say(f"  {name}-{runtime}-t{t}: "
             + ("latency only" if top1 is None else f"top-1 {top1:.2%} on all {n_test} test images")
             + (f", p50 {float(np.median(b1)):.3f} ms over {len(b1)} calls" if b1 else ""))
         for b in config.batches:
@@ -289,7 +289,7 @@ def _rows(hello: dict, finished: dict, samples: dict, files: dict, config: Bench
             results.append({
                 "artifact": name, "file": art["file"], "format": art["format"],
                 "precision": art["precision"], "float_parent": art.get("float_parent"),
-                "target": target, "backend": r["backend"], "providers": r["providers"],
+                "runtime": runtime, "backend": r["backend"], "providers": r["providers"],
                 "threads": t, "batch": b, "top1": top1, "n_test": None if top1 is None else n_test,
                 # img/s from the median call: on a shared machine one preempted call must not halve it
                 "latency_ms": lat, "throughput_ips": round(min(b, n_test) * 1e3 / lat["p50"], 1),
@@ -334,7 +334,7 @@ def _input_hwc(manifest: dict) -> tuple[int, int, int]:
 
 def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
               progress: Callable[[str], None] | None = None, *, device=None) -> dict:
-    """Measure every artifact of a run on every requested target that this machine (or ``device``) has.
+    """Measure every artifact of a run on every requested runtime that this machine (or ``device``) has.
 
     Writes nothing into the run (see :func:`bench` for the reports and the manifest record).
 
@@ -348,11 +348,11 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
     Returns:
         The report (schema :data:`RESULTS_SCHEMA`): ``run``, ``created``, ``wall_s``,
         ``environment`` (:func:`.env.environment`), ``config`` (with the ``method`` text),
-        ``reference`` (Keras top-1 from training or import), ``targets`` (name -> status and
-        detail), ``skipped`` (target, reason), ``accuracy`` (top-1 and per-class per artifact x
-        target), ``results`` (one row per artifact x target x threads x batch; latency in
+        ``reference`` (Keras top-1 from training or import), ``runtimes`` (name -> status and
+        detail), ``skipped`` (runtime, reason), ``accuracy`` (top-1 and per-class per artifact x
+        runtime), ``results`` (one row per artifact x runtime x threads x batch; latency in
         ms, throughput in img/s, load ms, RSS MiB, bytes), ``verify_accuracy`` (top-1 per
-        artifact x target on the first ``n`` test images, the ones export verified on) and
+        artifact x runtime on the first ``n`` test images, the ones export verified on) and
         ``divergences`` (artifacts whose top-1 there differs from export's by more than
         :data:`.advice.DIVERGENCE_PTS`, with the likely cause). :mod:`.report` writes it out.
 
@@ -372,14 +372,14 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
     manifest = load_manifest(run)
     if not manifest.get("artifacts"):
         raise RunDirError(f"{run.root} has no exported artifacts (run `edgesmith export {run.root}` first)")
-    status, usable, skipped = _select_targets(config, device.detect_targets())
+    status, usable, skipped = _select_runtimes(config, device.detect_runtimes())
     cells, no_artifact = _cells(run, manifest, usable)
     skipped += no_artifact
     plan = _plan(cells, config, skipped)
     test = _test_split(manifest, config, run.root)
     class_names = list(manifest["dataset"].get("class_names") or test.class_names)
     say(("generated inputs (latency only): " if config.latency_only else "test split: ")
-        + f"{len(test)} images; {len({(a['name'], t) for a, t, _ in plan})} artifact x target pairs, "
+        + f"{len(test)} images; {len({(a['name'], t) for a, t, _ in plan})} artifact x runtime pairs, "
         f"threads {list(config.threads)}, batches {list(config.batches)}")
     with tempfile.TemporaryDirectory(prefix="edgesmith-bench-") as tmp:
         workdir = Path(tmp)
@@ -407,14 +407,14 @@ def bench_run(run_dir: str | Path, config: BenchConfig = BenchConfig(),
     env["cpu_probe_ms"] = round(float(np.median(probes)), 4) if probes else None
     return {"schema_version": RESULTS_SCHEMA, "run": manifest["run"], "created": now_iso(),
             "wall_s": round(time.perf_counter() - started, 1), "environment": env,
-            "config": {"targets": list(config.targets), "threads": list(config.threads),
+            "config": {"runtimes": list(config.runtimes), "threads": list(config.threads),
                        "batches": list(config.batches), "warmup": config.warmup, "runs": config.runs,
                        "batch_runs": config.batch_runs, "seconds": config.seconds,
                        "rounds": config.rounds, "n_test": None if config.latency_only else len(test),
                        "latency_only": config.latency_only, "data": config.data,
                        "method": config.method()},
             "reference": {"name": "keras_fp32", "top1": reference.get("top1"), "n_test": reference.get("n_test")},
-            "targets": {t: {"usable": s.usable, "detail": s.detail, "requested": t in config.targets}
+            "runtimes": {t: {"usable": s.usable, "detail": s.detail, "requested": t in config.runtimes}
                         for t, s in status.items()},
             "skipped": skipped, "class_names": class_names, "accuracy": accuracy,
             "results": [{"device": device.name, **r} for r in results],

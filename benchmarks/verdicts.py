@@ -11,7 +11,7 @@ from pathlib import Path
 from .advice import latency_rows, recommend, slower_cause
 from .recommend import DEFAULT_BUDGET_PTS
 
-# A quantized variant "wins" on a target when it is at least this much faster at batch 1 ...
+# A quantized variant "wins" on a runtime when it is at least this much faster at batch 1 ...
 WIN_SPEEDUP = 1.10
 # ... and loses at most this many top-1 points.
 WIN_MAX_DROP_PTS = 1.0
@@ -22,13 +22,13 @@ def plural(n: int, word: str) -> str:
 
 
 def comparisons(results: list[dict], env: dict | None = None) -> list[dict]:
-    """Each quantized result against its float parent at the same target and thread count.
+    """Each quantized result against its float parent at the same runtime and thread count.
 
     Pairs batch-1 rows for latency; the largest batch measured for both gives the throughput
     speed-up.
 
     Args:
-        results: report rows (``artifact``, ``float_parent``, ``target``, ``threads``,
+        results: report rows (``artifact``, ``float_parent``, ``runtime``, ``threads``,
             ``batch``, ``top1``, ``latency_ms.p50``, ``throughput_ips``, ``bytes``).
         env: the environment (``isa``, ``arch``); when given, a slower int8 variant's
             verdict names the likely cause from the ISA.
@@ -39,36 +39,36 @@ def comparisons(results: list[dict], env: dict | None = None) -> list[dict]:
         ``throughput_speedup`` (quantized img/s / float img/s at ``throughput_batch``),
         ``size_ratio`` (quantized bytes / float bytes) and a one-line ``verdict``.
     """
-    index = {(r["artifact"], r["target"], r["threads"], r.get("batch", 1)): r for r in results}
+    index = {(r["artifact"], r["runtime"], r["threads"], r.get("batch", 1)): r for r in results}
     batches_of: dict[tuple, list[int]] = {}
     for r in results:
-        batches_of.setdefault((r["artifact"], r["target"], r["threads"]), []).append(r.get("batch", 1))
+        batches_of.setdefault((r["artifact"], r["runtime"], r["threads"]), []).append(r.get("batch", 1))
     out = []
-    for (name, target, threads), batches in batches_of.items():
-        q = index[(name, target, threads, min(batches))]
+    for (name, runtime, threads), batches in batches_of.items():
+        q = index[(name, runtime, threads, min(batches))]
         parent_name = q.get("float_parent")
-        parent_batches = batches_of.get((parent_name, target, threads))
+        parent_batches = batches_of.get((parent_name, runtime, threads))
         if not parent_name or not parent_batches:
             continue
         common = sorted(set(batches) & set(parent_batches))
         if not common:
             continue
-        q1, f1 = index[(name, target, threads, common[0])], index[(parent_name, target, threads, common[0])]
+        q1, f1 = index[(name, runtime, threads, common[0])], index[(parent_name, runtime, threads, common[0])]
         delta = None if q1["top1"] is None or f1["top1"] is None else (q1["top1"] - f1["top1"]) * 100
         speedup = f1["latency_ms"]["p50"] / q1["latency_ms"]["p50"] if common[0] == 1 else None
         tb = common[-1] if common[-1] > 1 else None
         tput = None
         if tb is not None:
-            qt, ft = index[(name, target, threads, tb)], index[(parent_name, target, threads, tb)]
+            qt, ft = index[(name, runtime, threads, tb)], index[(parent_name, runtime, threads, tb)]
             if qt.get("throughput_ips") and ft.get("throughput_ips"):
                 tput = qt["throughput_ips"] / ft["throughput_ips"]
         ratio = q1["bytes"] / f1["bytes"]
-        out.append({"quantized": name, "float": parent_name, "precision": q1.get("precision"), "target": target,
+        out.append({"quantized": name, "float": parent_name, "precision": q1.get("precision"), "runtime": runtime,
                     "threads": threads, "accuracy_delta_pts": None if delta is None else round(delta, 2),
                     "speedup": round(speedup, 3) if speedup else None,
                     "throughput_batch": tb, "throughput_speedup": round(tput, 3) if tput else None,
                     "size_ratio": round(ratio, 3),
-                    "verdict": _verdict(q1, target, threads, delta=delta, speedup=speedup, tput=tput, tb=tb,
+                    "verdict": _verdict(q1, runtime, threads, delta=delta, speedup=speedup, tput=tput, tb=tb,
                                         ratio=ratio, env=env)})
     return out
 
@@ -77,12 +77,12 @@ def _pace(x: float) -> str:
     return f"{x:.2f}x faster" if x >= 1 else f"{1 / x:.2f}x slower"
 
 
-def _verdict(q: dict, target: str, threads: int, *, delta: float | None, speedup: float | None,
+def _verdict(q: dict, runtime: str, threads: int, *, delta: float | None, speedup: float | None,
              tput: float | None, tb: int | None, ratio: float, env: dict | None = None) -> str:
     main = speedup if speedup is not None else tput
     acc = "(accuracy not measured) at" if delta is None else f"at {delta:+.2f} pt and"
     parts = [f"{q.get('precision') or q['artifact']} is {_pace(main)}" if main else q["artifact"],
-             f"{acc} {ratio:.0%} of the size on {target} ({plural(threads, 'thread')})"]
+             f"{acc} {ratio:.0%} of the size on {runtime} ({plural(threads, 'thread')})"]
     delta = 0.0 if delta is None else delta
     if speedup is not None and tput is not None:
         parts.insert(1, f"(batch {tb}: {_pace(tput)})")
@@ -93,7 +93,7 @@ def _verdict(q: dict, target: str, threads: int, *, delta: float | None, speedup
     elif main < 1 / WIN_SPEEDUP:
         call = ": slower here, keep the float model unless size matters"
         if env is not None and q.get("precision") in ("int8", "dynamic"):
-            call += f" ({slower_cause(env.get('isa') or (), env.get('arch'), target, q['artifact'])})"
+            call += f" ({slower_cause(env.get('isa') or (), env.get('arch'), runtime, q['artifact'])})"
     elif round(delta, 2) < -WIN_MAX_DROP_PTS:
         call = ": too much accuracy lost"
     else:

@@ -1,4 +1,4 @@
-"""One cell of the benchmark matrix (artifact x target x threads), in its own long-lived process.
+"""One cell of the benchmark matrix (artifact x runtime x threads), in its own long-lived process.
 
 The suite starts ``python -m edgesmith.benchmarks.worker JOB.json`` once per cell and keeps
 every cell's process alive for the whole benchmark, so that it can interleave them (see
@@ -9,7 +9,7 @@ thread setting TensorFlow can still accept (it fixes its pools at start-up). The
 arrives as ``images.npy`` / ``labels.npy`` already decoded, so nothing but inference is timed.
 
 Protocol: one JSON object per line. The worker answers the job with ``{"ok": true, ...}``
-once the model is loaded and warm (or ``{"ok": false, "reason"}`` when the target is
+once the model is loaded and warm (or ``{"ok": false, "reason"}`` when the runtime is
 unusable), then answers each command line on stdin:
 
 * ``{"op": "time", "batch": B, "calls": N}`` or ``{"op": "time", "batch": B, "seconds": S}``:
@@ -44,7 +44,7 @@ import numpy as np
 from edgesmith.core.errors import BackendUnavailable, EdgesmithError
 from edgesmith.core.quiet import child_env, filter_text, is_verbose, leave_unfiltered
 
-from .targets import ACCURACY_ONLY
+from .runtimes import ACCURACY_ONLY
 
 ACCURACY_CHUNK = 256  # images per predict call in the (untimed) accuracy pass
 TIMING_IMAGES = 1024  # the first images of the split, cycled through by the timed calls
@@ -163,28 +163,28 @@ def cpu_probe_ms(repeats: int = 31) -> float:
     return float(np.median(t))
 
 
-def load_runner(path: str, target: str, threads: int):
-    """Load ``path`` for a benchmark target, checking the target is what actually runs.
+def load_runner(path: str, runtime: str, threads: int):
+    """Load ``path`` for a benchmark runtime, checking the runtime is what actually runs.
 
     Raises:
-        BackendUnavailable: the target's runtime or device is missing, or ONNX Runtime
+        BackendUnavailable: the runtime's library or device is missing, or ONNX Runtime
             fell back to another execution provider than the one asked for.
     """
-    if target == "tflm":
+    if runtime == "tflm":
         from edgesmith.runtime.tflm import TflmRunner
 
         return TflmRunner(path)
-    if target.startswith("keras-"):
+    if runtime.startswith("keras-"):
         from .keras_ref import KerasRunner
 
-        return KerasRunner(path, device=target.split("-")[1], threads=threads)
+        return KerasRunner(path, device=runtime.split("-")[1], threads=threads)
     from edgesmith.runtime import load
 
-    if target == "litert-cpu" or target == "ort-cpu":
+    if runtime == "litert-cpu" or runtime == "ort-cpu":
         return load(path, device="cpu", threads=threads)
-    from .targets import ORT_PROVIDER
+    from .runtimes import ORT_PROVIDER
 
-    want = ORT_PROVIDER[target]
+    want = ORT_PROVIDER[runtime]
     runner = load(path, device="gpu", threads=threads, providers=[want])
     if runner.providers[0] != want:
         raise BackendUnavailable(f"onnxruntime fell back to {runner.providers[0]} instead of {want} "
@@ -193,14 +193,14 @@ def load_runner(path: str, target: str, threads: int):
 
 
 class Cell:
-    """A loaded artifact on one target, ready to be timed in slices (the worker's state).
+    """A loaded artifact on one runtime, ready to be timed in slices (the worker's state).
 
-    ``Cell.open(job)`` loads the model from ``job`` (path, target, threads, batches, warmup,
+    ``Cell.open(job)`` loads the model from ``job`` (path, runtime, threads, batches, warmup,
     accuracy, data, num_classes), reading the timing images before the peak-RSS mark is
     reset, and warms it up: ``warmup`` calls at batch 1 and a few at each larger batch.
 
     Raises:
-        BackendUnavailable: the target is unusable here (see :func:`load_runner`).
+        BackendUnavailable: the runtime is unusable here (see :func:`load_runner`).
     """
 
     def __init__(self, job: dict, runner, images: np.ndarray, load_ms: float, rss_before, reset: bool):
@@ -214,9 +214,9 @@ class Cell:
         rss_before, _ = _rss_mib()
         reset = _reset_peak_rss()
         t0 = time.perf_counter()
-        runner = load_runner(job["path"], job["target"], job["threads"])
+        runner = load_runner(job["path"], job["runtime"], job["threads"])
         cell = cls(job, runner, images, (time.perf_counter() - t0) * 1e3, rss_before, reset)
-        for b in (() if job["target"] in ACCURACY_ONLY else job["batches"]):  # never timed: no warm-up
+        for b in (() if job["runtime"] in ACCURACY_ONLY else job["batches"]):  # never timed: no warm-up
             cell.time(b, calls=0, warmup=job["warmup"] if b == 1 else max(3, -(-job["warmup"] // b)))
         return cell
 
@@ -255,12 +255,12 @@ def measure(job: dict) -> dict:
 
     Returns:
         ``{"ok": True, load_ms, backend, providers, samples_ms {batch: [ms per call]}, rss_*,
-        cpu_probe_ms, accuracy?}`` or ``{"ok": False, "reason": ...}`` when the target turned
+        cpu_probe_ms, accuracy?}`` or ``{"ok": False, "reason": ...}`` when the runtime turned
         out to be unusable.
     """
     try:
         cell = Cell.open(job)
-    except EdgesmithError as e:  # as in serve(): an unusable target is a skip
+    except EdgesmithError as e:  # as in serve(): an unusable runtime is a skip
         return {"ok": False, "reason": str(e)}
     samples = {str(b): cell.time(b, calls=job["runs"] if b == 1 else job["batch_runs"], warmup=0)
                for b in job["batches"]}

@@ -7,4 +7,4 @@ Stages (each importable on its own; only ``train`` and ``export`` need TensorFlo
 * :mod:`edgesmith.runtime` - ``load(path).predict(images)`` over LiteRT and ONNX Runtime
 * :mod:`edgesmith.benchmarks` - accuracy and latency across artifacts and targets
 """
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -29,16 +29,16 @@ def markdown(result: dict, run_name: str = "RUN") -> str:
         lines.append(f"| {c['label']} | {c['why']} | {status} | {c['seconds']:.0f} | {files} |")
     float_top1 = (result.get("recommendation") or {}).get("float_top1", ref.get("top1"))
     lines += ["", "## Pareto set (no other file is both faster and more accurate)", "",
-              "| artifact | target | top-1 | p50 ms | KiB | remake it |", "|---|---|---:|---:|---:|---|"]
+              "| artifact | runtime | top-1 | p50 ms | KiB | remake it |", "|---|---|---:|---:|---:|---|"]
     for p in result["pareto"]:
-        lines.append(f"| {p['artifact']} | {p['target']} | {_pct(p['top1'])} | {p['p50_ms']:.3f} | "
+        lines.append(f"| {p['artifact']} | {p['runtime']} | {_pct(p['top1'])} | {p['p50_ms']:.3f} | "
                      f"{p['bytes'] / 1024:.1f} | `{p['export_command']}` |")
     lines += ["", "## Every file, fastest first", "",
-              "| artifact | candidate | target | top-1 | Δ pt vs float | p50 ms | KiB | Pareto |",
+              "| artifact | candidate | runtime | top-1 | Δ pt vs float | p50 ms | KiB | Pareto |",
               "|---|---|---|---:|---:|---:|---:|---|"]
     for f in result.get("files", []):
         delta = "-" if float_top1 is None else f"{(f['top1'] - float_top1) * 100:+.2f}"
-        lines.append(f"| {f['artifact']} | {f['candidate']} | {f['target']} | {_pct(f['top1'])} | {delta} | "
+        lines.append(f"| {f['artifact']} | {f['candidate']} | {f['runtime']} | {_pct(f['top1'])} | {delta} | "
                      f"{f['p50_ms']:.3f} | {f['bytes'] / 1024:.1f} | {'yes' if f['pareto'] else ''} |")
     lines += board_lines(result.get("board"))
     rec = result.get("recommendation") or {}
@@ -83,7 +83,7 @@ def summary_lines(result: dict) -> list[str]:
     else:
         out = [f"Pareto set ({len(result['pareto'])} of the files, batch-1 p50 at one thread):"]
     for p in result["pareto"]:
-        out.append(f"  {p['artifact']:<28} {p['target']:<10} top-1 {_pct(p['top1'])}  p50 {p['p50_ms']:.3f} ms  "
+        out.append(f"  {p['artifact']:<28} {p['runtime']:<10} top-1 {_pct(p['top1'])}  p50 {p['p50_ms']:.3f} ms  "
                    f"{p['bytes'] / 1024:.1f} KiB")
     rec = result.get("recommendation") or {}
     if rec:

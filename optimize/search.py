@@ -12,7 +12,7 @@ Steps:
    ``candidate`` and the ``export_command`` that remakes it); float parents are taken from the
    first candidate only;
 4. bench ``OUT`` once (:func:`edgesmith.benchmarks.bench`, interleaved timing: every candidate
-   sees the same machine; CPU targets, and GPU ones where present, at one thread) on this
+   sees the same machine; CPU runtimes, and GPU ones where present, at one thread) on this
    machine or ``--device``\\ s, with the recommendation rule of
    ``bench --recommend``: the fastest batch-1 p50 within the accuracy budget, else the smallest;
 5. write ``OUT/optimize.md`` / ``optimize.json``: the Pareto set (top-1 vs batch-1 p50 at one
@@ -45,7 +45,7 @@ from .space import Candidate, OptimizeConfig, candidates, export_command
 
 BENCH_SHARE = 0.25  # of the budget kept for the bench (its timing seconds scale with the budget)
 MIN_BENCH_SECONDS = 5.0  # interleaved batch-1 timing, s, however short the budget
-BENCH_CELL_S = 4.0  # estimated seconds per artifact x target outside the timing (start-up, top-1 pass)
+BENCH_CELL_S = 4.0  # estimated seconds per artifact x runtime outside the timing (start-up, top-1 pass)
 
 
 @dataclass
@@ -165,7 +165,7 @@ def optimize(run_dir: str | Path, out_dir: str | Path, config: OptimizeConfig = 
     Returns:
         ``optimize.json``'s content: ``config``, ``candidates`` (label, status, seconds, error,
         artifacts), ``pareto`` (one dict per non-dominated batch-1 row at one thread: artifact,
-        target, top1, p50_ms, bytes, export_command), ``recommendation`` (the bench's, plus
+        runtime, top1, p50_ms, bytes, export_command), ``recommendation`` (the bench's, plus
         ``export_command``), ``wall_s``, ``budget_s``.
 
     Raises:
@@ -174,7 +174,7 @@ def optimize(run_dir: str | Path, out_dir: str | Path, config: OptimizeConfig = 
         ParityError / DataError: the first candidate's export failed (later ones are reported).
     """
     from edgesmith.benchmarks import bench, bench_config
-    from edgesmith.benchmarks.targets import GROUPS
+    from edgesmith.benchmarks.runtimes import GROUPS
 
     started = time.monotonic()
     deadline = started + config.budget_s
@@ -193,10 +193,10 @@ def optimize(run_dir: str | Path, out_dir: str | Path, config: OptimizeConfig = 
         record_stage(staging, ExportStage(config={"optimize": config.to_dict()}, sources={}), artifacts=records)
         left = deadline - time.monotonic()
         seconds = max(MIN_BENCH_SECONDS, min(_bench_seconds(config), left - BENCH_CELL_S * len(records)))
-        # the CPU targets, and the GPU ones where the device has them (a Jetson's TensorRT), at one thread;
+        # the CPU runtimes, and the GPU ones where the device has them (a Jetson's TensorRT), at one thread;
         # for a board, TFLite Micro's accuracy on this host (no time: x86 is no microcontroller)
         mcu = config.board is not None
-        bench_cfg = bench_config("quick", targets=("tflm",) if mcu else GROUPS["auto"], seconds=seconds,
+        bench_cfg = bench_config("quick", runtimes=("tflm",) if mcu else GROUPS["auto"], seconds=seconds,
                                  limit_test=limit_test)
         say(f"bench: {len(records)} files, " + ("top-1 under TFLite Micro" if mcu else
                                                 f"{seconds:.0f} s of interleaved timing"))
@@ -229,7 +229,7 @@ def board_pick(run_dir: Path, config: OptimizeConfig, report: dict, records: lis
     from edgesmith.benchmarks.board_report import board_report
 
     by_name = {r["name"]: r for r in records}
-    tflm = {a["artifact"]: a for a in report.get("accuracy") or [] if a["target"] == "tflm"}
+    tflm = {a["artifact"]: a for a in report.get("accuracy") or [] if a["runtime"] == "tflm"}
     rows = []
     for row in board_report(run_dir, [config.board]):
         acc = tflm.get(row["artifact"])
@@ -268,7 +268,7 @@ def _result(config: OptimizeConfig, outcomes: list[Outcome], records: list[dict]
     by_name = {r["name"]: r for r in records}
     rows = latency_rows(report)
     front = set(pareto_front([(r["latency_ms"]["p50"], r["top1"]) for r in rows]))
-    files = [{"device": device_of(r), "artifact": r["artifact"], "target": r["target"],
+    files = [{"device": device_of(r), "artifact": r["artifact"], "runtime": r["runtime"],
               "candidate": by_name[r["artifact"]]["candidate"], "threads": r["threads"], "top1": r["top1"],
               "p50_ms": r["latency_ms"]["p50"], "bytes": r["bytes"], "pareto": i in front,
               "export_command": by_name[r["artifact"]]["export_command"]}

@@ -33,7 +33,7 @@ def test_doctor_json_parses_and_leads_with_a_plain_sentence(tmp_path):
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert doc["verdict"].startswith("int8 ") and "expected, not measured" in doc["verdict"]
-    assert doc["measured"] is None and doc["targets"]
+    assert doc["measured"] is None and doc["runtimes"]
     first = cli.invoke(app, ["doctor"], env={"EDGESMITH_CACHE": str(tmp_path)}).stdout.splitlines()[0]
     assert first.startswith("Int8 ") and "vpdpbusd" not in first and "QLinearConv" not in first
 

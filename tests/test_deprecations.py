@@ -67,16 +67,16 @@ def bench_configs(monkeypatch):
     return seen
 
 
-@pytest.mark.parametrize("args, targets, note", [
+@pytest.mark.parametrize("args, runtimes, note", [
     (["--runtime", "ort-cpu,litert-cpu"], ("litert-cpu", "ort-cpu"), None),
     (["--device-kind", "gpu"], ("ort-cuda", "ort-tensorrt"), None),
     (["--targets", "ort-cpu"], ("ort-cpu",), "note: --targets is deprecated, use --runtime"),
     (["--target", "cpu"], ("litert-cpu", "ort-cpu"), "note: --target is deprecated here, use --device-kind"),
 ])
-def test_bench_runtime_options_reach_the_config(tiny_run, bench_configs, args, targets, note):
+def test_bench_runtime_options_reach_the_config(tiny_run, bench_configs, args, runtimes, note):
     r = runner.invoke(app, ["bench", str(tiny_run.root), *args])
     assert r.exit_code == 1 and "stopped before measuring" in r.stderr, r.output
-    assert bench_configs[-1].targets == targets
+    assert bench_configs[-1].runtimes == runtimes
     assert (note in r.stderr) if note else "note:" not in r.stderr
 
 
@@ -84,11 +84,11 @@ def test_pipeline_runtime_options_reach_the_bench_config(monkeypatch):
     cmd = importlib.import_module("edgesmith.cli.pipeline_cmd")
     seen = []
     monkeypatch.setattr(cmd, "_run", lambda config, model_file: seen.append(config))
-    for args, targets in ((["--runtime", "ort-cpu"], ("ort-cpu",)), (["--device-kind", "cpu"], ("litert-cpu", "ort-cpu")),
+    for args, runtimes in ((["--runtime", "ort-cpu"], ("ort-cpu",)), (["--device-kind", "cpu"], ("litert-cpu", "ort-cpu")),
                           (["--target", "gpu"], ("ort-cuda", "ort-tensorrt"))):
         r = runner.invoke(app, ["pipeline", "--data", "synthetic", *args])
         assert r.exit_code == 0, r.output
-        assert seen[-1].bench.targets == targets, args
+        assert seen[-1].bench.runtimes == runtimes, args
     assert "note: --target is deprecated here, use --device-kind" in r.stderr
 
 
@@ -98,7 +98,7 @@ def test_old_bench_option_still_measures(tiny_run):
                             "--json"])
     assert r.exit_code == 0, r.output
     assert "note: --targets is deprecated, use --runtime" in r.stderr
-    assert {row["target"] for row in json.loads(r.stdout)["results"]} == {"litert-cpu"}
+    assert {row["runtime"] for row in json.loads(r.stdout)["results"]} == {"litert-cpu"}
 
 
 def test_predict_device_and_its_old_name(tiny_run, tmp_path):

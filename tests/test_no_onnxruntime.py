@@ -22,10 +22,10 @@ def _edgesmith(*args: str):
 def test_doctor_names_the_onnx_extra_for_every_ort_target():
     r = _edgesmith("doctor", "--json")
     assert r.returncode == 0, r.stderr
-    targets = json.loads(r.stdout)["targets"]
-    assert targets["litert-cpu"]["usable"], targets["litert-cpu"]
+    runtimes = json.loads(r.stdout)["runtimes"]
+    assert runtimes["litert-cpu"]["usable"], runtimes["litert-cpu"]
     for t in ORT_TARGETS:
-        assert not targets[t]["usable"] and EXTRA in targets[t]["detail"], (t, targets[t])
+        assert not runtimes[t]["usable"] and EXTRA in runtimes[t]["detail"], (t, runtimes[t])
 
 
 def test_bench_measures_the_tflite_files_and_skips_the_ort_targets_naming_the_extra(tiny_run):
@@ -33,9 +33,9 @@ def test_bench_measures_the_tflite_files_and_skips_the_ort_targets_naming_the_ex
                    "--runs", "10", "--warmup", "1", "--limit-test", "40", "--seconds", "0.3", "--rounds", "2")
     assert r.returncode == 0, r.stdout + r.stderr
     report = json.loads((tiny_run.bench / "results.json").read_text())
-    assert {(x["artifact"], x["target"]) for x in report["results"]} == {
+    assert {(x["artifact"], x["runtime"]) for x in report["results"]} == {
         ("tflite_fp32", "litert-cpu"), ("tflite_int8", "litert-cpu")}
-    skipped = {s["target"]: s["reason"] for s in report["skipped"] if "artifact" not in s}
+    skipped = {s["runtime"]: s["reason"] for s in report["skipped"] if "artifact" not in s}
     for t in ORT_TARGETS:
         assert EXTRA in skipped[t], (t, skipped[t])
         assert f"skipped {t}: onnxruntime is not installed ({EXTRA}" in r.stdout, r.stdout

@@ -67,10 +67,12 @@ def main(argv: list[str] | None = None) -> int:
             for art in arts:
                 print(f"  {art['name']:<24} {art.get('export_seconds', float('nan')):7.2f} s  {art['bytes'] / 1024:8.1f} KiB"
                       f"  {art.get('method', '')}")
+        from edgesmith.benchmarks.compare import load_results
+
         reports = []
         for i in range(max(a.repeat, 1)):
             wall, _ = _cli("bench", str(run), *extra)
-            rep = json.loads((run / "bench" / "results.json").read_text())
+            rep = load_results(run / "bench" / "results.json")
             reports.append(rep)
             rows = rep["results"]
             print(f"\nbench #{i + 1}: {wall:.1f} s wall ({rep['wall_s']} s inside bench_run), {len(rows)} rows, "
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{rep['environment']['load_avg']} at end, CPU probe {rep['environment'].get('cpu_probe_ms')} ms")
         if len(reports) >= 2:
             print("\np50 of consecutive runs (batch 1): run 1 -> run 2, change")
-            key = lambda r: (r["artifact"], r["target"], r["threads"], r["batch"])  # noqa: E731
+            key = lambda r: (r["artifact"], r["runtime"], r["threads"], r["batch"])  # noqa: E731
             first = {key(r): r for r in reports[0]["results"] if r["batch"] == 1}
             worst = 0.0
             for r in reports[1]["results"]:
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                 worst = max(worst, abs(b_ / a_ - 1))
                 pa, pb = first[key(r)].get("cpu_probe_ms"), r.get("cpu_probe_ms")
                 probe = f"  (CPU probe {pb / pa - 1:+.0%})" if pa and pb else ""
-                print(f"  {r['artifact']:<14} {r['target']:<12} t{r['threads']}  {a_:.3f} -> {b_:.3f} ms  "
+                print(f"  {r['artifact']:<14} {r['runtime']:<12} t{r['threads']}  {a_:.3f} -> {b_:.3f} ms  "
                       f"{b_ / a_ - 1:+.1%}{probe}")
             print(f"largest p50 change between consecutive runs: {worst:.1%} (bar: 10%)")
     return 0

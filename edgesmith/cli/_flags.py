@@ -119,7 +119,7 @@ FIELD_FLAGS: dict[str, str] = {
     "BenchConfig.limit_test": "--limit-test",
     "BenchConfig.latency_only": "--latency-only",
     "BenchConfig.data": "--data",
-    "BenchConfig.targets": "--runtime",
+    "BenchConfig.runtimes": "--runtime",
     "bench.recommend_budget": "--accuracy-budget",
     "gate_failures.min_accuracy_pct": "--fail-under-accuracy",
     "gate_failures.max_latency_ms": "--fail-over-latency",

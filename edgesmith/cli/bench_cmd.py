@@ -25,7 +25,7 @@ from edgesmith.core.errors import ConfigError
 from edgesmith.benchmarks.advice import DEFAULT_BUDGET_PTS, DIVERGENCE_PTS
 from edgesmith.benchmarks.device_report import LOCAL, device_of
 from edgesmith.benchmarks.presets import BENCH_PRESETS, format_threads
-from edgesmith.benchmarks.targets import GROUPS
+from edgesmith.benchmarks.runtimes import GROUPS
 
 from ._common import choice_enum, err, errors, out
 
@@ -67,7 +67,7 @@ OldTargetsOpt = Annotated[Optional[str], typer.Option("--targets", hidden=True, 
 
 def runtimes_of(runtime: str | None, device_kind=None, old_targets: str | None = None,
                 old_target=None) -> str | None:
-    """The ``BenchConfig.targets`` text the options ask for: ``--runtime``, else ``--device-kind``'s
+    """The ``BenchConfig.runtimes`` text the options ask for: ``--runtime``, else ``--device-kind``'s
     group, else None (the preset's). ``--targets`` / ``--target`` (the old names) still count, with a
     one-time note on stderr."""
     if old_targets is not None:
@@ -127,7 +127,7 @@ ProfileOpt = Annotated[bool, typer.Option(
 
 
 def print_report(report: dict, out=out) -> None:
-    """The results as a table, then the float -> quantized verdicts and the skipped targets (on ``out``)."""
+    """The results as a table, then the float -> quantized verdicts and the skipped runtimes (on ``out``)."""
     cfg = report["config"]
     acc = "latency only (generated inputs, no accuracy)" if cfg.get("latency_only") else \
         f"top-1 on {cfg['n_test']} test images"
@@ -140,7 +140,7 @@ def print_report(report: dict, out=out) -> None:
         table.add_column(col, justify="left" if col in ("device", "artifact", "runtime") else "right")
     for r in report["results"]:
         lat = r["latency_ms"]
-        table.add_row(*(device_of(r),) * by_device, r["artifact"], r["target"], str(r["threads"]), str(r.get("batch", 1)),
+        table.add_row(*(device_of(r),) * by_device, r["artifact"], r["runtime"], str(r["threads"]), str(r.get("batch", 1)),
                       "-" if r["top1"] is None else f"{r['top1']:.2%}",
                       f"{lat['p50']:.3f}", f"{lat['p90']:.3f}", f"{lat['p99']:.3f}",
                       f"{r.get('throughput_ips') or 0:,.0f}", f"{r.get('load_ms') or 0:.0f}",
@@ -151,7 +151,7 @@ def print_report(report: dict, out=out) -> None:
     for c in report.get("comparisons", []):
         out.print(f"  {at(c)}{c['quantized']}: {c['verdict']}", highlight=False, markup=False)
     for d in report.get("divergences", []):
-        out.print(f"  [yellow]accuracy differs from export:[/] {d['artifact']} on {d['target']}: top-1 "
+        out.print(f"  [yellow]accuracy differs from export:[/] {d['artifact']} on {d['runtime']}: top-1 "
                   f"{d['top1']:.2%} here vs {d['export_top1']:.2%} at export on the first {d['n']} test images "
                   f"({d['delta_pts']:+.2f} pt, over {DIVERGENCE_PTS} pt). Likely cause: {d['cause']}", highlight=False)
     rec = report.get("recommendation")
@@ -161,7 +161,7 @@ def print_report(report: dict, out=out) -> None:
         if rec.get("tie_note"):
             out.print(f"  {rec['tie_note']}", highlight=False, markup=False)
     for s in report.get("skipped", []):
-        what = f"{s['target']} ({s['artifact']})" if s.get("artifact") else s["target"]
+        what = f"{s['runtime']} ({s['artifact']})" if s.get("artifact") else s["runtime"]
         out.print(f"  {at(s)}skipped {what}: {s['reason']}", highlight=False, markup=False)
     for d in report.get("devices", []):
         if not d["ok"]:
@@ -171,18 +171,14 @@ def print_report(report: dict, out=out) -> None:
 def run_bench(run_dir: Path, preset: str = "default", *, recommend_budget: float | None = None,
               devices: list | None = None, device_parallel: int | None = None, out_dir: Path | None = None,
               console=out, **overrides) -> dict:
-    """Benchmark with preset ``preset`` and ``overrides`` (BenchConfig fields, None = the preset's; a
-    ``target`` group applies when ``targets`` is None), print the table; the library writes
-    RUN/bench/ and records the stage.
+    """Benchmark with preset ``preset`` and ``overrides`` (BenchConfig fields, None = the preset's),
+    print the table; the library writes RUN/bench/ and records the stage.
 
     Raises:
-        ConfigError: unknown preset, target or bad numbers. RunDirError: not a run or no artifacts.
+        ConfigError: unknown preset, runtime or bad numbers. RunDirError: not a run or no artifacts.
     """
     from edgesmith.benchmarks import bench, bench_config
 
-    group = overrides.pop("target", None)
-    if overrides.get("targets") is None and group is not None:
-        overrides["targets"] = getattr(group, "value", group)
     config = bench_config(preset, **overrides)
     report, paths = bench(run_dir, config, progress=lambda line: console.print(line, highlight=False, markup=False),
                           recommend_budget=recommend_budget, devices=devices, device_parallel=device_parallel,
@@ -268,7 +264,7 @@ def check_gates(report: dict, fail_under_accuracy: float | None, fail_over_laten
 
 def bench_cmd(run_dir: Annotated[Optional[Path], typer.Argument(help="Run directory with exported artifacts.")] = None,
               preset: PresetOpt = PresetName("default"), runtime: RuntimeOpt = None,
-              device_kind: DeviceKindOpt = None, targets: OldTargetsOpt = None, target: OldTargetOpt = None,
+              device_kind: DeviceKindOpt = None, old_targets: OldTargetsOpt = None, old_target: OldTargetOpt = None,
               threads: ThreadsOpt = None, batch: BatchOpt = None, runs: RunsOpt = None, warmup: WarmupOpt = None,
               batch_runs: BatchRunsOpt = None, seconds: SecondsOpt = None, rounds: RoundsOpt = None,
               limit_test: LimitTestOpt = None, compare: CompareOpt = None,
@@ -298,7 +294,7 @@ def bench_cmd(run_dir: Annotated[Optional[Path], typer.Argument(help="Run direct
 
         devices = parse_devices(device, remote_python=remote_python) if device else None
         report = run_bench(run_dir, preset.value, devices=devices, device_parallel=device_parallel,
-                           targets=runtimes_of(runtime, device_kind, targets, target), threads=threads, batches=batch,
+                           runtimes=runtimes_of(runtime, device_kind, old_targets, old_target), threads=threads, batches=batch,
                            runs=runs, warmup=warmup, batch_runs=batch_runs, seconds=seconds, rounds=rounds,
                            limit_test=limit_test, recommend_budget=accuracy_budget if recommend else None,
                            data=data, latency_only=latency_only or None, out_dir=out_dir,

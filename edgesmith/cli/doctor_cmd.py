@@ -15,7 +15,7 @@ from ._common import err, errors, out
 
 RunArg = Annotated[Optional[Path], typer.Argument(
     help="A run directory whose bench results to quote [default: the last bench on this machine].")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the verdict, fingerprint and targets as JSON.", metavar="")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the verdict, fingerprint and bench runtimes as JSON.", metavar="")]
 ExplainOpt = Annotated[bool, typer.Option("--explain", help="Also say why, per runtime (instructions, kernels).",
                                           metavar="")]
 
@@ -52,13 +52,13 @@ def _measurement(run_dir: Path | None, here_cpu: str) -> dict:
 def doctor_cmd(run_dir: RunArg = None, as_json: JsonOpt = False, explain: ExplainOpt = False):
     """Int8 or float on this machine, in one sentence (measured by the last bench, else expected); then CPU,
     ISA flags, GPUs, versions and every bench runtime with whether it is usable here."""
-    from edgesmith.benchmarks import detect_targets, environment
+    from edgesmith.benchmarks import detect_runtimes, environment
     from edgesmith.benchmarks.advice import expected_sentence, int8_expectations
     from edgesmith.export.targets import TARGET_PRESETS, Machine, detect_target
 
     with errors():
         env = environment()
-        status = detect_targets()
+        status = detect_runtimes()
         auto = detect_target(Machine.here())
         isa = Machine.here().flags
         measured = _measurement(run_dir, env["cpu"])
@@ -72,7 +72,7 @@ def doctor_cmd(run_dir: RunArg = None, as_json: JsonOpt = False, explain: Explai
                 "runtimes": int8_expectations(isa, env["arch"])}
         if as_json:
             out.print_json(json.dumps({"verdict": first, "detail": second, "measured": measured or None,
-                                       "environment": env, "int8": int8, "targets": {
+                                       "environment": env, "int8": int8, "runtimes": {
                                            t: {"usable": s.usable, "detail": s.detail} for t, s in status.items()}},
                                       default=str))
             return

@@ -46,7 +46,7 @@ def pipeline_cmd(data: DataOpt, model: ModelOpt = tc.default("model"), epochs: E
                  calibration_size: CalibOpt = ExportConfig().calibration_size,
                  bench_preset: BenchPresetOpt = PresetName("quick"), threads: ThreadsOpt = None,
                  runs: RunsOpt = None, warmup: WarmupOpt = None, runtime: RuntimeOpt = None,
-                 device_kind: DeviceKindOpt = None, target: OldTargetOpt = None,
+                 device_kind: DeviceKindOpt = None, old_target: OldTargetOpt = None,
                  bench_batch: BenchBatchOpt = None, bench_seconds: BenchSecondsOpt = None,
                  model_file: Annotated[Optional[Path], typer.Option(help="Skip training: import this model "
                                        "(.keras, .h5, SavedModel dir) instead; see `export --help`.")] = None,
@@ -59,7 +59,7 @@ def pipeline_cmd(data: DataOpt, model: ModelOpt = tc.default("model"), epochs: E
         from edgesmith.optimize.pipeline import ModelImport, PipelineConfig
 
         bench = bench_config(bench_preset.value, threads=threads, runs=runs, warmup=warmup,
-                             targets=runtimes_of(runtime, device_kind, old_target=target), batches=bench_batch,
+                             runtimes=runtimes_of(runtime, device_kind, old_target=old_target), batches=bench_batch,
                              seconds=bench_seconds)
         source = {}
         if model_file is not None:  # bring your own model (edgesmith.importer) instead of training

@@ -29,8 +29,8 @@ def test_doctor_advice_follows_the_isa():
     assert {e["expect"] for e in plain.values()} == {"modestly faster"} and "no dotprod" in plain["LiteRT"]["why"]
 
 
-def _row(name, parent, p50, top1, size, precision, threads=1, target="litert-cpu"):
-    return {"artifact": name, "float_parent": parent, "target": target, "threads": threads, "batch": 1, "top1": top1,
+def _row(name, parent, p50, top1, size, precision, threads=1, runtime="litert-cpu"):
+    return {"artifact": name, "float_parent": parent, "runtime": runtime, "threads": threads, "batch": 1, "top1": top1,
             "latency_ms": {"p50": p50}, "throughput_ips": None, "bytes": size, "precision": precision}
 
 
@@ -48,13 +48,13 @@ def test_slower_int8_verdict_names_the_isa_cause_and_the_profile():
 REPORT = {"config": {"n_test": 1000}, "reference": {"top1": 0.80, "n_test": 1000},
           "results": [_row("tflite_fp32", None, 0.30, 0.800, 300_000, "fp32"),
                       _row("tflite_int8", "tflite_fp32", 0.10, 0.797, 90_000, "int8"),
-                      _row("onnx_int8", "onnx_fp32", 0.08, 0.780, 100_000, "int8", target="ort-cpu"),
+                      _row("onnx_int8", "onnx_fp32", 0.08, 0.780, 100_000, "int8", runtime="ort-cpu"),
                       _row("tflite_int8", "tflite_fp32", 0.06, 0.797, 90_000, "int8", threads=2)]}
 
 
 def test_recommend_picks_the_fastest_within_budget_else_the_smallest():
     rec = recommend(REPORT, 0.5)
-    assert (rec["artifact"], rec["target"], rec["threads"], rec["rule"]) == (
+    assert (rec["artifact"], rec["runtime"], rec["threads"], rec["rule"]) == (
         "tflite_int8", "litert-cpu", 1, "fastest within budget")  # onnx_int8 is faster but 2 pt down
     assert recommend(REPORT, 2.5)["artifact"] == "onnx_int8"
     strict = {**REPORT, "reference": {"top1": 0.90, "n_test": 1000}}  # every artifact > 9 pt below float
@@ -71,8 +71,8 @@ def test_divergence_is_flagged_with_its_likely_cause():
              "verified_on": {"isa": ["avx2", "avx512_vnni"]}},
             {"name": "tflite_int8", "precision": "int8", "fidelity": {"top1": 0.80, "n": 500}}]
     report = {"environment": {"isa": AVX2, "arch": "x86_64"},
-              "verify_accuracy": [{"artifact": "onnx_int8", "target": "ort-cpu", "top1": 0.785, "n": 500},
-                                  {"artifact": "tflite_int8", "target": "litert-cpu", "top1": 0.802, "n": 500}]}
+              "verify_accuracy": [{"artifact": "onnx_int8", "runtime": "ort-cpu", "top1": 0.785, "n": 500},
+                                  {"artifact": "tflite_int8", "runtime": "litert-cpu", "top1": 0.802, "n": 500}]}
     (d,) = divergences(report, arts)
     assert (d["artifact"], d["delta_pts"]) == ("onnx_int8", -1.5)
     assert d["cause"] == "U8S8 without VNNI: pair sums saturate in int16; use --target x86-avx2 (U8U8)"
@@ -90,7 +90,7 @@ def test_bench_compares_with_export_and_records_the_recommendation(tiny_run):
         if a["name"] == "tflite_int8":
             a["fidelity"]["n"] = 100  # scored on the first 100 test images by its own worker
     save_manifest(tiny_run, manifest)
-    config = BenchConfig(targets=("litert-cpu", "ort-cpu"), threads=(1,), batches=(1,), runs=10, warmup=1,
+    config = BenchConfig(runtimes=("litert-cpu", "ort-cpu"), threads=(1,), batches=(1,), runs=10, warmup=1,
                          seconds=0.3, rounds=2)
     report, paths = bench(tiny_run, config, recommend_budget=0.5)
     verify = {v["artifact"]: v for v in report["verify_accuracy"]}

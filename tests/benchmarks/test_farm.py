@@ -17,7 +17,7 @@ from edgesmith.benchmarks import BenchConfig, bench
 from edgesmith.benchmarks.devices import DeviceError, LOCAL, bench_devices, parse_devices, schedule
 from edgesmith.core.errors import ConfigError
 
-QUICK = dict(targets=("litert-cpu",), threads=(1,), batches=(1,), warmup=2, runs=10, batch_runs=3,
+QUICK = dict(runtimes=("litert-cpu",), threads=(1,), batches=(1,), warmup=2, runs=10, batch_runs=3,
              seconds=0.6, rounds=3)
 
 

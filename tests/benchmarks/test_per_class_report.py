@@ -71,11 +71,11 @@ def test_the_bench_worker_returns_the_confusion_matrix_of_its_predictions():
 def _report(tmp_path):
     cm = confusion_matrix(LABELS, PREDS, 3).tolist()
     other = [[4, 0, 0], [0, 2, 0], [2, 0, 1]]
-    acc = [{"artifact": "tflite_int8", "target": "litert-cpu", "top1": 6 / 9, "n_test": 9,
+    acc = [{"artifact": "tflite_int8", "runtime": "litert-cpu", "top1": 6 / 9, "n_test": 9,
             "per_class": {"cat": 0.75, "dog": 1.0, "frog": 1 / 3}, "confusion": cm},
-           {"artifact": "tflite_int8", "target": "litert-xnnpack", "top1": 6 / 9, "n_test": 9,
+           {"artifact": "tflite_int8", "runtime": "litert-xnnpack", "top1": 6 / 9, "n_test": 9,
             "per_class": {"cat": 0.75, "dog": 1.0, "frog": 1 / 3}, "confusion": cm},
-           {"artifact": "onnx_fp32", "target": "ort-cpu", "top1": 7 / 9, "n_test": 9,
+           {"artifact": "onnx_fp32", "runtime": "ort-cpu", "top1": 7 / 9, "n_test": 9,
             "per_class": {"cat": 1.0, "dog": 1.0, "frog": 1 / 3}, "confusion": other}]
     return {"class_names": list(NAMES), "accuracy": acc}
 

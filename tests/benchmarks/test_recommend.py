@@ -7,9 +7,9 @@ from edgesmith.benchmarks.recommend import recommend
 from edgesmith.benchmarks.stats import paired_drop_ci95_pts, two_proportion_ci95_pts
 
 
-def _row(name, file, p50, top1, size, precision="int8", parent="onnx_fp32", target="ort-cpu", iqr=0.004):
+def _row(name, file, p50, top1, size, precision="int8", parent="onnx_fp32", runtime="ort-cpu", iqr=0.004):
     return {"artifact": name, "file": f"artifacts/{file}", "format": file.rsplit(".", 1)[1], "precision": precision,
-            "float_parent": parent, "target": target, "threads": 1, "batch": 1, "top1": top1, "n_test": 1000,
+            "float_parent": parent, "runtime": runtime, "threads": 1, "batch": 1, "top1": top1, "n_test": 1000,
             "bytes": size, "latency_ms": {"p50": p50, "p25": p50 - iqr / 2, "p75": p50 + iqr / 2, "n": 400}}
 
 
@@ -30,7 +30,7 @@ def test_a_tie_within_noise_goes_to_the_simpler_file_and_is_said():
 
 def test_a_tie_goes_to_the_smaller_file_then_tflite_before_onnx():
     rows = [FLOAT, _row("onnx_int8", "model_int8.onnx", 0.125, 0.6529, 110_000),
-            _row("tflite_int8", "model_int8.tflite", 0.126, 0.6525, 95_000, parent="tflite_fp32", target="litert-cpu")]
+            _row("tflite_int8", "model_int8.tflite", 0.126, 0.6525, 95_000, parent="tflite_fp32", runtime="litert-cpu")]
     rec = recommend(rows, 0.6540, 0.5)
     assert rec.artifact == "tflite_int8" and rec.tie_note.endswith("picked the smaller")
     same_size = [rows[1], {**rows[2], "bytes": 110_000}]

@@ -24,7 +24,7 @@ from edgesmith.benchmarks.devices import LocalDevice, bench_devices, compatible,
 from edgesmith.cli import app
 from edgesmith.core.errors import ConfigError
 
-QUICK = dict(targets=("litert-cpu",), threads=(1,), batches=(1, 8), warmup=2, runs=10, batch_runs=3,
+QUICK = dict(runtimes=("litert-cpu",), threads=(1,), batches=(1, 8), warmup=2, runs=10, batch_runs=3,
              seconds=0.3, rounds=3)
 QUICK_CLI = ["--runtime", "litert-cpu", "--threads", "1", "--batch", "1,8", "--warmup", "2", "--runs", "10",
              "--batch-runs", "3", "--seconds", "0.3", "--rounds", "3"]
@@ -48,6 +48,10 @@ def test_device_specs_parse_and_bad_ones_are_one_line_errors(monkeypatch):
     with pytest.raises(ConfigError, match="given twice"):
         parse_devices(["ssh://h", "ssh://h"])
     assert compatible("0.1.0", "0.1.7") and not compatible("0.2.0", "0.1.9")
+    # 0.2 renamed the worker protocol's "target" to "runtime": a 0.1 device is refused, with the install hint
+    import edgesmith
+
+    assert edgesmith.__version__.startswith("0.2.") and not compatible(edgesmith.__version__, "0.1.0")
 
 
 # ---------------------------------------------------------------------------------------------- over SSH

@@ -44,7 +44,7 @@ def test_pareto_front_on_known_points():
 
 
 def _result(name, parent, p50, top1, size, threads=1, batch=1, ips=None):
-    return {"artifact": name, "float_parent": parent, "target": "litert-cpu", "threads": threads, "batch": batch,
+    return {"artifact": name, "float_parent": parent, "runtime": "litert-cpu", "threads": threads, "batch": batch,
             "precision": "int8" if parent else "fp32", "top1": top1, "bytes": size,
             "latency_ms": {"p50": p50}, "throughput_ips": ips}
 
@@ -71,9 +71,9 @@ SMALL = dict(threads=(1,), batches=(1,), runs=10, warmup=1, limit_test=40, secon
 
 def test_bench_writes_json_csv_markdown_and_plot(tiny_run, tmp_path):
     """Every artifact the installed runtimes can run is measured; without ONNX Runtime (a base
-    install) the .onnx files are not, and its targets are skipped naming the [onnx] extra."""
+    install) the .onnx files are not, and its runtimes are skipped naming the [onnx] extra."""
     artifacts = ("tflite_fp32", "tflite_int8") + (("onnx_fp32", "onnx_int8") if HAS_ORT else ())
-    report = bench_run(tiny_run, BenchConfig(targets=("litert-cpu", "ort-cpu", "ort-cuda"), threads=(1,),
+    report = bench_run(tiny_run, BenchConfig(runtimes=("litert-cpu", "ort-cpu", "ort-cuda"), threads=(1,),
                                                 batches=(1, 16), runs=20, warmup=2, batch_runs=4, limit_test=200,
                                                 seconds=1.0, rounds=2))
     paths = write_reports(report, tmp_path)
@@ -86,10 +86,10 @@ def test_bench_writes_json_csv_markdown_and_plot(tiny_run, tmp_path):
     data = json.loads(paths["json"].read_text())
     keras = tiny_models()["train"]["metrics"]
     assert data["reference"] == {"name": "keras_fp32", "top1": keras["top1"], "n_test": keras["n_test"]}
-    assert data["schema_version"] == 2 and data["environment"]["cores"] >= 1
+    assert data["schema_version"] == 3 and data["environment"]["cores"] >= 1
     assert data["environment"]["cpu"] and "versions" in data["environment"]
     # the environment's probe is the median of the one each measuring worker timed (one per cell)
-    cells = {(r["artifact"], r["target"], r["threads"]): r["cpu_probe_ms"] for r in data["results"]}
+    cells = {(r["artifact"], r["runtime"], r["threads"]): r["cpu_probe_ms"] for r in data["results"]}
     assert all(p > 0 for p in cells.values())
     assert data["environment"]["cpu_probe_ms"] == round(float(np.median(list(cells.values()))), 4)
     assert {(r["artifact"], r["batch"]) for r in data["results"]} == {(a, b) for a in artifacts for b in (1, 16)}
@@ -104,12 +104,12 @@ def test_bench_writes_json_csv_markdown_and_plot(tiny_run, tmp_path):
         assert r["gzip_bytes"] < r["bytes"]
     for a in data["accuracy"]:  # per-class accuracies average back to top-1 (balanced split)
         assert np.mean(list(a["per_class"].values())) == pytest.approx(a["top1"], abs=0.01)
-    skipped = {s["target"]: s["reason"] for s in data["skipped"]}
+    skipped = {s["runtime"]: s["reason"] for s in data["skipped"]}
     assert skipped["keras-cpu"] == "not requested" or "TensorFlow" in skipped["keras-cpu"]
     assert "ort-tensorrt" in skipped
     if not HAS_ORT:
         assert all("pip install 'edgesmith[onnx]'" in skipped[t] for t in ("ort-cpu", "ort-cuda", "ort-tensorrt"))
-    elif not data["targets"]["ort-cuda"]["usable"]:
+    elif not data["runtimes"]["ort-cuda"]["usable"]:
         assert "CUDAExecutionProvider" in skipped["ort-cuda"] or "GPU" in skipped["ort-cuda"]
     assert len(data["comparisons"]) == len(artifacts) // 2
     with open(paths["csv"]) as f:
@@ -130,8 +130,8 @@ def test_bench_needs_artifacts_and_sane_options(tmp_path):
         BenchConfig(threads=(0,))
     with pytest.raises(ConfigError, match="^batches must be positive"):
         BenchConfig(batches=(0,))
-    with pytest.raises(ConfigError, match="unknown target 'tpu'"):
-        BenchConfig(targets=("tpu",))
+    with pytest.raises(ConfigError, match="unknown runtime 'tpu'"):
+        BenchConfig(runtimes=("tpu",))
     assert BenchConfig(threads=(2, 1, 2)).threads == (1, 2)
     with pytest.raises(ConfigError, match="^rounds must"):
         BenchConfig(rounds=0)
@@ -143,7 +143,7 @@ def test_presets_hold_what_bench_and_pipeline_measure():
     assert bench_config() == bench_config("default") == BenchConfig()
     assert BenchConfig().threads == tuple(sorted({1, default_threads()}))
     quick = bench_config("quick")
-    assert (quick.targets, quick.threads, quick.batches, quick.seconds) == (("litert-cpu", "ort-cpu"), (1,), (1, 64), 10.0)
+    assert (quick.runtimes, quick.threads, quick.batches, quick.seconds) == (("litert-cpu", "ort-cpu"), (1,), (1, 64), 10.0)
     speed = bench_config("int8-speed")
     assert speed.threads == (1,) and speed.batches == (1, 64) and speed.rounds == speed.runs == 2000
     assert -(-speed.runs // speed.rounds) == 1  # one timed call per round at least: the old harness's interleave
@@ -153,8 +153,8 @@ def test_presets_hold_what_bench_and_pipeline_measure():
 
 
 def test_bench_config_overrides_text_and_errors():
-    c = bench_config("quick", threads="1,all", targets="ort-cpu", batches="64,1", limit_test=50, seconds=None)
-    assert c.threads == tuple(sorted({1, default_threads()})) and c.targets == ("ort-cpu",)
+    c = bench_config("quick", threads="1,all", runtimes="ort-cpu", batches="64,1", limit_test=50, seconds=None)
+    assert c.threads == tuple(sorted({1, default_threads()})) and c.runtimes == ("ort-cpu",)
     assert c.batches == (1, 64) and c.limit_test == 50 and c.seconds == 10.0
     assert parse_threads("2, all") == (2, default_threads())
     with pytest.raises(ConfigError, match="unknown bench preset 'fastest'; choose one of default, quick, int8-speed"):
@@ -170,9 +170,9 @@ def test_bench_config_overrides_text_and_errors():
 
 
 def test_bench_writes_the_reports_and_records_the_stage(tiny_run):
-    report, paths = bench(tiny_run, BenchConfig(targets=("litert-cpu",), **SMALL))
+    report, paths = bench(tiny_run, BenchConfig(runtimes=("litert-cpu",), **SMALL))
     assert {p.parent for p in paths.values()} == {tiny_run.bench}
-    assert {(r["artifact"], r["target"]) for r in report["results"]} == {
+    assert {(r["artifact"], r["runtime"]) for r in report["results"]} == {
         ("tflite_fp32", "litert-cpu"), ("tflite_int8", "litert-cpu")}
     assert json.loads(paths["json"].read_text())["results"] == report["results"]
     manifest = load_manifest(tiny_run)
@@ -186,7 +186,7 @@ def test_without_matplotlib_the_reports_skip_the_plot_and_say_how_to_get_it(tiny
     r = python_without(("matplotlib",), f"""
         import json
         from edgesmith.benchmarks import BenchConfig, bench
-        report, paths = bench({str(tiny_run.root)!r}, BenchConfig(targets=("litert-cpu",), **{SMALL!r}))
+        report, paths = bench({str(tiny_run.root)!r}, BenchConfig(runtimes=("litert-cpu",), **{SMALL!r}))
         print(json.dumps(sorted(paths)), "matplotlib" in sys.modules)
     """)
     assert r.returncode == 0, r.stderr
@@ -200,7 +200,7 @@ def test_without_matplotlib_the_reports_skip_the_plot_and_say_how_to_get_it(tiny
 
 @pytest.mark.plots
 def test_with_matplotlib_the_plot_is_drawn_and_no_note_is_added(tiny_run):
-    _, paths = bench(tiny_run, BenchConfig(targets=("litert-cpu",), **SMALL))
+    _, paths = bench(tiny_run, BenchConfig(runtimes=("litert-cpu",), **SMALL))
     assert paths["png"] == tiny_run.bench / "pareto.png" and paths["png"].read_bytes()[:4] == b"\x89PNG"
     assert "## Notes" not in paths["md"].read_text()
     assert "bench/pareto.png" in load_manifest(tiny_run)["stages"]["bench"]["reports"]

@@ -42,7 +42,7 @@ def test_every_plot_title_names_its_machine_and_date(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Figure, "savefig", savefig)
     report = {"run": "r", "created": "2026-11-22T10:00:00+00:00", "environment": {"cpu": "Test CPU 9000"},
-              "results": [{"batch": 1, "latency_ms": {"p50": p}, "top1": t, "bytes": b, "target": "litert-cpu",
+              "results": [{"batch": 1, "latency_ms": {"p50": p}, "top1": t, "bytes": b, "runtime": "litert-cpu",
                            "artifact": a, "threads": 1}
                           for a, p, t, b in (("fp32", 0.3, 0.76, 3000), ("int8", 0.1, 0.75, 1000))]}
     plot_pareto(report, tmp_path / "p.png")

@@ -192,7 +192,7 @@ def test_an_export_and_a_bench_started_together_leave_both_stages(tmp_path, tiny
     from edgesmith.benchmarks.suite import BenchConfig
 
     proc = _hold(tmp_path, tiny_run.root, seconds=0.5, action="export")
-    config = BenchConfig(targets=("litert-cpu",), threads=(1,), batches=(1,), runs=10, warmup=1, seconds=0.2,
+    config = BenchConfig(runtimes=("litert-cpu",), threads=(1,), batches=(1,), runs=10, warmup=1, seconds=0.2,
                          rounds=2)
     report, paths = bench(tiny_run, config, plot=False)
     assert proc.wait(timeout=60) == 0

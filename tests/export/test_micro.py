@@ -215,19 +215,19 @@ def test_bench_tflm_cell_measures_accuracy_and_reports_no_latency(micro_run):
                                  "--out", str(out)])
     assert r.exit_code == 0, r.output
     report = json.loads((out / "results.json").read_text())
-    acc = {(a["artifact"], a["target"]): a for a in report["accuracy"]}
+    acc = {(a["artifact"], a["runtime"]): a for a in report["accuracy"]}
     tflm, litert = acc[("tflite_int8_micro", "tflm")], acc[("tflite_int8_micro", "litert-cpu")]
     assert tflm["n_test"] == litert["n_test"] and abs(tflm["top1"] - litert["top1"]) <= 0.02
     assert ("tflite_fp32", "tflm") not in acc  # the float file is no Cortex-M file
-    assert all(row["target"] != "tflm" for row in report["results"])  # no latency: x86 time is no device time
+    assert all(row["runtime"] != "tflm" for row in report["results"])  # no latency: x86 time is no device time
     assert "host, not device" in (out / "report.md").read_text()
 
 
 def test_without_the_mcu_extra_the_tflm_cell_names_the_extra(monkeypatch):
-    from edgesmith.benchmarks import targets
+    from edgesmith.benchmarks import runtimes
 
-    monkeypatch.setattr(targets, "_installed", lambda module: module != "tflite_micro")
-    status = targets.detect("tflm")
+    monkeypatch.setattr(runtimes, "_installed", lambda module: module != "tflite_micro")
+    status = runtimes.detect("tflm")
     assert not status.usable and "edgesmith[mcu]" in status.detail
 
 

@@ -43,9 +43,9 @@ def test_every_candidate_is_exported_benched_and_reported(searched, trained_run)
         assert a["export_command"].startswith(f"edgesmith export {trained_run.root} --formats {a['format']}")
     report = json.loads((out / "bench" / "results.json").read_text())
     assert {r["artifact"] for r in report["results"]} == set(names)
-    # the GPU targets are asked for too: measured where present, else skipped with the reason
-    assert {"ort-cuda", "ort-tensorrt"} <= set(report["targets"])
-    assert all(report["targets"][r["target"]]["usable"] for r in report["results"])
+    # the GPU runtimes are asked for too: measured where present, else skipped with the reason
+    assert {"ort-cuda", "ort-tensorrt"} <= set(report["runtimes"])
+    assert all(report["runtimes"][r["runtime"]]["usable"] for r in report["results"])
     assert (out / "optimize.md").read_text().count("|") > 20 and load_manifest(trained_run)["artifacts"]  # run intact
 
 
@@ -60,7 +60,7 @@ def test_the_recommendation_follows_the_rule_and_the_pareto_set_is_undominated(s
         assert rec["p50_ms"] == fastest or fastest in [t["p50_ms"] for t in rec["ties"]]
     assert {p["artifact"] for p in front} <= {r["artifact"] for r in rows}
     idx = pareto_front([(r["latency_ms"]["p50"], r["top1"]) for r in rows])
-    assert sorted(p["artifact"] + p["target"] for p in front) == sorted(rows[i]["artifact"] + rows[i]["target"]
+    assert sorted(p["artifact"] + p["runtime"] for p in front) == sorted(rows[i]["artifact"] + rows[i]["runtime"]
                                                                        for i in idx)
     assert rec["export_command"]
 

@@ -75,7 +75,7 @@ def test_a_48px_model_exports_int8_calibrated_at_48px_and_benches(run48):
     for r in records:
         runner = load(run48.root / r["file"])
         assert tuple(runner.input_spec.shape) == (48, 48, 3)
-    report, paths = bench(run48.root, BenchConfig(targets=("litert-cpu",), threads=(1,), batches=(1,), runs=10,
+    report, paths = bench(run48.root, BenchConfig(runtimes=("litert-cpu",), threads=(1,), batches=(1,), runs=10,
                                                   warmup=1, seconds=0.2, rounds=1))
     assert {(r["artifact"], r["n_test"]) for r in report["results"]} == {("tflite_fp32", 12), ("tflite_int8", 12)}
     for a in report["accuracy"]:
