@@ -142,6 +142,18 @@ def _image_hw(spec, first) -> tuple[tuple[int, int] | None, tuple[int, int]]:
     return None, tuple(decode_image(first).shape[:2])
 
 
+def test_source(spec, image_hw: tuple[int, int]) -> Source:
+    """The test split alone, decoded into memory at ``image_hw`` (``(H, W)`` px, the size the run's
+    model was trained at), for scoring a finished run without reading its training images.
+
+    Raises:
+        DataError: the test split cannot be read.
+    """
+    if spec.image_size is None and _is_folder(spec):  # what prepare() takes from the training images
+        spec = replace(spec, image_size=tuple(image_hw))
+    return Source.of(_load(spec, "test"))
+
+
 def prepare(config, *, log=None) -> TrainData:
     """The fit / validation / test sources of ``config``, streamed or in memory.
 

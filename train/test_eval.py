@@ -3,8 +3,8 @@
 ``edgesmith tune`` trains every trial without reading the test split (a search that looks at test
 scores, even without selecting on them, invites choosing by them). Once the search is over, the one
 run it keeps (``TUNE/best-run``) is scored here, exactly as :func:`.loop.train` would have scored it:
-the same split (the run's ``config.json`` rebuilds the data spec, seed and resize policy), the same
-prediction pass, the same ``metrics.json`` entries, ``per_class.md`` and ``confusion.png``, and the
+the same split (the run's ``config.json`` rebuilds the data spec, seed and resize policy; only the
+test images are decoded, at the size the model was trained at), the same prediction pass, the same ``metrics.json`` entries, ``per_class.md`` and ``confusion.png``, and the
 train record and dataset size in ``manifest.json``.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from edgesmith.core.runlock import run_lock
 from edgesmith.tfshim import keras
 
 from .config import TrainConfig
-from .datasets import prepare
+from .datasets import test_source
 from .loop import per_class_report, test_metrics
 
 
@@ -37,19 +37,19 @@ def evaluate_test(run_dir: str | Path) -> dict:
         RunLockedError: another command held the run for longer than the lock's wait.
     """
     run = RunDir(run_dir)
-    load_manifest(run)  # not a run: its own error first
+    manifest = load_manifest(run)  # not a run: its own error first
     metrics = json.loads(run.metrics.read_text())
     if metrics.get("top1") is not None:
         return metrics
     config = TrainConfig.from_dict(json.loads(run.config.read_text()), quiet=True)
-    data = prepare(config)
+    split = test_source(config.data, manifest["dataset"]["image_shape"][:2])
     model = keras.models.load_model(run.model, compile=False)
-    test, summary = test_metrics(model, data.test, data.fit.class_names)
+    test, summary = test_metrics(model, split, split.class_names)
     with run_lock(run.root, what="tune"):
         metrics = {**{k: v for k, v in metrics.items() if k != "test"}, **test}
         write_json(run.metrics, metrics)
         per_class_report(summary, run, config)
-        manifest = load_manifest(run)
+        manifest = load_manifest(run)  # inside the lock: what the last writer left
         manifest["dataset"]["n_test"] = test["n_test"]
         record = manifest["stages"].get("train")
         if record is not None:
