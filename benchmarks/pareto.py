@@ -11,7 +11,7 @@ from edgesmith.core.cpuinfo import machine_stamp
 from edgesmith.core.errors import BackendUnavailable
 from edgesmith.core.fsutil import atomic_path
 
-from .schema import device_of, upgrade
+from .schema import device_of
 
 PLOTS_HINT = "pip install 'edgesmith[plots]'"
 
@@ -44,8 +44,8 @@ def plot_pareto(report: dict, path: str | Path) -> Path:
     and the date (``created``) of the report. Written atomically.
 
     Args:
-        report: a benchmark report, e.g. a loaded ``results.json`` of schema 2 or 3 (rows with
-            ``batch`` 1 are plotted).
+        report: a benchmark report of the current schema (the suite's, or a ``results.json`` read
+            through :func:`.compare.load_results`); rows with ``batch`` 1 are plotted.
         path: the PNG to write.
 
     Returns:
@@ -61,7 +61,7 @@ def plot_pareto(report: dict, path: str | Path) -> Path:
     except ImportError:
         raise BackendUnavailable(f"drawing {Path(path).name} needs matplotlib: {PLOTS_HINT}") from None
 
-    rows = [r for r in upgrade(report)["results"] if r.get("batch", 1) == 1]
+    rows = [r for r in report["results"] if r.get("batch", 1) == 1]
     pts = [(r["latency_ms"]["p50"], r["top1"] * 100) for r in rows]
     front = pareto_front(pts)
     biggest = max(r["bytes"] for r in rows)
